@@ -1,0 +1,134 @@
+"""API keys (``msk_...``): stored only as a SHA-256 hash, each bound to one tenant and scopes.
+
+Access patterns: get by hash (every authenticated mint); list a tenant's keys and revoke one
+by its public ``key_id`` (operator) through the ``by_tenant`` index (``tenant_id``, ``key_id``).
+A key has 256 bits of randomness, so a plain SHA-256 is a safe, fast one-way lookup key; the
+comparison happens inside DynamoDB's exact-match key lookup, never as a string compare here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from preview_tokens.dynamodb import default_client, dependency_call
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+API_KEY_PREFIX = "msk_"
+PREVIEWS_WRITE = "previews:write"
+TENANT_INDEX = "by_tenant"
+
+
+def hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def generate_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    """A freshly created key: ``secret`` is shown to the operator once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+class ApiKeyRepository:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        self._client = self._client or default_client()
+        return self._client
+
+    def find_by_secret(self, api_key: str) -> ApiKey | None:
+        with dependency_call("GetItem api_keys"):
+            item = self.client.get_item(
+                TableName=self._table, Key={"key_hash": {"S": hash_api_key(api_key)}}, ConsistentRead=True
+            ).get("Item")
+        if item is None:
+            return None
+        return ApiKey(
+            key_id=item["key_id"]["S"],
+            tenant_id=item["tenant_id"]["S"],
+            scopes=frozenset(item.get("scopes", {}).get("SS", [])),
+            revoked="revoked_at" in item,
+        )
+
+    def create(self, tenant_id: str, scopes: Iterable[str]) -> IssuedApiKey:
+        secret = generate_api_key()
+        key = ApiKey("key_" + secrets.token_hex(8), tenant_id, frozenset(scopes), revoked=False)
+        item: dict[str, object] = {
+            "key_hash": {"S": hash_api_key(secret)},
+            "key_id": {"S": key.key_id},
+            "tenant_id": {"S": tenant_id},
+            "created_at": {"S": datetime.now(UTC).isoformat()},
+        }
+        if key.scopes:
+            item["scopes"] = {"SS": sorted(key.scopes)}
+        with dependency_call("PutItem api_keys"):
+            self.client.put_item(
+                TableName=self._table,
+                Item=item,  # type: ignore[arg-type]
+                ConditionExpression="attribute_not_exists(key_hash)",
+            )
+        return IssuedApiKey(key, secret)
+
+    def list_for_tenant(self, tenant_id: str) -> list[ApiKey]:
+        keys: list[ApiKey] = []
+        with dependency_call("Query api_keys"):
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=TENANT_INDEX,
+                KeyConditionExpression="tenant_id = :tenant",
+                ExpressionAttributeValues={":tenant": {"S": tenant_id}},
+            ):
+                keys.extend(
+                    ApiKey(
+                        key_id=item["key_id"]["S"],
+                        tenant_id=tenant_id,
+                        scopes=frozenset(item.get("scopes", {}).get("SS", [])),
+                        revoked="revoked_at" in item,
+                    )
+                    for item in page.get("Items", [])
+                )
+        return keys
+
+    def revoke(self, tenant_id: str, key_id: str) -> bool:
+        """Revoke the tenant's key ``key_id``; ``False`` if the tenant has no such key."""
+        with dependency_call("Query api_keys"):
+            items = self.client.query(
+                TableName=self._table,
+                IndexName=TENANT_INDEX,
+                KeyConditionExpression="tenant_id = :tenant AND key_id = :key",
+                ExpressionAttributeValues={":tenant": {"S": tenant_id}, ":key": {"S": key_id}},
+            ).get("Items", [])
+        if not items:
+            return False
+        with dependency_call("UpdateItem api_keys"):
+            self.client.update_item(
+                TableName=self._table,
+                Key={"key_hash": items[0]["key_hash"]},
+                UpdateExpression="SET revoked_at = :now",
+                ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
+            )
+        return True

@@ -1,0 +1,120 @@
+"""Who is calling the mint API: an ``msk_`` API key or a JWT from the configured issuer.
+
+The tenant always comes from the credential (the key's record, or the JWT's tenant claim),
+never from the request body. Failures say nothing about which check failed beyond the status:
+401 for a missing, malformed, unknown, revoked or expired credential; 403 for a valid one
+whose tenant is not registered here or is disabled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from preview_tokens.api_keys import API_KEY_PREFIX, ApiKeyRepository
+from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from preview_tokens.observability import logger
+from preview_tokens.settings import JwtSettings
+from preview_tokens.tenants import TenantRepository
+
+JWT_ALGORITHMS = ["RS256", "ES256"]
+MAX_CREDENTIAL_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: str
+    scopes: frozenset[str]
+    credential: Literal["api_key", "jwt"]
+
+
+def bearer_credential(authorization: str | None) -> str:
+    """The credential of an ``Authorization: Bearer <credential>`` header."""
+    if not authorization:
+        raise UnauthorizedError()
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or " " in credential:
+        raise UnauthorizedError()
+    if len(credential) > MAX_CREDENTIAL_LENGTH or not credential.isascii():
+        raise UnauthorizedError()
+    return credential
+
+
+def _jwt_scopes(claims: dict[str, object]) -> frozenset[str]:
+    scope, scp = claims.get("scope"), claims.get("scp")
+    found: set[str] = set()
+    if isinstance(scope, str):
+        found.update(scope.split())
+    if isinstance(scp, str):
+        found.update(scp.split())
+    elif isinstance(scp, list):
+        found.update(item for item in scp if isinstance(item, str))
+    return frozenset(found)
+
+
+class CredentialVerifier:
+    def __init__(
+        self,
+        api_keys: ApiKeyRepository,
+        tenants: TenantRepository,
+        jwt_settings: JwtSettings | None,
+        jwks_client: jwt.PyJWKClient | None = None,
+    ) -> None:
+        self._api_keys = api_keys
+        self._tenants = tenants
+        self._jwt = jwt_settings
+        self._jwks_client = jwks_client
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        credential = bearer_credential(authorization)
+        if credential.startswith(API_KEY_PREFIX):
+            caller = self._from_api_key(credential)
+        elif credential.count(".") == 2:
+            caller = self._from_jwt(credential)
+        else:
+            logger.info("credential rejected", extra={"reason": "unrecognised format"})
+            raise UnauthorizedError()
+        tenant = self._tenants.get(caller.tenant_id)
+        if tenant is None or not tenant.active:
+            logger.info("credential refused", extra={"reason": "tenant unknown or disabled"})
+            raise ForbiddenError()
+        return caller
+
+    def _from_api_key(self, credential: str) -> Caller:
+        key = self._api_keys.find_by_secret(credential)
+        if key is None or key.revoked:
+            logger.info("credential rejected", extra={"reason": "api key unknown or revoked"})
+            raise UnauthorizedError()
+        return Caller(key.tenant_id, key.scopes, "api_key")
+
+    def _from_jwt(self, credential: str) -> Caller:
+        if self._jwt is None:
+            logger.info("credential rejected", extra={"reason": "jwt credentials are not configured"})
+            raise UnauthorizedError()
+        jwks = self._jwks_client = self._jwks_client or jwt.PyJWKClient(
+            self._jwt.jwks_url, cache_keys=True, lifespan=300, timeout=5
+        )
+        try:
+            signing_key = jwks.get_signing_key_from_jwt(credential)
+            claims: dict[str, object] = jwt.decode(
+                credential,
+                signing_key,
+                algorithms=JWT_ALGORITHMS,
+                audience=self._jwt.audience,
+                issuer=self._jwt.issuer,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWKClientConnectionError:
+            logger.warning("jwks unreachable")
+            raise ServiceUnavailableError() from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as error:
+            logger.info("credential rejected", extra={"reason": f"jwt: {type(error).__name__}"})
+            raise UnauthorizedError() from None
+        tenant_id = claims.get(self._jwt.tenant_claim)
+        if not isinstance(tenant_id, str) or not tenant_id:
+            logger.info("credential rejected", extra={"reason": "jwt has no tenant claim"})
+            raise ForbiddenError()
+        return Caller(tenant_id, _jwt_scopes(claims), "jwt")

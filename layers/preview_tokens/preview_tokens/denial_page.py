@@ -1,0 +1,108 @@
+"""The access-denied page a preview iframe shows, and the event it posts to the embedding page.
+
+One HTML template serves both paths: the exchange renders it in Python, and API Gateway
+renders it as the ``ACCESS_DENIED`` Gateway Response from the authorizer's context (the
+template in ``template.yaml`` is :func:`gateway_response_template`, a test keeps them equal).
+Nothing from the request is ever reflected: every value comes from this module, plus a
+sandbox id only when a verified token proved it. The template avoids ``$`` and ``#`` so that
+API Gateway's Velocity engine leaves it alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+
+from preview_tokens.access import DenialReason
+
+EXPIRED_EVENT = "preview.expired"
+DENIED_EVENT = "preview.denied"
+
+_SCRIPT = (
+    "(function(){var el=document.getElementById('preview-event');"
+    "var event=JSON.parse(el.textContent);"
+    "if(window.parent&&window.parent!==window){window.parent.postMessage(event,'*');}})();"
+)
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title}</title>
+<style>
+html,body{{height:100%;margin:0}}
+body{{display:flex;align-items:center;justify-content:center;background:rgb(245,246,248);
+font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:rgb(31,41,55)}}
+main{{max-width:26rem;padding:2rem;text-align:center;background:white;border-radius:12px;
+box-shadow:0 1px 3px rgba(0,0,0,.12)}}
+h1{{font-size:1.15rem;margin:0 0 .5rem}}
+p{{margin:0;color:rgb(75,85,99)}}
+</style></head>
+<body><main role="alert"><h1>{title}</h1><p>{detail}</p></main>
+<script type="application/json" id="preview-event">{event}</script>
+<script>{script}</script>
+</body></html>
+"""
+
+
+@dataclass(frozen=True)
+class Denial:
+    title: str
+    detail: str
+    event: str
+
+    def as_context(self) -> dict[str, str]:
+        """Authorizer context values read by the ``ACCESS_DENIED`` Gateway Response."""
+        return {"denial_title": self.title, "denial_detail": self.detail, "denial_event": self.event}
+
+
+_TEXTS: dict[DenialReason, tuple[str, str]] = {
+    DenialReason.EXPIRED: (
+        "Preview session expired",
+        "This preview has expired. The page that embeds it can open a new one.",
+    ),
+    DenialReason.NO_TOKEN: ("Preview link invalid", "This address needs a preview link to open."),
+    DenialReason.INVALID_TOKEN: ("Preview link invalid", "This preview link is not valid."),
+    DenialReason.WRONG_SANDBOX: ("Preview link invalid", "This preview link is for a different sandbox."),
+    DenialReason.READ_ONLY: ("View-only preview", "This preview is view-only: input is not allowed."),
+    DenialReason.UNAVAILABLE: (
+        "Preview unavailable",
+        "Previews are unavailable right now. Try again shortly.",
+    ),
+}
+
+
+def denial_for(reason: DenialReason, sandbox_id: str | None) -> Denial:
+    title, detail = _TEXTS[reason]
+    event_type = EXPIRED_EVENT if reason is DenialReason.EXPIRED else DENIED_EVENT
+    event = json.dumps({"type": event_type, "sandbox_id": sandbox_id, "reason": reason.value})
+    return Denial(title, detail, event.replace("<", "\\u003c").replace(">", "\\u003e"))
+
+
+def render_page(denial: Denial) -> str:
+    return _PAGE.format(title=denial.title, detail=denial.detail, event=denial.event, script=_SCRIPT)
+
+
+def gateway_response_template() -> str:
+    """The page as an API Gateway response template filled from the authorizer's context."""
+    return _PAGE.format(
+        title="$context.authorizer.denial_title",
+        detail="$context.authorizer.denial_detail",
+        event="$context.authorizer.denial_event",
+        script=_SCRIPT,
+    )
+
+
+def authorizer_failure_page() -> str:
+    """The static page for when the authorizer itself could not answer (no context)."""
+    return render_page(denial_for(DenialReason.UNAVAILABLE, None))
+
+
+def content_security_policy(frame_ancestors: str) -> str:
+    return (
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'; "
+        f"base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
+    )

@@ -1,0 +1,205 @@
+"""``preview-tokens``: the operator's command line, against whatever AWS endpoint boto3 uses.
+
+Table names and the KMS key come from ``--stack NAME`` (read from the stack's Outputs), or
+from the same environment variables the functions use (``TENANTS_TABLE``, ``API_KEYS_TABLE``,
+``SANDBOXES_TABLE``, ``SIGNING_KEYS_TABLE``, ``SIGNING_KEY_MASTER_KEY``). The same commands
+work against a moto server (``AWS_ENDPOINT_URL``) and a real account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.errors import ServiceUnavailableError
+from preview_tokens.sandboxes import SandboxIdTakenError, SandboxRepository
+from preview_tokens.signing_key_admin import SigningKeyAdmin
+from preview_tokens.signing_keys import ACTIVE as ACTIVE_KEY
+from preview_tokens.tenants import ACTIVE, DISABLED, TenantRepository
+
+_OUTPUT_ENV = {
+    "TenantsTableName": "TENANTS_TABLE",
+    "ApiKeysTableName": "API_KEYS_TABLE",
+    "SandboxesTableName": "SANDBOXES_TABLE",
+    "SigningKeysTableName": "SIGNING_KEYS_TABLE",
+    "SigningKeyMasterKeyArn": "SIGNING_KEY_MASTER_KEY",
+}
+
+
+class CommandError(Exception):
+    """A command could not be carried out; the message says why, for the operator."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    names: Mapping[str, str]
+
+    def __getitem__(self, env_name: str) -> str:
+        value = self.names.get(env_name, "")
+        if not value:
+            raise CommandError(f"{env_name} is not set: pass --stack NAME or export {env_name}")
+        return value
+
+    @classmethod
+    def resolve(cls, stack: str | None, env: Mapping[str, str]) -> Deployment:
+        if not stack:
+            return cls({name: env.get(name, "") for name in _OUTPUT_ENV.values()})
+        described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+        outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+        return cls({env_name: outputs.get(key, "") for key, env_name in _OUTPUT_ENV.items()})
+
+
+def _tenant_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    tenant = TenantRepository(deployment["TENANTS_TABLE"]).put(args.tenant_id, args.name or args.tenant_id)
+    return {"tenant_id": tenant.tenant_id, "name": tenant.name, "status": tenant.status}
+
+
+def _tenant_set_status(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    tenants = TenantRepository(deployment["TENANTS_TABLE"])
+    existing = tenants.get(args.tenant_id)
+    if existing is None:
+        raise CommandError(f"no tenant {args.tenant_id}")
+    tenant = tenants.put(existing.tenant_id, existing.name, DISABLED if args.action == "disable" else ACTIVE)
+    return {"tenant_id": tenant.tenant_id, "status": tenant.status}
+
+
+def _api_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    if TenantRepository(deployment["TENANTS_TABLE"]).get(args.tenant) is None:
+        raise CommandError(f"no tenant {args.tenant}: create it first")
+    issued = ApiKeyRepository(deployment["API_KEYS_TABLE"]).create(
+        args.tenant, args.scope or [PREVIEWS_WRITE]
+    )
+    return {
+        "key_id": issued.key.key_id,
+        "tenant_id": issued.key.tenant_id,
+        "scopes": sorted(issued.key.scopes),
+        "api_key": issued.secret,
+        "note": "The api_key is shown once and stored only as a hash: keep it now.",
+    }
+
+
+def _api_key_revoke(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    if not ApiKeyRepository(deployment["API_KEYS_TABLE"]).revoke(args.tenant, args.key_id):
+        raise CommandError(f"tenant {args.tenant} has no key {args.key_id}")
+    return {"key_id": args.key_id, "revoked": True}
+
+
+def _api_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    keys = ApiKeyRepository(deployment["API_KEYS_TABLE"]).list_for_tenant(args.tenant)
+    return {"keys": [{"key_id": k.key_id, "scopes": sorted(k.scopes), "revoked": k.revoked} for k in keys]}
+
+
+def _sandbox_put(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    try:
+        sandbox = SandboxRepository(deployment["SANDBOXES_TABLE"]).put(args.tenant, args.sandbox_id)
+    except (ValueError, SandboxIdTakenError) as error:
+        raise CommandError(f"cannot put sandbox {args.sandbox_id}: {error}") from None
+    return {"sandbox_id": sandbox.sandbox_id, "tenant_id": sandbox.tenant_id, "status": sandbox.status}
+
+
+def _sandbox_delete(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    if not SandboxRepository(deployment["SANDBOXES_TABLE"]).delete(args.tenant, args.sandbox_id):
+        raise CommandError(f"tenant {args.tenant} has no sandbox {args.sandbox_id}")
+    return {"sandbox_id": args.sandbox_id, "deleted": True}
+
+
+def _signing_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    admin = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"])
+    if args.action == "create" and any(key.status == ACTIVE_KEY for key in admin.list()):
+        raise CommandError("an active signing key exists already: use 'signing-key rotate'")
+    key = admin.create(args.kms_key_id or deployment["SIGNING_KEY_MASTER_KEY"])
+    return {"kid": key.kid, "status": key.status, "created_at": key.created_at}
+
+
+def _signing_key_retire(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    if not SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).retire(args.kid):
+        raise CommandError(f"no signing key {args.kid}")
+    return {"kid": args.kid, "status": "retired"}
+
+
+def _signing_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    keys = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).list()
+    return {"keys": [{"kid": k.kid, "status": k.status, "created_at": k.created_at} for k in keys]}
+
+
+COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Deployment], dict[str, object]]] = {
+    ("tenant", "create"): _tenant_create,
+    ("tenant", "disable"): _tenant_set_status,
+    ("tenant", "enable"): _tenant_set_status,
+    ("api-key", "create"): _api_key_create,
+    ("api-key", "revoke"): _api_key_revoke,
+    ("api-key", "list"): _api_key_list,
+    ("sandbox", "put"): _sandbox_put,
+    ("sandbox", "delete"): _sandbox_delete,
+    ("signing-key", "create"): _signing_key_create,
+    ("signing-key", "rotate"): _signing_key_create,
+    ("signing-key", "retire"): _signing_key_retire,
+    ("signing-key", "list"): _signing_key_list,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="preview-tokens", description=__doc__.split("\n")[0] if __doc__ else None
+    )
+    root.add_argument("--stack", help="read table names and the KMS key from this CloudFormation stack")
+    resources = root.add_subparsers(dest="resource", required=True)
+
+    tenant = resources.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    create = tenant.add_parser("create", help="create or update a tenant")
+    create.add_argument("tenant_id")
+    create.add_argument("--name")
+    for action in ("disable", "enable"):
+        tenant.add_parser(action, help=f"{action} a tenant").add_argument("tenant_id")
+
+    key = resources.add_parser("api-key", help="msk_ API keys").add_subparsers(dest="action", required=True)
+    create = key.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--scope", action="append", help=f"repeatable; default {PREVIEWS_WRITE}")
+    revoke = key.add_parser("revoke", help="revoke a key by its key_id")
+    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("key_id")
+    key.add_parser("list", help="list a tenant's keys").add_argument("--tenant", required=True)
+
+    sandbox = resources.add_parser("sandbox", help="sandboxes").add_subparsers(dest="action", required=True)
+    for action in ("put", "delete"):
+        sub = sandbox.add_parser(action, help=f"{action} a sandbox")
+        sub.add_argument("--tenant", required=True)
+        sub.add_argument("sandbox_id")
+
+    signing = resources.add_parser("signing-key", help="token signing keys").add_subparsers(
+        dest="action", required=True
+    )
+    for action, text in (("create", "create the first signing key"), ("rotate", "add a new signing key")):
+        signing.add_parser(action, help=text).add_argument(
+            "--kms-key-id", help="default: SIGNING_KEY_MASTER_KEY"
+        )
+    signing.add_parser("retire", help="stop accepting tokens signed by a key").add_argument("kid")
+    signing.add_parser("list", help="list signing keys")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = COMMANDS[(args.resource, args.action)](args, Deployment.resolve(args.stack, os.environ))
+    except CommandError as error:
+        print(f"preview-tokens: {error}", file=sys.stderr)
+        return 2
+    except (ServiceUnavailableError, ClientError, BotoCoreError) as error:
+        print(f"preview-tokens: AWS call failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

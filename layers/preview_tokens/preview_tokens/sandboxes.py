@@ -1,0 +1,99 @@
+"""Sandboxes, looked up within the caller's tenant.
+
+Access patterns: get a sandbox by id within a tenant (mint); put and delete by id (operator).
+A sandbox id is a DNS label and names the sandbox's preview host, so ids are unique across
+tenants: the table's key is ``sandbox_id`` alone, the owning ``tenant_id`` is an attribute
+compared on every read, and a put refuses an id another tenant holds. Deleting keeps a
+tombstone (``status = deleted``) so the id (and its host) can never pass to another tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from preview_tokens.dynamodb import default_client, dependency_call
+from preview_tokens.tokens import SANDBOX_ID_RE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RUNNING = "running"
+DELETED = "deleted"
+
+
+class SandboxIdTakenError(Exception):
+    """The sandbox id belongs to another tenant."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    sandbox_id: str
+    tenant_id: str
+    status: str
+
+
+def is_sandbox_id(value: str) -> bool:
+    return bool(SANDBOX_ID_RE.match(value))
+
+
+class SandboxRepository:
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        self._client = self._client or default_client()
+        return self._client
+
+    def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
+        """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
+        if not is_sandbox_id(sandbox_id):
+            return None
+        with dependency_call("GetItem sandboxes"):
+            item = self.client.get_item(
+                TableName=self._table, Key={"sandbox_id": {"S": sandbox_id}}, ConsistentRead=True
+            ).get("Item")
+        if item is None or item["tenant_id"]["S"] != tenant_id or item["status"]["S"] != RUNNING:
+            return None
+        return Sandbox(sandbox_id, tenant_id, RUNNING)
+
+    def put(self, tenant_id: str, sandbox_id: str) -> Sandbox:
+        if not is_sandbox_id(sandbox_id):
+            raise ValueError("a sandbox id is a lower-case DNS label: a-z, 0-9 and '-', 1 to 63 long")
+        self._put_if_ours(tenant_id, sandbox_id, RUNNING)
+        return Sandbox(sandbox_id, tenant_id, RUNNING)
+
+    def delete(self, tenant_id: str, sandbox_id: str) -> bool:
+        """Mark the tenant's sandbox deleted; ``False`` if it had no such sandbox."""
+        try:
+            self._put_if_ours(tenant_id, sandbox_id, DELETED, must_exist=True)
+        except SandboxIdTakenError:
+            return False
+        return True
+
+    def _put_if_ours(self, tenant_id: str, sandbox_id: str, status: str, must_exist: bool = False) -> None:
+        condition = "tenant_id = :tenant"
+        if not must_exist:
+            condition = "attribute_not_exists(sandbox_id) OR " + condition
+        with dependency_call("PutItem sandboxes"):
+            try:
+                self.client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "sandbox_id": {"S": sandbox_id},
+                        "tenant_id": {"S": tenant_id},
+                        "status": {"S": status},
+                        "updated_at": {"S": datetime.now(UTC).isoformat()},
+                    },
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues={":tenant": {"S": tenant_id}},
+                )
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    raise SandboxIdTakenError(sandbox_id) from None
+                raise

@@ -1,0 +1,94 @@
+"""Operator actions on signing keys: create (or rotate to) a new key, retire one, list them.
+
+A new key is a 256-bit KMS data key generated under the master key with the encryption
+context of :func:`signing_keys.encryption_context`; only its ciphertext is stored. The
+plaintext returned by ``GenerateDataKey`` is dropped at once and never printed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.exceptions import ClientError
+
+from preview_tokens.signing_keys import (
+    ACTIVE,
+    KEY_SET,
+    RETIRED,
+    StoredSigningKey,
+    encryption_context,
+    new_kid,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+
+
+class SigningKeyAdmin:
+    def __init__(
+        self, table: str, dynamodb: DynamoDBClient | None = None, kms: KMSClient | None = None
+    ) -> None:
+        self._table = table
+        self._dynamodb = dynamodb or boto3.client("dynamodb")
+        self._kms = kms or boto3.client("kms")
+
+    def create(self, kms_key_id: str) -> StoredSigningKey:
+        """Add a key; being the newest, it signs from the next refresh. Older keys keep verifying."""
+        kid = new_kid()
+        generated = self._kms.generate_data_key(
+            KeyId=kms_key_id, KeySpec="AES_256", EncryptionContext=encryption_context(kid)
+        )
+        ciphertext = generated["CiphertextBlob"]
+        del generated  # drops the plaintext data key: only the ciphertext is kept
+        key = StoredSigningKey(
+            kid=kid,
+            ciphertext=ciphertext,
+            status=ACTIVE,
+            created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
+        self._dynamodb.put_item(
+            TableName=self._table,
+            Item=key.to_item(),
+            ConditionExpression="attribute_not_exists(kid)",
+        )
+        return key
+
+    def retire(self, kid: str) -> bool:
+        """Stop accepting tokens signed by ``kid``; ``False`` if there is no such key."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"key_set": {"S": KEY_SET}, "kid": {"S": kid}},
+                UpdateExpression="SET #status = :retired",
+                ConditionExpression="attribute_exists(kid)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":retired": {"S": RETIRED}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def list(self) -> list[StoredSigningKey]:
+        items = self._dynamodb.query(
+            TableName=self._table,
+            KeyConditionExpression="key_set = :key_set",
+            ExpressionAttributeValues={":key_set": {"S": KEY_SET}},
+            ConsistentRead=True,
+        ).get("Items", [])
+        return sorted(
+            (
+                StoredSigningKey(
+                    kid=item["kid"]["S"],
+                    ciphertext=item["ciphertext"]["B"],
+                    status=item["status"]["S"],
+                    created_at=item["created_at"]["S"],
+                )
+                for item in items
+            ),
+            key=lambda key: key.created_at,
+        )

@@ -1,0 +1,1 @@
+"""Local stack: the whole system on one machine, with no AWS account and no Docker."""
