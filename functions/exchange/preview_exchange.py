@@ -46,7 +46,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = APIGatewayProxyEvent(event)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
     tokens = query.get(TOKEN_PARAMETER) or []
-    host = request.get_header_value("Host", default_value="") or request.request_context.domain_name or ""
+    host = (request.headers or {}).get("Host") or request.request_context.domain_name or ""
     try:
         outcome = exchange_token(
             preview_gate(),

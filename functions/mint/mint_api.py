@@ -52,9 +52,7 @@ def _request_id() -> str:
 )
 @tracer.capture_method(capture_response=False)
 def mint_preview_token(id: str) -> Response[MintResponse]:
-    minted = mint_service().mint(
-        app.current_event.get_header_value("Authorization"), id, app.current_event.body
-    )
+    minted = mint_service().mint(app.current_event.headers.get("Authorization"), id, app.current_event.body)
     metrics.add_metric(name="PreviewTokensMinted", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, minted, _request_id())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ class MotoAws:
         self.endpoint_url = ""
 
     def start(self) -> MotoAws:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

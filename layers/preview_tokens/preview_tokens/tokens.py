@@ -150,6 +150,26 @@ def sign_preview_token(claims: PreviewClaims, kid: str, key: bytes) -> str:
     return f"{TOKEN_PREFIX}{signing_input}.{_b64encode(signature)}"
 
 
+# Header segments already seen to be a valid HS256 header, with their kid. Every token signed
+# with one key has the same header segment, so a first-seen token skips decoding it. Bounded:
+# only headers that passed ``_header_kid`` get in, and the memo is emptied when full.
+_MAX_HEADER_KIDS = 64
+_header_kids: dict[str, str] = {}
+
+
+def _header_kid(header_segment: str) -> str:
+    """The ``kid`` of a header segment that is exactly an HS256 JWT header; raises otherwise."""
+    header = _json(_b64decode(header_segment))
+    if not isinstance(header, dict) or set(header) - {"alg", "kid", "typ"}:
+        raise MalformedTokenError("unexpected header")
+    if header.get("alg") != ALGORITHM or header.get("typ", "JWT") != "JWT":
+        raise UnsupportedAlgorithmError("algorithm is not HS256")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise UnknownKeyError("unknown kid")
+    return kid
+
+
 def verify_preview_token(token: str, keys: Mapping[str, bytes], now: int) -> PreviewClaims:
     """Verify signature and expiry; returns the claims or raises :class:`InvalidTokenError`.
 
@@ -161,13 +181,13 @@ def verify_preview_token(token: str, keys: Mapping[str, bytes], now: int) -> Pre
     if len(parts) != 3:
         raise MalformedTokenError("not a compact JWS")
     header_segment, payload_segment, signature_segment = parts
-    header = _json(_b64decode(header_segment))
-    if not isinstance(header, dict) or set(header) - {"alg", "kid", "typ"}:
-        raise MalformedTokenError("unexpected header")
-    if header.get("alg") != ALGORITHM or header.get("typ", "JWT") != "JWT":
-        raise UnsupportedAlgorithmError("algorithm is not HS256")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or kid not in keys:
+    kid = _header_kids.get(header_segment)
+    if kid is None:
+        kid = _header_kid(header_segment)
+        if len(_header_kids) >= _MAX_HEADER_KIDS:
+            _header_kids.clear()
+        _header_kids[header_segment] = kid
+    if kid not in keys:
         raise UnknownKeyError("unknown kid")
     signature = _b64decode(signature_segment)
     expected = hmac.new(

@@ -1,0 +1,306 @@
+"""One REST API stage served locally the way API Gateway serves it.
+
+For each request: match a resource and method (:mod:`rest_api`), else ``403 Missing
+Authentication Token``; run the method's Lambda ``REQUEST`` authorizer on every request (no
+result cache) with an API-Gateway-shaped event and apply its policy to the method ARN
+(:mod:`authorizer_policy`); a deny renders ``ACCESS_DENIED``, an authorizer that raises or
+answers garbage renders ``AUTHORIZER_CONFIGURATION_ERROR`` (``Unauthorized`` raised: 401
+``UNAUTHORIZED``), all through the API's Gateway Responses (:mod:`gateway_responses`). Then the
+integration: ``aws_proxy`` invokes the function with a proxy event and maps its answer back;
+``http_proxy`` forwards to the URI after applying ``requestParameters`` (header and query
+mappings overwrite what the client sent) and returns the origin's status, headers and body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from preview_local.authorizer_policy import (
+    AuthorizerOutput,
+    AuthorizerOutputError,
+    PolicyDecision,
+    method_arn,
+)
+from preview_local.deployment import ACCOUNT_ID, REGION
+from preview_local.gateway_responses import EXPLICIT_DENY_MESSAGE, GatewayError, render_gateway_response
+from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.lambda_runtime import LambdaFunction
+from preview_local.rest_api import Integration, LambdaAuthorizer, RestApi, RouteMatch
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+_INTERNAL_ERROR = b'{"message": "Internal server error"}'
+
+
+class RestApiGateway:
+    def __init__(
+        self, api: RestApi, functions: Mapping[str, LambdaFunction], forwarded_port: int, scheme: str = "http"
+    ) -> None:
+        self.api = api
+        self._functions = functions
+        self._forwarded_port = forwarded_port
+        self._scheme = scheme
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        request_id = str(uuid.uuid4())
+        match = self.api.match(request.method, request.path)
+        if match is None:
+            return self._gateway_error(request, request_id, "MISSING_AUTHENTICATION_TOKEN")
+        fields = self._request_fields(request, match, request_id)
+        authorizer_context: dict[str, Any] | None = None
+        if match.method.authorizer is not None:
+            outcome = self._authorize(request, match.method.authorizer, fields, request_id)
+            if isinstance(outcome, HttpResponse):
+                return outcome
+            authorizer_context = outcome
+            fields["requestContext"]["authorizer"] = outcome
+        integration = match.method.integration
+        if integration.type == "aws_proxy":
+            response = self._invoke_proxy(request, integration, fields)
+        else:
+            response = self._forward(request, match, integration, authorizer_context or {})
+        return HttpResponse(response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body)
+
+    # ------------------------------------------------------------------ authorizer
+    def _authorize(
+        self, request: HttpRequest, authorizer: LambdaAuthorizer, fields: dict[str, Any], request_id: str
+    ) -> dict[str, Any] | HttpResponse:
+        """The authorizer's context (request allowed), or the gateway response that ends the request."""
+        if not _identity_present(request, fields, authorizer.identity_sources):
+            return self._gateway_error(request, request_id, "UNAUTHORIZED")
+        arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
+        event = {"type": "REQUEST", "methodArn": arn, **fields}
+        try:
+            answer = self._functions[authorizer.function_name].invoke(event)
+        except Exception as error:
+            response_type = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_CONFIGURATION_ERROR"
+            return self._gateway_error(request, request_id, response_type)
+        try:
+            output = AuthorizerOutput.parse(answer)
+        except AuthorizerOutputError:
+            return self._gateway_error(request, request_id, "AUTHORIZER_CONFIGURATION_ERROR")
+        decision = output.decide(arn)
+        context = output.context_strings()
+        if decision is not PolicyDecision.ALLOW:
+            message = EXPLICIT_DENY_MESSAGE if decision is PolicyDecision.EXPLICIT_DENY else None
+            return self._gateway_error(request, request_id, "ACCESS_DENIED", context, message)
+        return {"principalId": output.principal_id, **context, "integrationLatency": 0}
+
+    # ---------------------------------------------------------------- integrations
+    def _invoke_proxy(self, request: HttpRequest, integration: Integration, fields: dict[str, Any]) -> HttpResponse:
+        binary = self.api.is_binary(request.header("Content-Type"))
+        body: str | None = None
+        if request.body:
+            body = base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
+        event = {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
+        try:
+            result = self._functions[integration.function_name].invoke(event)
+        except Exception:
+            return HttpResponse(502, (("Content-Type", "application/json"),), _INTERNAL_ERROR)
+        return _proxy_result(result)
+
+    def _forward(
+        self, request: HttpRequest, match: RouteMatch, integration: Integration, authorizer: Mapping[str, Any]
+    ) -> HttpResponse:
+        headers = [(name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP]
+        query = request.query_items()
+        path_values: dict[str, str] = {}
+        for target, source in integration.request_parameters.items():
+            value = _mapped_value(source, request, match, authorizer)
+            kind, _, name = target.removeprefix("integration.request.").partition(".")
+            if value is None:
+                continue
+            if kind == "header":
+                headers = [(key, old) for key, old in headers if key.lower() != name.lower()] + [(name, value)]
+            elif kind == "querystring":
+                query = [(key, old) for key, old in query if key != name] + [(name, value)]
+            elif kind == "path":
+                path_values[name] = value
+        uri = integration.uri
+        for name, value in path_values.items():
+            uri = uri.replace("{" + name + "}", quote(value, safe="/"))
+        target = urlsplit(uri)
+        path = (target.path or "/") + (f"?{urlencode(query)}" if query else "")
+        connection = http.client.HTTPConnection(
+            target.hostname or "", target.port, timeout=INTEGRATION_TIMEOUT_SECONDS
+        )
+        try:
+            connection.request(request.method, path, body=request.body or None, headers=dict(_merge(headers)))
+            response = connection.getresponse()
+            body = response.read()
+        except TimeoutError:
+            return self._gateway_error(request, "-", "INTEGRATION_TIMEOUT")
+        except (OSError, http.client.HTTPException):
+            return self._gateway_error(request, "-", "INTEGRATION_FAILURE")
+        finally:
+            connection.close()
+        kept = tuple((name, value) for name, value in response.getheaders() if name.lower() not in HOP_BY_HOP)
+        return HttpResponse(response.status, kept, body)
+
+    # ----------------------------------------------------------------------- events
+    def _request_fields(self, request: HttpRequest, match: RouteMatch, request_id: str) -> dict[str, Any]:
+        headers = [
+            *request.headers,
+            ("X-Forwarded-For", request.client_ip),
+            ("X-Forwarded-Port", str(self._forwarded_port)),
+            ("X-Forwarded-Proto", self._scheme),
+        ]
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers:
+            multi_headers.setdefault(name, []).append(value)
+        multi_query: dict[str, list[str]] = {}
+        for name, value in request.query_items():
+            multi_query.setdefault(name, []).append(value)
+        now = datetime.now(UTC)
+        domain_name = request.host_name
+        return {
+            "resource": match.resource.path,
+            "path": request.path,
+            "httpMethod": request.method,
+            "headers": {name: values[-1] for name, values in multi_headers.items()},
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": dict(match.path_parameters) or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourceId": _short_id(match.resource.path),
+                "resourcePath": match.resource.path,
+                "httpMethod": request.method,
+                "extendedRequestId": request_id[:16],
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "path": request.path,
+                "accountId": ACCOUNT_ID,
+                "protocol": "HTTP/1.1",
+                "stage": self.api.stage,
+                "domainPrefix": domain_name.split(".", 1)[0],
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "requestId": request_id,
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "accountId": None,
+                    "cognitoIdentityId": None,
+                    "caller": None,
+                    "sourceIp": request.client_ip,
+                    "principalOrgId": None,
+                    "accessKey": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "userArn": None,
+                    "userAgent": request.header("User-Agent"),
+                    "user": None,
+                },
+                "domainName": domain_name,
+                "deploymentId": _short_id(self.api.stage),
+                "apiId": self.api.api_id,
+            },
+        }
+
+    def _gateway_error(
+        self,
+        request: HttpRequest,
+        request_id: str,
+        response_type: str,
+        authorizer_context: Mapping[str, str] | None = None,
+        message: str | None = None,
+    ) -> HttpResponse:
+        return render_gateway_response(
+            self.api.gateway_responses,
+            GatewayError(
+                response_type=response_type,
+                request_id=request_id,
+                authorizer_context=authorizer_context or {},
+                request_headers=dict(request.headers),
+                accept=request.header("Accept") or "",
+                message=message,
+            ),
+        )
+
+
+def _proxy_result(result: Any) -> HttpResponse:
+    """A Lambda proxy integration's answer as HTTP; a malformed answer is API Gateway's 502."""
+    malformed = HttpResponse(502, (("Content-Type", "application/json"),), _INTERNAL_ERROR)
+    if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int | str):
+        return malformed
+    merged: dict[str, list[str]] = {}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        merged[name] = [str(value) for value in values]
+    for name, value in (result.get("headers") or {}).items():
+        if name not in merged:
+            merged[name] = [str(value)]
+    raw_body = result.get("body") or ""
+    try:
+        body = base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+        status = int(result["statusCode"])
+    except (ValueError, binascii.Error, AttributeError):
+        return malformed
+    if "Content-Type" not in merged and "content-type" not in {name.lower() for name in merged}:
+        merged["Content-Type"] = ["application/json"]
+    headers = tuple((name, value) for name, values in merged.items() for value in values)
+    return HttpResponse(status, headers, body)
+
+
+def _mapped_value(
+    source: str, request: HttpRequest, match: RouteMatch, authorizer: Mapping[str, Any]
+) -> str | None:
+    """The value of an integration ``requestParameters`` source expression."""
+    if len(source) >= 2 and source.startswith("'") and source.endswith("'"):
+        return source[1:-1]
+    if source.startswith("context.authorizer."):
+        value = authorizer.get(source.removeprefix("context.authorizer."))
+        return None if value is None else str(value)
+    if source.startswith("method.request.path."):
+        return match.path_parameters.get(source.removeprefix("method.request.path."))
+    if source.startswith("method.request.header."):
+        return request.header(source.removeprefix("method.request.header."))
+    if source.startswith("method.request.querystring."):
+        wanted = source.removeprefix("method.request.querystring.")
+        return next((value for name, value in reversed(request.query_items()) if name == wanted), None)
+    raise ValueError(f"request parameter source {source} is not emulated")
+
+
+def _identity_present(request: HttpRequest, fields: Mapping[str, Any], sources: tuple[str, ...]) -> bool:
+    for source in sources:
+        if source.startswith("method.request.header."):
+            present = request.header(source.removeprefix("method.request.header."))
+        elif source.startswith("method.request.querystring."):
+            present = (fields["queryStringParameters"] or {}).get(source.removeprefix("method.request.querystring."))
+        else:
+            raise ValueError(f"identity source {source} is not emulated")
+        if not present:
+            return False
+    return True
+
+
+def _merge(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Headers for http.client: repeated names joined with ', ' (Cookie with '; ')."""
+    merged: dict[str, tuple[str, list[str]]] = {}
+    for name, value in headers:
+        merged.setdefault(name.lower(), (name, []))[1].append(value)
+    return [
+        (name, ("; " if name.lower() == "cookie" else ", ").join(values)) for name, values in merged.values()
+    ]
+
+
+def _short_id(text: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, text).hex[:6]

@@ -1,0 +1,50 @@
+"""Integration tier: the real handlers against a moto server on loopback (DynamoDB and KMS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from preview_local.aws_resources import ensure_resources
+from preview_local.moto_aws import MotoAws
+from preview_tokens import dynamodb, settings
+
+from tests.support.deployment import PREVIEW_DOMAIN, Deployment
+
+
+@pytest.fixture(scope="session")
+def moto_aws() -> Iterator[MotoAws]:
+    aws = MotoAws().start()
+    yield aws
+    aws.stop()
+
+
+def clear_cold_start_caches() -> None:
+    """What a new Lambda execution environment would not have: cached settings and clients."""
+    import mint_api
+    from preview_tokens import data_plane
+
+    settings.mint_settings.cache_clear()
+    settings.data_plane_settings.cache_clear()
+    dynamodb.default_client.cache_clear()
+    mint_api.mint_service.cache_clear()
+    data_plane.preview_gate.cache_clear()
+
+
+@pytest.fixture
+def deployment(moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """A fresh, seeded deployment and the environment its functions would run with."""
+    moto_aws.reset()
+    for name, value in moto_aws.environment().items():
+        monkeypatch.setenv(name, value)
+    for name in ("JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "JWT_TENANT_CLAIM"):
+        monkeypatch.delenv(name, raising=False)
+    clear_cold_start_caches()
+    resources = ensure_resources()
+    for name, value in resources.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREVIEW_DOMAIN", PREVIEW_DOMAIN)
+    monkeypatch.setenv("INPUT_PATH_PREFIX", "/input")
+    monkeypatch.setenv("FRAME_ANCESTORS", "https://app.example.com")
+    yield Deployment(resources).seed()
+    clear_cold_start_caches()

@@ -1,0 +1,154 @@
+"""The ``?mt=`` exchange with real proxy events against moto: cookie, redirect, denial page."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import preview_exchange
+import pytest
+
+from tests.support.deployment import SANDBOX, Deployment
+from tests.support.events import lambda_context, load_event, set_header
+from tests.support.preview_tokens import change_char, host_of, token_for
+from tests.support.responses import HttpResponse, from_proxy_result
+
+
+def exchange(event: dict[str, Any]) -> HttpResponse:
+    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+
+
+def cookie_attributes(set_cookie: str) -> tuple[str, str, dict[str, str]]:
+    pair, *attributes = [part.strip() for part in set_cookie.split(";")]
+    name, _, value = pair.partition("=")
+    parsed = {}
+    for attribute in attributes:
+        key, _, val = attribute.partition("=")
+        parsed[key.lower()] = val
+    return name, value, parsed
+
+
+def embedded_event(page: str) -> dict[str, Any]:
+    match = re.search(r'<script type="application/json" id="preview-event">(.*?)</script>', page, re.S)
+    assert match, page
+    event: dict[str, Any] = json.loads(match.group(1))
+    return event
+
+
+def test_a_valid_mt_becomes_a_host_only_session_cookie_and_a_redirect_without_mt(
+    deployment: Deployment,
+) -> None:
+    token = token_for(deployment, expires_in=900)
+    response = exchange(load_event("exchange_mt", token=token))
+
+    assert response.status == 302
+    assert response.header("Location") == "/app/index.html?lang=en"
+    name, value, attributes = cookie_attributes(response.header("Set-Cookie") or "")
+    assert (name, value) == ("__Host-mp_session", token)
+    assert set(attributes) == {"max-age", "path", "secure", "httponly", "samesite", "partitioned"}
+    assert attributes["path"] == "/"
+    assert attributes["samesite"] == "None"
+    assert 895 <= int(attributes["max-age"]) <= 900
+    assert "domain" not in attributes
+    assert response.header("Cache-Control") == "no-store"
+    assert response.header("Referrer-Policy") == "no-referrer"
+
+
+def test_the_root_document_redirects_to_the_root(deployment: Deployment) -> None:
+    response = exchange(load_event("exchange_mt_root", token=token_for(deployment)))
+    assert response.status == 302
+    assert response.header("Location") == "/"
+
+
+def test_the_redirect_never_leaves_the_sandbox_host(deployment: Deployment) -> None:
+    event = load_event("exchange_mt", token=token_for(deployment))
+    for proxy in ("/evil.example/x", "\\evil.example", "//evil.example"):
+        event["pathParameters"] = {"proxy": proxy}
+        location = exchange(event).header("Location") or ""
+        assert location.startswith("/"), location
+        assert not location.startswith(("//", "/\\")), location
+
+
+def test_the_pages_of_the_data_plane_can_be_framed_by_the_configured_sites(deployment: Deployment) -> None:
+    for token in (token_for(deployment), "garbage"):
+        response = exchange(load_event("exchange_mt", token=token))
+        assert "frame-ancestors https://app.example.com" in (response.header("Content-Security-Policy") or "")
+        assert response.header("X-Frame-Options") is None
+
+
+def test_an_expired_token_gets_the_session_expired_page(deployment: Deployment) -> None:
+    response = exchange(load_event("exchange_mt", token=token_for(deployment, expires_in=-30)))
+
+    assert response.status == 403
+    assert (
+        response.header(
+            "Content-Type",
+        )
+        == "text/html; charset=utf-8"
+    )
+    assert response.header("Set-Cookie") is None
+    assert "Preview session expired" in response.body
+    assert embedded_event(response.body) == {
+        "type": "preview.expired",
+        "sandbox_id": SANDBOX,
+        "reason": "expired",
+    }
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [lambda d: "mp_x<script>alert(1)</script>", lambda d: change_char(token_for(d), 2)],
+    ids=["garbage-with-markup", "tampered-signature"],
+)
+def test_an_invalid_token_gets_the_invalid_link_page_echoing_nothing(
+    deployment: Deployment, make_token: Any
+) -> None:
+    token = make_token(deployment)
+    event = set_header(load_event("exchange_mt", token=token), "User-Agent", "<b>agent</b>")
+    event["queryStringParameters"]["lang"] = "echo-probe-4711"
+    event["multiValueQueryStringParameters"]["lang"] = ["echo-probe-4711"]
+    response = exchange(event)
+
+    assert response.status == 403
+    assert "Preview link invalid" in response.body
+    assert embedded_event(response.body) == {
+        "type": "preview.denied",
+        "sandbox_id": None,
+        "reason": "invalid_token",
+    }
+    for echoed in (token, "<script>alert", "<b>agent</b>", "echo-probe-4711", "index.html"):
+        assert echoed not in response.body
+
+
+def test_a_token_opened_on_another_sandboxs_host_is_refused(deployment: Deployment) -> None:
+    event = load_event("exchange_mt", token=token_for(deployment))
+    event = set_header(event, "Host", host_of("sbx-other"))
+    event["requestContext"]["domainName"] = host_of("sbx-other")
+    response = exchange(event)
+    assert response.status == 403
+    assert embedded_event(response.body)["reason"] == "wrong_sandbox"
+
+
+def test_no_mt_at_all_is_refused(deployment: Deployment) -> None:
+    event = load_event("exchange_mt_root", token="")
+    event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
+    response = exchange(event)
+    assert response.status == 403
+    assert embedded_event(response.body)["reason"] == "no_token"
+
+
+def test_signing_keys_unreachable_is_a_503_page_not_a_500(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = token_for(deployment)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    from tests.integration.conftest import clear_cold_start_caches
+
+    clear_cold_start_caches()
+    started = time.monotonic()
+    response = exchange(load_event("exchange_mt", token=token))
+    assert response.status == 503
+    assert embedded_event(response.body)["reason"] == "unavailable"
+    assert time.monotonic() - started < 5

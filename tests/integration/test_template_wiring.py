@@ -1,0 +1,565 @@
+"""The preview data plane as template.yaml deploys it, checked offline after the SAM transform.
+
+What API Gateway, CloudFront and IAM will do is configuration, not code: these tests pin that
+configuration to the code it must agree with (the authorizer's context keys, the denial page,
+the settings the functions read, the edge routing rule of the local stack).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+)
+from preview_authorizer import policy_for
+from preview_local.cfn_template import PROJECT_ROOT
+from preview_local.edge import edge_route
+from preview_tokens.access import Decision, DenialReason
+from preview_tokens.denial_page import (
+    authorizer_failure_page,
+    content_security_policy,
+    gateway_response_template,
+)
+from preview_tokens.settings import DataPlaneSettings
+from preview_tokens.tokens import PreviewClaims, Scope
+
+from tests.support.events import EVENTS_DIR, load_event
+from tests.support.template import cloudformation, find_in_map, sam_template, substitute
+
+Template = dict[str, Any]
+
+SANDBOX_ROUTES = ("/", "/{proxy+}")
+EXCHANGE_ROUTES = ("/__preview/exchange", "/__preview/exchange/{proxy+}")
+DATA_PLANE_FUNCTIONS = ("PreviewAuthorizerFunction", "ExchangeFunction")
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Type": "text/html; charset=utf-8",
+}
+SIGNING_CONTEXT = {"StringEquals": {"kms:EncryptionContext:purpose": "preview-token-signing"}}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return cloudformation()
+
+
+@pytest.fixture(scope="module")
+def resources(template: Template) -> dict[str, Any]:
+    resources: dict[str, Any] = template["Resources"]
+    return resources
+
+
+@pytest.fixture(scope="module")
+def api(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """The preview API's OpenAPI document, as API Gateway imports it."""
+    body: dict[str, Any] = resources["PreviewApi"]["Properties"]["Body"]
+    return body
+
+
+def integration(api: Mapping[str, Any], path: str) -> dict[str, Any]:
+    operation = api["paths"][path].get("x-amazon-apigateway-any-method") or api["paths"][path]["get"]
+    found: dict[str, Any] = operation["x-amazon-apigateway-integration"]
+    return found
+
+
+def static_value(mapping: str) -> str:
+    """The value of an API Gateway static mapping (``'...'``)."""
+    assert mapping.startswith("'"), f"not a static value: {mapping}"
+    assert mapping.endswith("'"), f"not a static value: {mapping}"
+    return mapping[1:-1]
+
+
+def allow_context() -> dict[str, Any]:
+    claims = PreviewClaims(
+        sandbox_id="sbx-abc123",
+        tenant_id="tenant-1",
+        host="sbx-abc123.sandboxes.example.com",
+        scope=Scope.INTERACT,
+        issued_at=1_795_688_000,
+        expires_at=1_795_691_600,
+        token_id="jti-1",
+    )
+    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_cookie_get", token="t"))
+    policy = policy_for(event, Decision(True, None, claims, "theme=dark"))
+    context: dict[str, Any] = policy["context"]
+    return context
+
+
+def deny_context() -> dict[str, Any]:
+    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_no_token"))
+    context: dict[str, Any] = policy_for(event, Decision(False, DenialReason.NO_TOKEN))["context"]
+    return context
+
+
+# ------------------------------------------------------------------------------------- the API
+
+
+def test_preview_api_is_a_regional_rest_api_served_on_the_preview_stage(resources: Mapping[str, Any]) -> None:
+    assert resources["PreviewApi"]["Type"] == "AWS::ApiGateway::RestApi"
+    assert resources["PreviewApi"]["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    preview_stages = [s for s in stages if s["Properties"]["RestApiId"] == {"Ref": "PreviewApi"}]
+    assert [s["Properties"]["StageName"] for s in preview_stages] == ["preview"]
+
+
+def test_authorizer_runs_on_every_request_with_no_cache_and_no_identity_source(
+    api: Mapping[str, Any],
+) -> None:
+    scheme = api["components"]["securitySchemes"]["PreviewAuthorizer"]
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+
+    assert scheme["x-amazon-apigateway-authtype"] == "custom"
+    assert authorizer["type"] == "request"
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert not authorizer.get("identitySource"), "identity sources are AND-ed: cookie OR ?mt= cannot pass"
+    assert "${PreviewAuthorizerFunction.Arn}" in authorizer["authorizerUri"]["Fn::Sub"]
+
+
+def test_sandbox_routes_require_the_authorizer_and_exchange_routes_do_not(api: Mapping[str, Any]) -> None:
+    for path in SANDBOX_ROUTES:
+        methods = api["paths"][path]
+        assert set(methods) - {"parameters"} == {"x-amazon-apigateway-any-method"}
+        assert methods["x-amazon-apigateway-any-method"]["security"] == [{"PreviewAuthorizer": []}]
+    for path in EXCHANGE_ROUTES:
+        methods = api["paths"][path]
+        assert set(methods) == {"get"}, "the exchange only answers document loads"
+        assert "security" not in methods["get"], "the exchange verifies the token itself"
+    assert "security" not in api, "no API-wide authorizer may reach the exchange"
+
+
+def test_every_route_of_the_preview_api_is_a_sandbox_or_exchange_route(api: Mapping[str, Any]) -> None:
+    assert set(api["paths"]) == {*SANDBOX_ROUTES, *EXCHANGE_ROUTES}
+
+
+def test_sandbox_routes_proxy_every_method_to_the_same_path_on_the_sandbox_origin(
+    api: Mapping[str, Any],
+) -> None:
+    root, proxy = integration(api, "/"), integration(api, "/{proxy+}")
+
+    for route in (root, proxy):
+        assert route["type"] == "http_proxy"
+        assert route["httpMethod"] == "ANY"
+    assert root["uri"] == {"Fn::Sub": "${SandboxOriginUrl}/"}
+    assert proxy["uri"] == {"Fn::Sub": "${SandboxOriginUrl}/{proxy}"}
+    assert proxy["requestParameters"]["integration.request.path.proxy"] == "method.request.path.proxy"
+
+
+def test_origin_learns_sandbox_and_scope_only_from_the_authorizer(api: Mapping[str, Any]) -> None:
+    context = allow_context()
+    for path in SANDBOX_ROUTES:
+        mappings = integration(api, path)["requestParameters"]
+
+        assert mappings["integration.request.header.X-Sandbox-Id"] == "context.authorizer.sandbox_id"
+        assert mappings["integration.request.header.X-Preview-Scope"] == "context.authorizer.scope"
+        for source in mappings.values():
+            if source.startswith("context.authorizer."):
+                key = source.removeprefix("context.authorizer.")
+                assert key in context, f"the authorizer's Allow has no context key {key!r}"
+    assert context["sandbox_id"] == "sbx-abc123"
+    assert context["scope"] == "interact"
+
+
+def test_origin_never_receives_the_session_cookie_or_the_mt_token(api: Mapping[str, Any]) -> None:
+    for path in SANDBOX_ROUTES:
+        mappings = integration(api, path)["requestParameters"]
+
+        assert mappings["integration.request.header.Cookie"] == "context.authorizer.origin_cookie"
+        assert static_value(mappings["integration.request.querystring.mt"]) == ""
+    assert allow_context()["origin_cookie"] == "theme=dark"
+
+
+def test_exchange_routes_invoke_the_exchange_function_as_a_lambda_proxy(api: Mapping[str, Any]) -> None:
+    for path in EXCHANGE_ROUTES:
+        route = integration(api, path)
+
+        assert route["type"] == "aws_proxy"
+        assert route["httpMethod"] == "POST"
+        assert "/functions/${ExchangeFunction.Arn}/invocations" in route["uri"]["Fn::Sub"]
+
+
+def test_bodies_pass_through_untouched(api: Mapping[str, Any]) -> None:
+    assert api["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+
+
+# ---------------------------------------------------------------------------- gateway responses
+
+
+def gateway_response(template: Template, api: Mapping[str, Any], response_type: str) -> dict[str, Any]:
+    response: dict[str, Any] = api["x-amazon-apigateway-gateway-responses"][response_type]
+    response["responseTemplates"] = {
+        content_type: find_in_map(template, body)
+        for content_type, body in response["responseTemplates"].items()
+    }
+    return response
+
+
+def headers_of(response: Mapping[str, Any], frame_ancestors: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in response["responseParameters"].items():
+        assert name.startswith("gatewayresponse.header."), name
+        headers[name.removeprefix("gatewayresponse.header.")] = static_value(
+            substitute(value, {"FrameAncestors": frame_ancestors})
+        )
+    return headers
+
+
+def test_a_denied_request_gets_the_access_denied_page_filled_from_the_authorizer_context(
+    template: Template, api: Mapping[str, Any]
+) -> None:
+    response = gateway_response(template, api, "ACCESS_DENIED")
+
+    assert response["statusCode"] == "403"
+    assert set(response["responseTemplates"]) == {"text/html", "application/json"}
+    for page in response["responseTemplates"].values():
+        assert page == gateway_response_template()
+        for key in re.findall(r"\$context\.authorizer\.(\w+)", page):
+            assert key in deny_context(), f"the authorizer's Deny has no context key {key!r}"
+
+
+@pytest.mark.parametrize("response_type", ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])
+def test_an_authorizer_that_cannot_answer_yields_the_static_unavailable_page(
+    template: Template, api: Mapping[str, Any], response_type: str
+) -> None:
+    response = gateway_response(template, api, response_type)
+
+    assert response["statusCode"] == "503"
+    assert set(response["responseTemplates"]) == {"text/html", "application/json"}
+    for page in response["responseTemplates"].values():
+        assert page == authorizer_failure_page()
+
+
+@pytest.mark.parametrize(
+    "response_type", ["ACCESS_DENIED", "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"]
+)
+def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
+    template: Template, api: Mapping[str, Any], response_type: str
+) -> None:
+    response = gateway_response(template, api, response_type)
+
+    headers = headers_of(response, "https://app.example.com")
+
+    assert headers == {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy("https://app.example.com"),
+    }
+    assert "x-frame-options" not in {name.lower() for name in headers}
+
+
+def test_every_other_gateway_response_keeps_api_gateway_defaults(api: Mapping[str, Any]) -> None:
+    assert set(api["x-amazon-apigateway-gateway-responses"]) == {
+        "ACCESS_DENIED",
+        "AUTHORIZER_FAILURE",
+        "AUTHORIZER_CONFIGURATION_ERROR",
+    }
+
+
+# ------------------------------------------------------------------------------- functions, IAM
+
+
+def resolve_with_defaults(value: Any, template: Template) -> str:
+    """An environment value as a deployment with default parameters would set it."""
+    if isinstance(value, Mapping) and "Ref" in value:
+        name = value["Ref"]
+        parameter = template["Parameters"].get(name)
+        return str(parameter["Default"]) if parameter else f"{name}-physical-id"
+    assert isinstance(value, str | int), value
+    return str(value)
+
+
+@pytest.mark.parametrize("logical_id", DATA_PLANE_FUNCTIONS)
+def test_data_plane_functions_get_every_setting_they_read(
+    template: Template, resources: Mapping[str, Any], logical_id: str
+) -> None:
+    variables = resources[logical_id]["Properties"]["Environment"]["Variables"]
+
+    environment = {name: resolve_with_defaults(value, template) for name, value in variables.items()}
+    settings = DataPlaneSettings.from_env(environment)
+
+    assert variables["INPUT_PATH_PREFIX"] == {"Ref": "InputPathPrefix"}
+    assert variables["FRAME_ANCESTORS"] == {"Ref": "FrameAncestors"}
+    assert variables["SIGNING_KEYS_TABLE"] == {"Ref": "SigningKeysTable"}
+    assert settings.input_path_prefix == "/input"
+    assert settings.frame_ancestors == "https:"
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "code_uri", "handler"),
+    [
+        ("PreviewAuthorizerFunction", "functions/authorizer", "preview_authorizer.lambda_handler"),
+        ("ExchangeFunction", "functions/exchange", "preview_exchange.lambda_handler"),
+    ],
+)
+def test_data_plane_functions_run_their_handlers_in_128_mb(
+    logical_id: str, code_uri: str, handler: str
+) -> None:
+    properties = sam_template()["Resources"][logical_id]["Properties"]
+
+    assert properties["CodeUri"].rstrip("/") == code_uri
+    assert properties["Handler"] == handler
+    assert properties["MemorySize"] == 128
+    assert (PROJECT_ROOT / code_uri / (handler.split(".")[0] + ".py")).is_file()
+
+
+@pytest.mark.parametrize("logical_id", DATA_PLANE_FUNCTIONS)
+def test_data_plane_functions_may_only_query_signing_keys_and_decrypt_them_for_preview_signing(
+    resources: Mapping[str, Any], logical_id: str
+) -> None:
+    role = resources[resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+
+    statements = [
+        statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+    assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == [
+        ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
+        ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
+    ]
+    assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
+        "AWSLambdaBasicExecutionRole",
+        "AWSXrayWriteOnlyAccess",
+    ]
+
+
+def referenced_resource(value: Mapping[str, Any]) -> str:
+    """The logical id a ``Ref`` or ``Fn::GetAtt`` points at."""
+    target = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+    assert isinstance(target, str)
+    return target
+
+
+def test_api_gateway_may_invoke_the_data_plane_functions_only_through_the_preview_api(
+    resources: Mapping[str, Any],
+) -> None:
+    permissions = {
+        function: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and (function := referenced_resource(r["Properties"]["FunctionName"])) in DATA_PLANE_FUNCTIONS
+    }
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${PreviewApi}"
+
+    assert set(permissions) == set(DATA_PLANE_FUNCTIONS)
+    for permission in permissions.values():
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+        assert permission["Action"] == "lambda:InvokeFunction"
+    assert permissions["PreviewAuthorizerFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/authorizers/*"}
+    assert permissions["ExchangeFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/*/GET/__preview/exchange*"}
+
+
+# --------------------------------------------------------------- custom domain and CloudFront
+
+
+def condition_holds(expression: Any, template: Template, parameters: Mapping[str, str]) -> bool:
+    def value(operand: Any) -> Any:
+        if isinstance(operand, Mapping) and "Ref" in operand:
+            return parameters.get(operand["Ref"], template["Parameters"][operand["Ref"]].get("Default"))
+        return operand
+
+    ((function, argument),) = expression.items()
+    if function == "Condition":
+        return condition_holds(template["Conditions"][argument], template, parameters)
+    if function == "Fn::Equals":
+        return bool(value(argument[0]) == value(argument[1]))
+    if function == "Fn::Not":
+        return not condition_holds(argument[0], template, parameters)
+    if function == "Fn::And":
+        return all(condition_holds(operand, template, parameters) for operand in argument)
+    if function == "Fn::Or":
+        return any(condition_holds(operand, template, parameters) for operand in argument)
+    raise AssertionError(f"unsupported condition function {function}")
+
+
+def deployed_resources(template: Template, parameters: Mapping[str, str]) -> set[str]:
+    return {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if "Condition" not in resource
+        or condition_holds({"Condition": resource["Condition"]}, template, parameters)
+    }
+
+
+REGIONAL_CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+EDGE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/66666666-7777-8888-9999-000000000000"
+EDGE_RESOURCES = {"PreviewDomainName", "PreviewBasePathMapping", "PreviewEdgeRouter", "PreviewDistribution"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({}, set()),
+        ({"PreviewCertificateArn": REGIONAL_CERT}, {"PreviewDomainName", "PreviewBasePathMapping"}),
+        ({"PreviewCertificateArn": REGIONAL_CERT, "CloudFrontCertificateArn": EDGE_CERT}, EDGE_RESOURCES),
+        ({"CloudFrontCertificateArn": EDGE_CERT}, set()),
+    ],
+    ids=["no-certificates", "regional-only", "both-certificates", "cloudfront-certificate-only"],
+)
+def test_custom_domain_and_cloudfront_are_deployed_only_with_their_certificates(
+    template: Template, parameters: Mapping[str, str], expected: set[str]
+) -> None:
+    deployed = deployed_resources(template, parameters)
+
+    assert deployed & EDGE_RESOURCES == expected
+    assert {"PreviewApi", *DATA_PLANE_FUNCTIONS} <= deployed
+
+
+def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resources: Mapping[str, Any]) -> None:
+    domain = resources["PreviewDomainName"]["Properties"]
+    mapping = resources["PreviewBasePathMapping"]["Properties"]
+
+    assert domain["DomainName"] == {"Fn::Sub": "*.${PreviewDomain}"}
+    assert domain["RegionalCertificateArn"] == {"Ref": "PreviewCertificateArn"}
+    assert domain["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    assert domain["SecurityPolicy"] == "TLS_1_2"
+    assert mapping["DomainName"] == {"Ref": "PreviewDomainName"}
+    assert mapping["RestApiId"] == {"Ref": "PreviewApi"}
+    assert "BasePath" not in mapping, "sandbox paths start at /"
+    assert resources[mapping["Stage"]["Ref"]]["Properties"]["StageName"] == "preview"
+
+
+def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:
+    config = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    behavior = config["DefaultCacheBehavior"]
+
+    assert config["Aliases"] == [{"Fn::Sub": "*.${PreviewDomain}"}]
+    assert config["ViewerCertificate"]["AcmCertificateArn"] == {"Ref": "CloudFrontCertificateArn"}
+    assert origin["DomainName"] == {"Fn::GetAtt": ["PreviewDomainName", "RegionalDomainName"]}
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert behavior["TargetOriginId"] == origin["Id"]
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # AllViewer
+    assert set(behavior["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
+    assert behavior["FunctionAssociations"] == [
+        {
+            "EventType": "viewer-request",
+            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeRouter", "FunctionMetadata.FunctionARN"]},
+        }
+    ]
+    assert resources["PreviewEdgeRouter"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+
+
+def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template: Template) -> None:
+    outputs = template["Outputs"]
+
+    assert outputs["PreviewApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${PreviewApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/preview"
+    }
+    assert outputs["PreviewDomainTarget"]["Condition"] == "HasPreviewDomain"
+    assert outputs["PreviewDomainTarget"]["Value"] == {
+        "Fn::If": [
+            "HasCloudFront",
+            {"Fn::GetAtt": ["PreviewDistribution", "DomainName"]},
+            {"Fn::GetAtt": ["PreviewDomainName", "RegionalDomainName"]},
+        ]
+    }
+
+
+# ------------------------------------------------------------------- the edge's routing rule
+
+# (viewer path, query parameter names, path the request continues with)
+EDGE_CASES: list[tuple[str, list[str], str]] = [
+    ("/", ["mt"], "/__preview/exchange"),
+    ("/", ["lang", "mt"], "/__preview/exchange"),
+    ("/app/index.html", ["mt", "lang"], "/__preview/exchange/app/index.html"),
+    ("/app/", ["mt"], "/__preview/exchange/app/"),
+    ("/app/main.js", [], "/app/main.js"),
+    ("/", ["lang"], "/"),
+    ("/app", ["MT"], "/app"),
+    ("/app", ["mtx", "xmt"], "/app"),
+    ("/__preview/exchange", ["mt"], "/__preview/exchange"),
+    ("/__preview/exchange/app/index.html", ["mt"], "/__preview/exchange/app/index.html"),
+]
+
+_NODE_HARNESS = """
+const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const results = cases.map(([uri, names]) => {
+  const querystring = {};
+  names.forEach((name, i) => { querystring[name] = { value: 'v' + i }; });
+  const before = JSON.stringify(querystring);
+  const request = handler({
+    version: '1.0',
+    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', eventType: 'viewer-request' },
+    viewer: { ip: '203.0.113.10' },
+    request: {
+      method: 'GET', uri, querystring, cookies: {},
+      headers: { host: { value: 'sbx-abc123.sandboxes.example.com' } },
+    },
+  });
+  return { uri: request.uri, queryIntact: JSON.stringify(request.querystring) === before };
+});
+process.stdout.write(JSON.stringify(results));
+"""
+
+
+@pytest.fixture(scope="module")
+def cloudfront_routes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The CloudFront Function of template.yaml run by node on a viewer-request event per case."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the CloudFront Function's JavaScript cannot be run")
+    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
+    script = tmp_path_factory.mktemp("cloudfront") / "edge_router.js"
+    script.write_text(code + _NODE_HARNESS, encoding="utf-8")
+    cases = json.dumps([[path, names] for path, names, _ in EDGE_CASES])
+    completed = subprocess.run([node, str(script)], input=cases, capture_output=True, text=True, check=True)
+    results: list[dict[str, Any]] = json.loads(completed.stdout)
+    return results
+
+
+@pytest.mark.parametrize(
+    ("index", "case"), list(enumerate(EDGE_CASES)), ids=[f"{c[0]}?{c[1]}" for c in EDGE_CASES]
+)
+def test_cloudfront_sends_mt_requests_to_the_exchange_and_leaves_the_query_intact(
+    cloudfront_routes: Sequence[Mapping[str, Any]], index: int, case: tuple[str, list[str], str]
+) -> None:
+    _, _, expected = case
+
+    assert cloudfront_routes[index] == {"uri": expected, "queryIntact": True}
+
+
+@pytest.mark.parametrize(("path", "names", "expected"), EDGE_CASES)
+def test_local_edge_routes_exactly_like_cloudfront(path: str, names: list[str], expected: str) -> None:
+    assert edge_route(path, names) == expected
+
+
+def test_cloudfront_function_stays_within_its_size_limit() -> None:
+    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
+
+    assert len(code.encode()) < 10 * 1024
+
+
+# ------------------------------------------------------------------------------------- events
+
+DATA_PLANE_EVENTS = sorted(
+    p.stem for p in EVENTS_DIR.glob("*.json") if p.stem.startswith(("authorizer_", "exchange_"))
+)
+
+
+@pytest.mark.parametrize("name", DATA_PLANE_EVENTS)
+def test_data_plane_events_target_routes_the_template_defines(api: Mapping[str, Any], name: str) -> None:
+    event = load_event(name, token="t")
+    route = api["paths"][event["resource"]]
+    host = event["headers"]["Host"]
+
+    assert host == event["requestContext"]["domainName"]
+    assert host.endswith(".sandboxes.example.com")
+    assert event["requestContext"]["stage"] == "preview"
+    if name.startswith("authorizer_"):
+        assert event["type"] == "REQUEST"
+        assert event["methodArn"].split("/")[1:3] == ["preview", event["httpMethod"]]
+        assert route["x-amazon-apigateway-any-method"]["security"] == [{"PreviewAuthorizer": []}]
+    else:
+        assert "security" not in route[event["httpMethod"].lower()]
+        viewer_path = "/" + (event["pathParameters"] or {}).get("proxy", "")
+        names = list(event["multiValueQueryStringParameters"] or {})
+        assert edge_route(viewer_path, names) == event["path"], "the edge produces this exchange request"

@@ -1,0 +1,80 @@
+"""template.yaml as data: the SAM template as written, and its CloudFormation translation.
+
+* :func:`sam_template` is template.yaml parsed with CloudFormation's short-form tags (``!Ref``,
+  ``!Sub``, ``!GetAtt``...) in their long form (``{"Ref": ...}``, ``{"Fn::Sub": ...}``,
+  ``{"Fn::GetAtt": [resource, attribute]}``), by the same loader the local stack reads it with.
+* :func:`cloudformation` runs the SAM transform offline (samtranslator, no AWS call): local
+  ``CodeUri``/``ContentUri`` paths become placeholder S3 URIs as ``sam validate`` does, and the
+  managed-policy map is empty (SAM refers to its own policies by ARN, with no lookup).
+* :func:`find_in_map` and :func:`substitute` resolve the intrinsics tests need to compare the
+  template's text with values computed in Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import boto3
+from preview_local.cfn_template import load_template
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+TRANSLATION_REGION = "us-east-1"
+
+Template = dict[str, Any]
+
+
+@cache
+def _sam_template() -> Template:
+    return load_template()
+
+
+def sam_template() -> Template:
+    """template.yaml as written (a fresh copy: tests may change it)."""
+    return copy.deepcopy(_sam_template())
+
+
+def _with_placeholder_code_locations(template: Template) -> Template:
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            location = properties.get(key)
+            if isinstance(location, str) and not location.startswith("s3://"):
+                properties[key] = f"s3://placeholder-bucket/{location.strip('/')}"
+    return template
+
+
+@cache
+def _cloudformation() -> Template:
+    session = boto3.session.Session(region_name=TRANSLATION_REGION)
+    translator = Translator(None, Parser(), boto_session=session)
+    translated: Template = translator.translate(
+        _with_placeholder_code_locations(sam_template()), {}, get_managed_policy_map=dict
+    )
+    return translated
+
+
+def cloudformation() -> Template:
+    """template.yaml after the SAM transform: plain CloudFormation (a fresh copy)."""
+    return copy.deepcopy(_cloudformation())
+
+
+def find_in_map(template: Mapping[str, Any], value: Any) -> Any:
+    """``{"Fn::FindInMap": [map, top, second]}`` resolved against the template's Mappings."""
+    if isinstance(value, Mapping) and set(value) == {"Fn::FindInMap"}:
+        map_name, top_key, second_key = value["Fn::FindInMap"]
+        return template["Mappings"][map_name][top_key][second_key]
+    return value
+
+
+def substitute(value: Any, variables: Mapping[str, str]) -> str:
+    """A one-argument ``Fn::Sub`` (or a plain string) with its ``${Name}`` variables replaced."""
+    if isinstance(value, Mapping) and set(value) == {"Fn::Sub"}:
+        value = value["Fn::Sub"]
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string or a one-argument Fn::Sub, got {value!r}")
+    return re.sub(r"\$\{([^}!]+)\}", lambda match: variables[match.group(1)], value)

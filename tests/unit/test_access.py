@@ -1,0 +1,193 @@
+"""The data plane's decision with in-memory keys: host binding, scopes, cache, key retirement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from preview_tokens.access import (
+    DenialReason,
+    PreviewGate,
+    PreviewRequest,
+    normalize_host,
+    normalize_path,
+    split_session_cookie,
+)
+from preview_tokens.aws_json import AwsServiceError
+from preview_tokens.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
+from preview_tokens.tokens import PreviewClaims, Scope, sign_preview_token
+
+NOW = 1_800_000_000
+HOST = "sbx-a.sandboxes.example.com"
+
+
+class FakeKeyStore:
+    def __init__(self) -> None:
+        self.keys: dict[str, StoredSigningKey] = {}
+        self.loads = 0
+        self.failing = False
+
+    def add(self, kid: str, status: str = ACTIVE) -> None:
+        self.keys[kid] = StoredSigningKey(kid, kid.encode(), status, f"2026-01-0{len(self.keys) + 1}")
+
+    def load(self) -> list[StoredSigningKey]:
+        self.loads += 1
+        if self.failing:
+            raise AwsServiceError("dynamodb", "Query", "ServiceUnavailable", 503)
+        return list(self.keys.values())
+
+
+class FakeDecrypter:
+    """'Decrypts' a ciphertext by deriving a 32-byte key from it, checking the context."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decrypt(self, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
+        self.calls += 1
+        assert context == {"purpose": "preview-token-signing", "kid": ciphertext.decode()}
+        return ciphertext.ljust(32, b"#")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store() -> FakeKeyStore:
+    store = FakeKeyStore()
+    store.add("k1")
+    return store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def decrypter() -> FakeDecrypter:
+    return FakeDecrypter()
+
+
+@pytest.fixture
+def gate(store: FakeKeyStore, decrypter: FakeDecrypter, clock: Clock) -> PreviewGate:
+    return PreviewGate(SigningKeyProvider(store, decrypter, 60, clock=clock), "/input", clock=clock)
+
+
+def token(scope: Scope = Scope.READ, kid: str = "k1", sandbox: str = "sbx-a", ttl: int = 60) -> str:
+    claims = PreviewClaims(sandbox, "acme", f"{sandbox}.sandboxes.example.com", scope, NOW, NOW + ttl, "j")
+    return sign_preview_token(claims, kid, kid.encode().ljust(32, b"#"))
+
+
+def request(
+    value: str | None, method: str = "GET", path: str = "/", host: str = HOST, cookie: str = ""
+) -> PreviewRequest:
+    cookie_header = cookie if value is None else f"{cookie}; __Host-mp_session={value}".strip("; ")
+    return PreviewRequest(method, path, host, cookie_header, None)
+
+
+def test_a_valid_cookie_is_allowed_and_the_origin_gets_the_other_cookies(gate: PreviewGate) -> None:
+    decision = gate.authorize(request(token(), cookie="theme=dark"))
+    assert decision.allowed
+    assert decision.claims is not None
+    assert decision.claims.sandbox_id == "sbx-a"
+    assert decision.origin_cookie == "theme=dark"
+
+
+def test_the_query_token_is_the_fallback_when_no_cookie_is_sent(gate: PreviewGate) -> None:
+    assert gate.authorize(PreviewRequest("GET", "/", HOST, "", token())).allowed
+    assert gate.authorize(PreviewRequest("GET", "/", HOST, "", None)).reason is DenialReason.NO_TOKEN
+
+
+def test_a_seen_token_is_not_verified_again_but_expiry_is_still_checked(
+    gate: PreviewGate, clock: Clock
+) -> None:
+    value = token(ttl=10)
+    assert gate.authorize(request(value)).allowed
+    clock.now += 10
+    assert gate.authorize(request(value)).reason is DenialReason.EXPIRED
+
+
+def test_keys_are_decrypted_once_and_reread_on_the_refresh_timer(
+    gate: PreviewGate, store: FakeKeyStore, decrypter: FakeDecrypter, clock: Clock
+) -> None:
+    for _ in range(5):
+        gate.authorize(request(token()))
+    assert (store.loads, decrypter.calls) == (1, 1)
+    clock.now += 60
+    gate.authorize(request(token()))
+    assert (store.loads, decrypter.calls) == (2, 1)
+
+
+def test_a_retired_key_stops_verifying_at_the_next_refresh_even_for_cached_tokens(
+    gate: PreviewGate, store: FakeKeyStore, clock: Clock
+) -> None:
+    value = token(ttl=600)
+    assert gate.authorize(request(value)).allowed
+    store.add("k2")
+    store.keys["k1"] = StoredSigningKey("k1", b"k1", RETIRED, "2026-01-01")
+    clock.now += 61
+    assert gate.authorize(request(value)).reason is DenialReason.INVALID_TOKEN
+    assert gate.authorize(request(token(kid="k2", ttl=600))).allowed
+
+
+def test_unreadable_keys_deny_as_unavailable(gate: PreviewGate, store: FakeKeyStore) -> None:
+    store.failing = True
+    assert gate.authorize(request(token())).reason is DenialReason.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/", True),
+        ("HEAD", "/app.js", True),
+        ("OPTIONS", "/api", True),
+        ("get", "/", True),
+        ("POST", "/", False),
+        ("PUT", "/x", False),
+        ("PATCH", "/x", False),
+        ("DELETE", "/x", False),
+        ("GET", "/input", False),
+        ("GET", "/input/", False),
+        ("GET", "/Input/keys", False),
+        ("GET", "/a/../input/keys", False),
+        ("GET", "//input", False),
+        ("GET", "/%2569nput", False),
+        ("GET", "/inputs", True),
+        ("GET", "/static/input", True),
+    ],
+)
+def test_read_is_view_only(gate: PreviewGate, method: str, path: str, allowed: bool) -> None:
+    decision = gate.authorize(request(token(Scope.READ), method=method, path=path))
+    assert decision.allowed is allowed
+    if not allowed:
+        assert decision.reason is DenialReason.READ_ONLY
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/input/keys"), ("DELETE", "/x"), ("GET", "/input")])
+def test_interact_forwards_everything(gate: PreviewGate, method: str, path: str) -> None:
+    assert gate.authorize(request(token(Scope.INTERACT), method=method, path=path)).allowed
+
+
+@pytest.mark.parametrize(
+    ("host", "normalized"),
+    [("SBX-A.Example.COM", "sbx-a.example.com"), ("sbx-a.example.com:3000", "sbx-a.example.com"),
+     ("sbx-a.example.com.", "sbx-a.example.com."), ("sbx-a.example.com:x", "sbx-a.example.com:x")],
+)  # fmt: skip
+def test_hosts_are_compared_lower_case_without_a_port(host: str, normalized: str) -> None:
+    assert normalize_host(host) == normalized
+
+
+def test_paths_are_normalized_before_prefix_checks() -> None:
+    assert normalize_path("/a/./b/../../INPUT//x") == "/input/x"
+    assert normalize_path("") == "/"
+
+
+def test_the_last_session_cookie_wins_and_the_rest_is_kept_in_order() -> None:
+    found, rest = split_session_cookie("a=1; __Host-mp_session=old; b=2; __Host-mp_session=new")
+    assert (found, rest) == ("new", "a=1; b=2")

@@ -1,0 +1,73 @@
+"""Settings fail loudly when missing or malformed, and never fall back silently."""
+
+from __future__ import annotations
+
+import pytest
+from preview_tokens.settings import (
+    DataPlaneSettings,
+    JwtSettings,
+    MintSettings,
+    PreviewUrlSettings,
+    SettingsError,
+)
+
+MINT_ENV = {
+    "TENANTS_TABLE": "t",
+    "API_KEYS_TABLE": "k",
+    "SANDBOXES_TABLE": "s",
+    "SIGNING_KEYS_TABLE": "sk",
+    "PREVIEW_DOMAIN": "Sandboxes.Example.com",
+}
+
+
+def test_a_complete_mint_environment_loads() -> None:
+    settings = MintSettings.from_env(MINT_ENV)
+    assert settings.previews.domain == "sandboxes.example.com"
+    assert settings.jwt is None
+    assert settings.signing_keys.refresh_seconds == 60
+
+
+@pytest.mark.parametrize("missing", sorted(MINT_ENV))
+def test_each_missing_mint_setting_is_named(missing: str) -> None:
+    env = {k: v for k, v in MINT_ENV.items() if k != missing}
+    with pytest.raises(SettingsError, match=missing):
+        MintSettings.from_env(env)
+
+
+def test_half_configured_jwt_settings_are_an_error() -> None:
+    with pytest.raises(SettingsError, match="JWT_AUDIENCE"):
+        JwtSettings.from_env(
+            {"JWT_ISSUER": "https://idp", "JWT_JWKS_URL": "https://idp/jwks", "JWT_TENANT_CLAIM": "t"}
+        )
+
+
+@pytest.mark.parametrize("domain", ["https://x.com", "x_y.com", "a..b", "-a.com"])
+def test_a_preview_domain_must_be_a_domain_name(domain: str) -> None:
+    with pytest.raises(SettingsError):
+        PreviewUrlSettings.from_env({"PREVIEW_DOMAIN": domain})
+
+
+def test_the_preview_url_is_https_by_default_and_http_with_a_port_locally() -> None:
+    assert (
+        PreviewUrlSettings.from_env({"PREVIEW_DOMAIN": "p.io"}).url_for("sbx", "mp_t")
+        == "https://sbx.p.io?mt=mp_t"
+    )
+    local = PreviewUrlSettings.from_env(
+        {"PREVIEW_DOMAIN": "sandboxes.localhost", "PREVIEW_URL_SCHEME": "http", "PREVIEW_URL_PORT": "3000"}
+    )
+    assert local.url_for("sbx", "mp_t") == "http://sbx.sandboxes.localhost:3000?mt=mp_t"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("INPUT_PATH_PREFIX", "input"), ("FRAME_ANCESTORS", "a; script-src *")]
+)
+def test_data_plane_settings_are_validated(name: str, value: str) -> None:
+    env = {
+        "SIGNING_KEYS_TABLE": "sk",
+        "PREVIEW_DOMAIN": "p.io",
+        "INPUT_PATH_PREFIX": "/input",
+        "FRAME_ANCESTORS": "https:",
+    }
+    DataPlaneSettings.from_env(env)
+    with pytest.raises(SettingsError, match=name):
+        DataPlaneSettings.from_env({**env, name: value})
