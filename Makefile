@@ -53,7 +53,8 @@ bench: $(STAMP)
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(STAMP)
-	$(PY) -m preview_local.openapi > docs/openapi.json
+	PYTHONPATH=functions/mint POWERTOOLS_TRACE_DISABLED=1 $(PY) -c \
+	  'import json, mint_api; print(json.dumps(mint_api.build_openapi(), indent=2, sort_keys=True))' > docs/openapi.json
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -193,8 +193,8 @@ class ColdRun:
     decide_ms: float = 0.0
 
 
-def spawn(argv: list[str], env: dict[str, str]) -> tuple[ColdRun, bytes]:
-    """Run a child to completion: its wall clock from spawn to reaping, its own peak RSS, its stdout.
+def spawn(argv: list[str], env: dict[str, str]) -> tuple[ColdRun, list[str]]:
+    """Run a child to completion: its wall clock from spawn to reaping, its own peak RSS, its stdout lines.
 
     The child is spawned by a small launcher interpreter, not by this process: Linux carries
     the high-water RSS of the parent's address space across fork/vfork + exec into the child's
@@ -203,11 +203,13 @@ def spawn(argv: list[str], env: dict[str, str]) -> tuple[ColdRun, bytes]:
     launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(argv)]
     completed = subprocess.run(launcher, env=env, capture_output=True, check=False)
     *child_lines, launcher_line = completed.stdout.decode().rstrip("\n").split("\n")
-    result = json.loads(launcher_line)
-    if completed.returncode != 0 or result["exit"] != 0:
+    result: dict[str, Any] = {"exit": "launcher failed"}
+    if completed.returncode == 0:
+        result = json.loads(launcher_line)
+    if result["exit"] != 0:
         stderr = completed.stderr.decode(errors="replace")[-2000:]
         raise RuntimeError(f"{argv[:3]} exited {result['exit']}: {stderr}")
-    return ColdRun(result["wall_ms"], result["peak_kib"]), "\n".join(child_lines).encode()
+    return ColdRun(result["wall_ms"], result["peak_kib"]), child_lines
 
 
 def measure_cold_starts(env: dict[str, str], event: dict[str, Any]) -> tuple[list[ColdRun], list[ColdRun]]:
@@ -222,7 +224,7 @@ def measure_cold_starts(env: dict[str, str], event: dict[str, Any]) -> tuple[lis
     boto3_runs: list[ColdRun] = []
     for run in range(COLD_RUNS + 1):  # run 0 warms the page cache and the .pyc files
         measured, out = spawn(authorizer_argv, child_env)
-        report = json.loads(out)
+        report = json.loads(out[-1])  # the child's last line (log lines, if any, come before it)
         if report["effect"] != "Allow":
             raise RuntimeError(f"cold-start decision was {report['effect']}, expected Allow")
         baseline, _ = spawn(boto3_argv, child_env)

@@ -15,7 +15,7 @@ from preview_tokens.http_responses import (
     json_response,
     response_for,
 )
-from preview_tokens.mint import MintRequest, MintResponse, MintService
+from preview_tokens.mint import ErrorResponse, MintRequest, MintResponse, MintService
 from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
 from preview_tokens.tracing import tracer
@@ -41,12 +41,21 @@ def _request_id() -> str:
     description="Signed, short-lived token for embedding the sandbox in an iframe. "
     "Auth: an API key or a JWT with the previews:write scope (Authorization: Bearer ...).",
     responses={
-        400: {"description": "invalid_request"},
-        401: {"description": "unauthorized"},
-        403: {"description": "forbidden"},
-        404: {"description": "sandbox_not_found"},
-        422: {"description": "invalid_scope or invalid_expires_in"},
-        503: {"description": "unavailable (with Retry-After)"},
+        200: {
+            "description": "The token and its iframe URL",
+            "content": {"application/json": {"model": MintResponse}},
+        },
+        **{
+            status: {"description": codes, "content": {"application/json": {"model": ErrorResponse}}}
+            for status, codes in (
+                (400, "invalid_request"),
+                (401, "unauthorized"),
+                (403, "forbidden"),
+                (404, "sandbox_not_found"),
+                (422, "invalid_scope or invalid_expires_in"),
+                (503, "unavailable (with Retry-After)"),
+            )
+        },
     },
     tags=["preview tokens"],
 )

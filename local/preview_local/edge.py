@@ -15,8 +15,12 @@ from preview_tokens.exchange import EXCHANGE_PATH, TOKEN_PARAMETER
 RESERVED_PREFIX = "/__preview/"
 
 
-def edge_route(path: str, query_names: Iterable[str]) -> str:
-    """The path the request continues with; ``query_names`` are the query's parameter names."""
-    if TOKEN_PARAMETER not in query_names or path.startswith(RESERVED_PREFIX):
+def edge_route(path: str, query_names: Iterable[str], method: str = "GET") -> str:
+    """The path the request continues with; ``query_names`` are the query's parameter names.
+
+    Only document loads (GET) are exchanged; any other method keeps its path and meets
+    the authorizer, which reads ``?mt=`` as its fallback.
+    """
+    if method != "GET" or TOKEN_PARAMETER not in query_names or path.startswith(RESERVED_PREFIX):
         return path
     return EXCHANGE_PATH if path == "/" else EXCHANGE_PATH + path

@@ -79,7 +79,9 @@ class RestApiGateway:
             response = self._invoke_proxy(request, integration, fields)
         else:
             response = self._forward(request, match, integration, authorizer_context or {})
-        return HttpResponse(response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body)
+        return HttpResponse(
+            response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body
+        )
 
     # ------------------------------------------------------------------ authorizer
     def _authorize(
@@ -93,7 +95,9 @@ class RestApiGateway:
         try:
             answer = self._functions[authorizer.function_name].invoke(event)
         except Exception as error:
-            response_type = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_CONFIGURATION_ERROR"
+            response_type = (
+                "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_CONFIGURATION_ERROR"
+            )
             return self._gateway_error(request, request_id, response_type)
         try:
             output = AuthorizerOutput.parse(answer)
@@ -107,11 +111,15 @@ class RestApiGateway:
         return {"principalId": output.principal_id, **context, "integrationLatency": 0}
 
     # ---------------------------------------------------------------- integrations
-    def _invoke_proxy(self, request: HttpRequest, integration: Integration, fields: dict[str, Any]) -> HttpResponse:
+    def _invoke_proxy(
+        self, request: HttpRequest, integration: Integration, fields: dict[str, Any]
+    ) -> HttpResponse:
         binary = self.api.is_binary(request.header("Content-Type"))
         body: str | None = None
         if request.body:
-            body = base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
+            body = (
+                base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
+            )
         event = {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
         try:
             result = self._functions[integration.function_name].invoke(event)
@@ -131,7 +139,9 @@ class RestApiGateway:
             if value is None:
                 continue
             if kind == "header":
-                headers = [(key, old) for key, old in headers if key.lower() != name.lower()] + [(name, value)]
+                headers = [(key, old) for key, old in headers if key.lower() != name.lower()] + [
+                    (name, value)
+                ]
             elif kind == "querystring":
                 query = [(key, old) for key, old in query if key != name] + [(name, value)]
             elif kind == "path":
@@ -250,7 +260,9 @@ def _proxy_result(result: Any) -> HttpResponse:
             merged[name] = [str(value)]
     raw_body = result.get("body") or ""
     try:
-        body = base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+        body = (
+            base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode()
+        )
         status = int(result["statusCode"])
     except (ValueError, binascii.Error, AttributeError):
         return malformed
@@ -284,7 +296,9 @@ def _identity_present(request: HttpRequest, fields: Mapping[str, Any], sources: 
         if source.startswith("method.request.header."):
             present = request.header(source.removeprefix("method.request.header."))
         elif source.startswith("method.request.querystring."):
-            present = (fields["queryStringParameters"] or {}).get(source.removeprefix("method.request.querystring."))
+            present = (fields["queryStringParameters"] or {}).get(
+                source.removeprefix("method.request.querystring.")
+            )
         else:
             raise ValueError(f"identity source {source} is not emulated")
         if not present:

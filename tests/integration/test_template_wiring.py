@@ -466,23 +466,26 @@ def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template
 
 # ------------------------------------------------------------------- the edge's routing rule
 
-# (viewer path, query parameter names, path the request continues with)
-EDGE_CASES: list[tuple[str, list[str], str]] = [
-    ("/", ["mt"], "/__preview/exchange"),
-    ("/", ["lang", "mt"], "/__preview/exchange"),
-    ("/app/index.html", ["mt", "lang"], "/__preview/exchange/app/index.html"),
-    ("/app/", ["mt"], "/__preview/exchange/app/"),
-    ("/app/main.js", [], "/app/main.js"),
-    ("/", ["lang"], "/"),
-    ("/app", ["MT"], "/app"),
-    ("/app", ["mtx", "xmt"], "/app"),
-    ("/__preview/exchange", ["mt"], "/__preview/exchange"),
-    ("/__preview/exchange/app/index.html", ["mt"], "/__preview/exchange/app/index.html"),
+# (method, viewer path, query parameter names, path the request continues with)
+EDGE_CASES: list[tuple[str, str, list[str], str]] = [
+    ("GET", "/", ["mt"], "/__preview/exchange"),
+    ("GET", "/", ["lang", "mt"], "/__preview/exchange"),
+    ("GET", "/app/index.html", ["mt", "lang"], "/__preview/exchange/app/index.html"),
+    ("GET", "/app/", ["mt"], "/__preview/exchange/app/"),
+    ("GET", "/app/main.js", [], "/app/main.js"),
+    ("GET", "/", ["lang"], "/"),
+    ("GET", "/app", ["MT"], "/app"),
+    ("GET", "/app", ["mtx", "xmt"], "/app"),
+    ("GET", "/__preview/exchange", ["mt"], "/__preview/exchange"),
+    ("GET", "/__preview/exchange/app/index.html", ["mt"], "/__preview/exchange/app/index.html"),
+    ("HEAD", "/", ["mt"], "/"),
+    ("POST", "/api/save", ["mt"], "/api/save"),
+    ("OPTIONS", "/", ["mt"], "/"),
 ]
 
 _NODE_HARNESS = """
 const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const results = cases.map(([uri, names]) => {
+const results = cases.map(([method, uri, names]) => {
   const querystring = {};
   names.forEach((name, i) => { querystring[name] = { value: 'v' + i }; });
   const before = JSON.stringify(querystring);
@@ -491,7 +494,7 @@ const results = cases.map(([uri, names]) => {
     context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', eventType: 'viewer-request' },
     viewer: { ip: '203.0.113.10' },
     request: {
-      method: 'GET', uri, querystring, cookies: {},
+      method, uri, querystring, cookies: {},
       headers: { host: { value: 'sbx-abc123.sandboxes.example.com' } },
     },
   });
@@ -510,26 +513,28 @@ def cloudfront_routes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str
     code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
     script = tmp_path_factory.mktemp("cloudfront") / "edge_router.js"
     script.write_text(code + _NODE_HARNESS, encoding="utf-8")
-    cases = json.dumps([[path, names] for path, names, _ in EDGE_CASES])
+    cases = json.dumps([[method, path, names] for method, path, names, _ in EDGE_CASES])
     completed = subprocess.run([node, str(script)], input=cases, capture_output=True, text=True, check=True)
     results: list[dict[str, Any]] = json.loads(completed.stdout)
     return results
 
 
 @pytest.mark.parametrize(
-    ("index", "case"), list(enumerate(EDGE_CASES)), ids=[f"{c[0]}?{c[1]}" for c in EDGE_CASES]
+    ("index", "case"), list(enumerate(EDGE_CASES)), ids=[f"{c[0]} {c[1]}?{c[2]}" for c in EDGE_CASES]
 )
 def test_cloudfront_sends_mt_requests_to_the_exchange_and_leaves_the_query_intact(
-    cloudfront_routes: Sequence[Mapping[str, Any]], index: int, case: tuple[str, list[str], str]
+    cloudfront_routes: Sequence[Mapping[str, Any]], index: int, case: tuple[str, str, list[str], str]
 ) -> None:
-    _, _, expected = case
+    _, _, _, expected = case
 
     assert cloudfront_routes[index] == {"uri": expected, "queryIntact": True}
 
 
-@pytest.mark.parametrize(("path", "names", "expected"), EDGE_CASES)
-def test_local_edge_routes_exactly_like_cloudfront(path: str, names: list[str], expected: str) -> None:
-    assert edge_route(path, names) == expected
+@pytest.mark.parametrize(("method", "path", "names", "expected"), EDGE_CASES)
+def test_local_edge_routes_exactly_like_cloudfront(
+    method: str, path: str, names: list[str], expected: str
+) -> None:
+    assert edge_route(path, names, method=method) == expected
 
 
 def test_cloudfront_function_stays_within_its_size_limit() -> None:

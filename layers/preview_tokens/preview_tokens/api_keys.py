@@ -73,8 +73,12 @@ class ApiKeyRepository:
             revoked="revoked_at" in item,
         )
 
-    def create(self, tenant_id: str, scopes: Iterable[str]) -> IssuedApiKey:
-        secret = generate_api_key()
+    def create(self, tenant_id: str, scopes: Iterable[str], secret: str | None = None) -> IssuedApiKey:
+        """Register a new key. ``secret`` re-registers a key generated earlier (the local stack keeps
+        its demo keys across restarts of its in-memory database); by default a new one is generated."""
+        if secret is not None and not (secret.startswith(API_KEY_PREFIX) and len(secret) >= 36):
+            raise ValueError("an API key is msk_ followed by at least 32 random characters")
+        secret = secret or generate_api_key()
         key = ApiKey("key_" + secrets.token_hex(8), tenant_id, frozenset(scopes), revoked=False)
         item: dict[str, object] = {
             "key_hash": {"S": hash_api_key(secret)},

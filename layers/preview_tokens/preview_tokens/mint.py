@@ -77,6 +77,17 @@ class MintResponse(BaseModel):
     scope: Literal["read", "interact"]
 
 
+class ErrorDetail(BaseModel):
+    code: Annotated[str, Field(description="Machine code, e.g. invalid_scope")]
+    message: Annotated[str, Field(description="Human sentence")]
+
+
+class ErrorResponse(BaseModel):
+    """Every error body has this one shape."""
+
+    error: ErrorDetail
+
+
 @dataclass(frozen=True)
 class PreviewMinter:
     sandboxes: SandboxRepository

@@ -1,0 +1,26 @@
+"""The committed OpenAPI document is the one the code generates (``make openapi``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mint_api
+
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def test_docs_openapi_json_is_generated_from_the_code() -> None:
+    committed = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    assert committed == mint_api.build_openapi(), "docs/openapi.json is stale: run make openapi"
+
+
+def test_the_document_states_the_request_and_response_contract() -> None:
+    operation = mint_api.build_openapi()["paths"]["/api/v1/sandboxes/{id}/preview-token"]["post"]
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert request["properties"]["expires_in"]["maximum"] == 86400
+    assert request["properties"]["expires_in"]["minimum"] == 1
+    assert request["properties"]["scope"]["enum"] == ["read", "interact"]
+    assert "MintResponse" in json.dumps(operation["responses"]["200"])
+    for status in ("400", "401", "403", "404", "422", "503"):
+        assert "ErrorResponse" in json.dumps(operation["responses"][status])
