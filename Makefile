@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PORT ?= 3000
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: run test lint typecheck unit integration template e2e bench openapi chromium clean
 

@@ -31,7 +31,7 @@ from preview_local.authorizer_policy import (
 from preview_local.deployment import ACCOUNT_ID, REGION
 from preview_local.gateway_responses import EXPLICIT_DENY_MESSAGE, GatewayError, render_gateway_response
 from preview_local.http_messages import HttpRequest, HttpResponse
-from preview_local.lambda_runtime import LambdaFunction
+from preview_local.lambda_runtime import Invocable
 from preview_local.rest_api import Integration, LambdaAuthorizer, RestApi, RouteMatch
 
 HOP_BY_HOP = frozenset(
@@ -54,7 +54,7 @@ _INTERNAL_ERROR = b'{"message": "Internal server error"}'
 
 class RestApiGateway:
     def __init__(
-        self, api: RestApi, functions: Mapping[str, LambdaFunction], forwarded_port: int, scheme: str = "http"
+        self, api: RestApi, functions: Mapping[str, Invocable], forwarded_port: int, scheme: str = "http"
     ) -> None:
         self.api = api
         self._functions = functions
@@ -78,7 +78,7 @@ class RestApiGateway:
         if integration.type == "aws_proxy":
             response = self._invoke_proxy(request, integration, fields)
         else:
-            response = self._forward(request, match, integration, authorizer_context or {})
+            response = self._forward(request, request_id, match, integration, authorizer_context or {})
         return HttpResponse(
             response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body
         )
@@ -128,7 +128,12 @@ class RestApiGateway:
         return _proxy_result(result)
 
     def _forward(
-        self, request: HttpRequest, match: RouteMatch, integration: Integration, authorizer: Mapping[str, Any]
+        self,
+        request: HttpRequest,
+        request_id: str,
+        match: RouteMatch,
+        integration: Integration,
+        authorizer: Mapping[str, Any],
     ) -> HttpResponse:
         headers = [(name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP]
         query = request.query_items()
@@ -149,19 +154,19 @@ class RestApiGateway:
         uri = integration.uri
         for name, value in path_values.items():
             uri = uri.replace("{" + name + "}", quote(value, safe="/"))
-        target = urlsplit(uri)
-        path = (target.path or "/") + (f"?{urlencode(query)}" if query else "")
+        endpoint = urlsplit(uri)
+        path = (endpoint.path or "/") + (f"?{urlencode(query)}" if query else "")
         connection = http.client.HTTPConnection(
-            target.hostname or "", target.port, timeout=INTEGRATION_TIMEOUT_SECONDS
+            endpoint.hostname or "", endpoint.port, timeout=INTEGRATION_TIMEOUT_SECONDS
         )
         try:
             connection.request(request.method, path, body=request.body or None, headers=dict(_merge(headers)))
             response = connection.getresponse()
             body = response.read()
         except TimeoutError:
-            return self._gateway_error(request, "-", "INTEGRATION_TIMEOUT")
+            return self._gateway_error(request, request_id, "INTEGRATION_TIMEOUT")
         except (OSError, http.client.HTTPException):
-            return self._gateway_error(request, "-", "INTEGRATION_FAILURE")
+            return self._gateway_error(request, request_id, "INTEGRATION_FAILURE")
         finally:
             connection.close()
         kept = tuple((name, value) for name, value in response.getheaders() if name.lower() not in HOP_BY_HOP)

@@ -22,12 +22,12 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(
-        self, port: int, respond: Responder, label: str, log: TextIO | None = None, host: str = "127.0.0.1"
-    ) -> None:
-        self.respond = respond
+    """Binds at construction (so the port is known and a busy port fails early); serves from ``start``."""
+
+    def __init__(self, port: int, label: str, log: TextIO | None = None, host: str = "127.0.0.1") -> None:
         self.label = label
         self.log: TextIO = log or sys.stderr
+        self._respond: Responder | None = None
         self._thread: threading.Thread | None = None
         super().__init__((host, port), _RequestHandler)
 
@@ -35,7 +35,17 @@ class LoopbackServer(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def start(self) -> LoopbackServer:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        if self._respond is None:
+            return HttpResponse.text(503, "starting")
+        return self._respond(request)
+
+    def start(self, respond: Responder) -> LoopbackServer:
+        self._respond = respond
         self._thread = threading.Thread(target=self.serve_forever, name=f"{self.label}-server", daemon=True)
         self._thread.start()
         return self
@@ -92,7 +102,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not head:
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815 - http.server
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence the default log line (it prints the whole request target, ``mt`` included)."""

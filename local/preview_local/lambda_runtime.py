@@ -19,11 +19,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from preview_local.deployment import ACCOUNT_ID, REGION, FunctionDeployment
 
 Handler = Callable[[Any, Any], Any]
+
+
+class Invocable(Protocol):
+    """What the gateway needs of a function: invoke it with an event, get its result."""
+
+    def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
 class HandlerLoadError(RuntimeError):

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
-from preview_local.http_messages import HttpRequest, HttpResponse
-from preview_local.http_server import LoopbackServer
 from preview_tokens.access import SESSION_COOKIE
 from preview_tokens.exchange import TOKEN_PARAMETER
 from preview_tokens.sandboxes import is_sandbox_id
+
+from preview_local.http_messages import HttpRequest, HttpResponse
 
 SANDBOX_HEADER = "X-Sandbox-Id"
 SCOPE_HEADER = "X-Preview-Scope"
@@ -43,7 +43,7 @@ class SandboxObservations:
     """What one sandbox's app has received."""
 
     inputs: list[str] = field(default_factory=list)
-    requests: int = 0
+    page_loads: int = 0
     credential_seen: bool = False
     cookie_names: set[str] = field(default_factory=set)
 
@@ -51,7 +51,7 @@ class SandboxObservations:
         return {
             "sandbox_id": sandbox_id,
             "scope": scope,
-            "requests": self.requests,
+            "page_loads": self.page_loads,
             "inputs": self.inputs,
             "credential_seen": self.credential_seen,
             "cookie_names": sorted(self.cookie_names),
@@ -76,6 +76,8 @@ class SandboxOrigin:
         scope = request.header(SCOPE_HEADER) or ""
         seen = self._record(sandbox_id, request)
         if request.method in ("GET", "HEAD") and request.path in ("/", "/index.html"):
+            with self._lock:
+                seen.page_loads += 1
             return self._page_response(sandbox_id, scope)
         if request.method in ("GET", "HEAD") and request.path in _STATIC:
             return HttpResponse.text(200, static_text(request.path.rsplit("/", 1)[1]), _STATIC[request.path])
@@ -94,7 +96,6 @@ class SandboxOrigin:
         carries_token = any(name == TOKEN_PARAMETER and value for name, value in request.query_items())
         with self._lock:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
-            seen.requests += 1
             seen.cookie_names |= cookie_names
             seen.credential_seen |= carries_token or SESSION_COOKIE in cookie_names
             return seen
@@ -127,8 +128,3 @@ class SandboxOrigin:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.inputs.append(key)
         return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
-
-
-def start_origin(input_path_prefix: str, port: int = 0) -> tuple[SandboxOrigin, LoopbackServer]:
-    origin = SandboxOrigin(input_path_prefix)
-    return origin, LoopbackServer(port, origin.respond, "origin").start()

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from preview_local.dev_idp import DevIdentityProvider
-from preview_local.local_state import LocalState
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE
 from preview_tokens.tenants import TenantRepository
+
+from preview_local.dev_idp import DevIdentityProvider
+from preview_local.local_state import LocalState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

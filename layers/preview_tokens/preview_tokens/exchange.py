@@ -3,7 +3,11 @@
 The first document request of a preview carries the token in ``?mt=``. At the edge it is
 routed to ``EXCHANGE_PATH`` + the original path (CloudFront Function in AWS, the local
 gateway locally); the exchange verifies the token for the request's host and redirects to the
-same path and query without ``mt``, setting the session cookie for the token's remaining life.
+same path and query without ``mt``, setting the session cookie for the token's remaining life
+plus :data:`EXPIRED_SESSION_GRACE_SECONDS`: a request made after the token expired still presents
+it and is answered "session expired" (the page posts ``preview.expired`` so the embedding page
+re-mints) instead of "no token". The token's ``exp`` is checked on every request, so the cookie's
+longer life grants nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewC
 
 EXCHANGE_PATH = "/__preview/exchange"
 TOKEN_PARAMETER = "mt"
+EXPIRED_SESSION_GRACE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -70,5 +75,5 @@ def exchange_token(
         return ExchangeDenied(DenialReason.WRONG_SANDBOX, None)
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
-    max_age = max(1, claims.expires_at - int(clock()))
+    max_age = max(1, claims.expires_at - int(clock())) + EXPIRED_SESSION_GRACE_SECONDS
     return SessionGrant(redirect_location(path, query), claims, max_age)

@@ -46,13 +46,14 @@
         });
       })
       .then(function (response) {
+        var outcome = response.ok ? "delivered" : "refused";
+        inputStatus.dataset.state = outcome;
+        inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
         if (!response.ok) {
           inputStatus.textContent = "Input refused (" + response.status + "): this preview is view-only.";
-          inputStatus.dataset.state = "refused";
           return null;
         }
         inputStatus.textContent = "Input delivered to the sandbox.";
-        inputStatus.dataset.state = "delivered";
         return response.json().then(show);
       })
       .catch(function (error) {

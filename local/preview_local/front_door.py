@@ -1,0 +1,47 @@
+"""The one local address, dispatched by ``Host`` as DNS and CloudFront dispatch it in AWS.
+
+* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first the edge rule CloudFront
+  applies (:func:`preview_local.edge.edge_route`: ``?mt=`` requests go to the exchange), then
+  the preview REST API.
+* ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
+  what exists only locally: the demo embedding page (``/``, ``/demo/...``) and the dev
+  identity provider (``/dev-idp/...``). Any other path goes to the control plane API, which
+  answers unknown routes as API Gateway does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from preview_local.demo_app import PAGE_PATHS, DemoEmbeddingApp
+from preview_local.dev_idp import PATH_PREFIX as DEV_IDP_PREFIX
+from preview_local.dev_idp import DevIdentityProvider
+from preview_local.edge import edge_route
+from preview_local.gateway import RestApiGateway
+from preview_local.http_messages import HttpRequest, HttpResponse
+
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
+
+
+@dataclass(frozen=True)
+class FrontDoor:
+    preview_domain: str
+    control_plane: RestApiGateway
+    data_plane: RestApiGateway
+    demo: DemoEmbeddingApp
+    identity_provider: DevIdentityProvider
+
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        host = request.host_name
+        if host.endswith("." + self.preview_domain):
+            query_names = [name for name, _ in request.query_items()]
+            routed = dataclasses.replace(request, path=edge_route(request.path, query_names, request.method))
+            return self.data_plane.handle(routed)
+        if host in LOOPBACK_NAMES:
+            if request.path.startswith(DEV_IDP_PREFIX + "/"):
+                return self.identity_provider.respond(request)
+            if request.path in PAGE_PATHS or request.path.startswith("/demo/"):
+                return self.demo.respond(request)
+            return self.control_plane.handle(request)
+        return HttpResponse.text(421, f"this local stack serves 127.0.0.1 and *.{self.preview_domain}")
