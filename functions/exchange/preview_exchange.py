@@ -67,6 +67,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(), "Location": outcome.location},
-        "multiValueHeaders": {"Set-Cookie": [outcome.set_cookie(tokens[-1])]},
+        "multiValueHeaders": {"Set-Cookie": outcome.set_cookies(tokens[-1])},
         "body": "",
     }

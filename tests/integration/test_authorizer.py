@@ -295,3 +295,18 @@ def test_the_denial_page_for_an_invalid_link_echoes_nothing_from_the_request(dep
     assert '{"type": "preview.denied", "sandbox_id": null, "reason": "invalid_token"}' in page
     for echoed in ("<script>alert", "onerror", "theme=dark", "Mozilla", "203.0.113.10", "/app/main.js"):
         assert echoed not in page
+
+
+def test_after_the_session_cookie_expired_the_marker_makes_it_a_session_expired_page(
+    deployment: Deployment,
+) -> None:
+    import time
+
+    event = authorizer_event(None)
+    event["headers"]["Cookie"] = f"theme=dark; __Host-mp_session_ends={int(time.time()) - 1}"
+    context = assert_denied(authorize(event), "expired")
+    assert json.loads(context["denial_event"]) == {
+        "type": "preview.expired",
+        "sandbox_id": None,
+        "reason": "expired",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -9,7 +10,6 @@ from typing import Any
 
 import preview_exchange
 import pytest
-from preview_tokens.exchange import EXPIRED_SESSION_GRACE_SECONDS
 
 from tests.support.deployment import SANDBOX, Deployment
 from tests.support.events import lambda_context, load_event, set_header
@@ -31,6 +31,12 @@ def cookie_attributes(set_cookie: str) -> tuple[str, str, dict[str, str]]:
     return name, value, parsed
 
 
+def jwt_exp(token: str) -> int:
+    payload = token[3:].split(".")[1]
+    exp: int = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"]
+    return exp
+
+
 def embedded_event(page: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="preview-event">(.*?)</script>', page, re.S)
     assert match, page
@@ -46,14 +52,22 @@ def test_a_valid_mt_becomes_a_host_only_session_cookie_and_a_redirect_without_mt
 
     assert response.status == 302
     assert response.header("Location") == "/app/index.html?lang=en"
-    name, value, attributes = cookie_attributes(response.header("Set-Cookie") or "")
+    session_cookie, ends_cookie = response.multi_header("Set-Cookie")
+    name, value, attributes = cookie_attributes(session_cookie)
     assert (name, value) == ("__Host-mp_session", token)
     assert set(attributes) == {"max-age", "path", "secure", "httponly", "samesite", "partitioned"}
     assert attributes["path"] == "/"
     assert attributes["samesite"] == "None"
-    # The cookie outlives the token by a grace period: a later request is told "expired", not "no token".
-    assert 895 <= int(attributes["max-age"]) - EXPIRED_SESSION_GRACE_SECONDS <= 900
+    assert 895 <= int(attributes["max-age"]) <= 900  # the token's remaining life
     assert "domain" not in attributes
+    # beside it, no credential: when the session ends, outliving it so that a later request
+    # is told "session expired" rather than "no token"
+    marker_name, marker_value, marker_attributes = cookie_attributes(ends_cookie)
+    assert marker_name == "__Host-mp_session_ends"
+    assert token not in ends_cookie
+    assert int(marker_value) == jwt_exp(token)
+    assert int(marker_attributes["max-age"]) > int(attributes["max-age"])
+    assert set(marker_attributes) == set(attributes)
     assert response.header("Cache-Control") == "no-store"
     assert response.header("Referrer-Policy") == "no-referrer"
 

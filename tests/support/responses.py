@@ -12,6 +12,13 @@ class HttpResponse:
     status: int
     headers: dict[str, str]
     body: str
+    multi_headers: dict[str, list[str]]
+
+    def multi_header(self, name: str) -> list[str]:
+        """Every value of a header that may repeat (``Set-Cookie``)."""
+        return [
+            v for key, values in self.multi_headers.items() if key.lower() == name.lower() for v in values
+        ]
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -25,6 +32,8 @@ class HttpResponse:
 
 def from_proxy_result(result: dict[str, Any]) -> HttpResponse:
     headers: dict[str, str] = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    multi: dict[str, list[str]] = {}
     for key, values in (result.get("multiValueHeaders") or {}).items():
-        headers[key] = ", ".join(str(v) for v in values)
-    return HttpResponse(int(result["statusCode"]), headers, result.get("body") or "")
+        multi[key] = [str(v) for v in values]
+        headers[key] = ", ".join(multi[key])
+    return HttpResponse(int(result["statusCode"]), headers, result.get("body") or "", multi)

@@ -11,7 +11,7 @@ from preview_tokens.access import (
     PreviewRequest,
     normalize_host,
     normalize_path,
-    split_session_cookie,
+    split_preview_cookies,
 )
 from preview_tokens.aws_json import AwsServiceError
 from preview_tokens.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
@@ -189,5 +189,26 @@ def test_paths_are_normalized_before_prefix_checks() -> None:
 
 
 def test_the_last_session_cookie_wins_and_the_rest_is_kept_in_order() -> None:
-    found, rest = split_session_cookie("a=1; __Host-mp_session=old; b=2; __Host-mp_session=new")
-    assert (found, rest) == ("new", "a=1; b=2")
+    cookies = split_preview_cookies(
+        "a=1; __Host-mp_session=old; b=2; __Host-mp_session=new; __Host-mp_session_ends=1800000060"
+    )
+    assert cookies.session_token == "new"
+    assert cookies.session_ends_at == 1_800_000_060
+    assert cookies.origin_cookie == "a=1; b=2"
+
+
+def test_after_the_session_cookie_is_gone_the_marker_says_expired(gate: PreviewGate, clock: Clock) -> None:
+    marker = f"__Host-mp_session_ends={NOW + 60}"
+    assert gate.authorize(request(None, cookie=marker)).reason is DenialReason.NO_TOKEN  # not yet ended
+    clock.now = NOW + 60
+    decision = gate.authorize(request(None, cookie=marker))
+    assert decision.reason is DenialReason.EXPIRED
+    assert decision.claims is None  # the marker proves no sandbox
+
+
+@pytest.mark.parametrize("marker", ["x", "", "-5", "9" * 40])
+def test_a_garbled_marker_is_just_no_token(gate: PreviewGate, marker: str) -> None:
+    assert (
+        gate.authorize(request(None, cookie=f"__Host-mp_session_ends={marker}")).reason
+        is DenialReason.NO_TOKEN
+    )

@@ -26,6 +26,11 @@ from preview_tokens.tokens import (
 )
 
 SESSION_COOKIE = "__Host-mp_session"
+# Not a credential: when the session began to expire (the token's ``exp``). It outlives the
+# session cookie, whose Max-Age is exactly the token's remaining life, so a request after expiry
+# is told "session expired" (and the embedding page re-mints) rather than "no token".
+SESSION_ENDS_COOKIE = "__Host-mp_session_ends"
+PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -71,20 +76,34 @@ def normalize_path(path: str) -> str:
     return ("/" + normalized.lstrip("/")).lower()
 
 
-def split_session_cookie(cookie_header: str) -> tuple[str | None, str]:
-    """Our session token (the last one wins) and the Cookie header without it, for the origin."""
-    token: str | None = None
+@dataclass(frozen=True)
+class PreviewCookies:
+    session_token: str | None
+    session_ends_at: int | None
+    origin_cookie: str
+    """The request's Cookie header without the data plane's cookies: what the origin may see."""
+
+
+def split_preview_cookies(cookie_header: str) -> PreviewCookies:
+    """Our cookies (the last of each wins) apart from the sandbox app's own."""
+    values: dict[str, str] = {}
     others: list[str] = []
     for part in cookie_header.split(";"):
         crumb = part.strip()
         if not crumb:
             continue
         name, _, value = crumb.partition("=")
-        if name.strip() == SESSION_COOKIE:
-            token = value.strip().strip('"')
+        name = name.strip()
+        if name in PREVIEW_COOKIES:
+            values[name] = value.strip().strip('"')
         else:
             others.append(crumb)
-    return token, "; ".join(others)
+    ends_at = values.get(SESSION_ENDS_COOKIE, "")
+    return PreviewCookies(
+        session_token=values.get(SESSION_COOKIE) or None,
+        session_ends_at=int(ends_at) if ends_at.isdigit() and len(ends_at) < 16 else None,
+        origin_cookie="; ".join(others),
+    )
 
 
 class PreviewGate:
@@ -121,10 +140,12 @@ class PreviewGate:
         return claims
 
     def authorize(self, request: PreviewRequest) -> Decision:
-        cookie_token, origin_cookie = split_session_cookie(request.cookie_header)
-        token = cookie_token or request.query_token
+        cookies = split_preview_cookies(request.cookie_header)
+        origin_cookie = cookies.origin_cookie
+        token = cookies.session_token or request.query_token
         if not token:
-            return Decision(False, DenialReason.NO_TOKEN)
+            ended = cookies.session_ends_at is not None and cookies.session_ends_at <= self._clock()
+            return Decision(False, DenialReason.EXPIRED if ended else DenialReason.NO_TOKEN)
         try:
             claims = self.verify(token, request.host)
         except SigningKeyUnavailableError:

@@ -3,11 +3,11 @@
 The first document request of a preview carries the token in ``?mt=``. At the edge it is
 routed to ``EXCHANGE_PATH`` + the original path (CloudFront Function in AWS, the local
 gateway locally); the exchange verifies the token for the request's host and redirects to the
-same path and query without ``mt``, setting the session cookie for the token's remaining life
-plus :data:`EXPIRED_SESSION_GRACE_SECONDS`: a request made after the token expired still presents
-it and is answered "session expired" (the page posts ``preview.expired`` so the embedding page
-re-mints) instead of "no token". The token's ``exp`` is checked on every request, so the cookie's
-longer life grants nothing.
+same path and query without ``mt``, setting the session cookie for exactly the token's remaining
+life, and beside it a marker cookie holding the token's ``exp`` (no credential) that lives
+:data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
+marker, and is answered "session expired" (the page posts ``preview.expired`` so the embedding
+page re-mints) instead of "no token".
 """
 
 from __future__ import annotations
@@ -17,13 +17,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from preview_tokens.access import SESSION_COOKIE, DenialReason, HostMismatchError, PreviewGate
+from preview_tokens.access import (
+    SESSION_COOKIE,
+    SESSION_ENDS_COOKIE,
+    DenialReason,
+    HostMismatchError,
+    PreviewGate,
+)
 from preview_tokens.signing_keys import SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
 EXCHANGE_PATH = "/__preview/exchange"
 TOKEN_PARAMETER = "mt"
-EXPIRED_SESSION_GRACE_SECONDS = 3600
+SESSION_ENDS_MARKER_SECONDS = 86_400
+_COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
 
 @dataclass(frozen=True)
@@ -34,11 +41,13 @@ class SessionGrant:
     claims: PreviewClaims
     max_age: int
 
-    def set_cookie(self, token: str) -> str:
-        return (
-            f"{SESSION_COOKIE}={token}; Max-Age={self.max_age}; Path=/; "
-            "Secure; HttpOnly; SameSite=None; Partitioned"
-        )
+    def set_cookies(self, token: str) -> list[str]:
+        """The session cookie, for the token's remaining life, and the session-ends marker."""
+        return [
+            f"{SESSION_COOKIE}={token}; Max-Age={self.max_age}; {_COOKIE_ATTRIBUTES}",
+            f"{SESSION_ENDS_COOKIE}={self.claims.expires_at}; "
+            f"Max-Age={self.max_age + SESSION_ENDS_MARKER_SECONDS}; {_COOKIE_ATTRIBUTES}",
+        ]
 
 
 @dataclass(frozen=True)
@@ -75,5 +84,5 @@ def exchange_token(
         return ExchangeDenied(DenialReason.WRONG_SANDBOX, None)
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
-    max_age = max(1, claims.expires_at - int(clock())) + EXPIRED_SESSION_GRACE_SECONDS
+    max_age = max(1, claims.expires_at - int(clock()))
     return SessionGrant(redirect_location(path, query), claims, max_age)
