@@ -73,6 +73,8 @@ class DemoInfo:
     seed: DemoSeed
     identity_provider: DevIdentityProvider
     origin_url: str
+    operator_environment: Mapping[str, str]
+    """What ``preview-tokens`` (the operator CLI) needs to manage this stack's moto server."""
 
     @property
     def api_url(self) -> str:
@@ -99,6 +101,7 @@ class DemoInfo:
             "jwks_url": self.identity_provider.jwks_url,
             "signing_kid": self.seed.signing_kid,
             "origin_url": self.origin_url,
+            "operator_environment": dict(self.operator_environment),
         }
 
     def banner(self, demo_path: Path) -> str:
@@ -173,7 +176,12 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             ),
             identity_provider=identity_provider,
         )
-        info = DemoInfo(port, seed, identity_provider, origin_server.url)
+        operator_environment = {
+            **moto.environment(),
+            **resources.environment(),
+            "SIGNING_KEY_MASTER_KEY": resources.kms_key_id,
+        }
+        info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         origin_server.start(origin.respond)
         front_server.start(front_door.respond)
