@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import mint_api
 import pytest
 from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws
-from preview_tokens import dynamodb, settings
+from preview_tokens import data_plane, dynamodb, settings
 
 from tests.support.deployment import PREVIEW_DOMAIN, Deployment
 
@@ -21,9 +22,6 @@ def moto_aws() -> Iterator[MotoAws]:
 
 def clear_cold_start_caches() -> None:
     """What a new Lambda execution environment would not have: cached settings and clients."""
-    import mint_api
-    from preview_tokens import data_plane
-
     settings.mint_settings.cache_clear()
     settings.data_plane_settings.cache_clear()
     dynamodb.default_client.cache_clear()

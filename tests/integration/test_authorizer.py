@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 import preview_authorizer
@@ -230,8 +231,6 @@ def test_a_warm_authorizer_drops_a_retired_key_at_its_next_refresh(
     deployment.signing_keys.create(deployment.resources.kms_key_id)
     deployment.signing_keys.retire(deployment.kid)
 
-    import time
-
     time.sleep(1.1)
     assert_denied(authorize(authorizer_event(token)), "invalid_token")
 
@@ -300,8 +299,6 @@ def test_the_denial_page_for_an_invalid_link_echoes_nothing_from_the_request(dep
 def test_after_the_session_cookie_expired_the_marker_makes_it_a_session_expired_page(
     deployment: Deployment,
 ) -> None:
-    import time
-
     event = authorizer_event(None)
     event["headers"]["Cookie"] = f"theme=dark; __Host-mp_session_ends={int(time.time()) - 1}"
     context = assert_denied(authorize(event), "expired")

@@ -11,6 +11,7 @@ from typing import Any
 import preview_exchange
 import pytest
 
+from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment
 from tests.support.events import lambda_context, load_event, set_header
 from tests.support.preview_tokens import change_char, host_of, token_for
@@ -160,8 +161,6 @@ def test_signing_keys_unreachable_is_a_503_page_not_a_500(
 ) -> None:
     token = token_for(deployment)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    from tests.integration.conftest import clear_cold_start_caches
-
     clear_cold_start_caches()
     started = time.monotonic()
     response = exchange(load_event("exchange_mt", token=token))

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import jwt
 import mint_api
 import pytest
+from preview_tokens.data_plane import preview_gate
+from preview_tokens.signing_keys import ACTIVE, StoredSigningKey, encryption_context
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import OTHER_SANDBOX, PREVIEW_DOMAIN, SANDBOX, TENANT, Deployment
@@ -120,8 +125,6 @@ def test_after_rotation_new_tokens_use_the_new_key_and_old_tokens_still_verify(
     new_token = mint(load_event("mint_read", credential=deployment.api_key)).json()["token"]
 
     assert jwt.get_unverified_header(new_token[3:])["kid"] == new_kid != deployment.kid
-    from preview_tokens.data_plane import preview_gate
-
     gate = preview_gate()
     host = f"{SANDBOX}.{PREVIEW_DOMAIN}"
     assert gate.verify(old_token, host).sandbox_id == SANDBOX
@@ -243,8 +246,6 @@ def test_kms_failing_is_503_with_retry_after(deployment: Deployment, monkeypatch
 
 
 def test_kms_refusing_to_decrypt_the_signing_key_is_503(deployment: Deployment) -> None:
-    import boto3
-    from preview_tokens.signing_keys import ACTIVE, StoredSigningKey, encryption_context
 
     # a key whose ciphertext was made for another kid: KMS refuses it (encryption context mismatch)
     ciphertext = boto3.client("kms").generate_data_key(
@@ -315,9 +316,6 @@ def _hs256_with_public_key(idp: IdentityProvider) -> str:
             f'"{TENANT_CLAIM}":"acme","scope":"previews:write"}}'
         ).encode()
     ).rstrip(b"=")
-    import hashlib
-    import hmac
-
     signature = hmac.new(idp.public_pem(), header + b"." + payload, hashlib.sha256).digest()
     return (header + b"." + payload + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
 

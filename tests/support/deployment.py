@@ -8,6 +8,7 @@ from preview_local.aws_resources import LocalResources
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
+from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 from preview_tokens.tenants import TenantRepository
 
 TENANT = "acme"
@@ -56,8 +57,6 @@ class Deployment:
 
     def signing_secret(self, kid: str) -> bytes:
         """The plaintext of a signing key, decrypted the way the functions do it."""
-        from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
-
         provider = SigningKeyProvider(
             DynamoDbSigningKeyStore(self.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
         )

@@ -3,9 +3,8 @@
 * :func:`sam_template` is template.yaml parsed with CloudFormation's short-form tags (``!Ref``,
   ``!Sub``, ``!GetAtt``...) in their long form (``{"Ref": ...}``, ``{"Fn::Sub": ...}``,
   ``{"Fn::GetAtt": [resource, attribute]}``), by the same loader the local stack reads it with.
-* :func:`cloudformation` runs the SAM transform offline (samtranslator, no AWS call): local
-  ``CodeUri``/``ContentUri`` paths become placeholder S3 URIs as ``sam validate`` does, and the
-  managed-policy map is empty (SAM refers to its own policies by ARN, with no lookup).
+* :func:`cloudformation` runs the SAM transform offline (samtranslator, no AWS call) exactly as
+  the local stack does (:func:`preview_local.deployment.sam_transform`).
 * :func:`find_in_map` and :func:`substitute` resolve the intrinsics tests need to compare the
   template's text with values computed in Python.
 """
@@ -18,12 +17,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import boto3
 from preview_local.cfn_template import load_template
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
-
-TRANSLATION_REGION = "us-east-1"
+from preview_local.deployment import sam_transform
 
 Template = dict[str, Any]
 
@@ -38,23 +33,9 @@ def sam_template() -> Template:
     return copy.deepcopy(_sam_template())
 
 
-def _with_placeholder_code_locations(template: Template) -> Template:
-    for resource in template.get("Resources", {}).values():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            location = properties.get(key)
-            if isinstance(location, str) and not location.startswith("s3://"):
-                properties[key] = f"s3://placeholder-bucket/{location.strip('/')}"
-    return template
-
-
 @cache
 def _cloudformation() -> Template:
-    session = boto3.session.Session(region_name=TRANSLATION_REGION)
-    translator = Translator(None, Parser(), boto_session=session)
-    translated: Template = translator.translate(
-        _with_placeholder_code_locations(sam_template()), {}, get_managed_policy_map=dict
-    )
+    translated, _ = sam_transform(sam_template())
     return translated
 
 
