@@ -1,0 +1,80 @@
+"""The control plane as template.yaml deploys it: routes, least privilege, the master key, outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from preview_tokens.signing_keys import ENCRYPTION_PURPOSE
+
+from tests.support.template import cloudformation, sam_template
+
+PURPOSE_CONDITION = {"StringEquals": {"kms:EncryptionContext:purpose": ENCRYPTION_PURPOSE}}
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    found: dict[str, Any] = cloudformation()["Resources"]
+    return found
+
+
+def test_the_mint_route_is_a_post_on_the_spec_path_invoking_the_mint_function(
+    resources: dict[str, Any],
+) -> None:
+    paths = resources["ControlPlaneApi"]["Properties"]["Body"]["paths"]
+    assert set(paths) == {"/api/v1/sandboxes/{id}/preview-token", "/api/v1/openapi.json"}
+    integration = paths["/api/v1/sandboxes/{id}/preview-token"]["post"]["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws_proxy"
+    assert "MintFunction.Arn" in str(integration["uri"])
+
+
+def test_the_mint_function_may_only_read_what_it_reads(resources: dict[str, Any]) -> None:
+    role = resources[resources["MintFunction"]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+    granted = [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements]
+
+    assert granted == [
+        (
+            "Allow",
+            "dynamodb:GetItem",
+            [{"Fn::GetAtt": [table, "Arn"]} for table in ("TenantsTable", "ApiKeysTable", "SandboxesTable")],
+            None,
+        ),
+        ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
+        ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, PURPOSE_CONDITION),
+    ]
+
+
+def test_the_master_key_refuses_any_use_without_the_preview_signing_context(
+    resources: dict[str, Any],
+) -> None:
+    key = resources["SigningKeyMasterKey"]["Properties"]
+    deny = [s for s in key["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Sid": "DenyUseWithoutPreviewContext",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"],
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"kms:EncryptionContext:purpose": ENCRYPTION_PURPOSE}},
+        }
+    ]
+    assert key["EnableKeyRotation"] is True
+
+
+def test_the_mint_function_gets_every_setting_it_reads(resources: dict[str, Any]) -> None:
+    variables = set(resources["MintFunction"]["Properties"]["Environment"]["Variables"])
+    assert {
+        "TENANTS_TABLE", "API_KEYS_TABLE", "SANDBOXES_TABLE", "SIGNING_KEYS_TABLE", "PREVIEW_DOMAIN",
+        "JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "JWT_TENANT_CLAIM",
+    } <= variables  # fmt: skip
+
+
+def test_outputs_give_the_api_url_the_tables_and_the_key() -> None:
+    outputs = set(sam_template()["Outputs"])
+    assert {
+        "ControlPlaneApiUrl", "TenantsTableName", "ApiKeysTableName", "SandboxesTableName",
+        "SigningKeysTableName", "SigningKeyMasterKeyArn",
+    } <= outputs  # fmt: skip
