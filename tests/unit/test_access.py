@@ -212,3 +212,11 @@ def test_a_garbled_marker_is_just_no_token(gate: PreviewGate, marker: str) -> No
         gate.authorize(request(None, cookie=f"__Host-mp_session_ends={marker}")).reason
         is DenialReason.NO_TOKEN
     )
+
+
+def test_the_origin_cookie_is_never_empty_so_the_clients_header_cannot_pass_through(gate: PreviewGate) -> None:
+    value = token()
+    decision = gate.authorize(request(value))  # the session cookie is the only cookie
+    assert decision.allowed
+    assert decision.origin_cookie == "mp_no_app_cookies=1"
+    assert value not in decision.origin_cookie

@@ -31,6 +31,10 @@ SESSION_COOKIE = "__Host-mp_session"
 # is told "session expired" (and the embedding page re-mints) rather than "no token".
 SESSION_ENDS_COOKIE = "__Host-mp_session_ends"
 PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE})
+# What the origin's Cookie header becomes when the request had no cookie of the app's own. Never
+# empty: the integration overwrites the client's Cookie header with this value, and an empty
+# mapped value must not let API Gateway fall back to the client's header (session cookie and all).
+NO_APP_COOKIES = "mp_no_app_cookies=1"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -102,7 +106,7 @@ def split_preview_cookies(cookie_header: str) -> PreviewCookies:
     return PreviewCookies(
         session_token=values.get(SESSION_COOKIE) or None,
         session_ends_at=int(ends_at) if ends_at.isdigit() and len(ends_at) < 16 else None,
-        origin_cookie="; ".join(others),
+        origin_cookie="; ".join(others) or NO_APP_COOKIES,
     )
 
 
