@@ -6,9 +6,19 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from preview_tokens.access import normalize_host
 from preview_tokens.exchange import TOKEN_PARAMETER
 
 REDACTED = "[redacted]"
+
+
+def last_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The last value of header ``name`` (compared case-insensitively), or ``None``."""
+    found = None
+    for key, value in headers:
+        if key.lower() == name.lower():
+            found = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -24,11 +34,7 @@ class HttpRequest:
 
     def header(self, name: str) -> str | None:
         """The last value of a header, its name compared case-insensitively."""
-        found = None
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                found = value
-        return found
+        return last_header(self.headers, name)
 
     @property
     def host(self) -> str:
@@ -36,9 +42,8 @@ class HttpRequest:
 
     @property
     def host_name(self) -> str:
-        """The Host header without its port, lower-cased."""
-        name, _, port = self.host.lower().rpartition(":")
-        return name if name and port.isdigit() else self.host.lower()
+        """The Host header without its port, lower-cased (as the authorizer compares hosts)."""
+        return normalize_host(self.host)
 
     def query_items(self) -> list[tuple[str, str]]:
         return parse_qsl(self.query, keep_blank_values=True)
@@ -64,11 +69,7 @@ class HttpResponse:
     body: bytes = field(default=b"", repr=False)
 
     def header(self, name: str) -> str | None:
-        found = None
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                found = value
-        return found
+        return last_header(self.headers, name)
 
     @classmethod
     def json(cls, status: int, document: object, headers: tuple[tuple[str, str], ...] = ()) -> HttpResponse:

@@ -214,7 +214,9 @@ def test_a_garbled_marker_is_just_no_token(gate: PreviewGate, marker: str) -> No
     )
 
 
-def test_the_origin_cookie_is_never_empty_so_the_clients_header_cannot_pass_through(gate: PreviewGate) -> None:
+def test_the_origin_cookie_is_never_empty_so_the_clients_header_cannot_pass_through(
+    gate: PreviewGate,
+) -> None:
     value = token()
     decision = gate.authorize(request(value))  # the session cookie is the only cookie
     assert decision.allowed
