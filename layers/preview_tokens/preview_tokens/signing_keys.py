@@ -111,7 +111,8 @@ class DynamoDbSigningKeyStore:
         while True:
             page = client.call("Query", request)
             items = page.get("Items", [])
-            assert isinstance(items, list)
+            if not isinstance(items, list):
+                raise AwsServiceError("dynamodb", "Query", "InvalidResponse")
             keys.extend(StoredSigningKey.from_json_item(item) for item in items)
             if "LastEvaluatedKey" not in page:
                 return keys
