@@ -222,3 +222,12 @@ def test_the_origin_cookie_is_never_empty_so_the_clients_header_cannot_pass_thro
     assert decision.allowed
     assert decision.origin_cookie == "mp_no_app_cookies=1"
     assert value not in decision.origin_cookie
+
+
+def test_a_malformed_key_item_denies_as_unavailable(decrypter: FakeDecrypter, clock: Clock) -> None:
+    class BrokenStore:
+        def load(self) -> list[StoredSigningKey]:
+            return [StoredSigningKey.from_json_item({"kid": {"S": "k1"}})]  # no ciphertext, no status
+
+    gate = PreviewGate(SigningKeyProvider(BrokenStore(), decrypter, 60, clock=clock), "/input", clock=clock)
+    assert gate.authorize(request(token())).reason is DenialReason.UNAVAILABLE

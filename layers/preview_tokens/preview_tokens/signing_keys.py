@@ -177,6 +177,8 @@ class SigningKeyProvider:
                     )
         except AwsServiceError as error:
             raise SigningKeyUnavailableError(str(error)) from None
+        except (KeyError, TypeError, ValueError) as error:  # an item not shaped like a signing key
+            raise SigningKeyUnavailableError(f"malformed signing key item: {type(error).__name__}") from None
         active = {key.kid: self._plaintexts[key.kid] for key in stored}
         self._plaintexts = dict(active)
         newest = max(stored, key=lambda key: (key.created_at, key.kid), default=None)
