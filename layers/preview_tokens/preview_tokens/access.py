@@ -174,8 +174,6 @@ class PreviewGate:
 class HostMismatchError(InvalidTokenError):
     """A valid token presented on another sandbox's host."""
 
-    reason = "wrong_sandbox"
-
     def __init__(self, claims: PreviewClaims) -> None:
         super().__init__("token is bound to another host")
         self.claims = claims

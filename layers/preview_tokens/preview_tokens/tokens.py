@@ -38,31 +38,27 @@ class Scope(StrEnum):
 
 
 class InvalidTokenError(Exception):
-    """Base class: the token is not a valid preview token. ``reason`` is safe to log."""
-
-    reason = "invalid"
+    """Base class: the token is not a valid preview token."""
 
 
 class MalformedTokenError(InvalidTokenError):
-    reason = "malformed"
+    """The token is not a well-formed preview token."""
 
 
 class UnsupportedAlgorithmError(InvalidTokenError):
-    reason = "unsupported_algorithm"
+    """The header names another algorithm than HS256."""
 
 
 class UnknownKeyError(InvalidTokenError):
-    reason = "unknown_key"
+    """The ``kid`` is not a valid signing key now."""
 
 
 class BadSignatureError(InvalidTokenError):
-    reason = "bad_signature"
+    """The signature does not match."""
 
 
 class ExpiredTokenError(InvalidTokenError):
     """The token was valid but its ``exp`` has passed; ``claims`` are verified."""
-
-    reason = "expired"
 
     def __init__(self, claims: PreviewClaims) -> None:
         super().__init__("preview token expired")
