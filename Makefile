@@ -1,44 +1,67 @@
-# One command per task. Every target creates the virtualenv it needs.
+# One command per task. Every target installs what it needs, from the committed uv.lock.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 export PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
+# uv: the one on PATH, else a pinned copy bootstrapped from PyPI into .tools/ (git-ignored).
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# --locked: the lock must match pyproject.toml (CI fails otherwise); nothing is re-resolved.
+SYNC := $(UV) sync --locked --python python3.11 --quiet
+LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template e2e bench openapi chromium clean
+.PHONY: run test lint typecheck unit integration template built e2e bench openapi chromium \
+	requirements lock clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# What the local stack needs to run: the runtime dependencies and the "local" group.
+$(VENV)/.synced-local: pyproject.toml uv.lock | $(UV)
+	$(SYNC) --inexact --group local
+	touch $@
+
+# Everything for the tests: adds the "dev" group (linters, type checker, SAM CLI, playwright).
+$(VENV)/.synced-dev: pyproject.toml uv.lock | $(UV)
+	$(SYNC) --group dev
+	touch $@ $(VENV)/.synced-local
 
 ## run: the whole system locally (mint API, data plane, demo pages) on 127.0.0.1:$(PORT)
-run: $(STAMP)
+run: $(VENV)/.synced-local
 	$(VENV)/bin/preview-local
 
-## test: everything CI runs: lint, types, unit, integration, template checks, browser tests
-test: lint typecheck unit integration template e2e
+## test: everything CI runs: lint, types, unit, integration, template checks, built artifacts, browser tests
+test: lint typecheck unit integration template built e2e
 
-lint: $(STAMP)
+lint: $(VENV)/.synced-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@$(MAKE) --no-print-directory -s requirements-check
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.synced-dev
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
-integration: $(STAMP)
+integration: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/integration -q
 
-template: $(STAMP)
+template: $(VENV)/.synced-dev
 	$(VENV)/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam build --cached --parallel
 
-e2e: $(STAMP) chromium
+## built: each function from .aws-sam/build, imported and invoked the way Lambda would (after `template`)
+built: $(VENV)/.synced-dev
+	test -d .aws-sam/build || $(MAKE) --no-print-directory template
+	$(VENV)/bin/pytest tests/built -q
+
+e2e: $(VENV)/.synced-dev chromium
 	$(VENV)/bin/pytest tests/e2e -q
 
 ## chromium: Debian's chromium for the browser tests (never a downloaded browser build)
@@ -49,13 +72,28 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 ## bench: the authorizer's hot path and cold start, as ratios against baselines measured in the same run
-bench: $(STAMP)
+bench: $(VENV)/.synced-dev
 	$(PY) -m bench.authorizer_bench
 
 ## openapi: regenerate docs/openapi.json from the code
-openapi: $(STAMP)
+openapi: $(VENV)/.synced-dev
 	PYTHONPATH=functions/mint POWERTOOLS_TRACE_DISABLED=1 $(PY) -c \
 	  'import json, mint_api; print(json.dumps(mint_api.build_openapi(), indent=2, sort_keys=True))' > docs/openapi.json
+
+## lock: re-resolve uv.lock after a change to pyproject.toml, and re-export the layer's requirements
+lock: | $(UV)
+	$(UV) lock
+	@$(MAKE) --no-print-directory requirements
+
+# The layer ships exactly the locked runtime versions (boto3 included), so Lambda runs what the tests ran.
+requirements: | $(UV)
+	$(UV) export --locked --quiet --no-default-groups --no-emit-project --no-header \
+	  --format requirements.txt -o $(LAYER_REQUIREMENTS)
+
+requirements-check: | $(UV)
+	@$(UV) export --locked --quiet --no-default-groups --no-emit-project --no-header \
+	  --format requirements.txt | diff -u $(LAYER_REQUIREMENTS) - \
+	  || { echo "$(LAYER_REQUIREMENTS) is stale: run 'make requirements'"; exit 1; }
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache test-artifacts
