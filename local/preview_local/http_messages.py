@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from preview_tokens.access import normalize_host
-from preview_tokens.exchange import TOKEN_PARAMETER
+from preview_tokens.access import TOKEN_PARAMETER, normalize_host
 
 REDACTED = "[redacted]"
 
