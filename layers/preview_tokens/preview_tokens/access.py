@@ -90,20 +90,15 @@ def normalize_host(host: str) -> str:
 def fallback_token(headers: Mapping[str, str] | None) -> str | None:
     """The token the edge took off ``?mt=``: the one place that reads ``X-Preview-Token``.
 
-    Names are compared case-insensitively (API Gateway keeps the case CloudFront sends,
-    lower-case). An absent or empty header is no token; a value the edge marks as several or
-    unusable ``mt`` values is kept as is and fails verification (``invalid_token``).
+    CloudFront sends header names lower-case and API Gateway keeps them as received; the
+    canonical spelling is read too. Any other spelling can only come from a client that
+    bypassed the edge, and is ignored (no token) rather than searched for on every request of
+    the authorizer's hot path. An absent or empty header is no token; a value the edge marks as
+    several or unusable ``mt`` values is kept as is and fails verification (``invalid_token``).
     """
     if not headers:
         return None
-    value = headers.get(FALLBACK_TOKEN_HEADER)
-    if value is None:
-        value = headers.get(_FALLBACK_TOKEN_HEADER_LOWER)
-        if value is None:
-            for name, candidate in headers.items():
-                if name.lower() == _FALLBACK_TOKEN_HEADER_LOWER:
-                    value = candidate
-    return value or None
+    return headers.get(_FALLBACK_TOKEN_HEADER_LOWER) or headers.get(FALLBACK_TOKEN_HEADER) or None
 
 
 def query_carries_token(multi_value_query: Mapping[str, object] | None) -> bool:
