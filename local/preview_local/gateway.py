@@ -46,7 +46,8 @@ from preview_local.lambda_runtime import Invocable
 from preview_local.rest_api import Integration, LambdaAuthorizer, RestApi, RouteMatch
 
 # Dropped when API Gateway parses a request: in no event, never forwarded (LocalStack's
-# AWS-validated DROPPED_FROM_REQUEST_COMMON), plus RFC 9110 7.6.1's other hop-by-hop fields.
+# AWS-validated DROPPED_FROM_REQUEST_COMMON), plus RFC 9110's other hop-by-hop fields (7.6.1;
+# Proxy-Authorization, consumed by the first proxy: 11.7.2).
 DROPPED_FROM_REQUEST = frozenset(
     {
         "connection",
@@ -63,6 +64,7 @@ DROPPED_FROM_REQUEST = frozenset(
         "www-authenticate",
         "keep-alive",
         "proxy-connection",
+        "proxy-authorization",
     }
 )
 # Not passed on by an HTTP_PROXY integration unless a mapping sets them (LocalStack, validated).

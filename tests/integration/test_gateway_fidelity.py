@@ -246,6 +246,7 @@ def test_hop_by_hop_headers_and_upgrade_reach_neither_the_authorizer_nor_the_ori
         "Max-Forwards": "3",
         "Proxy-Connection": "keep-alive",
         "Proxy-Authenticate": "Basic",
+        "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
         "Via": "1.1 proxy",
     }
     sent = viewer("GET", "/app.js", "", *dropped.items(), ("X-App", "kept"))
