@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
-from preview_tokens.access import normalize_host
-from preview_tokens.exchange import TOKEN_PARAMETER
+from preview_tokens.access import TOKEN_PARAMETER, normalize_host
 
 REDACTED = "[redacted]"
 
@@ -52,13 +51,13 @@ class HttpRequest:
         return json.loads(self.body or b"null")
 
     def log_target(self) -> str:
-        """Path and query for a log line: every ``mt`` value is replaced, nothing else is shown."""
+        """Path and query for a log line: every ``mt`` value (its name decoded) is replaced."""
         if not self.query:
             return self.path
         parts = []
         for part in self.query.split("&"):
             name = part.partition("=")[0]
-            parts.append(f"{name}={REDACTED}" if name == TOKEN_PARAMETER else part)
+            parts.append(f"{name}={REDACTED}" if unquote_plus(name) == TOKEN_PARAMETER else part)
         return f"{self.path}?{'&'.join(parts)}"
 
 

@@ -7,7 +7,8 @@ and an XHR that each mark themselves loaded (so the session cookie works for sub
 and a text box whose keystrokes are POSTed to the input channel and echoed back.
 
 For the tests it also records, per sandbox, whether a request ever carried a preview
-credential (a non-empty ``mt`` query value or the session cookie): it never must.
+credential - an ``mt`` query parameter (its name decoded, any value), the session cookie, or
+an ``X-Preview-Token`` other than the fixed value the gateway maps there: it never must.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
-from preview_tokens.access import SESSION_COOKIE
-from preview_tokens.exchange import TOKEN_PARAMETER
+from preview_tokens.access import (
+    FALLBACK_TOKEN_HEADER,
+    ORIGIN_FALLBACK_TOKEN_VALUE,
+    SESSION_COOKIE,
+    TOKEN_PARAMETER,
+)
 from preview_tokens.sandboxes import is_sandbox_id
 
 from preview_local.http_messages import HttpRequest, HttpResponse
@@ -93,7 +98,9 @@ class SandboxOrigin:
             for crumb in (request.header("Cookie") or "").split(";")
             if crumb.strip()
         }
-        carries_token = any(name == TOKEN_PARAMETER and value for name, value in request.query_items())
+        in_query = any(name == TOKEN_PARAMETER for name, _ in request.query_items())
+        in_header = request.header(FALLBACK_TOKEN_HEADER) not in (None, ORIGIN_FALLBACK_TOKEN_VALUE)
+        carries_token = in_query or in_header
         with self._lock:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.cookie_names |= cookie_names

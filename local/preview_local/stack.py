@@ -39,6 +39,8 @@ CONTROL_PLANE_API = "ControlPlaneApi"
 DATA_PLANE_API = "PreviewApi"
 DEMO_FILE = "demo.json"
 DEFAULT_PORT = 3000
+# Overrides every integration's timeout (29 s, as on AWS): tests of a hanging origin set a short one.
+INTEGRATION_TIMEOUT_VARIABLE = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -133,7 +135,24 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def run(port: int, state: LocalState, stop: threading.Event) -> None:
+def _integration_timeout(env: Mapping[str, str]) -> float | None:
+    raw = env.get(INTEGRATION_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 29:
+        raise SystemExit(
+            f"preview-local: {INTEGRATION_TIMEOUT_VARIABLE} must be seconds in (0, 29], got {raw!r}"
+        )
+    return seconds
+
+
+def run(
+    port: int, state: LocalState, stop: threading.Event, integration_timeout: float | None = None
+) -> None:
     with ExitStack() as running:
         try:
             front_server = LoopbackServer(port, "gateway")
@@ -169,7 +188,10 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
                 RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
             ),
             data_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]), functions, port
+                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
+                functions,
+                port,
+                integration_timeout_seconds=integration_timeout,
             ),
             demo=DemoEmbeddingApp(
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
@@ -203,5 +225,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop)
+    run(_port(os.environ), LocalState.from_env(os.environ), stop, _integration_timeout(os.environ))
     return 0
