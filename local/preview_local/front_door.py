@@ -2,7 +2,9 @@
 
 * ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first what the CloudFront Function
   does (:func:`preview_local.edge.viewer_request`: ``mt`` off the query into ``X-Preview-Token``,
-  ``GET ?mt=`` to the exchange), then the preview REST API.
+  ``GET ?mt=`` to the exchange), then the preview REST API, then CloudFront's viewer-response
+  rule on its answer (:class:`preview_local.viewer_response.ViewerResponse`: no ``__Host-mp_``
+  cookie from the origin, the tenant's CSP ``frame-ancestors``).
 * ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
   what exists only locally: the demo embedding page (``/``, ``/demo/...``) and the dev
   identity provider (``/dev-idp/...``). Any other path goes to the control plane API, which
@@ -19,6 +21,7 @@ from preview_local.dev_idp import DevIdentityProvider
 from preview_local.edge import viewer_request
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.viewer_response import ViewerResponse
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 
@@ -30,11 +33,15 @@ class FrontDoor:
     data_plane: RestApiGateway
     demo: DemoEmbeddingApp
     identity_provider: DevIdentityProvider
+    viewer_response: ViewerResponse
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         host = request.host_name
         if host.endswith("." + self.preview_domain):
-            return self.data_plane.handle(viewer_request(request))
+            query_names = [name for name, _ in request.query_items()]
+            routed = viewer_request(request)
+            response = self.data_plane.handle(routed)
+            return self.viewer_response.apply(routed.method, routed.path, query_names, host, response)
         if host in LOOPBACK_NAMES:
             if request.path.startswith(DEV_IDP_PREFIX + "/"):
                 return self.identity_provider.respond(request)

@@ -422,7 +422,13 @@ def deployed_resources(template: Template, parameters: Mapping[str, str]) -> set
 
 REGIONAL_CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 EDGE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/66666666-7777-8888-9999-000000000000"
-EDGE_RESOURCES = {"PreviewDomainName", "PreviewBasePathMapping", "PreviewEdgeRouter", "PreviewDistribution"}
+EDGE_RESOURCES = {
+    "PreviewDomainName",
+    "PreviewBasePathMapping",
+    "PreviewEdgeRouter",
+    "PreviewEdgeResponse",
+    "PreviewDistribution",
+}
 
 
 @pytest.mark.parametrize(
@@ -476,7 +482,11 @@ def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resource
         {
             "EventType": "viewer-request",
             "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeRouter", "FunctionMetadata.FunctionARN"]},
-        }
+        },
+        {
+            "EventType": "viewer-response",
+            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeResponse", "FunctionMetadata.FunctionARN"]},
+        },
     ]
     assert resources["PreviewEdgeRouter"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
 
