@@ -48,18 +48,26 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+# API Gateway's default integration timeout. The local stack can shorten it
+# (PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS), so a test of a hanging origin need not wait 29 s.
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
 
 
 class RestApiGateway:
     def __init__(
-        self, api: RestApi, functions: Mapping[str, Invocable], forwarded_port: int, scheme: str = "http"
+        self,
+        api: RestApi,
+        functions: Mapping[str, Invocable],
+        forwarded_port: int,
+        scheme: str = "http",
+        integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         self.api = api
         self._functions = functions
         self._forwarded_port = forwarded_port
         self._scheme = scheme
+        self._integration_timeout = integration_timeout_seconds
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         request_id = str(uuid.uuid4())
@@ -90,8 +98,8 @@ class RestApiGateway:
         """The authorizer's context (request allowed), or the gateway response that ends the request."""
         if not _identity_present(request, fields, authorizer.identity_sources):
             return self._gateway_error(request, request_id, "UNAUTHORIZED")
-        arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
-        event = {"type": "REQUEST", "methodArn": arn, **fields}
+        event = self._authorizer_event(request, fields)
+        arn = event["methodArn"]
         try:
             answer = self._functions[authorizer.function_name].invoke(event)
         except Exception as error:
@@ -114,13 +122,7 @@ class RestApiGateway:
     def _invoke_proxy(
         self, request: HttpRequest, integration: Integration, fields: dict[str, Any]
     ) -> HttpResponse:
-        binary = self.api.is_binary(request.header("Content-Type"))
-        body: str | None = None
-        if request.body:
-            body = (
-                base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
-            )
-        event = {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
+        event = self._proxy_event(request, fields)
         try:
             result = self._functions[integration.function_name].invoke(event)
         except Exception:
@@ -157,7 +159,7 @@ class RestApiGateway:
         endpoint = urlsplit(uri)
         path = (endpoint.path or "/") + (f"?{urlencode(query)}" if query else "")
         connection = http.client.HTTPConnection(
-            endpoint.hostname or "", endpoint.port, timeout=INTEGRATION_TIMEOUT_SECONDS
+            endpoint.hostname or "", endpoint.port, timeout=self._integration_timeout
         )
         try:
             connection.request(request.method, path, body=request.body or None, headers=dict(_merge(headers)))
@@ -173,6 +175,35 @@ class RestApiGateway:
         return HttpResponse(response.status, kept, body)
 
     # ----------------------------------------------------------------------- events
+    def lambda_events(self, request: HttpRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """What this gateway would send for ``request``: the authorizer's event (if the route has an
+        authorizer) and the ``aws_proxy`` integration's event (if it invokes a function).
+
+        The ready events of ``.local/events/`` are made with it, so they are exactly what the local
+        gateway sends the functions (the ``requestContext.authorizer`` of an authorized proxy
+        event aside).
+        """
+        match = self.api.match(request.method, request.path)
+        if match is None:
+            raise ValueError(f"{request.method} {request.path} is not a route of this API")
+        fields = self._request_fields(request, match, str(uuid.uuid4()))
+        authorizer = self._authorizer_event(request, fields) if match.method.authorizer is not None else None
+        proxy = self._proxy_event(request, fields) if match.method.integration.type == "aws_proxy" else None
+        return authorizer, proxy
+
+    def _authorizer_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
+        arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
+        return {"type": "REQUEST", "methodArn": arn, **fields}
+
+    def _proxy_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
+        binary = self.api.is_binary(request.header("Content-Type"))
+        body: str | None = None
+        if request.body:
+            body = (
+                base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
+            )
+        return {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
+
     def _request_fields(self, request: HttpRequest, match: RouteMatch, request_id: str) -> dict[str, Any]:
         headers = [
             *request.headers,

@@ -4,8 +4,12 @@ Starts a moto server (DynamoDB, KMS) with the template's tables and key, seeds t
 tenants, starts the demo sandbox origin, deploys ``template.yaml`` locally (SAM transform,
 parameters, environment) and serves on ``127.0.0.1:$PORT`` (default 3000): the mint API, the
 preview data plane on ``http://<sandbox-id>.sandboxes.localhost:$PORT``, the demo embedding
-page and a dev identity provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``)
-and runs until SIGINT/SIGTERM.
+page and a dev identity provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``),
+ready Lambda events in ``.local/events/`` and ``sam local invoke`` env vars, and runs until
+SIGINT/SIGTERM.
+
+    preview-local                                  run the stack (PORT, default 3000)
+    preview-local invoke <LogicalId> <event|->     invoke one function in-process against it
 """
 
 from __future__ import annotations
@@ -20,13 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from preview_local import invocations
 from preview_local.aws_resources import ensure_resources
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
 from preview_local.dev_idp import AUDIENCE, TENANT_CLAIM, DevIdentityProvider
 from preview_local.front_door import FrontDoor
-from preview_local.gateway import RestApiGateway
+from preview_local.gateway import INTEGRATION_TIMEOUT_SECONDS, RestApiGateway
 from preview_local.http_server import LoopbackServer
+from preview_local.invocations import (
+    InvocationSetup,
+    ready_events,
+    sam_env_vars,
+    write_invocation_files,
+)
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
@@ -39,6 +50,11 @@ CONTROL_PLANE_API = "ControlPlaneApi"
 DATA_PLANE_API = "PreviewApi"
 DEMO_FILE = "demo.json"
 DEFAULT_PORT = 3000
+# Local-only knobs (README "Local stack"): the sandbox origin the gateway proxies to (default: the
+# demo origin), its integration timeout (default API Gateway's 29 s), the moto server's address.
+ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
+INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
+MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -46,7 +62,8 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
     return {
         "PreviewDomain": PREVIEW_DOMAIN,
         "SandboxOriginUrl": origin_url,
-        "FrameAncestors": f"http://127.0.0.1:{port} http://localhost:{port}",
+        # Any local port: the demo page, and the integrator backend examples of docs/embed/.
+        "FrameAncestors": "http://127.0.0.1:* http://localhost:*",
         "JwtIssuer": identity_provider.issuer,
         "JwtAudience": AUDIENCE,
         "JwtJwksUrl": identity_provider.jwks_url,
@@ -133,6 +150,19 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _integration_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get(INTEGRATION_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return INTEGRATION_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= INTEGRATION_TIMEOUT_SECONDS:
+        raise SystemExit(f"preview-local: {INTEGRATION_TIMEOUT_ENV} must be a number of seconds in (0, 29]")
+    return seconds
+
+
 def run(port: int, state: LocalState, stop: threading.Event) -> None:
     with ExitStack() as running:
         try:
@@ -142,16 +172,16 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         running.callback(front_server.stop)
         origin_server = LoopbackServer(0, "origin")
         running.callback(origin_server.stop)
-        moto = MotoAws().start()
+        moto = MotoAws(host=os.environ.get(MOTO_HOST_ENV) or "127.0.0.1").start()
         running.callback(moto.stop)
         os.environ.update(moto.environment())
+        origin_url = os.environ.get(ORIGIN_URL_ENV) or origin_server.url
+        integration_timeout = _integration_timeout(os.environ)
 
         resources = ensure_resources()
         identity_provider = DevIdentityProvider.load_or_create(state.directory, front_server.url)
-        deployment = deploy_locally(
-            local_parameters(port, origin_server.url, identity_provider),
-            {**resources.tables, "SigningKeyMasterKey": resources.kms_key_id},
-        )
+        physical_ids = {**resources.tables, "SigningKeyMasterKey": resources.kms_key_id}
+        deployment = deploy_locally(local_parameters(port, origin_url, identity_provider), physical_ids)
         os.environ.update(deployment.combined_environment())
         os.environ.update(local_only_environment(port))
         seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider)
@@ -163,14 +193,19 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")
             for sandbox_id in SANDBOXES[OTHER_TENANT]
         ]
+        control_plane = RestApiGateway(
+            RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
+        )
+        data_plane = RestApiGateway(
+            RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
+            functions,
+            port,
+            integration_timeout_seconds=integration_timeout,
+        )
         front_door = FrontDoor(
             preview_domain=PREVIEW_DOMAIN,
-            control_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
-            ),
-            data_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]), functions, port
-            ),
+            control_plane=control_plane,
+            data_plane=data_plane,
             demo=DemoEmbeddingApp(
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
             ),
@@ -183,6 +218,25 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         }
         info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
         demo_path = state.write_json(DEMO_FILE, info.as_json())
+        events = ready_events(
+            control_plane,
+            data_plane,
+            functions["MintFunction"],
+            seed.api_keys["api_key"],
+            seed.sandbox_id,
+            preview_host=f"{seed.sandbox_id}.{PREVIEW_DOMAIN}:{port}",
+            api_host=f"127.0.0.1:{port}",
+        )
+        write_invocation_files(
+            state,
+            events,
+            sam_env_vars(deployment, moto.endpoint_url),
+            InvocationSetup(
+                deployment.parameters,
+                physical_ids,
+                {**moto.environment(), **local_only_environment(port)},
+            ),
+        )
         origin_server.start(origin.respond)
         front_server.start(front_door.respond)
         print(info.banner(demo_path), flush=True)
@@ -193,6 +247,8 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv and argv[0] == "invoke":
+        return invocations.main(argv[1:])
     if argv:
         print(__doc__, file=sys.stderr)
         return 2
