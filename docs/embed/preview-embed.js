@@ -1,7 +1,8 @@
 /*! preview-embed.js 1.0.0 | <sandbox-preview>: embed a sandbox preview | no dependencies, no build step */
 // Usage:
 //   <script src="preview-embed-1.0.0.js" integrity="sha384-…" crossorigin="anonymous" defer></script>
-//   <sandbox-preview mint-endpoint="/my-backend/preview" sandbox="sbx-abc123" scope="read"></sandbox-preview>
+//   <sandbox-preview mint-endpoint="/my-backend/preview" sandbox="sbx-abc123" scope="read"
+//                    width="960" height="540"></sandbox-preview>
 //
 // The element POSTs {"sandbox_id", "scope"[, "expires_in"]} (JSON) to `mint-endpoint`, the
 // integrator's own backend, which mints with its API key and answers the mint API's JSON
@@ -119,6 +120,13 @@
         this._status.setAttribute("role", "status");
         this._root.append(this._status);
       }
+      // width/height attributes, like an iframe's (set through the CSSOM: no inline style needed)
+      ["width", "height"].forEach(function (name) {
+        var value = this.getAttribute(name);
+        if (value) {
+          this.style[name] = /^[0-9]+$/.test(value) ? value + "px" : value;
+        }
+      }, this);
       window.addEventListener("message", this._onMessage);
       this.reload();
     }
