@@ -134,6 +134,7 @@ class DemoInfo:
                 f"  tenant {OTHER_TENANT}  sandbox {self.seed.other_tenant_sandbox_id}",
                 f"  API key (previews:write, local demo only)  {api_key}",
                 f"  all demo credentials (API keys, JWT) and URLs: {demo_path}",
+                f"  ready Lambda events (preview-local invoke ...): {demo_path.parent / 'events'}",
                 "  try:",
                 f"    curl -s -X POST -H 'Authorization: Bearer {api_key}' \\",
                 "      -H 'Content-Type: application/json' -d '{\"scope\": \"read\"}' \\",
