@@ -2,7 +2,9 @@
 
 Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), where the edge
 sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
-``X-Preview-Token``. A bad token gets the access-denied page.
+``X-Preview-Token``. A bad token gets the access-denied page. The redirect goes through
+``/__preview/cookie-check/{proxy+}``, also served here: with the session cookie back it
+redirects on to the page, without it answers the cookies-blocked page.
 """
 
 from __future__ import annotations
@@ -14,17 +16,31 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens.access import DenialReason, fallback_token
 from preview_tokens.data_plane import preview_gate
-from preview_tokens.denial_page import content_security_policy, denial_for, render_page
-from preview_tokens.exchange import ExchangeDenied, exchange_token
+from preview_tokens.denial_page import (
+    COOKIES_BLOCKED_SCRIPT_HASH,
+    SCRIPT_HASH,
+    content_security_policy,
+    cookies_blocked_page,
+    denial_for,
+    render_page,
+)
+from preview_tokens.exchange import (
+    COOKIE_CHECK_PATH,
+    ExchangeDenied,
+    check_session_cookie,
+    exchange_token,
+)
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 
 
-def _security_headers() -> dict[str, str]:
+def _security_headers(script_hash: str = SCRIPT_HASH) -> dict[str, str]:
     return {
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": content_security_policy(data_plane_settings().frame_ancestors),
+        "Content-Security-Policy": content_security_policy(
+            data_plane_settings().frame_ancestors, script_hash
+        ),
         "X-Content-Type-Options": "nosniff",
     }
 
@@ -36,15 +52,47 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
+    if denied.reason is DenialReason.COOKIES_BLOCKED:
+        headers, body = _security_headers(COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
+    else:
+        headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
     return {
         "statusCode": int(status),
-        "headers": {**_security_headers(), "Content-Type": "text/html; charset=utf-8"},
-        "body": render_page(denial_for(denied.reason, denied.sandbox_id)),
+        "headers": {**headers, "Content-Type": "text/html; charset=utf-8"},
+        "body": body,
+    }
+
+
+def _cookie_header(request: APIGatewayProxyEvent) -> str:
+    """Every Cookie header of the request, joined (HTTP/2 clients may send several)."""
+    for name, values in (request.multi_value_headers or {}).items():
+        if name.lower() == "cookie":
+            return "; ".join(values)
+    for name, value in (request.headers or {}).items():
+        if name.lower() == "cookie":
+            return str(value)
+    return ""
+
+
+def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
+    """After the exchange's redirect: on to the page if the session cookie came back."""
+    query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
+    outcome = check_session_cookie(
+        _cookie_header(request), (request.path_parameters or {}).get("proxy", ""), query
+    )
+    if isinstance(outcome, ExchangeDenied):
+        return denied_response(outcome)
+    return {
+        "statusCode": int(HTTPStatus.FOUND),
+        "headers": {**_security_headers(), "Location": outcome},
+        "body": "",
     }
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayProxyEvent(event)
+    if request.resource.startswith(COOKIE_CHECK_PATH):
+        return cookie_check(request)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
     token = fallback_token(event.get("headers")) or ""
     host = (request.headers or {}).get("Host") or request.request_context.domain_name or ""

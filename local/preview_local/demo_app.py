@@ -2,9 +2,10 @@
 
 The backend (``POST /demo/api/preview``) mints through the mint API over HTTP with the
 tenant's API key, which never reaches the browser: the page receives only the iframe URL,
-``expires_at`` and ``scope``, or the mint API's error. The page lets you choose the sandbox
-(another tenant's included, to show the 404), the scope and the TTL, embeds the URL, logs the
-``message`` events the preview posts, and re-mints by itself on ``preview.expired``.
+``expires_at`` and ``scope``, or the mint API's error. The page embeds with the embed helper
+(``<sandbox-preview>``, served at ``/embed/preview-embed-<version>.js`` with its SRI hash), lets
+you choose the sandbox (another tenant's included, to show the 404), the scope and the TTL, and
+logs what the preview posts; the helper re-mints by itself on ``preview.expired``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from string import Template
 from urllib.parse import quote
 
+from preview_local.embed_script import embed_script
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.origin import static_text
 
@@ -55,6 +57,16 @@ class DemoEmbeddingApp:
         if request.method == "GET" and request.path in _STATIC:
             name, content_type = _STATIC[request.path]
             return HttpResponse.text(200, static_text(name), content_type)
+        if request.method == "GET" and request.path == embed_script().path:
+            return HttpResponse(
+                200,
+                (
+                    ("Content-Type", "text/javascript; charset=utf-8"),
+                    ("Cache-Control", "no-cache"),
+                    ("Access-Control-Allow-Origin", "*"),  # a public script, loaded with SRI
+                ),
+                embed_script().text.encode("utf-8"),
+            )
         if request.method == "POST" and request.path == MINT_PROXY_PATH:
             return self._mint(request)
         return HttpResponse.text(404, "not found")
@@ -65,7 +77,11 @@ class DemoEmbeddingApp:
             for choice in self.sandboxes
         )
         page = Template(static_text("demo.html")).substitute(
-            sandbox_options=options, preview_origin_suffix=html.escape(self.preview_origin_suffix)
+            sandbox_options=options,
+            preview_origin_suffix=html.escape(self.preview_origin_suffix),
+            default_sandbox=html.escape(self.sandboxes[0].sandbox_id),
+            embed_script_path=embed_script().path,
+            embed_script_integrity=embed_script().integrity,
         )
         policy = (
             "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "

@@ -29,6 +29,8 @@ ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 STACK_NAME = "preview-local"
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+# What ``Ref: AWS::NoValue`` resolves to: the property (or list item) holding it is removed.
+_NO_VALUE = object()
 
 
 class LocalDeploymentError(RuntimeError):
@@ -127,12 +129,12 @@ def deploy_locally(
             continue
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Lambda::Function" and logical_id in code_dirs:
-            variables = properties.get("Environment", {}).get("Variables", {})
+            variables = resolver.resolve(properties.get("Environment", {}).get("Variables", {}))
             functions[logical_id] = FunctionDeployment(
                 name=logical_id,
                 code_dir=code_dirs[logical_id],
                 handler=str(resolver.resolve(properties["Handler"])),
-                environment={name: _string(resolver.resolve(value)) for name, value in variables.items()},
+                environment={name: _string(value) for name, value in variables.items()},
                 timeout_seconds=int(resolver.resolve(properties.get("Timeout", 3))),
                 memory_mb=int(resolver.resolve(properties.get("MemorySize", 128))),
             )
@@ -205,16 +207,18 @@ class _Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, argument),) = value.items()
             if key == "Ref":
-                return self._ref(argument)
+                return _NO_VALUE if argument == "AWS::NoValue" else self._ref(argument)
             if key.startswith("Fn::"):
                 return self._function(key, argument)
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
 
     def condition_holds(self, name: str | None) -> bool:
         if name is None:

@@ -6,7 +6,8 @@
   rule on its answer (:class:`preview_local.viewer_response.ViewerResponse`: no ``__Host-mp_``
   cookie from the origin, the tenant's CSP ``frame-ancestors``).
 * ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
-  what exists only locally: the demo embedding page (``/``, ``/demo/...``) and the dev
+  what exists only locally: the demo embedding page (``/``, ``/demo/...``), the embed helper
+  (``/embed/preview-embed-<version>.js``) and the dev
   identity provider (``/dev-idp/...``). Any other path goes to the control plane API, which
   answers unknown routes as API Gateway does.
 """
@@ -19,6 +20,7 @@ from preview_local.demo_app import PAGE_PATHS, DemoEmbeddingApp
 from preview_local.dev_idp import PATH_PREFIX as DEV_IDP_PREFIX
 from preview_local.dev_idp import DevIdentityProvider
 from preview_local.edge import viewer_request
+from preview_local.embed_script import PATH_PREFIX as EMBED_PREFIX
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.viewer_response import ViewerResponse
@@ -45,7 +47,7 @@ class FrontDoor:
         if host in LOOPBACK_NAMES:
             if request.path.startswith(DEV_IDP_PREFIX + "/"):
                 return self.identity_provider.respond(request)
-            if request.path in PAGE_PATHS or request.path.startswith("/demo/"):
+            if request.path in PAGE_PATHS or request.path.startswith(("/demo/", EMBED_PREFIX)):
                 return self.demo.respond(request)
             return self.control_plane.handle(request)
         return HttpResponse.text(421, f"this local stack serves 127.0.0.1 and *.{self.preview_domain}")

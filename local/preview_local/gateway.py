@@ -136,8 +136,8 @@ class RestApiGateway:
         """The authorizer's context (request allowed), or the gateway response that ends the request."""
         if not _identity_present(request, fields, authorizer.identity_sources):
             return self._gateway_error(request, request_id, "UNAUTHORIZED")
-        arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
-        event = {"type": "REQUEST", "methodArn": arn, **fields}
+        event = self._authorizer_event(request, fields)
+        arn = event["methodArn"]
         try:
             answer = self._functions[authorizer.function_name].invoke(event)
         except Exception as error:
@@ -160,13 +160,7 @@ class RestApiGateway:
     def _invoke_proxy(
         self, request: HttpRequest, integration: Integration, fields: dict[str, Any]
     ) -> HttpResponse:
-        binary = self.api.is_binary(request.header("Content-Type"))
-        body: str | None = None
-        if request.body:
-            body = (
-                base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
-            )
-        event = {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
+        event = self._proxy_event(request, fields)
         try:
             result = self._functions[integration.function_name].invoke(event)
         except Exception:
@@ -224,6 +218,35 @@ class RestApiGateway:
         return HttpResponse(response.status, kept, body)
 
     # ----------------------------------------------------------------------- events
+    def lambda_events(self, request: HttpRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """What this gateway would send for ``request``: the authorizer's event (if the route has an
+        authorizer) and the ``aws_proxy`` integration's event (if it invokes a function).
+
+        The ready events of ``.local/events/`` are made with it, so they are exactly what the local
+        gateway sends the functions (the ``requestContext.authorizer`` of an authorized proxy
+        event aside).
+        """
+        match = self.api.match(request.method, request.path)
+        if match is None:
+            raise ValueError(f"{request.method} {request.path} is not a route of this API")
+        fields = self._request_fields(request, match, str(uuid.uuid4()))
+        authorizer = self._authorizer_event(request, fields) if match.method.authorizer is not None else None
+        proxy = self._proxy_event(request, fields) if match.method.integration.type == "aws_proxy" else None
+        return authorizer, proxy
+
+    def _authorizer_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
+        arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
+        return {"type": "REQUEST", "methodArn": arn, **fields}
+
+    def _proxy_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
+        binary = self.api.is_binary(request.header("Content-Type"))
+        body: str | None = None
+        if request.body:
+            body = (
+                base64.b64encode(request.body).decode() if binary else request.body.decode("utf-8", "replace")
+            )
+        return {**fields, "body": body, "isBase64Encoded": bool(request.body) and binary}
+
     def _request_fields(self, request: HttpRequest, match: RouteMatch, request_id: str) -> dict[str, Any]:
         headers = [
             *request.headers,

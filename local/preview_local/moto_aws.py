@@ -21,15 +21,16 @@ FAKE_CREDENTIALS = {
 class MotoAws:
     """A running moto server; ``environment`` points boto3 and :mod:`aws_json` at it."""
 
-    def __init__(self, port: int = 0) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        """``host`` 0.0.0.0 lets a container reach it (sam local invoke); loopback by default."""
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.endpoint_url = ""
 
     def start(self) -> MotoAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        _, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:

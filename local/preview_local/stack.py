@@ -4,8 +4,12 @@ Starts a moto server (DynamoDB, KMS) with the template's tables and key, seeds t
 tenants, starts the demo sandbox origin, deploys ``template.yaml`` locally (SAM transform,
 parameters, environment) and serves on ``127.0.0.1:$PORT`` (default 3000): the mint API, the
 preview data plane on ``http://<sandbox-id>.sandboxes.localhost:$PORT``, the demo embedding
-page and a dev identity provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``)
-and runs until SIGINT/SIGTERM.
+page and a dev identity provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``),
+ready Lambda events in ``.local/events/`` and ``sam local invoke`` env vars, and runs until
+SIGINT/SIGTERM.
+
+    preview-local                                  run the stack (PORT, default 3000)
+    preview-local invoke <LogicalId> <event|->     invoke one function in-process against it
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from types import FrameType
 from preview_tokens.edge_store import LocalEdgeStore
 from preview_tokens.operator_cli import EDGE_STORE_FILE
 
+from preview_local import invocations
 from preview_local.aws_resources import ensure_resources
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
@@ -30,6 +35,12 @@ from preview_local.dev_idp import AUDIENCE, TENANT_CLAIM, DevIdentityProvider
 from preview_local.front_door import FrontDoor
 from preview_local.gateway import RestApiGateway
 from preview_local.http_server import LoopbackServer
+from preview_local.invocations import (
+    InvocationSetup,
+    ready_events,
+    sam_env_vars,
+    write_invocation_files,
+)
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
@@ -45,8 +56,11 @@ DEMO_FILE = "demo.json"
 # The CloudFront KeyValueStore's stand-in (signing keys, frame ancestors, sandbox tenants).
 EDGE_STORE_NAME = "edge-store.json"
 DEFAULT_PORT = 3000
-# Overrides every integration's timeout (29 s, as on AWS): tests of a hanging origin set a short one.
-INTEGRATION_TIMEOUT_VARIABLE = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
+# Local-only knobs (README "Local stack"): the sandbox origin the gateway proxies to (default: the
+# demo origin), its integration timeout (default API Gateway's 29 s), the moto server's address.
+ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
+INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
+MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -54,7 +68,8 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
     return {
         "PreviewDomain": PREVIEW_DOMAIN,
         "SandboxOriginUrl": origin_url,
-        "FrameAncestors": f"http://127.0.0.1:{port} http://localhost:{port}",
+        # Any local port: the demo page, and the integrator backend examples of docs/embed/.
+        "FrameAncestors": "http://127.0.0.1:* http://localhost:*",
         "JwtIssuer": identity_provider.issuer,
         "JwtAudience": AUDIENCE,
         "JwtJwksUrl": identity_provider.jwks_url,
@@ -125,6 +140,7 @@ class DemoInfo:
                 f"  tenant {OTHER_TENANT}  sandbox {self.seed.other_tenant_sandbox_id}",
                 f"  API key (previews:write, local demo only)  {api_key}",
                 f"  all demo credentials (API keys, JWT) and URLs: {demo_path}",
+                f"  ready Lambda events (preview-local invoke ...): {demo_path.parent / 'events'}",
                 "  try:",
                 f"    curl -s -X POST -H 'Authorization: Bearer {api_key}' \\",
                 "      -H 'Content-Type: application/json' -d '{\"scope\": \"read\"}' \\",
@@ -142,7 +158,7 @@ def _port(env: Mapping[str, str]) -> int:
 
 
 def _integration_timeout(env: Mapping[str, str]) -> float | None:
-    raw = env.get(INTEGRATION_TIMEOUT_VARIABLE, "").strip()
+    raw = env.get(INTEGRATION_TIMEOUT_ENV, "").strip()
     if not raw:
         return None
     try:
@@ -150,15 +166,11 @@ def _integration_timeout(env: Mapping[str, str]) -> float | None:
     except ValueError:
         seconds = 0.0
     if not 0 < seconds <= 29:
-        raise SystemExit(
-            f"preview-local: {INTEGRATION_TIMEOUT_VARIABLE} must be seconds in (0, 29], got {raw!r}"
-        )
+        raise SystemExit(f"preview-local: {INTEGRATION_TIMEOUT_ENV} must be seconds in (0, 29], got {raw!r}")
     return seconds
 
 
-def run(
-    port: int, state: LocalState, stop: threading.Event, integration_timeout: float | None = None
-) -> None:
+def run(port: int, state: LocalState, stop: threading.Event) -> None:
     with ExitStack() as running:
         try:
             front_server = LoopbackServer(port, "gateway")
@@ -167,16 +179,16 @@ def run(
         running.callback(front_server.stop)
         origin_server = LoopbackServer(0, "origin")
         running.callback(origin_server.stop)
-        moto = MotoAws().start()
+        moto = MotoAws(host=os.environ.get(MOTO_HOST_ENV) or "127.0.0.1").start()
         running.callback(moto.stop)
         os.environ.update(moto.environment())
+        origin_url = os.environ.get(ORIGIN_URL_ENV) or origin_server.url
+        integration_timeout = _integration_timeout(os.environ)
 
         resources = ensure_resources()
         identity_provider = DevIdentityProvider.load_or_create(state.directory, front_server.url)
-        deployment = deploy_locally(
-            local_parameters(port, origin_server.url, identity_provider),
-            {**resources.tables, "SigningKeyMasterKey": resources.kms_key_id},
-        )
+        physical_ids = {**resources.tables, "SigningKeyMasterKey": resources.kms_key_id}
+        deployment = deploy_locally(local_parameters(port, origin_url, identity_provider), physical_ids)
         os.environ.update(deployment.combined_environment())
         os.environ.update(local_only_environment(port))
         edge_store = LocalEdgeStore(state.path(EDGE_STORE_NAME))
@@ -190,17 +202,19 @@ def run(
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")
             for sandbox_id in SANDBOXES[OTHER_TENANT]
         ]
+        control_plane = RestApiGateway(
+            RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
+        )
+        data_plane = RestApiGateway(
+            RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
+            functions,
+            port,
+            integration_timeout_seconds=integration_timeout,
+        )
         front_door = FrontDoor(
             preview_domain=PREVIEW_DOMAIN,
-            control_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
-            ),
-            data_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
-                functions,
-                port,
-                integration_timeout_seconds=integration_timeout,
-            ),
+            control_plane=control_plane,
+            data_plane=data_plane,
             demo=DemoEmbeddingApp(
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
             ),
@@ -215,6 +229,25 @@ def run(
         }
         info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
         demo_path = state.write_json(DEMO_FILE, info.as_json())
+        events = ready_events(
+            control_plane,
+            data_plane,
+            functions["MintFunction"],
+            seed.api_keys["api_key"],
+            seed.sandbox_id,
+            preview_host=f"{seed.sandbox_id}.{PREVIEW_DOMAIN}:{port}",
+            api_host=f"127.0.0.1:{port}",
+        )
+        write_invocation_files(
+            state,
+            events,
+            sam_env_vars(deployment, moto.endpoint_url),
+            InvocationSetup(
+                deployment.parameters,
+                physical_ids,
+                {**moto.environment(), **local_only_environment(port)},
+            ),
+        )
         origin_server.start(origin.respond)
         front_server.start(front_door.respond)
         print(info.banner(demo_path), flush=True)
@@ -225,6 +258,8 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    if argv and argv[0] == "invoke":
+        return invocations.main(argv[1:])
     if argv:
         print(__doc__, file=sys.stderr)
         return 2
@@ -235,5 +270,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop, _integration_timeout(os.environ))
+    run(_port(os.environ), LocalState.from_env(os.environ), stop)
     return 0

@@ -116,10 +116,16 @@ class LocalStack:
         return self.stdout_path.read_text(encoding="utf-8") + self.stderr_path.read_text(encoding="utf-8")
 
     @classmethod
-    def start(cls, state_dir: Path) -> LocalStack:
+    def start(cls, state_dir: Path, environment: dict[str, str] | None = None) -> LocalStack:
+        """A new stack on a free port; ``environment`` adds to (or overrides) this process's."""
         port = free_port()
         stdout_path, stderr_path = state_dir / "stack.out", state_dir / "stack.err"
-        env = {**os.environ, "PORT": str(port), "PREVIEW_LOCAL_STATE_DIR": str(state_dir)}
+        env = {
+            **os.environ,
+            **(environment or {}),
+            "PORT": str(port),
+            "PREVIEW_LOCAL_STATE_DIR": str(state_dir),
+        }
         with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "preview_local"], stdout=stdout, stderr=stderr, env=env

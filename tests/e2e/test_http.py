@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from preview_local.embed_script import EMBED_SCRIPT_FILE, embed_script
 from preview_tokens.access import SESSION_COOKIE
 
 from tests.e2e.local_stack import LocalStack, Reply, fetch
@@ -75,12 +76,40 @@ def test_opening_a_preview_url_redirects_without_mt_and_sets_a_host_only_session
     reply = fetch(url)
 
     assert reply.status == 302
-    assert reply.headers["Location"] == "/"
+    assert reply.headers["Location"] == "/__preview/cookie-check"  # which sends it on to "/"
     attributes = [part.strip() for part in reply.headers["Set-Cookie"].split(";")]
     assert {"Path=/", "Secure", "HttpOnly", "SameSite=None", "Partitioned"} <= set(attributes)
     assert not any(attribute.lower().startswith("domain=") for attribute in attributes)
     assert reply.headers["Cache-Control"] == "no-store"
     assert reply.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_cookie_check_sends_a_browser_with_the_cookie_on_and_tells_one_without_it(
+    stack: LocalStack,
+) -> None:
+    origin = stack.preview_origin(stack.demo["sandbox_id"])
+    exchanged = fetch(minted(stack)["url"] + "&lang=en")
+    check_url = origin + exchanged.headers["Location"]
+
+    with_cookie = fetch(check_url, headers={"Cookie": session_cookie(exchanged)})
+    without = fetch(check_url)
+
+    assert exchanged.headers["Location"] == "/__preview/cookie-check?lang=en"
+    assert (with_cookie.status, with_cookie.headers["Location"]) == (302, "/?lang=en")
+    assert without.status == 403
+    assert "<h1>Cookies blocked</h1>" in without.text
+    assert '"reason": "cookies_blocked"' in without.text
+    assert stack.origin_status(stack.demo["sandbox_id"])["credential_seen"] is False
+
+
+def test_the_embed_helper_is_served_at_its_versioned_path_for_any_page(stack: LocalStack) -> None:
+    script = embed_script()
+    reply = fetch(stack.api_url + script.path)
+
+    assert reply.status == 200
+    assert reply.body == EMBED_SCRIPT_FILE.read_bytes()
+    assert reply.headers["Content-Type"].startswith("text/javascript")
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"  # loadable with SRI from any origin
 
 
 def test_the_session_cookie_opens_the_sandbox_and_the_app_never_sees_a_credential(stack: LocalStack) -> None:

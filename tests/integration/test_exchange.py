@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import preview_exchange
 import pytest
 from preview_local.edge import UNUSABLE_TOKEN
+from preview_tokens.denial_page import COOKIES_BLOCKED_SCRIPT_HASH
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment
@@ -39,6 +41,10 @@ def jwt_exp(token: str) -> int:
     return exp
 
 
+def script_hash(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
 def embedded_event(page: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="preview-event">(.*?)</script>', page, re.S)
     assert match, page
@@ -53,7 +59,8 @@ def test_a_valid_mt_becomes_a_host_only_session_cookie_and_a_redirect_without_mt
     response = exchange(load_event("exchange_mt", token=token))
 
     assert response.status == 302
-    assert response.header("Location") == "/app/index.html?lang=en"
+    # first to the cookie check, which sends the browser on to /app/index.html?lang=en
+    assert response.header("Location") == "/__preview/cookie-check/app/index.html?lang=en"
     session_cookie, ends_cookie = response.multi_header("Set-Cookie")
     name, value, attributes = cookie_attributes(session_cookie)
     assert (name, value) == ("__Host-mp_session", token)
@@ -77,7 +84,7 @@ def test_a_valid_mt_becomes_a_host_only_session_cookie_and_a_redirect_without_mt
 def test_the_root_document_redirects_to_the_root(deployment: Deployment) -> None:
     response = exchange(load_event("exchange_mt_root", token=token_for(deployment)))
     assert response.status == 302
-    assert response.header("Location") == "/"
+    assert response.header("Location") == "/__preview/cookie-check"
 
 
 def test_the_redirect_never_leaves_the_sandbox_host(deployment: Deployment) -> None:
@@ -188,3 +195,64 @@ def test_a_link_with_several_mt_values_is_an_invalid_link_not_one_of_them(deploy
     assert response.status == 403
     assert response.header("Set-Cookie") is None
     assert embedded_event(response.body)["reason"] == "invalid_token"
+
+
+# ------------------------------------------------------------------------ the cookie check
+
+
+def test_when_the_session_cookie_came_back_the_check_sends_the_browser_on_to_the_page(
+    deployment: Deployment,
+) -> None:
+    token = token_for(deployment)
+    response = exchange(load_event("exchange_cookie_check", token=token))
+
+    assert response.status == 302
+    assert response.header("Location") == "/app/index.html?lang=en"
+    assert response.header("Set-Cookie") is None
+    assert response.header("Cache-Control") == "no-store"
+
+
+def test_the_session_ends_marker_alone_proves_cookies_work(deployment: Deployment) -> None:
+    """A session that ended between the exchange and the check is "expired" at the page, not "blocked"."""
+    event = set_header(load_event("exchange_cookie_check", token="t"), "Cookie", "__Host-mp_session_ends=1")
+    assert exchange(event).header("Location") == "/app/index.html?lang=en"
+
+
+@pytest.mark.parametrize("cookie", [None, "", "theme=dark", "__Host-mp_session=", "mp_session=mp_x"])
+def test_without_the_session_cookie_the_check_answers_the_cookies_blocked_page(
+    deployment: Deployment, cookie: str | None
+) -> None:
+    event = set_header(load_event("exchange_cookie_check", token="t"), "Cookie", cookie)
+    response = exchange(event)
+
+    assert response.status == 403
+    assert response.header("Location") is None
+    assert embedded_event(response.body) == {
+        "type": "preview.denied",
+        "sandbox_id": None,
+        "reason": "cookies_blocked",
+    }
+    assert "<h1>Cookies blocked</h1>" in response.body
+    assert 'id="open-in-new-tab"' in response.body
+    # the button's script is allowed by its hash, nothing else
+    policy = response.header("Content-Security-Policy") or ""
+    assert f"script-src '{COOKIES_BLOCKED_SCRIPT_HASH}';" in policy
+    scripts = re.findall(r"<script>(.*?)</script>", response.body, re.S)
+    assert [script_hash(script) for script in scripts] == [COOKIES_BLOCKED_SCRIPT_HASH]
+    assert "frame-ancestors https://app.example.com" in policy
+    assert response.header("Cache-Control") == "no-store"
+
+
+def test_cookies_split_over_several_headers_are_all_read(deployment: Deployment) -> None:
+    event = load_event("exchange_cookie_check", token="t")
+    event["multiValueHeaders"]["Cookie"] = ["theme=dark", "__Host-mp_session=mp_x"]
+    assert exchange(event).status == 302
+
+
+def test_the_check_redirects_only_within_the_sandbox_host(deployment: Deployment) -> None:
+    event = load_event("exchange_cookie_check", token="t")
+    for proxy in ("/evil.example/x", "\\evil.example", "//evil.example"):
+        event["pathParameters"] = {"proxy": proxy}
+        location = exchange(event).header("Location") or ""
+        assert location.startswith("/"), location
+        assert not location.startswith(("//", "/\\")), location

@@ -9,6 +9,7 @@ what the sandbox origin receives on an allowed one.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from preview_tokens.denial_page import (
     authorizer_failure_page,
     content_security_policy,
     denial_for,
+    origin_failure_page,
     render_page,
 )
 from preview_tokens.settings import DataPlaneSettings, MintSettings
@@ -523,3 +525,54 @@ def test_a_malformed_proxy_answer_is_a_502(data_plane: RestApi) -> None:
     exchange = FakeFunction({"body": "no status"})
     response = gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", "/__preview/exchange"))
     assert response.status == 502
+
+
+# ------------------------------------------------------------------ origin failures
+
+
+def sandbox_origin_gateway(origin_url: str, timeout_seconds: float) -> RestApiGateway:
+    """The data plane of a deployment whose sandbox origin is ``origin_url``, allowing every request."""
+    deployed = deploy_locally(
+        {
+            "PreviewDomain": "sandboxes.localhost",
+            "SandboxOriginUrl": origin_url,
+            "FrameAncestors": FRAME_ANCESTORS,
+        },
+        {
+            "TenantsTable": "tenants",
+            "ApiKeysTable": "api-keys",
+            "SandboxesTable": "sandboxes",
+            "SigningKeysTable": "signing-keys",
+            "SigningKeyMasterKey": "key-id",
+        },
+    )
+    api = RestApi.from_deployment(deployed.rest_apis["PreviewApi"])
+    arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{api.api_id}/preview"
+    authorizer = FakeFunction(allow(arn_prefix=arn_prefix))
+    return RestApiGateway(
+        api, {"PreviewAuthorizerFunction": authorizer}, PORT, integration_timeout_seconds=timeout_seconds
+    )
+
+
+def test_an_origin_that_refuses_the_connection_renders_the_templates_sandbox_not_responding_page() -> None:
+    closed = LoopbackServer(0, "closed")
+    closed_url = closed.url
+    closed.stop()  # nothing listens there any more
+
+    response = sandbox_origin_gateway(closed_url, 5).handle(request("GET", "/"))
+
+    assert response.status == 504
+    assert response.body.decode() == origin_failure_page()
+    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
+
+
+def test_an_origin_that_never_answers_renders_the_same_page_after_the_integration_timeout() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        response = sandbox_origin_gateway(url, 0.3).handle(request("GET", "/app"))
+    finally:
+        listener.close()
+
+    assert response.status == 504
+    assert response.body.decode() == origin_failure_page()

@@ -29,6 +29,7 @@ from preview_tokens.denial_page import (
     authorizer_failure_page,
     content_security_policy,
     gateway_response_template,
+    origin_failure_page,
 )
 from preview_tokens.settings import DataPlaneSettings
 from preview_tokens.tokens import PreviewClaims, Scope
@@ -39,7 +40,13 @@ from tests.support.template import cloudformation, find_in_map, sam_template, su
 Template = dict[str, Any]
 
 SANDBOX_ROUTES = ("/", "/{proxy+}")
-EXCHANGE_ROUTES = ("/__preview/exchange", "/__preview/exchange/{proxy+}")
+# The exchange function's routes: the ?mt= exchange, and the cookie check its redirect lands on.
+EXCHANGE_ROUTES = (
+    "/__preview/exchange",
+    "/__preview/exchange/{proxy+}",
+    "/__preview/cookie-check",
+    "/__preview/cookie-check/{proxy+}",
+)
 DATA_PLANE_FUNCTIONS = ("PreviewAuthorizerFunction", "ExchangeFunction")
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -270,8 +277,29 @@ def test_an_authorizer_that_cannot_answer_yields_the_static_unavailable_page(
         assert page == authorizer_failure_page()
 
 
+@pytest.mark.parametrize("response_type", ["INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT"])
+def test_an_origin_that_fails_or_times_out_yields_the_sandbox_not_responding_page(
+    template: Template, api: Mapping[str, Any], response_type: str
+) -> None:
+    response = gateway_response(template, api, response_type)
+
+    assert response["statusCode"] == "504"
+    assert set(response["responseTemplates"]) == {"text/html", "application/json"}
+    for page in response["responseTemplates"].values():
+        assert page == origin_failure_page()
+        assert "<h1>Sandbox not responding</h1>" in page
+        assert '{"type": "preview.unavailable", "sandbox_id": null, "reason": "origin_unreachable"}' in page
+
+
 @pytest.mark.parametrize(
-    "response_type", ["ACCESS_DENIED", "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"]
+    "response_type",
+    [
+        "ACCESS_DENIED",
+        "AUTHORIZER_FAILURE",
+        "AUTHORIZER_CONFIGURATION_ERROR",
+        "INTEGRATION_FAILURE",
+        "INTEGRATION_TIMEOUT",
+    ],
 )
 def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
     template: Template, api: Mapping[str, Any], response_type: str
@@ -292,6 +320,8 @@ def test_every_other_gateway_response_keeps_api_gateway_defaults(api: Mapping[st
         "ACCESS_DENIED",
         "AUTHORIZER_FAILURE",
         "AUTHORIZER_CONFIGURATION_ERROR",
+        "INTEGRATION_FAILURE",
+        "INTEGRATION_TIMEOUT",
     }
 
 
@@ -314,7 +344,11 @@ def test_data_plane_functions_get_every_setting_they_read(
 ) -> None:
     variables = resources[logical_id]["Properties"]["Environment"]["Variables"]
 
-    environment = {name: resolve_with_defaults(value, template) for name, value in variables.items()}
+    environment = {
+        name: resolve_with_defaults(value, template)
+        for name, value in variables.items()
+        if name != "AWS_ENDPOINT_URL"  # local development only: absent unless LocalAwsEndpointUrl is set
+    }
     settings = DataPlaneSettings.from_env(environment)
 
     assert variables["INPUT_PATH_PREFIX"] == {"Ref": "InputPathPrefix"}
@@ -385,7 +419,7 @@ def test_api_gateway_may_invoke_the_data_plane_functions_only_through_the_previe
         assert permission["Principal"] == "apigateway.amazonaws.com"
         assert permission["Action"] == "lambda:InvokeFunction"
     assert permissions["PreviewAuthorizerFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/authorizers/*"}
-    assert permissions["ExchangeFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/*/GET/__preview/exchange*"}
+    assert permissions["ExchangeFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/*/GET/__preview/*"}
 
 
 # --------------------------------------------------------------- custom domain and CloudFront
@@ -709,6 +743,10 @@ def test_data_plane_events_target_routes_the_template_defines(api: Mapping[str, 
     else:
         assert "security" not in route[event["httpMethod"].lower()]
         viewer_path = "/" + (event["pathParameters"] or {}).get("proxy", "")
-        assert edge_route(viewer_path, True) == event["path"], "the edge produces this exchange request"
-        assert "mt" not in (event["multiValueQueryStringParameters"] or {}), "the edge took mt off"
-        assert fallback_token(event["headers"]) == "t", "the edge passes the token in X-Preview-Token"
+        if event["resource"].startswith("/__preview/cookie-check"):
+            # the browser follows the exchange's redirect here; the edge leaves /__preview/ alone
+            assert edge_route(event["path"], True) == event["path"]
+        else:
+            assert edge_route(viewer_path, True) == event["path"], "the edge produces this exchange request"
+            assert "mt" not in (event["multiValueQueryStringParameters"] or {}), "the edge took mt off"
+            assert fallback_token(event["headers"]) == "t", "the edge passes the token in X-Preview-Token"

@@ -56,6 +56,11 @@ class DenialReason(StrEnum):
     WRONG_SANDBOX = "wrong_sandbox"
     READ_ONLY = "read_only"
     UNAVAILABLE = "unavailable"
+    # The session cookie did not come back after the exchange (a browser that blocks it in frames).
+    COOKIES_BLOCKED = "cookies_blocked"
+    # The sandbox's origin refused the connection or did not answer in time (API Gateway's
+    # INTEGRATION_FAILURE / INTEGRATION_TIMEOUT responses).
+    ORIGIN_UNREACHABLE = "origin_unreachable"
 
 
 @dataclass(frozen=True)

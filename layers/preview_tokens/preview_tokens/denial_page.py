@@ -19,13 +19,37 @@ from preview_tokens.access import DenialReason
 
 EXPIRED_EVENT = "preview.expired"
 DENIED_EVENT = "preview.denied"
+UNAVAILABLE_EVENT = "preview.unavailable"
+# Posted by the cookies-blocked page when the user asks to open the preview top-level: only the
+# embedding page can mint the fresh ``?mt=`` URL a new tab needs (the embed helper does).
+OPEN_IN_NEW_TAB_EVENT = "preview.open_in_new_tab"
+_UNAVAILABLE_REASONS = frozenset({DenialReason.UNAVAILABLE, DenialReason.ORIGIN_UNREACHABLE})
 
 _SCRIPT = (
     "(function(){var el=document.getElementById('preview-event');"
     "var event=JSON.parse(el.textContent);"
     "if(window.parent&&window.parent!==window){window.parent.postMessage(event,'*');}})();"
 )
-SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+# The cookies-blocked page's button (hidden when the page is not framed: there is no one to ask).
+_OPEN_IN_NEW_TAB_SCRIPT = (
+    "(function(){var button=document.getElementById('open-in-new-tab');"
+    "if(!button){return;}if(!window.parent||window.parent===window){button.hidden=true;return;}"
+    "button.addEventListener('click',function(){window.parent.postMessage("
+    "{type:'" + OPEN_IN_NEW_TAB_EVENT + "',sandbox_id:null,reason:'cookies_blocked'},'*');});})();"
+)
+_OPEN_IN_NEW_TAB_BUTTON = (
+    '<br><button id="open-in-new-tab" type="button" style="margin-top:1rem;padding:.5rem 1rem;'
+    'font:inherit;color:white;background:rgb(37,99,235);border:0;border-radius:8px;cursor:pointer">'
+    "Open in a new tab</button>"
+)
+
+
+def _script_hash(script: str) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
+SCRIPT_HASH = _script_hash(_SCRIPT)
+COOKIES_BLOCKED_SCRIPT_HASH = _script_hash(_SCRIPT + _OPEN_IN_NEW_TAB_SCRIPT)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -72,12 +96,25 @@ _TEXTS: dict[DenialReason, tuple[str, str]] = {
         "Preview unavailable",
         "Previews are unavailable right now. Try again shortly.",
     ),
+    DenialReason.COOKIES_BLOCKED: (
+        "Cookies blocked",
+        "This browser blocks the cookie a preview needs inside another site. It works in a tab of its own.",
+    ),
+    DenialReason.ORIGIN_UNREACHABLE: (
+        "Sandbox not responding",
+        "The sandbox did not answer. It may be starting or stopped; try again in a moment.",
+    ),
 }
 
 
 def denial_for(reason: DenialReason, sandbox_id: str | None) -> Denial:
     title, detail = _TEXTS[reason]
-    event_type = EXPIRED_EVENT if reason is DenialReason.EXPIRED else DENIED_EVENT
+    if reason is DenialReason.EXPIRED:
+        event_type = EXPIRED_EVENT
+    elif reason in _UNAVAILABLE_REASONS:
+        event_type = UNAVAILABLE_EVENT
+    else:
+        event_type = DENIED_EVENT
     event = json.dumps({"type": event_type, "sandbox_id": sandbox_id, "reason": reason.value})
     return Denial(title, detail, event.replace("<", "\\u003c").replace(">", "\\u003e"))
 
@@ -101,8 +138,27 @@ def authorizer_failure_page() -> str:
     return render_page(denial_for(DenialReason.UNAVAILABLE, None))
 
 
-def content_security_policy(frame_ancestors: str) -> str:
+def origin_failure_page() -> str:
+    """The static page for an origin that refused the connection or did not answer in time."""
+    return render_page(denial_for(DenialReason.ORIGIN_UNREACHABLE, None))
+
+
+def cookies_blocked_page() -> str:
+    """The page for a framed preview whose session cookie did not stick, with "Open in a new tab".
+
+    Served with :data:`COOKIES_BLOCKED_SCRIPT_HASH` in its policy (its script has the button).
+    """
+    denial = denial_for(DenialReason.COOKIES_BLOCKED, None)
+    return _PAGE.format(
+        title=denial.title,
+        detail=denial.detail + _OPEN_IN_NEW_TAB_BUTTON,
+        event=denial.event,
+        script=_SCRIPT + _OPEN_IN_NEW_TAB_SCRIPT,
+    )
+
+
+def content_security_policy(frame_ancestors: str, script_hash: str = SCRIPT_HASH) -> str:
     return (
-        f"default-src 'none'; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'; "
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src '{script_hash}'; "
         f"base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
     )

@@ -9,6 +9,12 @@ cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
 marker, and is answered "session expired" (the page posts ``preview.expired`` so the embedding
 page re-mints) instead of "no token".
+
+The redirect goes through :data:`COOKIE_CHECK_PATH` first: a browser that dropped the cookie
+(third-party cookies blocked and no CHIPS: Safari before 26.2, Brave, strict modes) arrives there
+without it and is told so (``cookies_blocked``, with "Open in a new tab") instead of reaching the
+page and being refused with "no token". With the cookie (or its session-ends marker: the session
+may just have ended) the check redirects on to the page. The check reads no key and no token.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ from preview_tokens.access import (
     DenialReason,
     HostMismatchError,
     PreviewGate,
+    split_preview_cookies,
 )
 from preview_tokens.access import TOKEN_PARAMETER as TOKEN_PARAMETER  # where the edge takes it from
 from preview_tokens.signing_keys import SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
 EXCHANGE_PATH = "/__preview/exchange"
+COOKIE_CHECK_PATH = "/__preview/cookie-check"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
@@ -65,6 +73,22 @@ def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
     return encoded_path + (f"?{urlencode(kept)}" if kept else "")
 
 
+def cookie_check_location(location: str) -> str:
+    """The cookie check for a same-host ``location`` (``/`` is the bare check path, as on the edge)."""
+    path, separator, query = location.partition("?")
+    return COOKIE_CHECK_PATH + ("" if path == "/" else path) + separator + query
+
+
+def check_session_cookie(
+    cookie_header: str, path: str, query: Mapping[str, Sequence[str]]
+) -> str | ExchangeDenied:
+    """Where the page is, if the session cookie came back after the exchange; else cookies_blocked."""
+    cookies = split_preview_cookies(cookie_header)
+    if cookies.session_token or cookies.session_ends_at is not None:
+        return redirect_location(path, query)
+    return ExchangeDenied(DenialReason.COOKIES_BLOCKED, None)
+
+
 def exchange_token(
     gate: PreviewGate,
     token: str | None,
@@ -86,4 +110,4 @@ def exchange_token(
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
     max_age = max(1, claims.expires_at - int(clock()))
-    return SessionGrant(redirect_location(path, query), claims, max_age)
+    return SessionGrant(cookie_check_location(redirect_location(path, query)), claims, max_age)
