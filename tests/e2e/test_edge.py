@@ -47,9 +47,12 @@ def test_a_get_with_the_token_in_any_spelling_is_exchanged_and_the_page_loads_wi
     exchanged = fetch(f"{origin}/?lang=en&{name}={mint(stack)}")
 
     assert exchanged.status == 302
-    assert exchanged.headers["Location"] == "/?lang=en"
+    assert exchanged.headers["Location"] == "/__preview/cookie-check?lang=en"
     cookie = exchanged.headers["Set-Cookie"].split(";", 1)[0]
     assert cookie.startswith(f"{SESSION_COOKIE}=mp_")
+    checked = fetch(f"{origin}/__preview/cookie-check?lang=en", headers={"Cookie": cookie})
+    assert checked.status == 302
+    assert checked.headers["Location"] == "/?lang=en"
     page = fetch(f"{origin}/?lang=en", headers={"Cookie": f"theme=dark; {cookie}"})
     assert page.status == 200
     assert_origin_never_saw_a_credential(stack)
