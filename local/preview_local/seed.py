@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE
@@ -85,6 +86,9 @@ def seed_demo(
     admin = SigningKeyAdmin(tables["SigningKeysTable"], dynamodb, kms)
     active = [key for key in admin.list() if key.status == ACTIVE]
     signing_kid = active[-1].kid if active else admin.create(kms_key_id).kid
+    origin_keys = OriginKeyAdmin(tables["SigningKeysTable"], dynamodb, kms)
+    if not origin_keys.active():
+        origin_keys.create(kms_key_id)
     return DemoSeed(api_keys=api_keys, jwt=jwt, signing_kid=signing_kid)
 
 
