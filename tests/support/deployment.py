@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from preview_local.aws_resources import LocalResources
+from preview_origin import OriginAssertionVerifier, StaticJwks
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxRepository
@@ -69,3 +70,8 @@ class Deployment:
             DynamoDbSigningKeyStore(self.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
         )
         return provider.key_ring().secrets_by_kid[kid]
+
+
+def fleet_verifier(deployment: Deployment) -> OriginAssertionVerifier:
+    """The sandbox fleet's verifier, with the deployment's published origin keys."""
+    return OriginAssertionVerifier(StaticJwks(deployment.origin_keys.jwks()), ORIGIN_AUDIENCE)
