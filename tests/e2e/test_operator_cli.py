@@ -74,3 +74,16 @@ def test_rotating_the_signing_key_keeps_old_previews_working(stack: LocalStack) 
     assert rotated["kid"] in {key["kid"] for key in keys if key["status"] == "active"}
     assert len([key for key in keys if key["status"] == "active"]) >= 2
     assert fetch(before["url"]).status == 302  # a token of the previous key still opens its preview
+
+
+def test_the_operator_prints_the_origin_keys_the_control_plane_publishes(stack: LocalStack) -> None:
+    printed = operator(stack, "origin-key", "jwks")
+    published = fetch(stack.demo["origin_keys_url"])
+
+    assert published.status == 200
+    assert printed == published.json()
+    assert [jwk["crv"] for jwk in printed["keys"]] == ["Ed25519"]
+    listed = operator(stack, "origin-key", "list")["keys"]
+    assert [key["kid"] for key in listed if key["status"] == "active"] == [
+        jwk["kid"] for jwk in printed["keys"]
+    ]
