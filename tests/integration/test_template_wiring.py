@@ -109,7 +109,10 @@ def test_preview_api_is_a_regional_rest_api_served_on_the_preview_stage(resource
     assert resources["PreviewApi"]["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
     preview_stages = [s for s in stages if s["Properties"]["RestApiId"] == {"Ref": "PreviewApi"}]
-    assert [s["Properties"]["StageName"] for s in preview_stages] == ["preview"]
+    unconditional = [s["Properties"]["StageName"] for s in preview_stages if "Condition" not in s]
+    assert unconditional == [
+        "preview"
+    ]  # (preview-mtls only with OriginClientCertificate: test_origin_network_options)
 
 
 def test_authorizer_runs_on_every_request_with_no_cache_and_no_identity_source(
@@ -458,7 +461,9 @@ def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resource
     assert mapping["DomainName"] == {"Ref": "PreviewDomainName"}
     assert mapping["RestApiId"] == {"Ref": "PreviewApi"}
     assert "BasePath" not in mapping, "sandbox paths start at /"
-    assert resources[mapping["Stage"]["Ref"]]["Properties"]["StageName"] == "preview"
+    _, mtls_stage, default_stage = mapping["Stage"]["Fn::If"]  # the mTLS option: test_origin_network_options
+    assert resources[default_stage["Ref"]]["Properties"]["StageName"] == "preview"
+    assert resources[mtls_stage["Ref"]]["Properties"]["StageName"] == "preview-mtls"
 
 
 def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:
