@@ -15,7 +15,8 @@ import preview_authorizer
 import preview_exchange
 import pytest
 from preview_origin import AssertionRejectedError, OriginAssertionVerifier, StaticJwks
-from preview_tokens.access import NO_APP_COOKIES
+from preview_tokens.access import NO_APP_COOKIES, PreviewGate
+from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
@@ -165,6 +166,22 @@ def test_the_assertion_is_for_this_sandbox_and_this_audience_only(deployment: De
     with pytest.raises(AssertionRejectedError, match="audience"):
         other_fleet.verify(assertion, SANDBOX)
     assert fleet_verifier(deployment).verify(assertion, SANDBOX).sandbox_id == SANDBOX
+
+
+def test_an_allow_without_an_assertion_is_never_sent(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate wired without the signer (a wiring mistake) must not let an unsigned request through."""
+    keys = SigningKeyProvider(
+        DynamoDbSigningKeyStore(deployment.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
+    )
+    unsigned_gate = PreviewGate(keys, "/input")
+    monkeypatch.setattr(preview_authorizer, "preview_gate", lambda: unsigned_gate)
+
+    policy = authorize(authorizer_event(token_for(deployment)))
+
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert policy["context"]["reason"] == "unavailable"
 
 
 def test_without_an_origin_key_the_authorizer_denies_as_unavailable(deployment: Deployment) -> None:
