@@ -116,6 +116,22 @@ def test_our_cookies_never_reach_the_origin_whatever_the_method(stack: LocalStac
     assert seen["cookie_names"] == ["theme", "last"]
 
 
+def test_our_cookies_never_reach_the_origin_on_an_upgrade_request(stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    cookies, _ = open_preview(stack, sandbox_id, "interact")
+    upgrade = {
+        "Cookie": f"theme=dark; {cookie_header(cookies)}",
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+
+    seen = arrived(fetch(f"{stack.preview_origin(sandbox_id)}/api/request", headers=upgrade))
+
+    assert seen["cookie_names"] == ["theme"]
+
+
 def test_the_exchange_redirect_follow_up_brings_only_the_apps_cookies(stack: LocalStack) -> None:
     sandbox_id = stack.demo["sandbox_id"]
     minted = stack.mint(stack.demo["api_key"], sandbox_id, {"scope": "read"}).json()
