@@ -6,7 +6,9 @@ key, and then measures, all in one run:
 
 * in-process, through the real ``lambda_handler(event, context)`` with a REST ``REQUEST``
   authorizer event: the decision for a FIRST-SEEN token (every call a token this process never
-  verified) and for an ALREADY-SEEN one (the session cookie every subresource request carries);
+  verified) and for an ALREADY-SEEN one (the session cookie every subresource request carries),
+  each sent with the origin assertion cookie the exchange sets beside the session; and, for
+  information, a first-seen token without that cookie (the authorizer signs the assertion);
 * beside them the "floor" (stdlib HMAC-SHA256 + base64url + ``json.loads`` of the payload + the
   ``exp`` check of the same token) and a bare ``jwt.decode`` of it;
 * the COLD START: a fresh interpreter that imports the handler module as Lambda would (its
@@ -42,8 +44,15 @@ import jwt
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws, patched_environ
+from preview_tokens.origin_assertion import ORIGIN_KEY_SET, origin_key_context, sign_origin_assertion
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
+from preview_tokens.signing_keys import (
+    DynamoDbSigningKeyStore,
+    KmsKeyDecrypter,
+    SigningKey,
+    SigningKeyProvider,
+)
 from preview_tokens.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +63,8 @@ SANDBOX_ID = "sbx-bench01"
 API_ID = "a1b2c3d4e5"
 ACCOUNT_ID = "123456789012"
 SESSION_COOKIE = "__Host-mp_session"
+ORIGIN_ASSERTION_COOKIE = "__Host-mp_origin"
+ORIGIN_AUDIENCE = "https://ingress.sandboxes.bench.internal"
 NO_CONTEXT = cast(LambdaContext, None)  # the handler does not read its context
 
 ROUNDS = 21  # interleaved rounds; each round times one block of every in-process kind
@@ -158,8 +169,17 @@ def authorizer_event(
     }
 
 
-def session_cookie_header(token: str) -> str:
-    return f"theme=dark; {SESSION_COOKIE}={token}; _ga=GA1.1.1234567890.1795342000"
+def session_cookie_header(token: str, origin_assertion: str | None = None) -> str:
+    """The Cookie header of a subresource request: the app's cookies and the exchange's.
+
+    The exchange sets the session cookie and, beside it, the token's origin assertion; a
+    browser sends both. Without ``origin_assertion`` (a client that kept only the session) the
+    authorizer signs the assertion itself.
+    """
+    ours = f"{SESSION_COOKIE}={token}"
+    if origin_assertion:
+        ours += f"; {ORIGIN_ASSERTION_COOKIE}={origin_assertion}"
+    return f"theme=dark; {ours}; _ga=GA1.1.1234567890.1795342000"
 
 
 def raw_floor_verify(token: str, key: bytes) -> dict[str, Any]:
@@ -251,6 +271,7 @@ def main() -> int:
             )
             table = resources.environment()["SIGNING_KEYS_TABLE"]
             SigningKeyAdmin(table, edge_store=None).create(resources.kms_key_id)
+            OriginKeyAdmin(table).create(resources.kms_key_id)
         env = {
             **{name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "PYTHON"))},
             **aws.environment(),
@@ -258,12 +279,19 @@ def main() -> int:
             "PREVIEW_DOMAIN": PREVIEW_DOMAIN,
             "INPUT_PATH_PREFIX": "/input",
             "FRAME_ANCESTORS": "https:",
+            "ORIGIN_ASSERTION_AUDIENCE": ORIGIN_AUDIENCE,
         }
         with patched_environ(env):
             signing_key = SigningKeyProvider(
                 DynamoDbSigningKeyStore(table), KmsKeyDecrypter(), 60
             ).signing_key()
-            hot = measure_hot_path(signing_key.kid, signing_key.secret)
+            origin_key = SigningKeyProvider(
+                DynamoDbSigningKeyStore(table, key_set=ORIGIN_KEY_SET),
+                KmsKeyDecrypter(),
+                60,
+                context_for=origin_key_context,
+            ).signing_key()
+            hot = measure_hot_path(signing_key.kid, signing_key.secret, origin_key)
             cold, boto3_cold = measure_cold_starts(env, hot.cold_event)
     finally:
         aws.stop()
@@ -274,36 +302,40 @@ def main() -> int:
 @dataclass(frozen=True)
 class HotPath:
     first_seen_ns: float
+    first_seen_signing_ns: float
     already_seen_ns: float
     floor_ns: float
     jwt_ns: float
     cold_event: dict[str, Any]
 
 
-def mint(kid: str, key: bytes, count: int) -> list[str]:
+def mint(kid: str, key: bytes, count: int, origin_key: SigningKey) -> list[tuple[str, str]]:
+    """``count`` tokens, each with the origin assertion the exchange would set beside it."""
     now = int(time.time())
     host = f"{SANDBOX_ID}.{PREVIEW_DOMAIN}"
-    return [
-        sign_preview_token(
-            PreviewClaims(SANDBOX_ID, "tnt-bench", host, Scope.INTERACT, now, now + 3600, new_token_id()),
-            kid,
-            key,
-        )
-        for _ in range(count)
-    ]
+    minted = []
+    for _ in range(count):
+        claims = PreviewClaims(SANDBOX_ID, "tnt-bench", host, Scope.INTERACT, now, now + 3600, new_token_id())
+        assertion = sign_origin_assertion(claims, ORIGIN_AUDIENCE, origin_key.kid, origin_key.secret)
+        minted.append((sign_preview_token(claims, kid, key), assertion))
+    return minted
 
 
-def measure_hot_path(kid: str, key: bytes) -> HotPath:
+def measure_hot_path(kid: str, key: bytes, origin_key: SigningKey) -> HotPath:
     sys.path.insert(0, str(AUTHORIZER_DIR))
     import preview_authorizer  # imported once the environment is set
 
     handler = preview_authorizer.lambda_handler
     host = f"{SANDBOX_ID}.{PREVIEW_DOMAIN}"
-    seen_token, cold_token, *fresh = mint(kid, key, 2 + FIRST_BLOCK * (ROUNDS + 1))
-    seen_event = authorizer_event(host, session_cookie_header(seen_token))
-    fresh_events = [authorizer_event(host, session_cookie_header(token)) for token in fresh]
-    if effect(handler(seen_event, NO_CONTEXT)) != "Allow":  # also loads the key ring over HTTP
-        raise RuntimeError("the authorizer denied the benchmark's token")
+    (seen_token, seen_assertion), (cold_token, cold_assertion), *fresh = mint(
+        kid, key, 2 + 2 * FIRST_BLOCK * (ROUNDS + 1), origin_key
+    )
+    seen_event = authorizer_event(host, session_cookie_header(seen_token, seen_assertion))
+    fresh_events = [authorizer_event(host, session_cookie_header(*minted)) for minted in fresh[::2]]
+    signing_events = [authorizer_event(host, session_cookie_header(token)) for token, _ in fresh[1::2]]
+    seen_policy = handler(seen_event, NO_CONTEXT)  # also loads the key rings over HTTP
+    if effect(seen_policy) != "Allow" or seen_policy["context"]["origin_assertion"] != seen_assertion:
+        raise RuntimeError("the authorizer denied the benchmark's token or did not forward its assertion")
     raw_floor_verify(seen_token, key)
     jwt.decode(seen_token[3:], key, algorithms=["HS256"], audience=host)
 
@@ -319,7 +351,7 @@ def measure_hot_path(kid: str, key: bytes) -> HotPath:
     seen_events = [seen_event] * SEEN_BLOCK
     seen_tokens = [seen_token] * SEEN_BLOCK
     jwt_tokens = [seen_token] * FIRST_BLOCK
-    samples: dict[str, list[float]] = {"first": [], "seen": [], "floor": [], "jwt": []}
+    samples: dict[str, list[float]] = {"first": [], "signing": [], "seen": [], "floor": [], "jwt": []}
     gc.collect()
     gc.disable()
     try:
@@ -327,6 +359,9 @@ def measure_hot_path(kid: str, key: bytes) -> HotPath:
             first_events = fresh_events[round_number * FIRST_BLOCK : (round_number + 1) * FIRST_BLOCK]
             timings = {
                 "first": block_ns(decide, first_events),
+                "signing": block_ns(
+                    decide, signing_events[round_number * FIRST_BLOCK : (round_number + 1) * FIRST_BLOCK]
+                ),
                 "seen": block_ns(decide, seen_events),
                 "floor": block_ns(floor, seen_tokens),
                 "jwt": block_ns(bare_jwt, jwt_tokens),
@@ -344,10 +379,11 @@ def measure_hot_path(kid: str, key: bytes) -> HotPath:
         raise RuntimeError(f"{len(denied)} first-seen tokens were denied")
     return HotPath(
         first_seen_ns=statistics.median(samples["first"]),
+        first_seen_signing_ns=statistics.median(samples["signing"]),
         already_seen_ns=statistics.median(samples["seen"]),
         floor_ns=statistics.median(samples["floor"]),
         jwt_ns=statistics.median(samples["jwt"]),
-        cold_event=authorizer_event(host, session_cookie_header(cold_token), path="/"),
+        cold_event=authorizer_event(host, session_cookie_header(cold_token, cold_assertion), path="/"),
     )
 
 
@@ -386,6 +422,11 @@ def report(hot: HotPath, cold: list[ColdRun], boto3_cold: list[ColdRun], elapsed
     for name, value, baseline, ratio, target in rows:
         verdict = "PASS" if ratio <= target else "MISS"
         print(f"{name:<36} {value:>11}   {baseline:<34} {ratio:5.2f}x  ≤{target:4.1f}x   {verdict}")
+    print(
+        f"{'first-seen, no origin cookie (signs)':<36} {hot.first_seen_signing_ns / 1e3:8.2f} µs   "
+        f"{f'bare jwt.decode {hot.jwt_ns / 1e3:.2f} µs':<34} {hot.first_seen_signing_ns / hot.jwt_ns:5.2f}x  "
+        f"{'':>7}   (informational: once per token per instance)"
+    )
     verdict = "PASS" if peak_mib <= TARGET_PEAK_MIB else "MISS"
     print(
         f"{'cold start peak RSS (max of runs)':<36} {peak_mib:7.1f} MiB   "
@@ -397,7 +438,8 @@ def report(hot: HotPath, cold: list[ColdRun], boto3_cold: list[ColdRun], elapsed
     decide_ms = statistics.median(run.decide_ms for run in cold)
     print(
         f"hot path: medians of {ROUNDS} interleaved blocks ({SEEN_BLOCK} calls already-seen/floor, "
-        f"{FIRST_BLOCK} first-seen/jwt; first-seen = a token never verified before by the process)"
+        f"{FIRST_BLOCK} first-seen/jwt; first-seen = a token never verified before by the process, sent "
+        f"with the origin assertion cookie the exchange set beside it)"
     )
     print(
         f"cold start: median of {COLD_RUNS} fresh processes, spawn to exit; inside the child "

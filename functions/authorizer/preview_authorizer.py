@@ -2,10 +2,12 @@
 
 It never raises and never causes a 500: every failure is a Deny policy whose context carries
 the access-denied page's texts (rendered by the ``ACCESS_DENIED`` Gateway Response). An Allow
-carries, for the integration to map into headers, the sandbox id, the scope and the request's
-cookies without the session cookie. Every one of those values is non-empty, or the request is
-denied: API Gateway does not apply a mapping whose value is empty, and the client's own header
-of that name would then reach the origin. Nothing of the token or the cookies is logged.
+carries, for the integration to map into headers, the sandbox id, the scope, the request's
+cookies without the data plane's own (``__Host-mp_*``) and the origin assertion
+(``X-Preview-Assertion``, see ``origin_assertion``). Every one of those values is non-empty, or
+the request is denied: API Gateway does not apply a mapping whose value is empty, and the
+client's own header of that name would then reach the origin. Nothing of the token or the
+cookies is logged.
 
 The event is read as the plain dict API Gateway sends, and the policy is built as a plain
 dict, without Powertools' authorizer data classes: importing them costs about a third of the
@@ -117,6 +119,7 @@ def origin_headers(decision: Decision) -> dict[str, str] | None:
         "sandbox_id": claims.sandbox_id,
         "scope": claims.scope.value,
         "origin_cookie": decision.origin_cookie,
+        "origin_assertion": decision.origin_assertion,
     }
     return mapped if all(mapped.values()) else None
 
@@ -153,6 +156,8 @@ def _fail_closed(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         decision = preview_gate().authorize(preview_request(event))
+        if decision.allowed and not decision.origin_assertion:  # the origin would refuse it: fail closed
+            decision = Decision(False, DenialReason.UNAVAILABLE, decision.claims)
         policy = policy_for(event, decision)
     except Exception as error:  # never raise: an exception here would be a 500 to the viewer
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})

@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from preview_tokens.errors import PreviewError
+from preview_tokens.dynamodb import default_client, dependency_call
+from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.http_responses import (
     error_response,
     internal_error_response,
@@ -17,11 +18,15 @@ from preview_tokens.http_responses import (
 )
 from preview_tokens.mint import ErrorResponse, MintRequest, MintResponse, MintService
 from preview_tokens.observability import logger, metrics
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.settings import mint_settings
 from preview_tokens.tracing import tracer
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
 OPENAPI_PATH = "/api/v1/openapi.json"
+ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
+# The fleet caches the key set this long; a rotated key is published before it signs (README).
+ORIGIN_KEYS_CACHE_CONTROL = "public, max-age=300"
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -66,6 +71,37 @@ def mint_preview_token(id: str) -> Response[MintResponse]:
     return json_response(HTTPStatus.OK, minted, _request_id())
 
 
+@cache
+def origin_keys() -> OriginKeyAdmin:
+    return OriginKeyAdmin(mint_settings().signing_keys.table, default_client())
+
+
+@app.get(
+    ORIGIN_KEYS_PATH,
+    summary="Public keys of the origin assertions",
+    description="JSON Web Key Set (Ed25519, alg EdDSA) the sandbox fleet verifies the X-Preview-Assertion "
+    "header with. Public; no credential needed.",
+    responses={
+        200: {"description": "The active origin assertion keys (JWKS)"},
+        503: {
+            "description": "unavailable (with Retry-After)",
+            "content": {"application/json": {"model": ErrorResponse}},
+        },
+    },
+    tags=["origin assertion"],
+)
+def origin_key_set() -> Response[dict[str, Any]]:
+    try:
+        with dependency_call("Query"):
+            jwks = origin_keys().jwks()
+    except (KeyError, TypeError):  # an item not shaped like an origin key
+        logger.warning("malformed origin key item")
+        raise ServiceUnavailableError() from None
+    response: Response[dict[str, Any]] = json_response(HTTPStatus.OK, jwks, _request_id())
+    response.headers["Cache-Control"] = ORIGIN_KEYS_CACHE_CONTROL
+    return response
+
+
 @app.get(OPENAPI_PATH, include_in_schema=False)
 def openapi_document() -> Response[dict[str, Any]]:
     return json_response(HTTPStatus.OK, build_openapi(), _request_id())
@@ -85,6 +121,9 @@ def build_openapi() -> dict[str, Any]:
         "required": False,
         "content": {"application/json": {"schema": MintRequest.model_json_schema()}},
     }
+    origin_keys_operation = document["paths"][ORIGIN_KEYS_PATH]["get"]
+    origin_keys_operation["security"] = []  # public: the fleet fetches it without a credential
+    origin_keys_operation["responses"].pop("422", None)  # it takes no input to validate
     return document
 
 

@@ -142,7 +142,7 @@ def deploy_locally(
             rest_apis[logical_id] = RestApiDeployment(
                 logical_id=logical_id,
                 api_id=api_id_for(logical_id),
-                stage=_stage_of(resources, logical_id),
+                stage=_stage_of(resources, logical_id, resolver),
                 definition=resolver.resolve(properties["Body"]),
             )
     return LocalDeployment(functions=functions, rest_apis=rest_apis, parameters=values)
@@ -154,13 +154,25 @@ def _string(value: Any) -> str:
     return str(value)
 
 
-def _stage_of(resources: Mapping[str, Any], api_logical_id: str) -> str:
+def _stage_of(resources: Mapping[str, Any], api_logical_id: str, resolver: _Resolver) -> str:
+    """The stage the API is served on: the one its base path mapping names, else its only stage."""
+    stages = {
+        logical_id: str(resource["Properties"]["StageName"])
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::ApiGateway::Stage"
+        and resource["Properties"].get("RestApiId") == {"Ref": api_logical_id}
+        and resolver.condition_holds(resource.get("Condition"))
+    }
     for resource in resources.values():
         properties = resource.get("Properties", {})
-        if resource["Type"] == "AWS::ApiGateway::Stage" and properties.get("RestApiId") == {
+        if resource["Type"] == "AWS::ApiGateway::BasePathMapping" and properties.get("RestApiId") == {
             "Ref": api_logical_id
         }:
-            return str(properties["StageName"])
+            mapped = resolver.chosen_branch(properties["Stage"])
+            if isinstance(mapped, dict) and mapped.get("Ref") in stages:
+                return stages[mapped["Ref"]]
+    if len(stages) == 1:
+        return next(iter(stages.values()))
     raise LocalDeploymentError(f"no stage deploys {api_logical_id}")
 
 
@@ -206,6 +218,7 @@ class _Resolver:
         }
 
     def resolve(self, value: Any) -> Any:
+        """The value with its intrinsics evaluated; ``AWS::NoValue`` drops a key or list item."""
         if isinstance(value, list):
             items = [self.resolve(item) for item in value]
             return [item for item in items if item is not _NO_VALUE]
@@ -219,6 +232,13 @@ class _Resolver:
                 return self._function(key, argument)
         resolved = {key: self.resolve(item) for key, item in value.items()}
         return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def chosen_branch(self, value: Any) -> Any:
+        """``value`` with its ``Fn::If`` choices made, nothing else resolved."""
+        while isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            value = when_true if self.condition_holds(name) else when_false
+        return value
 
     def condition_holds(self, name: str | None) -> bool:
         if name is None:
@@ -257,7 +277,9 @@ class _Resolver:
             return self.condition_holds(argument)
         raise LocalDeploymentError(f"condition function {key} is not supported by the local stack")
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         if name in self._refs:
             return self._refs[name]
         if name in self._physical_ids:
@@ -281,7 +303,7 @@ class _Resolver:
         prefix = arn_prefixes.get((str(resource_type), attribute))
         if prefix is None:
             raise LocalDeploymentError(f"Fn::GetAtt {logical_id}.{attribute} is not supported locally")
-        return prefix + self._ref(logical_id)
+        return prefix + _string(self._ref(logical_id))
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -296,6 +318,6 @@ class _Resolver:
             if "." in name and not name.startswith("AWS::"):
                 logical_id, attribute = name.split(".", 1)
                 return self._get_att(logical_id, attribute)
-            return self._ref(name)
+            return _string(self._ref(name))
 
         return _SUB_VARIABLE.sub(replace, text)

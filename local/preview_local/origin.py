@@ -1,7 +1,10 @@
 """A demo sandbox fleet ingress: the origin the data plane forwards allowed requests to.
 
-It routes on ``X-Sandbox-Id`` (set by API Gateway from the authorizer's context; a request
-without it did not come through the gateway and is refused) and serves each sandbox a small app:
+It trusts only the data plane: every request must carry an ``X-Preview-Assertion`` that the
+fleet-side verifier (``preview_origin``, with the keys the control plane publishes at
+``GET /api/v1/origin-keys``) accepts for the sandbox the request names in ``X-Sandbox-Id``, else
+it is refused with 403 (a forged ``X-Sandbox-Id``, another sandbox's assertion, an expired or
+tampered one). The scope shown comes from the verified assertion. It serves each sandbox a small app:
 a page showing the sandbox and the ``X-Preview-Scope`` it is viewed with, a stylesheet, a script
 and an XHR that each mark themselves loaded (so the session cookie works for subresources),
 and a text box whose keystrokes are POSTed to the input channel and echoed back.
@@ -11,28 +14,31 @@ origin's side: its response sets the data plane's own cookies (``__Host-mp_sessi
 ``__Host-mp_session_ends``) and forbids every framing (``frame-ancestors 'none'``,
 ``X-Frame-Options: DENY``). The edge's viewer-response rule must undo all of it.
 
-For the tests it also records, per sandbox, whether a request ever carried a preview
-credential - an ``mt`` query parameter (its name decoded, any value), the session cookie, or
-an ``X-Preview-Token`` other than the fixed value the gateway maps there: it never must.
+For the tests it also records, per sandbox, whether an accepted request ever carried a preview
+credential (a token-shaped value anywhere, a non-empty ``mt``, any ``__Host-mp_*`` cookie): it
+never must. ``/api/request`` answers what this very request brought (cookie, query and header
+names), for the tests to check what reached the origin on each path.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
+from preview_origin import ASSERTION_HEADER, AssertionRejectedError, OriginAssertionVerifier
 from preview_tokens.access import (
     FALLBACK_TOKEN_HEADER,
     ORIGIN_FALLBACK_TOKEN_VALUE,
+    PREVIEW_COOKIE_PREFIX,
     SESSION_COOKIE,
     SESSION_ENDS_COOKIE,
     TOKEN_PARAMETER,
 )
-from preview_tokens.sandboxes import is_sandbox_id
 
 from preview_local.http_messages import HttpRequest, HttpResponse
 
@@ -41,6 +47,7 @@ SCOPE_HEADER = "X-Preview-Scope"
 APP_COOKIE = "sandbox_theme"
 HOSTILE_PAGE = "/hostile"
 FORGED_SESSION = "forged-by-the-origin"
+_TOKEN_SHAPED = re.compile(r"mp_[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.")
 _STATIC = {
     "/static/sandbox.css": "text/css; charset=utf-8",
     "/static/sandbox.js": "text/javascript; charset=utf-8",
@@ -72,7 +79,8 @@ class SandboxObservations:
 
 
 class SandboxOrigin:
-    def __init__(self, input_path_prefix: str) -> None:
+    def __init__(self, input_path_prefix: str, verifier: OriginAssertionVerifier) -> None:
+        self._verifier = verifier
         self._input_path = input_path_prefix.rstrip("/") + "/keys"
         self._observations: dict[str, SandboxObservations] = {}
         self._lock = threading.Lock()
@@ -84,10 +92,16 @@ class SandboxOrigin:
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         sandbox_id = request.header(SANDBOX_HEADER) or ""
-        if not is_sandbox_id(sandbox_id):
-            return HttpResponse.text(400, f"{SANDBOX_HEADER} is missing: requests come through the gateway")
-        scope = request.header(SCOPE_HEADER) or ""
+        assertions = [value for name, value in request.headers if name.lower() == ASSERTION_HEADER.lower()]
+        try:
+            if len(assertions) > 1:
+                raise AssertionRejectedError("ambiguous")
+            scope = self._verifier.verify(assertions[0] if assertions else None, sandbox_id).scope
+        except AssertionRejectedError as rejected:
+            return HttpResponse.text(403, f"origin assertion refused: {rejected.reason}\n")
         seen = self._record(sandbox_id, request)
+        if request.path == "/api/request":
+            return HttpResponse.json(200, _what_arrived(request))
         if request.method in ("GET", "HEAD") and request.path in ("/", "/index.html"):
             with self._lock:
                 seen.page_loads += 1
@@ -110,11 +124,17 @@ class SandboxOrigin:
         }
         in_query = any(name == TOKEN_PARAMETER for name, _ in request.query_items())
         in_header = request.header(FALLBACK_TOKEN_HEADER) not in (None, ORIGIN_FALLBACK_TOKEN_VALUE)
-        carries_token = in_query or in_header
+        carries_token = (
+            in_query
+            or in_header
+            or any(name.lower().startswith(PREVIEW_COOKIE_PREFIX.lower()) for name in cookie_names)
+            or _TOKEN_SHAPED.search(request.query) is not None
+            or any(_TOKEN_SHAPED.search(value) for _, value in request.headers)
+        )
         with self._lock:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.cookie_names |= cookie_names
-            seen.credential_seen |= carries_token or SESSION_COOKIE in cookie_names
+            seen.credential_seen |= carries_token
             return seen
 
     def _page_response(self, sandbox_id: str, scope: str) -> HttpResponse:
@@ -165,3 +185,17 @@ class SandboxOrigin:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.inputs.append(key)
         return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
+
+
+def _what_arrived(request: HttpRequest) -> dict[str, object]:
+    """What this request brought to the origin: names only, never values."""
+    return {
+        "method": request.method,
+        "cookie_names": [
+            crumb.split("=", 1)[0].strip()
+            for crumb in (request.header("Cookie") or "").split(";")
+            if crumb.strip()
+        ],
+        "query_names": [name for name, _ in request.query_items()],
+        "header_names": sorted({name.lower() for name, _ in request.headers}),
+    }

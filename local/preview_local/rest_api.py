@@ -222,6 +222,8 @@ def _method(
     spec = operation.get("x-amazon-apigateway-integration")
     if spec is None:
         raise RestApiDefinitionError(f"{http_method} has no x-amazon-apigateway-integration")
+    if spec.get("connectionType", "INTERNET") != "INTERNET":
+        raise RestApiDefinitionError(f"{http_method}: only INTERNET integrations are emulated, no VPC link")
     integration = Integration(
         type=str(spec["type"]).lower(),
         uri=str(spec["uri"]),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.edge_store import EdgeStore, sandbox_tenant_entry
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE
@@ -88,6 +89,9 @@ def seed_demo(
     admin = SigningKeyAdmin(tables["SigningKeysTable"], dynamodb, kms, edge_store=edge_store)
     active = [key for key in admin.list() if key.status == ACTIVE]
     signing_kid = active[-1].kid if active else admin.create(kms_key_id).kid
+    origin_keys = OriginKeyAdmin(tables["SigningKeysTable"], dynamodb, kms)
+    if not origin_keys.active():
+        origin_keys.create(kms_key_id)
     return DemoSeed(api_keys=api_keys, jwt=jwt, signing_kid=signing_kid)
 
 

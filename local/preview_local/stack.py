@@ -1,12 +1,12 @@
 """``preview-local``: the whole system on this machine, with no AWS account and no Docker.
 
 Starts a moto server (DynamoDB, KMS) with the template's tables and key, seeds the demo
-tenants, starts the demo sandbox origin, deploys ``template.yaml`` locally (SAM transform,
-parameters, environment) and serves on ``127.0.0.1:$PORT`` (default 3000): the mint API, the
-preview data plane on ``http://<sandbox-id>.sandboxes.localhost:$PORT``, the demo embedding
-page and a dev identity provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``),
-ready Lambda events in ``.local/events/`` and ``sam local invoke`` env vars, and runs until
-SIGINT/SIGTERM.
+tenants, starts the demo sandbox origin (which accepts only requests with a valid origin
+assertion), deploys ``template.yaml`` locally (SAM transform, parameters, environment) and
+serves on ``127.0.0.1:$PORT`` (default 3000): the mint API, the preview data plane on
+``http://<sandbox-id>.sandboxes.localhost:$PORT``, the demo embedding page and a dev identity
+provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``), ready Lambda events in
+``.local/events/`` and ``sam local invoke`` env vars, and runs until SIGINT/SIGTERM.
 
     preview-local                                  run the stack (PORT, default 3000)
     preview-local invoke <LogicalId> <event|->     invoke one function in-process against it
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from preview_origin import HttpJwks, OriginAssertionVerifier
 from preview_tokens.edge_store import LocalEdgeStore
 from preview_tokens.operator_cli import EDGE_STORE_FILE
 
@@ -61,6 +62,7 @@ DEFAULT_PORT = 3000
 ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
 INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
+ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -108,6 +110,7 @@ class DemoInfo:
             "api_url": self.api_url,
             "mint_url_template": self.api_url + "/api/v1/sandboxes/{sandbox_id}/preview-token",
             "openapi_url": self.api_url + "/api/v1/openapi.json",
+            "origin_keys_url": self.api_url + ORIGIN_KEYS_PATH,
             "demo_url": self.api_url + "/",
             "preview_domain": PREVIEW_DOMAIN,
             "preview_url_example": f"http://{self.seed.sandbox_id}.{PREVIEW_DOMAIN}:{self.port}/",
@@ -196,7 +199,13 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider, edge_store)
 
         functions = {name: LambdaFunction(spec) for name, spec in deployment.functions.items()}
-        origin = SandboxOrigin(deployment.parameters["InputPathPrefix"])
+        # The demo fleet verifies origin assertions as a real one would: with the keys the
+        # control plane publishes, fetched over HTTP, for the audience the data plane signs for.
+        origin_verifier = OriginAssertionVerifier(
+            HttpJwks(front_server.url + ORIGIN_KEYS_PATH),
+            deployment.combined_environment()["ORIGIN_ASSERTION_AUDIENCE"],
+        )
+        origin = SandboxOrigin(deployment.parameters["InputPathPrefix"], origin_verifier)
         sandboxes = [SandboxChoice(sandbox_id, sandbox_id) for sandbox_id in SANDBOXES[DEMO_TENANT]]
         sandboxes += [
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")

@@ -105,9 +105,22 @@ class LocalStack:
             json.dumps(request or {}).encode(),
         )
 
+    def preview_session(self, sandbox_id: str, scope: str = "read") -> str:
+        """``name=value; ...`` of the cookies a fresh preview of ``sandbox_id`` sets (minted, exchanged)."""
+        tenant_key = (
+            "other_tenant_api_key" if sandbox_id == self.demo["other_tenant_sandbox_id"] else "api_key"
+        )
+        minted = self.mint(self.demo[tenant_key], sandbox_id, {"scope": scope})
+        assert minted.status == 200, minted.text
+        exchanged = fetch(minted.json()["url"])
+        assert exchanged.status == 302, exchanged.text
+        return "; ".join(value.split(";", 1)[0] for value in exchanged.headers.get_all("Set-Cookie", []))
+
     def origin_status(self, sandbox_id: str) -> dict[str, Any]:
-        """What the demo sandbox app has received, asked of the origin directly."""
-        reply = fetch(f"{self.demo['origin_url']}/api/status", headers={"X-Sandbox-Id": sandbox_id})
+        """What the demo sandbox app has received, asked through the data plane (the origin
+        refuses anything else): a read preview of the sandbox fetches ``/api/status``."""
+        cookies = self.preview_session(sandbox_id)
+        reply = fetch(f"{self.preview_origin(sandbox_id)}/api/status", headers={"Cookie": cookies})
         assert reply.status == 200, reply.text
         status: dict[str, Any] = reply.json()
         return status

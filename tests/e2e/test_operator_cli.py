@@ -170,3 +170,16 @@ def test_frame_ancestors_are_declared_validated_and_cleared(stack: LocalStack) -
     cleared = operator(stack, "tenant", "frame-ancestors", "umbrella", "--clear")
     assert cleared["frame_ancestors"] == []
     assert edge_store(stack).get("fa.umbrella") is None
+
+
+def test_the_operator_prints_the_origin_keys_the_control_plane_publishes(stack: LocalStack) -> None:
+    printed = operator(stack, "origin-key", "jwks")
+    published = fetch(stack.demo["origin_keys_url"])
+
+    assert published.status == 200
+    assert printed == published.json()
+    assert [jwk["crv"] for jwk in printed["keys"]] == ["Ed25519"]
+    listed = operator(stack, "origin-key", "list")["keys"]
+    assert [key["kid"] for key in listed if key["status"] == "active"] == [
+        jwk["kid"] for jwk in printed["keys"]
+    ]

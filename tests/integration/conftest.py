@@ -10,7 +10,7 @@ from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws
 from preview_tokens import data_plane, dynamodb, settings
 
-from tests.support.deployment import PREVIEW_DOMAIN, Deployment
+from tests.support.deployment import ORIGIN_AUDIENCE, PREVIEW_DOMAIN, Deployment
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +44,6 @@ def deployment(moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[D
     monkeypatch.setenv("PREVIEW_DOMAIN", PREVIEW_DOMAIN)
     monkeypatch.setenv("INPUT_PATH_PREFIX", "/input")
     monkeypatch.setenv("FRAME_ANCESTORS", "https://app.example.com")
+    monkeypatch.setenv("ORIGIN_ASSERTION_AUDIENCE", ORIGIN_AUDIENCE)
     yield Deployment(resources).seed()
     clear_cold_start_caches()

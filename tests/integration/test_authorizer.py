@@ -13,7 +13,7 @@ from preview_local.edge import UNUSABLE_TOKEN
 from preview_tokens.denial_page import gateway_response_template
 
 from tests.integration.conftest import clear_cold_start_caches
-from tests.support.deployment import SANDBOX, Deployment
+from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
 from tests.support.events import lambda_context, load_event
 from tests.support.preview_tokens import authorizer_event, change_char, host_of, resigned, token_for
 
@@ -49,11 +49,14 @@ def test_a_session_cookie_lets_a_subresource_through_with_the_origin_headers(dep
     policy = authorize(load_event("authorizer_cookie_get", token=token))
 
     assert effect(policy) == "Allow"
-    assert policy["context"] == {
+    context = dict(policy["context"])
+    assertion = context.pop("origin_assertion")
+    assert context == {
         "sandbox_id": SANDBOX,
         "scope": "read",
         "origin_cookie": "theme=dark; app_session=s%3Aabc",
     }
+    assert fleet_verifier(deployment).verify(assertion, SANDBOX).scope == "read"
     resources = [r for s in policy["policyDocument"]["Statement"] for r in s["Resource"]]
     assert resources == ["arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/preview/GET/*"]
     assert token not in json.dumps(policy)

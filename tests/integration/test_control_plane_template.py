@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from preview_tokens.origin_assertion import ORIGIN_KEY_PURPOSE
 from preview_tokens.signing_keys import ENCRYPTION_PURPOSE
 
 from tests.support.template import cloudformation, sam_template
@@ -22,8 +23,20 @@ def test_the_mint_route_is_a_post_on_the_spec_path_invoking_the_mint_function(
     resources: dict[str, Any],
 ) -> None:
     paths = resources["ControlPlaneApi"]["Properties"]["Body"]["paths"]
-    assert set(paths) == {"/api/v1/sandboxes/{id}/preview-token", "/api/v1/openapi.json"}
+    assert set(paths) == {
+        "/api/v1/sandboxes/{id}/preview-token",
+        "/api/v1/openapi.json",
+        "/api/v1/origin-keys",
+    }
     integration = paths["/api/v1/sandboxes/{id}/preview-token"]["post"]["x-amazon-apigateway-integration"]
+    assert integration["type"] == "aws_proxy"
+    assert "MintFunction.Arn" in str(integration["uri"])
+
+
+def test_the_origin_key_set_is_a_get_served_by_the_mint_function(resources: dict[str, Any]) -> None:
+    operation = resources["ControlPlaneApi"]["Properties"]["Body"]["paths"]["/api/v1/origin-keys"]
+    assert set(operation) == {"get"}
+    integration = operation["get"]["x-amazon-apigateway-integration"]
     assert integration["type"] == "aws_proxy"
     assert "MintFunction.Arn" in str(integration["uri"])
 
@@ -58,7 +71,9 @@ def test_the_master_key_refuses_any_use_without_the_preview_signing_context(
             "Principal": {"AWS": "*"},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"],
             "Resource": "*",
-            "Condition": {"StringNotEquals": {"kms:EncryptionContext:purpose": ENCRYPTION_PURPOSE}},
+            "Condition": {
+                "StringNotEquals": {"kms:EncryptionContext:purpose": [ENCRYPTION_PURPOSE, ORIGIN_KEY_PURPOSE]}
+            },
         }
     ]
     assert key["EnableKeyRotation"] is True

@@ -61,7 +61,7 @@ def test_a_valid_mt_becomes_a_host_only_session_cookie_and_a_redirect_without_mt
     assert response.status == 302
     # first to the cookie check, which sends the browser on to /app/index.html?lang=en
     assert response.header("Location") == "/__preview/cookie-check/app/index.html?lang=en"
-    session_cookie, ends_cookie = response.multi_header("Set-Cookie")
+    session_cookie, ends_cookie, _origin_cookie = response.multi_header("Set-Cookie")
     name, value, attributes = cookie_attributes(session_cookie)
     assert (name, value) == ("__Host-mp_session", token)
     assert set(attributes) == {"max-age", "path", "secure", "httponly", "samesite", "partitioned"}

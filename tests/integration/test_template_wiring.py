@@ -55,6 +55,7 @@ SECURITY_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
 }
 SIGNING_CONTEXT = {"StringEquals": {"kms:EncryptionContext:purpose": "preview-token-signing"}}
+ORIGIN_KEY_CONTEXT = {"StringEquals": {"kms:EncryptionContext:purpose": "origin-assertion-signing"}}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +100,7 @@ def allow_context() -> dict[str, Any]:
         token_id="jti-1",
     )
     event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_cookie_get", token="t"))
-    policy = policy_for(event, Decision(True, None, claims, "theme=dark"))
+    policy = policy_for(event, Decision(True, None, claims, "theme=dark", "eyJ.assertion.sig"))
     context: dict[str, Any] = policy["context"]
     return context
 
@@ -118,7 +119,10 @@ def test_preview_api_is_a_regional_rest_api_served_on_the_preview_stage(resource
     assert resources["PreviewApi"]["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
     stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
     preview_stages = [s for s in stages if s["Properties"]["RestApiId"] == {"Ref": "PreviewApi"}]
-    assert [s["Properties"]["StageName"] for s in preview_stages] == ["preview"]
+    unconditional = [s["Properties"]["StageName"] for s in preview_stages if "Condition" not in s]
+    assert unconditional == [
+        "preview"
+    ]  # (preview-mtls only with OriginClientCertificate: test_origin_network_options)
 
 
 def test_authorizer_runs_on_every_request_with_no_cache_and_no_identity_source(
@@ -170,6 +174,10 @@ def test_origin_learns_sandbox_and_scope_only_from_the_authorizer(api: Mapping[s
 
         assert mappings["integration.request.header.X-Sandbox-Id"] == "context.authorizer.sandbox_id"
         assert mappings["integration.request.header.X-Preview-Scope"] == "context.authorizer.scope"
+        assert (
+            mappings["integration.request.header.X-Preview-Assertion"]
+            == "context.authorizer.origin_assertion"
+        )
         for source in mappings.values():
             if source.startswith("context.authorizer."):
                 key = source.removeprefix("context.authorizer.")
@@ -328,14 +336,36 @@ def test_every_other_gateway_response_keeps_api_gateway_defaults(api: Mapping[st
 # ------------------------------------------------------------------------------- functions, IAM
 
 
+# The one parameter without a default, as a deployment would set it.
+REQUIRED_PARAMETERS = {"SandboxOriginUrl": "https://ingress.example.com"}
+
+
 def resolve_with_defaults(value: Any, template: Template) -> str:
     """An environment value as a deployment with default parameters would set it."""
     if isinstance(value, Mapping) and "Ref" in value:
         name = value["Ref"]
         parameter = template["Parameters"].get(name)
-        return str(parameter["Default"]) if parameter else f"{name}-physical-id"
+        if parameter is None:
+            return f"{name}-physical-id"
+        return str(parameter["Default"]) if "Default" in parameter else REQUIRED_PARAMETERS[name]
+    if isinstance(value, Mapping) and "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        holds = condition_with_defaults(template["Conditions"][condition], template)
+        return resolve_with_defaults(when_true if holds else when_false, template)
     assert isinstance(value, str | int), value
     return str(value)
+
+
+def condition_with_defaults(condition: Mapping[str, Any], template: Template) -> bool:
+    ((function, argument),) = condition.items()
+    if function == "Fn::Not":
+        return not condition_with_defaults(argument[0], template)
+    if function == "Fn::Equals":
+        first, second = (resolve_with_defaults(part, template) for part in argument)
+        return first == second
+    if function == "Condition":
+        return condition_with_defaults(template["Conditions"][argument], template)
+    raise AssertionError(f"condition function {function} is not resolved here")
 
 
 @pytest.mark.parametrize("logical_id", DATA_PLANE_FUNCTIONS)
@@ -354,8 +384,16 @@ def test_data_plane_functions_get_every_setting_they_read(
     assert variables["INPUT_PATH_PREFIX"] == {"Ref": "InputPathPrefix"}
     assert variables["FRAME_ANCESTORS"] == {"Ref": "FrameAncestors"}
     assert variables["SIGNING_KEYS_TABLE"] == {"Ref": "SigningKeysTable"}
+    assert variables["ORIGIN_ASSERTION_AUDIENCE"] == {
+        "Fn::If": [
+            "HasOriginAssertionAudience",
+            {"Ref": "OriginAssertionAudience"},
+            {"Ref": "SandboxOriginUrl"},
+        ]
+    }
     assert settings.input_path_prefix == "/input"
     assert settings.frame_ancestors == "https:"
+    assert settings.origin_audience == "https://ingress.example.com"
 
 
 @pytest.mark.parametrize(
@@ -389,6 +427,7 @@ def test_data_plane_functions_may_only_query_signing_keys_and_decrypt_them_for_p
     assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == [
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
+        ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, ORIGIN_KEY_CONTEXT),
     ]
     assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
         "AWSLambdaBasicExecutionRole",
@@ -495,7 +534,9 @@ def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resource
     assert mapping["DomainName"] == {"Ref": "PreviewDomainName"}
     assert mapping["RestApiId"] == {"Ref": "PreviewApi"}
     assert "BasePath" not in mapping, "sandbox paths start at /"
-    assert resources[mapping["Stage"]["Ref"]]["Properties"]["StageName"] == "preview"
+    _, mtls_stage, default_stage = mapping["Stage"]["Fn::If"]  # the mTLS option: test_origin_network_options
+    assert resources[default_stage["Ref"]]["Properties"]["StageName"] == "preview"
+    assert resources[mtls_stage["Ref"]]["Properties"]["StageName"] == "preview-mtls"
 
 
 def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:

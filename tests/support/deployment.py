@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from preview_local.aws_resources import LocalResources
+from preview_origin import OriginAssertionVerifier, StaticJwks
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
@@ -16,6 +18,7 @@ OTHER_TENANT = "globex"
 SANDBOX = "sbx-abc123"
 OTHER_SANDBOX = "sbx-other"
 PREVIEW_DOMAIN = "sandboxes.example.com"
+ORIGIN_AUDIENCE = "https://ingress.sandboxes.internal.example.com"
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Deployment:
     api_key_without_scope: str = field(repr=False, default="")
     other_tenant_api_key: str = field(repr=False, default="")
     kid: str = ""
+    origin_kid: str = ""
 
     @property
     def tenants(self) -> TenantRepository:
@@ -43,6 +47,10 @@ class Deployment:
     def signing_keys(self) -> SigningKeyAdmin:
         return SigningKeyAdmin(self.resources.tables["SigningKeysTable"], edge_store=None)
 
+    @property
+    def origin_keys(self) -> OriginKeyAdmin:
+        return OriginKeyAdmin(self.resources.tables["SigningKeysTable"])
+
     def seed(self) -> Deployment:
         self.tenants.put(TENANT, "Acme")
         self.tenants.put(OTHER_TENANT, "Globex")
@@ -53,6 +61,7 @@ class Deployment:
         self.api_key_without_scope = self.api_keys.create(TENANT, ["sandboxes:read"]).secret
         self.other_tenant_api_key = self.api_keys.create(OTHER_TENANT, [PREVIEWS_WRITE]).secret
         self.kid = self.signing_keys.create(self.resources.kms_key_id).kid
+        self.origin_kid = self.origin_keys.create(self.resources.kms_key_id)["kid"]
         return self
 
     def signing_secret(self, kid: str) -> bytes:
@@ -61,3 +70,8 @@ class Deployment:
             DynamoDbSigningKeyStore(self.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
         )
         return provider.key_ring().secrets_by_kid[kid]
+
+
+def fleet_verifier(deployment: Deployment) -> OriginAssertionVerifier:
+    """The sandbox fleet's verifier, with the deployment's published origin keys."""
+    return OriginAssertionVerifier(StaticJwks(deployment.origin_keys.jwks()), ORIGIN_AUDIENCE)

@@ -59,7 +59,12 @@ def test_the_preview_url_is_https_by_default_and_http_with_a_port_locally() -> N
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("INPUT_PATH_PREFIX", "input"), ("FRAME_ANCESTORS", "a; script-src *")]
+    ("name", "value"),
+    [
+        ("INPUT_PATH_PREFIX", "input"),
+        ("FRAME_ANCESTORS", "a; script-src *"),
+        ("ORIGIN_ASSERTION_AUDIENCE", " "),
+    ],
 )
 def test_data_plane_settings_are_validated(name: str, value: str) -> None:
     env = {
@@ -67,6 +72,7 @@ def test_data_plane_settings_are_validated(name: str, value: str) -> None:
         "PREVIEW_DOMAIN": "p.io",
         "INPUT_PATH_PREFIX": "/input",
         "FRAME_ANCESTORS": "https:",
+        "ORIGIN_ASSERTION_AUDIENCE": "https://ingress.example.com",
     }
     DataPlaneSettings.from_env(env)
     with pytest.raises(SettingsError, match=name):

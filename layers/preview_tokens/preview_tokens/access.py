@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
+from preview_tokens.origin_assertion import OriginAssertionSigner
 from preview_tokens.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
 from preview_tokens.tokens import (
     ExpiredTokenError,
@@ -32,7 +33,14 @@ SESSION_COOKIE = "__Host-mp_session"
 # session cookie, whose Max-Age is exactly the token's remaining life, so a request after expiry
 # is told "session expired" (and the embedding page re-mints) rather than "no token".
 SESSION_ENDS_COOKIE = "__Host-mp_session_ends"
-PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE})
+# The origin assertion the exchange signed for the session's token (``origin_assertion``): the
+# authorizer forwards it when it is this token's, and the stream edge, which cannot sign, too.
+ORIGIN_ASSERTION_COOKIE = "__Host-mp_origin"
+# Every cookie the data plane sets starts with this; none ever reaches the origin (compared
+# case-insensitively: browsers treat the __Host- prefix so).
+PREVIEW_COOKIE_PREFIX = "__Host-mp_"
+PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE, ORIGIN_ASSERTION_COOKIE})
+_PREFIX_LOWER = PREVIEW_COOKIE_PREFIX.lower()
 # What the origin's Cookie header becomes when the request had no cookie of the app's own. Never
 # empty: the integration overwrites the client's Cookie header with this value, and an empty
 # mapped value must not let API Gateway fall back to the client's header (session cookie and all).
@@ -81,6 +89,8 @@ class Decision:
     reason: DenialReason | None = None
     claims: PreviewClaims | None = None
     origin_cookie: str = ""
+    origin_assertion: str = ""
+    """``X-Preview-Assertion`` for the origin (allowed requests, when the gate has a signer)."""
 
 
 def normalize_host(host: str) -> str:
@@ -124,10 +134,14 @@ class PreviewCookies:
     session_ends_at: int | None
     origin_cookie: str
     """The request's Cookie header without the data plane's cookies: what the origin may see."""
+    origin_assertion: str | None = None
 
 
 def split_preview_cookies(cookie_header: str) -> PreviewCookies:
-    """Our cookies (the last of each wins) apart from the sandbox app's own."""
+    """Our cookies (the last of each wins) apart from the sandbox app's own.
+
+    Every ``__Host-mp_*`` name is ours and is dropped from what the origin sees, known or not.
+    """
     values: dict[str, str] = {}
     others: list[str] = []
     for part in cookie_header.split(";"):
@@ -138,13 +152,14 @@ def split_preview_cookies(cookie_header: str) -> PreviewCookies:
         name = name.strip()
         if name in PREVIEW_COOKIES:
             values[name] = value.strip().strip('"')
-        else:
+        elif name[: len(PREVIEW_COOKIE_PREFIX)].lower() != _PREFIX_LOWER:
             others.append(crumb)
     ends_at = values.get(SESSION_ENDS_COOKIE, "")
     return PreviewCookies(
         session_token=values.get(SESSION_COOKIE) or None,
         session_ends_at=int(ends_at) if ends_at.isdigit() and len(ends_at) < 16 else None,
         origin_cookie="; ".join(others) or NO_APP_COOKIES,
+        origin_assertion=values.get(ORIGIN_ASSERTION_COOKIE) or None,
     )
 
 
@@ -157,8 +172,10 @@ class PreviewGate:
         input_path_prefix: str,
         clock: Callable[[], float] = time.time,
         cache: VerifiedTokenCache | None = None,
+        assertions: OriginAssertionSigner | None = None,
     ) -> None:
         self._keys = keys
+        self._assertions = assertions
         self._input_prefix = normalize_path(input_path_prefix).rstrip("/")
         self._clock = clock
         self._cache = cache or VerifiedTokenCache()
@@ -202,7 +219,20 @@ class PreviewGate:
             return Decision(False, DenialReason.INVALID_TOKEN)
         if claims.scope is Scope.READ and not self._read_allows(request.method, request.path):
             return Decision(False, DenialReason.READ_ONLY, claims)
-        return Decision(True, None, claims, origin_cookie)
+        try:
+            assertion = self.origin_assertion(claims, cookies.origin_assertion)
+        except SigningKeyUnavailableError:
+            return Decision(False, DenialReason.UNAVAILABLE, claims)
+        return Decision(True, None, claims, origin_cookie, assertion)
+
+    def origin_assertion(self, claims: PreviewClaims, presented: str | None = None) -> str:
+        """The origin assertion of a verified token ("" without a signer, e.g. in unit tests).
+
+        Raises :class:`SigningKeyUnavailableError` when the origin keys cannot be used.
+        """
+        if self._assertions is None:
+            return ""
+        return self._assertions.assertion_for(claims, presented)
 
     def _read_allows(self, method: str, path: str) -> bool:
         if method.upper() not in READ_METHODS:

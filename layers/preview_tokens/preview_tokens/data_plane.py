@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from preview_tokens.access import PreviewGate
+from preview_tokens.origin_assertion import ORIGIN_KEY_SET, OriginAssertionSigner, origin_key_context
 from preview_tokens.settings import data_plane_settings
 from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 
@@ -12,9 +13,17 @@ from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter
 @cache
 def preview_gate() -> PreviewGate:
     settings = data_plane_settings()
+    decrypter = KmsKeyDecrypter()
     keys = SigningKeyProvider(
         DynamoDbSigningKeyStore(settings.signing_keys.table),
-        KmsKeyDecrypter(),
+        decrypter,
         settings.signing_keys.refresh_seconds,
     )
-    return PreviewGate(keys, settings.input_path_prefix)
+    origin_keys = SigningKeyProvider(
+        DynamoDbSigningKeyStore(settings.signing_keys.table, key_set=ORIGIN_KEY_SET),
+        decrypter,
+        settings.signing_keys.refresh_seconds,
+        context_for=origin_key_context,
+    )
+    assertions = OriginAssertionSigner(origin_keys, settings.origin_audience)
+    return PreviewGate(keys, settings.input_path_prefix, assertions=assertions)

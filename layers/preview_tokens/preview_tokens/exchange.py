@@ -4,7 +4,9 @@ The first document request of a preview carries the token in ``?mt=``. At the ed
 routed to ``EXCHANGE_PATH`` + the original path, ``mt`` taken off its query and its value put
 in ``X-Preview-Token`` (CloudFront Function in AWS, its mirror locally); the exchange verifies
 the token for the request's host and redirects to the same path and query without ``mt``,
-setting the session cookie for exactly the token's remaining life, and beside it a marker
+setting the session cookie for exactly the token's remaining life (and, as long, the token's
+origin assertion, for the authorizer and the stream edge to forward: :mod:`origin_assertion`),
+and beside it a marker
 cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
 marker, and is answered "session expired" (the page posts ``preview.expired`` so the embedding
@@ -21,10 +23,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 from preview_tokens.access import (
+    ORIGIN_ASSERTION_COOKIE,
     SESSION_COOKIE,
     SESSION_ENDS_COOKIE,
     DenialReason,
@@ -49,14 +52,22 @@ class SessionGrant:
     location: str
     claims: PreviewClaims
     max_age: int
+    origin_assertion: str = field(default="", repr=False)
 
     def set_cookies(self, token: str) -> list[str]:
-        """The session cookie, for the token's remaining life, and the session-ends marker."""
-        return [
+        """The session cookie, for the token's remaining life, the session-ends marker, and the
+        token's origin assertion with the session cookie's attributes and lifetime."""
+        cookies = [
             f"{SESSION_COOKIE}={token}; Max-Age={self.max_age}; {_COOKIE_ATTRIBUTES}",
             f"{SESSION_ENDS_COOKIE}={self.claims.expires_at}; "
             f"Max-Age={self.max_age + SESSION_ENDS_MARKER_SECONDS}; {_COOKIE_ATTRIBUTES}",
         ]
+        if self.origin_assertion:
+            cookies.append(
+                f"{ORIGIN_ASSERTION_COOKIE}={self.origin_assertion}; "
+                f"Max-Age={self.max_age}; {_COOKIE_ATTRIBUTES}"
+            )
+        return cookies
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ def exchange_token(
         return ExchangeDenied(DenialReason.NO_TOKEN, None)
     try:
         claims = gate.verify(token, host)
+        assertion = gate.origin_assertion(claims)
     except SigningKeyUnavailableError:
         return ExchangeDenied(DenialReason.UNAVAILABLE, None)
     except ExpiredTokenError as expired:
@@ -110,4 +122,4 @@ def exchange_token(
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
     max_age = max(1, claims.expires_at - int(clock()))
-    return SessionGrant(cookie_check_location(redirect_location(path, query)), claims, max_age)
+    return SessionGrant(cookie_check_location(redirect_location(path, query)), claims, max_age, assertion)

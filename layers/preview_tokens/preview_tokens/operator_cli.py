@@ -32,6 +32,7 @@ from preview_tokens.edge_store import (
 )
 from preview_tokens.errors import ServiceUnavailableError
 from preview_tokens.frame_ancestors import FrameAncestorsError, parse_frame_ancestors
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxIdTakenError, SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE as ACTIVE_KEY
@@ -186,6 +187,27 @@ def _signing_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[
     return {"keys": [{"kid": k.kid, "status": k.status, "created_at": k.created_at} for k in keys]}
 
 
+def _origin_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    admin = OriginKeyAdmin(deployment["SIGNING_KEYS_TABLE"])
+    if args.action == "create" and admin.active():
+        raise CommandError("an active origin key exists already: use 'origin-key rotate'")
+    return dict(admin.create(args.kms_key_id or deployment["SIGNING_KEY_MASTER_KEY"]))
+
+
+def _origin_key_retire(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    if not OriginKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).retire(args.kid):
+        raise CommandError(f"no origin key {args.kid}")
+    return {"kid": args.kid, "status": "retired"}
+
+
+def _origin_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    return {"keys": list(OriginKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).rows())}
+
+
+def _origin_key_jwks(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    return dict(OriginKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).jwks())
+
+
 COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Deployment], dict[str, object]]] = {
     ("tenant", "create"): _tenant_create,
     ("tenant", "disable"): _tenant_set_status,
@@ -200,6 +222,11 @@ COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Deployment], dict[
     ("signing-key", "rotate"): _signing_key_create,
     ("signing-key", "retire"): _signing_key_retire,
     ("signing-key", "list"): _signing_key_list,
+    ("origin-key", "create"): _origin_key_create,
+    ("origin-key", "rotate"): _origin_key_create,
+    ("origin-key", "retire"): _origin_key_retire,
+    ("origin-key", "list"): _origin_key_list,
+    ("origin-key", "jwks"): _origin_key_jwks,
 }
 
 
@@ -251,6 +278,17 @@ def parser() -> argparse.ArgumentParser:
         )
     signing.add_parser("retire", help="stop accepting tokens signed by a key").add_argument("kid")
     signing.add_parser("list", help="list signing keys")
+
+    origin = resources.add_parser("origin-key", help="origin assertion keys (Ed25519)").add_subparsers(
+        dest="action", required=True
+    )
+    for action, text in (("create", "create the first origin key"), ("rotate", "add a new origin key")):
+        origin.add_parser(action, help=text).add_argument(
+            "--kms-key-id", help="default: SIGNING_KEY_MASTER_KEY"
+        )
+    origin.add_parser("retire", help="stop signing with and publishing a key").add_argument("kid")
+    origin.add_parser("list", help="list origin keys")
+    origin.add_parser("jwks", help="print the public keys as a JWKS, for the sandbox fleet's verifier")
     return root
 
 

@@ -142,6 +142,8 @@ class DataPlaneSettings:
     preview_domain: str
     input_path_prefix: str
     frame_ancestors: str
+    origin_audience: str
+    """``aud`` of the origin assertions: who the fleet's verifier expects them to be for."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DataPlaneSettings:
@@ -156,6 +158,7 @@ class DataPlaneSettings:
             preview_domain=_preview_domain(env),
             input_path_prefix=prefix,
             frame_ancestors=ancestors,
+            origin_audience=_required(env, "ORIGIN_ASSERTION_AUDIENCE"),
         )
 
 

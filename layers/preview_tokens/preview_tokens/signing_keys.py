@@ -95,27 +95,34 @@ class KeyDecrypter(Protocol):
 
 
 class DynamoDbSigningKeyStore:
-    def __init__(self, table: str, client: AwsJsonClient | None = None) -> None:
+    """The keys of one key set (a partition of the signing-keys table): token keys by default."""
+
+    def __init__(self, table: str, client: AwsJsonClient | None = None, key_set: str = KEY_SET) -> None:
         self._table = table
         self._client = client
+        self._key_set = key_set
 
     def load(self) -> list[StoredSigningKey]:
+        return [StoredSigningKey.from_json_item(item) for item in self.load_items()]
+
+    def load_items(self) -> list[Mapping[str, Any]]:
+        """Every item of the key set, in DynamoDB's attribute-value JSON."""
         client = self._client = self._client or AwsJsonClient("dynamodb")
         request: dict[str, object] = {
             "TableName": self._table,
             "KeyConditionExpression": "key_set = :key_set",
-            "ExpressionAttributeValues": {":key_set": {"S": KEY_SET}},
+            "ExpressionAttributeValues": {":key_set": {"S": self._key_set}},
             "ConsistentRead": True,
         }
-        keys: list[StoredSigningKey] = []
+        items: list[Mapping[str, Any]] = []
         while True:
             page = client.call("Query", request)
-            items = page.get("Items", [])
-            if not isinstance(items, list):
+            found = page.get("Items", [])
+            if not isinstance(found, list):
                 raise AwsServiceError("dynamodb", "Query", "InvalidResponse")
-            keys.extend(StoredSigningKey.from_json_item(item) for item in items)
+            items.extend(found)
             if "LastEvaluatedKey" not in page:
-                return keys
+                return items
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
@@ -136,7 +143,11 @@ class KmsKeyDecrypter:
 
 
 class SigningKeyProvider:
-    """Lazily loads the key ring, decrypting each ``kid`` once, refreshing on a timer."""
+    """Lazily loads the key ring, decrypting each ``kid`` once, refreshing on a timer.
+
+    ``context_for`` is the KMS encryption context of a key set's keys: the token signing keys'
+    by default; the origin assertion keys pass theirs (:mod:`origin_assertion`).
+    """
 
     def __init__(
         self,
@@ -144,9 +155,11 @@ class SigningKeyProvider:
         decrypter: KeyDecrypter,
         refresh_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        context_for: Callable[[str], Mapping[str, str]] = encryption_context,
     ) -> None:
         self._store = store
         self._decrypter = decrypter
+        self._context_for = context_for
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._ring: KeyRing | None = None
@@ -173,7 +186,7 @@ class SigningKeyProvider:
             for key in stored:
                 if key.kid not in self._plaintexts:
                     self._plaintexts[key.kid] = self._decrypter.decrypt(
-                        key.ciphertext, encryption_context(key.kid)
+                        key.ciphertext, self._context_for(key.kid)
                     )
         except AwsServiceError as error:
             raise SigningKeyUnavailableError(str(error)) from None

@@ -46,15 +46,22 @@
         });
       })
       .then(function (response) {
-        var outcome = response.ok ? "delivered" : "refused";
-        inputStatus.dataset.state = outcome;
-        inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
+        // The page shows the outcome first, then counts it: a reader waiting on the count sees
+        // the page as it is after that keystroke.
+        function count(outcome) {
+          inputStatus.dataset.state = outcome;
+          inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
+        }
         if (!response.ok) {
           inputStatus.textContent = "Input refused (" + response.status + "): this preview is view-only.";
+          count("refused");
           return null;
         }
-        inputStatus.textContent = "Input delivered to the sandbox.";
-        return response.json().then(show);
+        return response.json().then(function (status) {
+          show(status);
+          inputStatus.textContent = "Input delivered to the sandbox.";
+          count("delivered");
+        });
       })
       .catch(function (error) {
         inputStatus.textContent = "Input failed: " + error;
