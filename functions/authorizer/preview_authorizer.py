@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.access import Decision, DenialReason, PreviewRequest
+from preview_tokens.access import METHOD_OVERRIDE_HEADERS, Decision, DenialReason, PreviewRequest
 from preview_tokens.data_plane import preview_gate
 from preview_tokens.denial_page import denial_for
 from preview_tokens.exchange import TOKEN_PARAMETER
@@ -59,6 +59,18 @@ def _header(headers: Mapping[str, Any] | None, name: str, lower_name: str) -> st
     return value or ""
 
 
+def _method_overrides(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every value of every method-override header (all repetitions: ``multiValueHeaders``)."""
+    found: list[str] = []
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if name.lower() in METHOD_OVERRIDE_HEADERS:
+            found.extend(value or "" for value in values or ())
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() in METHOD_OVERRIDE_HEADERS:
+            found.append(value or "")
+    return tuple(found)
+
+
 def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
     """The gate's view of a REST ``REQUEST`` authorizer event (the raw dict or a wrapper of it)."""
     headers = event.get("headers")
@@ -69,6 +81,7 @@ def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
         host=host,
         cookie_header=_header(headers, "Cookie", "cookie"),
         query_token=(event.get("queryStringParameters") or {}).get(TOKEN_PARAMETER),
+        method_overrides=_method_overrides(event),
     )
 
 
