@@ -1,8 +1,10 @@
 """The one local address, dispatched by ``Host`` as DNS and CloudFront dispatch it in AWS.
 
-* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first the edge rule CloudFront
-  applies (:func:`preview_local.edge.edge_route`: ``?mt=`` requests go to the exchange), then
-  the preview REST API.
+* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: a path of a stream behaviour goes
+  through the stream edge to the stream ingress (:mod:`preview_local.stream_edge`, WebSocket
+  upgrades relayed); anything else first meets the edge rule CloudFront applies
+  (:func:`preview_local.edge.edge_route`: ``?mt=`` requests go to the exchange), then the
+  preview REST API (which, like API Gateway, passes no upgrade).
 * ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
   what exists only locally: the demo embedding page (``/``, ``/demo/...``) and the dev
   identity provider (``/dev-idp/...``). Any other path goes to the control plane API, which
@@ -20,6 +22,8 @@ from preview_local.dev_idp import DevIdentityProvider
 from preview_local.edge import edge_route
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.stream_edge import StreamBehaviours
+from preview_local.streams import StreamRelay
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 
@@ -31,10 +35,13 @@ class FrontDoor:
     data_plane: RestApiGateway
     demo: DemoEmbeddingApp
     identity_provider: DevIdentityProvider
+    streams: StreamBehaviours | None = None
 
-    def respond(self, request: HttpRequest) -> HttpResponse:
+    def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
         host = request.host_name
         if host.endswith("." + self.preview_domain):
+            if self.streams is not None and self.streams.matches(request.path):
+                return self.streams.respond(request)
             query_names = [name for name, _ in request.query_items()]
             routed = dataclasses.replace(request, path=edge_route(request.path, query_names, request.method))
             return self.data_plane.handle(routed)

@@ -8,22 +8,33 @@ and a text box whose keystrokes are POSTed to the input channel and echoed back.
 
 For the tests it also records, per sandbox, whether a request ever carried a preview
 credential (a non-empty ``mt`` query value or the session cookie): it never must.
+
+Streams (WebSocket upgrades, which reach it from the stream edge, not through API Gateway): the
+desktop sandbox's ``/websockify`` is relayed to the RFB bridge of the session's scope (view-only
+x11vnc for ``read``) and closed when the token expires; every sandbox has an input stream at
+``<InputPathPrefix>/stream``. What a stream is granted is read in one place, :func:`stream_grant`.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import mimetypes
+import socket
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from string import Template
 
 from preview_tokens.access import SESSION_COOKIE
 from preview_tokens.exchange import TOKEN_PARAMETER
 from preview_tokens.sandboxes import is_sandbox_id
+from preview_tokens.tokens import Scope
 
+from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade, request_head, text_frame
 
 SANDBOX_HEADER = "X-Sandbox-Id"
 SCOPE_HEADER = "X-Preview-Scope"
@@ -31,11 +42,37 @@ APP_COOKIE = "sandbox_theme"
 _STATIC = {
     "/static/sandbox.css": "text/css; charset=utf-8",
     "/static/sandbox.js": "text/javascript; charset=utf-8",
+    "/static/desktop.js": "text/javascript; charset=utf-8",
 }
+DESKTOP_STREAM_PATH = "/websockify"
+NOVNC_PREFIX = "/novnc/"
 
 
 def static_text(name: str) -> str:
     return resources.files("preview_local").joinpath("static", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class StreamGrant:
+    sandbox_id: str
+    scope: Scope
+    expires_at: int
+
+
+def stream_grant(request: HttpRequest) -> StreamGrant | None:
+    """What the data plane verified for this stream, or ``None``: the one place the origin reads it.
+
+    Today: the headers the stream edge sets from the verified token after removing the client's
+    own (``X-Sandbox-Id``, ``X-Preview-Scope``, ``X-Preview-Expires``), trusted because only the
+    edge reaches this ingress. With the origin assertion (``X-Preview-Assertion``, forwarded by the
+    edge), this function verifies it instead and reads ``sub``/``scope``/``exp`` from its claims.
+    """
+    sandbox_id = request.header(SANDBOX_HEADER) or ""
+    scope = request.header(SCOPE_HEADER) or ""
+    expires = request.header("X-Preview-Expires") or ""
+    if not is_sandbox_id(sandbox_id) or scope not in ("read", "interact") or not expires.isdigit():
+        return None
+    return StreamGrant(sandbox_id, Scope(scope), int(expires))
 
 
 @dataclass
@@ -46,6 +83,7 @@ class SandboxObservations:
     page_loads: int = 0
     credential_seen: bool = False
     cookie_names: set[str] = field(default_factory=set)
+    streams_opened: list[str] = field(default_factory=list)
 
     def as_json(self, sandbox_id: str, scope: str) -> dict[str, object]:
         return {
@@ -55,29 +93,48 @@ class SandboxObservations:
             "inputs": self.inputs,
             "credential_seen": self.credential_seen,
             "cookie_names": sorted(self.cookie_names),
+            "streams_opened": self.streams_opened,
         }
 
 
 class SandboxOrigin:
-    def __init__(self, input_path_prefix: str) -> None:
+    def __init__(
+        self,
+        input_path_prefix: str,
+        desktop: DesktopSandbox | None = None,
+        desktop_sandbox_id: str | None = None,
+    ) -> None:
         self._input_path = input_path_prefix.rstrip("/") + "/keys"
+        self._input_stream_path = input_path_prefix.rstrip("/") + "/stream"
         self._observations: dict[str, SandboxObservations] = {}
         self._lock = threading.Lock()
         self._page = Template(static_text("sandbox.html"))
+        self._desktop_page = Template(static_text("desktop.html"))
+        self._desktop = desktop
+        self._desktop_sandbox_id = desktop_sandbox_id
 
     def observations(self, sandbox_id: str) -> SandboxObservations:
         with self._lock:
             return self._observations.setdefault(sandbox_id, SandboxObservations())
 
-    def respond(self, request: HttpRequest) -> HttpResponse:
+    def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
         sandbox_id = request.header(SANDBOX_HEADER) or ""
         if not is_sandbox_id(sandbox_id):
             return HttpResponse.text(400, f"{SANDBOX_HEADER} is missing: requests come through the gateway")
         scope = request.header(SCOPE_HEADER) or ""
         seen = self._record(sandbox_id, request)
+        if is_websocket_upgrade(request):
+            return self._stream(request, seen)
+        desktop = self._desktop if sandbox_id == self._desktop_sandbox_id else None
+        if desktop is not None and request.method == "GET" and request.path.startswith(NOVNC_PREFIX):
+            return _novnc_file(request.path.removeprefix(NOVNC_PREFIX))
+        if desktop is not None and request.method == "GET" and request.path == "/api/desktop":
+            return HttpResponse.json(200, desktop.received())
         if request.method in ("GET", "HEAD") and request.path in ("/", "/index.html"):
             with self._lock:
                 seen.page_loads += 1
+            if desktop is not None:
+                return self._page_response(sandbox_id, scope, self._desktop_page)
             return self._page_response(sandbox_id, scope)
         if request.method in ("GET", "HEAD") and request.path in _STATIC:
             return HttpResponse.text(200, static_text(request.path.rsplit("/", 1)[1]), _STATIC[request.path])
@@ -100,8 +157,37 @@ class SandboxOrigin:
             seen.credential_seen |= carries_token or SESSION_COOKIE in cookie_names
             return seen
 
-    def _page_response(self, sandbox_id: str, scope: str) -> HttpResponse:
-        page = self._page.substitute(
+    def _stream(self, request: HttpRequest, seen: SandboxObservations) -> HttpResponse | StreamRelay:
+        grant = stream_grant(request)
+        if grant is None:
+            return HttpResponse.text(403, "streams come through the stream edge")
+        desktop = self._desktop if grant.sandbox_id == self._desktop_sandbox_id else None
+        if request.path == DESKTOP_STREAM_PATH and desktop is not None:
+            bridge = desktop.bridge_ports[grant.scope]
+            with self._lock:
+                seen.streams_opened.append(f"desktop:{grant.scope.value}")
+            return StreamRelay(
+                connect=lambda: _open_upstream(bridge, request),
+                deadline=grant.expires_at,
+            )
+        if request.path == self._input_stream_path:
+            with self._lock:
+                seen.streams_opened.append(f"input:{grant.scope.value}")
+            answer = (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept_key(request.header('Sec-WebSocket-Key') or '')}\r\n\r\n"
+            ).encode("latin-1")
+            return StreamRelay(
+                connect=_input_stream_sink,
+                deadline=grant.expires_at,
+                greeting=answer + text_frame(f"input stream of {grant.sandbox_id} ({grant.scope.value})"),
+            )
+        return HttpResponse.text(404, "no such stream in this sandbox")
+
+    def _page_response(
+        self, sandbox_id: str, scope: str, page_template: Template | None = None
+    ) -> HttpResponse:
+        page = (page_template or self._page).substitute(
             sandbox_id=html.escape(sandbox_id),
             scope=html.escape(scope or "unknown"),
             input_url=html.escape(self._input_path),
@@ -128,3 +214,39 @@ class SandboxOrigin:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.inputs.append(key)
         return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
+
+
+def _open_upstream(port: int, request: HttpRequest) -> socket.socket:
+    """A connection to a local bridge, the client's handshake already sent on it."""
+    upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+    upstream.settimeout(None)
+    headers = [(name, value) for name, value in request.headers if name.lower() != "host"]
+    upstream.sendall(request_head(request.method, request.path, [("Host", f"127.0.0.1:{port}"), *headers]))
+    return upstream
+
+
+def _input_stream_sink() -> socket.socket:
+    """The input stream's far end: whatever the viewer sends is read and dropped."""
+    ours, theirs = socket.socketpair()
+
+    def drain() -> None:
+        with theirs:
+            while theirs.recv(65536):
+                pass
+
+    threading.Thread(target=drain, name="input-stream", daemon=True).start()
+    return ours
+
+
+def _novnc_file(relative: str) -> HttpResponse:
+    """A file of Debian's noVNC client (the desktop sandbox's page loads it as ES modules)."""
+    root = NOVNC_DIR.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return HttpResponse.text(404, "no such noVNC file")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".js":
+        content_type = "text/javascript; charset=utf-8"
+    return HttpResponse(
+        200, (("Content-Type", content_type), ("Cache-Control", "no-store")), Path(path).read_bytes()
+    )

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
+
 from preview_local.aws_resources import ensure_resources
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
+from preview_local.desktop import INSTALL_COMMAND, DesktopSandbox, missing_parts
 from preview_local.dev_idp import AUDIENCE, TENANT_CLAIM, DevIdentityProvider
 from preview_local.front_door import FrontDoor
 from preview_local.gateway import RestApiGateway
@@ -30,15 +33,21 @@ from preview_local.http_server import LoopbackServer
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
-from preview_local.origin import SandboxOrigin
+from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin
 from preview_local.rest_api import RestApi
-from preview_local.seed import DEMO_TENANT, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.seed import DEMO_TENANT, DESKTOP_SANDBOX, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.stream_edge import StreamBehaviours, StreamEdge, edge_keys_from_signing_keys
 
 PREVIEW_DOMAIN = "sandboxes.localhost"
 CONTROL_PLANE_API = "ControlPlaneApi"
 DATA_PLANE_API = "PreviewApi"
 DEMO_FILE = "demo.json"
 DEFAULT_PORT = 3000
+# The template's stream path (noVNC's /websockify) and the demo sandboxes' input stream, so that
+# read tokens meet the input-path rule on a stream too.
+STREAM_PATH_PATTERNS = f"{DESKTOP_STREAM_PATH}*,/input/stream*"
+# The shortest refresh the template allows: a retired key stops verifying within seconds here.
+SIGNING_KEYS_REFRESH_SECONDS = "5"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -52,6 +61,8 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
         "JwtJwksUrl": identity_provider.jwks_url,
         "JwtTenantClaim": TENANT_CLAIM,
         "LogLevel": os.environ.get("LOG_LEVEL", "INFO"),
+        "StreamPathPatterns": STREAM_PATH_PATTERNS,
+        "SigningKeysRefreshSeconds": SIGNING_KEYS_REFRESH_SECONDS,
     }
 
 
@@ -75,6 +86,7 @@ class DemoInfo:
     origin_url: str
     operator_environment: Mapping[str, str]
     """What ``preview-tokens`` (the operator CLI) needs to manage this stack's moto server."""
+    desktop_available: bool = False
 
     @property
     def api_url(self) -> str:
@@ -102,6 +114,10 @@ class DemoInfo:
             "signing_kid": self.seed.signing_kid,
             "origin_url": self.origin_url,
             "operator_environment": dict(self.operator_environment),
+            "desktop_sandbox_id": DESKTOP_SANDBOX,
+            "desktop_available": self.desktop_available,
+            "stream_path": DESKTOP_STREAM_PATH,
+            "stream_path_patterns": STREAM_PATH_PATTERNS.split(","),
         }
 
     def banner(self, demo_path: Path) -> str:
@@ -115,6 +131,10 @@ class DemoInfo:
                 f"  previews              http://<sandbox-id>.{PREVIEW_DOMAIN}:{self.port}/?mt=...",
                 f"  tenant {DEMO_TENANT}   sandboxes {', '.join(SANDBOXES[DEMO_TENANT])}",
                 f"  tenant {OTHER_TENANT}  sandbox {self.seed.other_tenant_sandbox_id}",
+                f"  desktop sandbox       {DESKTOP_SANDBOX} (noVNC over {DESKTOP_STREAM_PATH}): "
+                + (
+                    "running" if self.desktop_available else f"not available, install with: {INSTALL_COMMAND}"
+                ),
                 f"  API key (previews:write, local demo only)  {api_key}",
                 f"  all demo credentials (API keys, JWT) and URLs: {demo_path}",
                 "  try:",
@@ -140,7 +160,8 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         except OSError as error:
             raise SystemExit(f"preview-local: cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
         running.callback(front_server.stop)
-        origin_server = LoopbackServer(0, "origin")
+        # The origin logs every connection it accepts: the tests prove refused streams never reach it.
+        origin_server = LoopbackServer(0, "origin", log_connections=True)
         running.callback(origin_server.stop)
         moto = MotoAws().start()
         running.callback(moto.stop)
@@ -157,7 +178,21 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider)
 
         functions = {name: LambdaFunction(spec) for name, spec in deployment.functions.items()}
-        origin = SandboxOrigin(deployment.parameters["InputPathPrefix"])
+        desktop = _start_desktop(state.directory / "desktop")
+        if desktop is not None:
+            running.callback(desktop.stop)
+        input_path_prefix = deployment.parameters["InputPathPrefix"]
+        origin = SandboxOrigin(input_path_prefix, desktop, DESKTOP_SANDBOX)
+        edge_keys = SigningKeyProvider(
+            DynamoDbSigningKeyStore(resources.tables["SigningKeysTable"]),
+            KmsKeyDecrypter(),
+            float(deployment.parameters["SigningKeysRefreshSeconds"]),
+        )
+        streams = StreamBehaviours(
+            StreamEdge(edge_keys_from_signing_keys(edge_keys), input_path_prefix),
+            tuple(deployment.parameters["StreamPathPatterns"].split(",")),
+            origin_server.port,
+        )
         sandboxes = [SandboxChoice(sandbox_id, sandbox_id) for sandbox_id in SANDBOXES[DEMO_TENANT]]
         sandboxes += [
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")
@@ -175,19 +210,38 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
             ),
             identity_provider=identity_provider,
+            streams=streams,
         )
         operator_environment = {
             **moto.environment(),
             **resources.environment(),
             "SIGNING_KEY_MASTER_KEY": resources.kms_key_id,
         }
-        info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
+        info = DemoInfo(
+            port, seed, identity_provider, origin_server.url, operator_environment, desktop is not None
+        )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         origin_server.start(origin.respond)
         front_server.start(front_door.respond)
         print(info.banner(demo_path), flush=True)
         stop.wait()
         print("preview-local: stopping", flush=True)
+
+
+def _start_desktop(directory: Path) -> DesktopSandbox | None:
+    """The desktop sandbox when this machine has its packages; else say how to get them."""
+    missing = missing_parts()
+    if missing:
+        print(
+            f"preview-local: the desktop sandbox needs {', '.join(missing)}; install with: {INSTALL_COMMAND}",
+            flush=True,
+        )
+        return None
+    try:
+        return DesktopSandbox.start(directory)
+    except (OSError, RuntimeError) as error:
+        print(f"preview-local: the desktop sandbox did not start: {error}", flush=True)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -96,7 +96,7 @@ def case(
 def _alg_confusion() -> list[dict[str, Any]]:
     payload = claims().to_payload()
     live = KEYS[LIVE_KID]
-    headers = {
+    headers: dict[str, dict[str, Any]] = {
         "alg none": {"alg": "none", "kid": LIVE_KID, "typ": "JWT"},
         "alg HS512": {"alg": "HS512", "kid": LIVE_KID, "typ": "JWT"},
         "alg RS256 (key as HMAC secret)": {"alg": "RS256", "kid": LIVE_KID, "typ": "JWT"},

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from preview_local.stream_edge import StreamEdge
 from preview_tokens.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
 from preview_tokens.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
@@ -79,6 +80,23 @@ def test_there_are_enough_vectors_of_every_class() -> None:
 @pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
 def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
     decision = gate().authorize(python_request(vector["request"]))
+
+    reason = decision.reason.value if decision.reason else None
+    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
+
+
+@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
+def test_the_local_stacks_stream_edge_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
+    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+    edge = StreamEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    request = vector["request"]
+    headers = (
+        [("Cookie", request["cookie"]), *request["headers"].items()]
+        if request["cookie"]
+        else [*request["headers"].items()]
+    )
+
+    decision = edge.decide(request["method"], request["path"], "", request["host"], headers)
 
     reason = decision.reason.value if decision.reason else None
     assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
