@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template built e2e bench openapi chromium \
+.PHONY: run test lint typecheck unit integration template built e2e bench openapi chromium desktop node \
 	requirements lock clean
 
 .tools/bin/uv:
@@ -32,6 +32,7 @@ $(VENV)/.synced-dev: pyproject.toml uv.lock | $(UV)
 	touch $@ $(VENV)/.synced-local
 
 ## run: the whole system locally (mint API, data plane, demo pages) on 127.0.0.1:$(PORT)
+## (the desktop sandbox when its Debian packages are present; otherwise it prints `make desktop`)
 run: $(VENV)/.synced-local
 	$(VENV)/bin/preview-local
 
@@ -49,7 +50,7 @@ typecheck: $(VENV)/.synced-dev
 unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
-integration: $(VENV)/.synced-dev
+integration: $(VENV)/.synced-dev node
 	$(VENV)/bin/pytest tests/integration -q
 
 template: $(VENV)/.synced-dev
@@ -62,7 +63,7 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
-e2e: $(VENV)/.synced-dev chromium
+e2e: $(VENV)/.synced-dev chromium desktop
 	$(VENV)/bin/pytest tests/e2e -q
 
 ## chromium: Debian's chromium for the browser tests (never a downloaded browser build)
@@ -72,9 +73,28 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-## bench: the authorizer's hot path and cold start, as ratios against baselines measured in the same run
-bench: $(VENV)/.synced-dev
+## node: runs the CloudFront Functions of template.yaml in the tests (shared vectors) and the bench
+node:
+	@command -v node >/dev/null || { \
+	  echo "installing Debian's nodejs for the CloudFront Function tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs >/dev/null; }
+
+## desktop: the desktop sandbox's Debian packages (X display, RFB server, noVNC, the app's Tk) and node
+DESKTOP_PACKAGES := xvfb x11vnc novnc websockify python3-tk nodejs
+desktop:
+	@command -v Xvfb >/dev/null && command -v x11vnc >/dev/null && command -v websockify >/dev/null \
+	  && test -f /usr/share/novnc/core/rfb.js && python3.11 -c 'import tkinter' 2>/dev/null \
+	  && command -v node >/dev/null || { \
+	  echo "installing the desktop sandbox's Debian packages: $(DESKTOP_PACKAGES)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
+
+## bench: the authorizer's hot path and cold start, and the stream edge function's cost per upgrade,
+## as ratios against baselines measured in the same run
+bench: $(VENV)/.synced-dev node
 	$(PY) -m bench.authorizer_bench
+	$(PY) -m bench.stream_edge_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev

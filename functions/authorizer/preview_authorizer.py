@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from preview_tokens.access import (
+    METHOD_OVERRIDE_HEADERS,
     Decision,
     DenialReason,
     PreviewRequest,
@@ -68,6 +69,18 @@ def _header(headers: Mapping[str, Any] | None, name: str, lower_name: str) -> st
     return value or ""
 
 
+def _method_overrides(event: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every value of every method-override header (all repetitions: ``multiValueHeaders``)."""
+    found: list[str] = []
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if name.lower() in METHOD_OVERRIDE_HEADERS:
+            found.extend(value or "" for value in values or ())
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() in METHOD_OVERRIDE_HEADERS:
+            found.append(value or "")
+    return tuple(found)
+
+
 def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
     """The gate's view of a REST ``REQUEST`` authorizer event (the raw dict or a wrapper of it)."""
     headers = event.get("headers")
@@ -79,6 +92,7 @@ def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
         cookie_header=_header(headers, "Cookie", "cookie"),
         fallback_token=fallback_token(headers),
         query_carries_token=query_carries_token(event.get("multiValueQueryStringParameters")),
+        method_overrides=_method_overrides(event),
     )
 
 

@@ -1,10 +1,13 @@
 """The one local address, dispatched by ``Host`` as DNS and CloudFront dispatch it in AWS.
 
-* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first what the CloudFront Function
-  does (:func:`preview_local.edge.viewer_request`: ``mt`` off the query into ``X-Preview-Token``,
-  ``GET ?mt=`` to the exchange), then the preview REST API, then CloudFront's viewer-response
-  rule on its answer (:class:`preview_local.viewer_response.ViewerResponse`: no ``__Host-mp_``
-  cookie from the origin, the tenant's CSP ``frame-ancestors``).
+* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: a path of a stream behaviour goes
+  through the stream edge to the stream ingress (:mod:`preview_local.stream_edge`, WebSocket
+  upgrades relayed); anything else first meets what the CloudFront Function does
+  (:func:`preview_local.edge.viewer_request`: ``mt`` off the query into ``X-Preview-Token``,
+  ``GET ?mt=`` to the exchange), then the preview REST API (which, like API Gateway, passes no
+  upgrade), then CloudFront's viewer-response rule on its answer
+  (:class:`preview_local.viewer_response.ViewerResponse`: no ``__Host-mp_`` cookie from the
+  origin, the tenant's CSP ``frame-ancestors``).
 * ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
   what exists only locally: the demo embedding page (``/``, ``/demo/...``), the embed helper
   (``/embed/preview-embed-<version>.js``) and the dev
@@ -23,6 +26,8 @@ from preview_local.edge import viewer_request
 from preview_local.embed_script import PATH_PREFIX as EMBED_PREFIX
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.stream_edge import StreamBehaviours
+from preview_local.streams import StreamRelay
 from preview_local.viewer_response import ViewerResponse
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
@@ -36,10 +41,13 @@ class FrontDoor:
     demo: DemoEmbeddingApp
     identity_provider: DevIdentityProvider
     viewer_response: ViewerResponse
+    streams: StreamBehaviours | None = None
 
-    def respond(self, request: HttpRequest) -> HttpResponse:
+    def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
         host = request.host_name
         if host.endswith("." + self.preview_domain):
+            if self.streams is not None and self.streams.matches(request.path):
+                return self.streams.respond(request)
             query_names = [name for name, _ in request.query_items()]
             routed = viewer_request(request)
             response = self.data_plane.handle(routed)

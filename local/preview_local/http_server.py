@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.streams import StreamRelay
 
-Responder = Callable[[HttpRequest], HttpResponse]
+Responder = Callable[[HttpRequest], HttpResponse | StreamRelay]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota (10 MB)
 PAYLOAD_TOO_LARGE = f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."  # API Gateway's 413 text
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read and discard an oversized body up to this, so the 413 is seen
@@ -113,8 +114,16 @@ class LoopbackServer(ThreadingHTTPServer):
 
     """Binds at construction (so the port is known and a busy port fails early); serves from ``start``."""
 
-    def __init__(self, port: int, label: str, log: TextIO | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int,
+        label: str,
+        log: TextIO | None = None,
+        host: str = "127.0.0.1",
+        log_connections: bool = False,
+    ) -> None:
         self.label = label
+        self.log_connections = log_connections
         self.log: TextIO = log or sys.stderr
         self._respond: Responder | None = None
         self._thread: threading.Thread | None = None
@@ -128,7 +137,13 @@ class LoopbackServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def respond(self, request: HttpRequest) -> HttpResponse:
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """With ``log_connections``: one line per accepted TCP connection, before a byte is read."""
+        if self.log_connections:
+            print(f"[{self.label}] connection accepted", file=self.log, flush=True)
+        super().process_request(request, client_address)
+
+    def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
         if self._respond is None:
             return HttpResponse.text(503, "starting")
         return self._respond(request)
@@ -168,18 +183,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if error.drain <= _DRAIN_LIMIT_BYTES:
                 _discard(self.rfile, error.drain)
             self.close_connection = True
-            response = HttpResponse.text(error.status, error.text)
+            response: HttpResponse | StreamRelay = HttpResponse.text(error.status, error.text)
         else:
             try:
                 response = self.server.respond(request)
             except Exception as error:  # a bug in the local stack: say so, keep serving
                 print(f"[{self.server.label}] error {type(error).__name__}: {error}", file=self.server.log)
                 response = HttpResponse.text(500, "local stack error: see its output")
+        if isinstance(response, StreamRelay):
+            self._log(request, "stream opened", started)
+            self.close_connection = True
+            ended = response.run(self.connection)
+            self._log(request, f"stream ended: {ended}", started)
+            return
         self._write(response, head=self.command == "HEAD")
+        self._log(request, str(response.status), started)
+
+    def _log(self, request: HttpRequest, outcome: str, started: float) -> None:
         elapsed = (time.monotonic() - started) * 1000
         print(
             f"[{self.server.label}] {request.method} {request.host} {request.log_target()} "
-            f"-> {response.status} ({elapsed:.0f} ms)",
+            f"-> {outcome} ({elapsed:.0f} ms)",
             file=self.server.log,
             flush=True,
         )

@@ -18,19 +18,28 @@ For the tests it also records, per sandbox, whether an accepted request ever car
 credential (a token-shaped value anywhere, a non-empty ``mt``, any ``__Host-mp_*`` cookie): it
 never must. ``/api/request`` answers what this very request brought (cookie, query and header
 names), for the tests to check what reached the origin on each path.
+
+Streams (WebSocket upgrades, which reach it from the stream edge, not through API Gateway): the
+desktop sandbox's ``/websockify`` is relayed to the RFB bridge of the session's scope (view-only
+x11vnc for ``read``) and closed when the token expires; every sandbox has an input stream at
+``<InputPathPrefix>/stream``. What a stream is granted comes from the verified origin assertion
+the stream edge forwards, read in one place, :func:`stream_grant`.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import mimetypes
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from string import Template
 
-from preview_origin import ASSERTION_HEADER, AssertionRejectedError, OriginAssertionVerifier
+from preview_origin import ASSERTION_HEADER, AssertionRejectedError, OriginAssertion, OriginAssertionVerifier
 from preview_tokens.access import (
     FALLBACK_TOKEN_HEADER,
     ORIGIN_FALLBACK_TOKEN_VALUE,
@@ -39,8 +48,11 @@ from preview_tokens.access import (
     SESSION_ENDS_COOKIE,
     TOKEN_PARAMETER,
 )
+from preview_tokens.tokens import Scope
 
+from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade, request_head, text_frame
 
 SANDBOX_HEADER = "X-Sandbox-Id"
 SCOPE_HEADER = "X-Preview-Scope"
@@ -51,11 +63,31 @@ _TOKEN_SHAPED = re.compile(r"mp_[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.")
 _STATIC = {
     "/static/sandbox.css": "text/css; charset=utf-8",
     "/static/sandbox.js": "text/javascript; charset=utf-8",
+    "/static/desktop.js": "text/javascript; charset=utf-8",
 }
+DESKTOP_STREAM_PATH = "/websockify"
+NOVNC_PREFIX = "/novnc/"
 
 
 def static_text(name: str) -> str:
     return resources.files("preview_local").joinpath("static", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class StreamGrant:
+    sandbox_id: str
+    scope: Scope
+    expires_at: int
+
+
+def stream_grant(assertion: OriginAssertion) -> StreamGrant:
+    """What the data plane granted this stream: the one place the origin reads it.
+
+    From the origin assertion the stream edge forwards (``X-Preview-Assertion``, the exchange's
+    ``__Host-mp_origin`` cookie, checked by the edge against the verified session token) and
+    this origin verified: its ``sub``, ``scope`` and ``exp`` (the stream is closed at ``exp``).
+    """
+    return StreamGrant(assertion.sandbox_id, Scope(assertion.scope), assertion.expires_at)
 
 
 @dataclass
@@ -66,6 +98,7 @@ class SandboxObservations:
     page_loads: int = 0
     credential_seen: bool = False
     cookie_names: set[str] = field(default_factory=set)
+    streams_opened: list[str] = field(default_factory=list)
 
     def as_json(self, sandbox_id: str, scope: str) -> dict[str, object]:
         return {
@@ -75,36 +108,57 @@ class SandboxObservations:
             "inputs": self.inputs,
             "credential_seen": self.credential_seen,
             "cookie_names": sorted(self.cookie_names),
+            "streams_opened": self.streams_opened,
         }
 
 
 class SandboxOrigin:
-    def __init__(self, input_path_prefix: str, verifier: OriginAssertionVerifier) -> None:
+    def __init__(
+        self,
+        input_path_prefix: str,
+        verifier: OriginAssertionVerifier,
+        desktop: DesktopSandbox | None = None,
+        desktop_sandbox_id: str | None = None,
+    ) -> None:
         self._verifier = verifier
         self._input_path = input_path_prefix.rstrip("/") + "/keys"
+        self._input_stream_path = input_path_prefix.rstrip("/") + "/stream"
         self._observations: dict[str, SandboxObservations] = {}
         self._lock = threading.Lock()
         self._page = Template(static_text("sandbox.html"))
+        self._desktop_page = Template(static_text("desktop.html"))
+        self._desktop = desktop
+        self._desktop_sandbox_id = desktop_sandbox_id
 
     def observations(self, sandbox_id: str) -> SandboxObservations:
         with self._lock:
             return self._observations.setdefault(sandbox_id, SandboxObservations())
 
-    def respond(self, request: HttpRequest) -> HttpResponse:
+    def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
         sandbox_id = request.header(SANDBOX_HEADER) or ""
         assertions = [value for name, value in request.headers if name.lower() == ASSERTION_HEADER.lower()]
         try:
             if len(assertions) > 1:
                 raise AssertionRejectedError("ambiguous")
-            scope = self._verifier.verify(assertions[0] if assertions else None, sandbox_id).scope
+            verified = self._verifier.verify(assertions[0] if assertions else None, sandbox_id)
         except AssertionRejectedError as rejected:
             return HttpResponse.text(403, f"origin assertion refused: {rejected.reason}\n")
+        scope = verified.scope
         seen = self._record(sandbox_id, request)
         if request.path == "/api/request":
             return HttpResponse.json(200, _what_arrived(request))
+        if is_websocket_upgrade(request):
+            return self._stream(request, seen, stream_grant(verified))
+        desktop = self._desktop if sandbox_id == self._desktop_sandbox_id else None
+        if desktop is not None and request.method == "GET" and request.path.startswith(NOVNC_PREFIX):
+            return _novnc_file(request.path.removeprefix(NOVNC_PREFIX))
+        if desktop is not None and request.method == "GET" and request.path == "/api/desktop":
+            return HttpResponse.json(200, desktop.received())
         if request.method in ("GET", "HEAD") and request.path in ("/", "/index.html"):
             with self._lock:
                 seen.page_loads += 1
+            if desktop is not None:
+                return self._page_response(sandbox_id, scope, self._desktop_page)
             return self._page_response(sandbox_id, scope)
         if request.method in ("GET", "HEAD") and request.path in _STATIC:
             return HttpResponse.text(200, static_text(request.path.rsplit("/", 1)[1]), _STATIC[request.path])
@@ -137,8 +191,36 @@ class SandboxOrigin:
             seen.credential_seen |= carries_token
             return seen
 
-    def _page_response(self, sandbox_id: str, scope: str) -> HttpResponse:
-        page = self._page.substitute(
+    def _stream(
+        self, request: HttpRequest, seen: SandboxObservations, grant: StreamGrant
+    ) -> HttpResponse | StreamRelay:
+        desktop = self._desktop if grant.sandbox_id == self._desktop_sandbox_id else None
+        if request.path == DESKTOP_STREAM_PATH and desktop is not None:
+            bridge = desktop.bridge_ports[grant.scope]
+            with self._lock:
+                seen.streams_opened.append(f"desktop:{grant.scope.value}")
+            return StreamRelay(
+                connect=lambda: _open_upstream(bridge, request),
+                deadline=grant.expires_at,
+            )
+        if request.path == self._input_stream_path:
+            with self._lock:
+                seen.streams_opened.append(f"input:{grant.scope.value}")
+            answer = (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept_key(request.header('Sec-WebSocket-Key') or '')}\r\n\r\n"
+            ).encode("latin-1")
+            return StreamRelay(
+                connect=_input_stream_sink,
+                deadline=grant.expires_at,
+                greeting=answer + text_frame(f"input stream of {grant.sandbox_id} ({grant.scope.value})"),
+            )
+        return HttpResponse.text(404, "no such stream in this sandbox")
+
+    def _page_response(
+        self, sandbox_id: str, scope: str, page_template: Template | None = None
+    ) -> HttpResponse:
+        page = (page_template or self._page).substitute(
             sandbox_id=html.escape(sandbox_id),
             scope=html.escape(scope or "unknown"),
             input_url=html.escape(self._input_path),
@@ -199,3 +281,39 @@ def _what_arrived(request: HttpRequest) -> dict[str, object]:
         "query_names": [name for name, _ in request.query_items()],
         "header_names": sorted({name.lower() for name, _ in request.headers}),
     }
+
+
+def _open_upstream(port: int, request: HttpRequest) -> socket.socket:
+    """A connection to a local bridge, the client's handshake already sent on it."""
+    upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+    upstream.settimeout(None)
+    headers = [(name, value) for name, value in request.headers if name.lower() != "host"]
+    upstream.sendall(request_head(request.method, request.path, [("Host", f"127.0.0.1:{port}"), *headers]))
+    return upstream
+
+
+def _input_stream_sink() -> socket.socket:
+    """The input stream's far end: whatever the viewer sends is read and dropped."""
+    ours, theirs = socket.socketpair()
+
+    def drain() -> None:
+        with theirs:
+            while theirs.recv(65536):
+                pass
+
+    threading.Thread(target=drain, name="input-stream", daemon=True).start()
+    return ours
+
+
+def _novnc_file(relative: str) -> HttpResponse:
+    """A file of Debian's noVNC client (the desktop sandbox's page loads it as ES modules)."""
+    root = NOVNC_DIR.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return HttpResponse.text(404, "no such noVNC file")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".js":
+        content_type = "text/javascript; charset=utf-8"
+    return HttpResponse(
+        200, (("Content-Type", content_type), ("Cache-Control", "no-store")), Path(path).read_bytes()
+    )

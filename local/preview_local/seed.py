@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 DEMO_TENANT = "tenant-demo"
 OTHER_TENANT = "tenant-other"
 TENANT_NAMES = {DEMO_TENANT: "Demo Co", OTHER_TENANT: "Other Co"}
-SANDBOXES = {DEMO_TENANT: ("sbx-demo", "sbx-demo-2"), OTHER_TENANT: ("sbx-other",)}
+DESKTOP_SANDBOX = "sbx-desktop"
+SANDBOXES = {DEMO_TENANT: ("sbx-demo", "sbx-demo-2", DESKTOP_SANDBOX), OTHER_TENANT: ("sbx-other",)}
 READ_ONLY_SCOPE = "sandboxes:read"
 CREDENTIALS_FILE = "credentials.json"
 JWT_LIFETIME_SECONDS = 7 * 86_400

@@ -32,6 +32,7 @@ from preview_local import invocations
 from preview_local.aws_resources import ensure_resources
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
+from preview_local.desktop import INSTALL_COMMAND, DesktopSandbox, missing_parts
 from preview_local.dev_idp import AUDIENCE, TENANT_CLAIM, DevIdentityProvider
 from preview_local.front_door import FrontDoor
 from preview_local.gateway import RestApiGateway
@@ -45,9 +46,10 @@ from preview_local.invocations import (
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
-from preview_local.origin import SandboxOrigin
+from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin
 from preview_local.rest_api import RestApi
-from preview_local.seed import DEMO_TENANT, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.seed import DEMO_TENANT, DESKTOP_SANDBOX, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.stream_edge import StreamBehaviours, StreamEdge
 from preview_local.viewer_response import ViewerResponse
 
 PREVIEW_DOMAIN = "sandboxes.localhost"
@@ -63,6 +65,11 @@ ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
 INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
+# The template's stream path (noVNC's /websockify) and the demo sandboxes' input stream, so that
+# read tokens meet the input-path rule on a stream too.
+STREAM_PATH_PATTERNS = f"{DESKTOP_STREAM_PATH}*,/input/stream*"
+# The shortest refresh the template allows: a retired key stops verifying within seconds here.
+SIGNING_KEYS_REFRESH_SECONDS = "5"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -77,6 +84,8 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
         "JwtJwksUrl": identity_provider.jwks_url,
         "JwtTenantClaim": TENANT_CLAIM,
         "LogLevel": os.environ.get("LOG_LEVEL", "INFO"),
+        "StreamPathPatterns": STREAM_PATH_PATTERNS,
+        "SigningKeysRefreshSeconds": SIGNING_KEYS_REFRESH_SECONDS,
     }
 
 
@@ -100,6 +109,7 @@ class DemoInfo:
     origin_url: str
     operator_environment: Mapping[str, str]
     """What ``preview-tokens`` (the operator CLI) needs to manage this stack's moto server."""
+    desktop_available: bool = False
 
     @property
     def api_url(self) -> str:
@@ -128,6 +138,10 @@ class DemoInfo:
             "signing_kid": self.seed.signing_kid,
             "origin_url": self.origin_url,
             "operator_environment": dict(self.operator_environment),
+            "desktop_sandbox_id": DESKTOP_SANDBOX,
+            "desktop_available": self.desktop_available,
+            "stream_path": DESKTOP_STREAM_PATH,
+            "stream_path_patterns": STREAM_PATH_PATTERNS.split(","),
         }
 
     def banner(self, demo_path: Path) -> str:
@@ -141,6 +155,10 @@ class DemoInfo:
                 f"  previews              http://<sandbox-id>.{PREVIEW_DOMAIN}:{self.port}/?mt=...",
                 f"  tenant {DEMO_TENANT}   sandboxes {', '.join(SANDBOXES[DEMO_TENANT])}",
                 f"  tenant {OTHER_TENANT}  sandbox {self.seed.other_tenant_sandbox_id}",
+                f"  desktop sandbox       {DESKTOP_SANDBOX} (noVNC over {DESKTOP_STREAM_PATH}): "
+                + (
+                    "running" if self.desktop_available else f"not available, install with: {INSTALL_COMMAND}"
+                ),
                 f"  API key (previews:write, local demo only)  {api_key}",
                 f"  all demo credentials (API keys, JWT) and URLs: {demo_path}",
                 f"  ready Lambda events (preview-local invoke ...): {demo_path.parent / 'events'}",
@@ -180,7 +198,8 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         except OSError as error:
             raise SystemExit(f"preview-local: cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
         running.callback(front_server.stop)
-        origin_server = LoopbackServer(0, "origin")
+        # The origin logs every connection it accepts: the tests prove refused streams never reach it.
+        origin_server = LoopbackServer(0, "origin", log_connections=True)
         running.callback(origin_server.stop)
         moto = MotoAws(host=os.environ.get(MOTO_HOST_ENV) or "127.0.0.1").start()
         running.callback(moto.stop)
@@ -199,13 +218,24 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider, edge_store)
 
         functions = {name: LambdaFunction(spec) for name, spec in deployment.functions.items()}
+        desktop = _start_desktop(state.directory / "desktop")
+        if desktop is not None:
+            running.callback(desktop.stop)
+        input_path_prefix = deployment.parameters["InputPathPrefix"]
         # The demo fleet verifies origin assertions as a real one would: with the keys the
         # control plane publishes, fetched over HTTP, for the audience the data plane signs for.
         origin_verifier = OriginAssertionVerifier(
             HttpJwks(front_server.url + ORIGIN_KEYS_PATH),
             deployment.combined_environment()["ORIGIN_ASSERTION_AUDIENCE"],
         )
-        origin = SandboxOrigin(deployment.parameters["InputPathPrefix"], origin_verifier)
+        origin = SandboxOrigin(input_path_prefix, origin_verifier, desktop, DESKTOP_SANDBOX)
+        # The stream edge reads key.<kid> from the edge store, as the CloudFront Function reads
+        # its KeyValueStore: the signing-key commands write it.
+        streams = StreamBehaviours(
+            StreamEdge(edge_store.get, input_path_prefix),
+            tuple(deployment.parameters["StreamPathPatterns"].split(",")),
+            origin_server.port,
+        )
         sandboxes = [SandboxChoice(sandbox_id, sandbox_id) for sandbox_id in SANDBOXES[DEMO_TENANT]]
         sandboxes += [
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")
@@ -229,6 +259,7 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             ),
             identity_provider=identity_provider,
             viewer_response=ViewerResponse(edge_store.get, deployment.parameters["FrameAncestors"]),
+            streams=streams,
         )
         operator_environment = {
             **moto.environment(),
@@ -236,7 +267,9 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             "SIGNING_KEY_MASTER_KEY": resources.kms_key_id,
             EDGE_STORE_FILE: str(edge_store.path),
         }
-        info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
+        info = DemoInfo(
+            port, seed, identity_provider, origin_server.url, operator_environment, desktop is not None
+        )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         events = ready_events(
             control_plane,
@@ -262,6 +295,22 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         print(info.banner(demo_path), flush=True)
         stop.wait()
         print("preview-local: stopping", flush=True)
+
+
+def _start_desktop(directory: Path) -> DesktopSandbox | None:
+    """The desktop sandbox when this machine has its packages; else say how to get them."""
+    missing = missing_parts()
+    if missing:
+        print(
+            f"preview-local: the desktop sandbox needs {', '.join(missing)}; install with: {INSTALL_COMMAND}",
+            flush=True,
+        )
+        return None
+    try:
+        return DesktopSandbox.start(directory)
+    except (OSError, RuntimeError) as error:
+        print(f"preview-local: the desktop sandbox did not start: {error}", flush=True)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,15 @@ def open_preview(stack: LocalStack, sandbox_id: str, scope: str = "read") -> tup
     return set_cookies(exchanged), exchanged
 
 
+def page_after_cookie_check(base: str, location: str, cookie: str) -> str:
+    """Where the exchange's redirect leads once the cookie check saw the session cookie."""
+    assert location.startswith("/__preview/cookie-check"), location
+    checked = fetch(f"{base}{location}", headers={"Cookie": cookie})
+    assert checked.status == 302, checked.text
+    page: str = checked.headers["Location"]
+    return page
+
+
 def cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
@@ -83,7 +92,10 @@ def test_every_request_the_data_plane_forwards_is_accepted(stack: LocalStack) ->
     session = f"{APP_COOKIES}; {cookie_header(cookies)}"
 
     replies = {
-        "redirect follow-up": fetch(f"{base}{redirect.headers['Location']}", headers={"Cookie": session}),
+        "redirect follow-up": fetch(
+            f"{base}{page_after_cookie_check(base, redirect.headers['Location'], session)}",
+            headers={"Cookie": session},
+        ),
         "stylesheet": fetch(f"{base}/static/sandbox.css", headers={"Cookie": session}),
         "xhr": fetch(f"{base}/api/status", headers={"Cookie": session}),
         "input": fetch(f"{base}/input/keys", "POST", {"Cookie": session}, b'{"key": "k"}'),
@@ -141,9 +153,10 @@ def test_the_exchange_redirect_follow_up_brings_only_the_apps_cookies(stack: Loc
     assert exchanged.status == 302
     jar = f"{APP_COOKIES}; {cookie_header(set_cookies(exchanged))}"
 
-    seen = arrived(
-        fetch(f"{stack.preview_origin(sandbox_id)}{exchanged.headers['Location']}", headers={"Cookie": jar})
-    )
+    base = stack.preview_origin(sandbox_id)
+    page = page_after_cookie_check(base, exchanged.headers["Location"], jar)
+
+    seen = arrived(fetch(f"{base}{page}", headers={"Cookie": jar}))
 
     assert seen["cookie_names"] == ["theme", "app_session"]
     assert "lang" in seen["query_names"]  # (the mt parameter itself is the edge's: issue 8)

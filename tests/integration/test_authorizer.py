@@ -14,7 +14,7 @@ from preview_tokens.denial_page import gateway_response_template
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
-from tests.support.events import lambda_context, load_event
+from tests.support.events import lambda_context, load_event, set_header
 from tests.support.preview_tokens import authorizer_event, change_char, host_of, resigned, token_for
 
 OTHER = "sbx-other"
@@ -229,10 +229,31 @@ def test_a_read_token_cannot_change_anything(deployment: Deployment, method: str
         "/static/../input/keys",
         "/%69nput/keys",
         "/input%2Fkeys",
+        "/input;x=1/keys",
+        "/input./keys",
+        "/input%00/keys",
+        "/%252569nput/keys",
+        "/\uff49\uff4e\uff50\uff55\uff54/keys",
     ],
 )
 def test_a_read_token_cannot_touch_the_input_channel(deployment: Deployment, path: str) -> None:
     assert_denied(authorize(authorizer_event(token_for(deployment), path=path)), "read_only")
+
+
+@pytest.mark.parametrize("header", ["X-HTTP-Method-Override", "x-method-override", "X-HTTP-METHOD"])
+def test_a_read_token_cannot_override_its_method(deployment: Deployment, header: str) -> None:
+    event = set_header(authorizer_event(token_for(deployment)), header, "DELETE")
+    interact = set_header(authorizer_event(token_for(deployment, scope="interact")), header, "DELETE")
+
+    assert_denied(authorize(event), "read_only")
+    assert effect(authorize(interact)) == "Allow"
+
+
+def test_every_repetition_of_an_override_header_is_checked(deployment: Deployment) -> None:
+    event = set_header(authorizer_event(token_for(deployment)), "X-HTTP-Method-Override", "GET")
+    event["multiValueHeaders"]["X-HTTP-Method-Override"] = ["POST", "GET"]  # headers keeps the last
+
+    assert_denied(authorize(event), "read_only")
 
 
 def test_a_read_token_still_reaches_paths_that_merely_start_like_the_input_channel(

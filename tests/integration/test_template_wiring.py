@@ -541,12 +541,13 @@ def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resource
 
 def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:
     config = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]
-    (origin,) = config["Origins"]
+    origin, stream_origin = config["Origins"]  # the stream ingress: tests/integration/test_stream_template.py
     behavior = config["DefaultCacheBehavior"]
 
     assert config["Aliases"] == [{"Fn::Sub": "*.${PreviewDomain}"}]
     assert config["ViewerCertificate"]["AcmCertificateArn"] == {"Ref": "CloudFrontCertificateArn"}
     assert origin["DomainName"] == {"Fn::GetAtt": ["PreviewDomainName", "RegionalDomainName"]}
+    assert stream_origin["Fn::If"][0] == "HasStreams"
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert behavior["TargetOriginId"] == origin["Id"]
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"

@@ -301,7 +301,12 @@ def test_every_response_of_the_preview_distribution_passes_the_viewer_response_f
     resources: Mapping[str, Any],
 ) -> None:
     config = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]
-    behaviors = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    # the stream behaviours exist when HasStreams holds: every one of them, as written
+    streams = config["CacheBehaviors"]["Fn::If"]
+    assert streams[0] == "HasStreams"
+    behaviors = [config["DefaultCacheBehavior"]]
+    for entry in streams[1]:
+        behaviors.append(entry["Fn::If"][1] if "Fn::If" in entry else entry)
 
     for behavior in behaviors:
         responses = [a for a in behavior["FunctionAssociations"] if a["EventType"] == "viewer-response"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import pytest
 from preview_tokens.access import (
+    AmbiguousPathError,
     DenialReason,
     PreviewGate,
     PreviewRequest,
     fallback_token,
+    input_path_segments,
     normalize_host,
-    normalize_path,
     query_carries_token,
     split_preview_cookies,
 )
@@ -201,6 +203,24 @@ def test_unreadable_keys_deny_as_unavailable(gate: PreviewGate, store: FakeKeySt
         ("GET", "/%2569nput", False),
         ("GET", "/inputs", True),
         ("GET", "/static/input", True),
+        # lookalikes of the input path (issue 8): each could reach the input channel somewhere
+        ("GET", "/input;jsessionid=1/keys", False),
+        ("GET", "/static/..;/input/keys", False),
+        ("GET", "/input./keys", False),
+        ("GET", "/input%2e/keys", False),
+        ("GET", "/input%20/keys", False),
+        ("GET", "/input%00/keys", False),
+        ("GET", "/%00", False),
+        ("GET", "/\uff49\uff4e\uff50\uff55\uff54/keys", False),  # fullwidth
+        ("GET", "/%EF%BD%89nput/keys", False),  # fullwidth i, encoded
+        ("GET", "/%25252569nput/keys", False),  # triple encoding
+        ("GET", "/%2525252569nput/keys", False),  # a fourth layer: ambiguous
+        ("GET", "/%C0%AFinput", False),  # overlong UTF-8: ambiguous
+        ("GET", "/INPUT%5ckeys", False),
+        ("GET", "/static/caf\u00e9.png", True),  # non-ASCII beside the input path is fine
+        ("GET", "/static/a;b.css", True),
+        ("GET", "/inputs./x", True),
+        ("GET", "/%25", True),
     ],
 )
 def test_read_is_view_only(gate: PreviewGate, method: str, path: str, allowed: bool) -> None:
@@ -224,9 +244,27 @@ def test_hosts_are_compared_lower_case_without_a_port(host: str, normalized: str
     assert normalize_host(host) == normalized
 
 
-def test_paths_are_normalized_before_prefix_checks() -> None:
-    assert normalize_path("/a/./b/../../INPUT//x") == "/input/x"
-    assert normalize_path("") == "/"
+def test_paths_are_read_as_the_most_lenient_server_would_before_prefix_checks() -> None:
+    assert input_path_segments("/a/./b/../../INPUT//x") == ["input", "x"]
+    assert input_path_segments("") == []
+    assert input_path_segments("/a;b=c/d.. /\u00e9t\u00e9") == ["a", "d", None]
+    with pytest.raises(AmbiguousPathError):
+        input_path_segments("/a/%FF")
+
+
+@pytest.mark.parametrize(
+    ("override", "allowed"),
+    [(("POST",), False), (("delete",), False), (("GET",), True), ((" head ",), True),
+     (("GET", "PUT"), False), (("GET, POST",), False), (("",), False)],
+)  # fmt: skip
+def test_read_refuses_method_override_headers_naming_another_method(
+    gate: PreviewGate, override: tuple[str, ...], allowed: bool
+) -> None:
+    read = dataclasses.replace(request(token(Scope.READ)), method_overrides=override)
+    interact = dataclasses.replace(request(token(Scope.INTERACT)), method_overrides=override)
+
+    assert gate.authorize(read).allowed is allowed
+    assert gate.authorize(interact).allowed
 
 
 def test_the_last_session_cookie_wins_and_the_rest_is_kept_in_order() -> None:

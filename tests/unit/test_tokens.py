@@ -136,3 +136,43 @@ def test_the_verified_token_cache_is_bounded_and_forgets_the_oldest() -> None:
     assert len(cache) == 2
     assert cache.get("a") is None
     assert cache.get("c") == CLAIMS
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def other_spellings(segment: str) -> list[str]:
+    """The same bytes spelled with non-zero unused bits in the last character (base64url decoders
+    that ignore them accept every one of these)."""
+    unused_bits = {2: 4, 3: 2}[len(segment) % 4]
+    last = _B64URL.index(segment[-1])
+    return [segment[:-1] + _B64URL[last | extra] for extra in range(1, 1 << unused_bits)]
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_only_the_canonical_base64url_spelling_of_a_token_verifies(part: int) -> None:
+    token = sign_preview_token(CLAIMS, "k1", KEY)
+    segments = token.removeprefix("mp_").split(".")
+    if len(segments[part]) % 4 == 0:
+        pytest.skip("this segment has no unused bits")
+    variants = other_spellings(segments[part])
+
+    assert verify_preview_token(token, {"k1": KEY}, NOW) == CLAIMS
+    assert variants, "a segment of this length has unused bits"
+    for variant in variants:
+        spelled = "mp_" + ".".join(variant if i == part else s for i, s in enumerate(segments))
+        with pytest.raises(InvalidTokenError):
+            verify_preview_token(spelled, {"k1": KEY}, NOW)
+
+
+def test_the_signature_of_a_token_has_unused_bits_so_the_malleability_test_bites() -> None:
+    signature = sign_preview_token(CLAIMS, "k1", KEY).rsplit(".", 1)[1]
+    assert len(signature) == 43  # 32 bytes: 2 unused bits in the last character
+    assert len(other_spellings(signature)) == 3
+
+
+@pytest.mark.parametrize("padding", ["=", "=="])
+def test_padded_segments_are_refused(padding: str) -> None:
+    token = sign_preview_token(CLAIMS, "k1", KEY)
+    with pytest.raises(MalformedTokenError):
+        verify_preview_token(token + padding, {"k1": KEY}, NOW)

@@ -4,18 +4,20 @@ Order of checks: the query no longer carries ``mt`` (the edge takes it off every
 one that still has it did not come through the edge), a token is present (session cookie,
 else the ``X-Preview-Token`` header the edge fills from ``?mt=``), its signature and ``kid``
 verify, it has not expired, it is bound to the request's host, and its scope allows the
-method and path. ``read`` lets only GET/HEAD/OPTIONS through and never the input channel;
-``interact`` lets everything through. Standard library only (authorizer hot path).
+method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
+naming another method), never the input channel, and no path that could be read as the input
+channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
+only (authorizer hot path). The stream edge's CloudFront Function applies the same rule in
+JavaScript; ``tests/vectors/edge_access.json`` holds both to it.
 """
 
 from __future__ import annotations
 
-import posixpath
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import unquote
 
 from preview_tokens.origin_assertion import OriginAssertionSigner
 from preview_tokens.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
@@ -55,6 +57,14 @@ FALLBACK_TOKEN_HEADER = "X-Preview-Token"
 ORIGIN_FALLBACK_TOKEN_VALUE = "none"
 _FALLBACK_TOKEN_HEADER_LOWER = FALLBACK_TOKEN_HEADER.lower()
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Headers with which frameworks (Rails, Laravel, Express' method-override, ASP.NET, ...) let a GET
+# or POST act as another method. A read request naming anything but a read method is refused.
+METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-method-override", "x-http-method")
+# Percent-decoding is applied until nothing is left to decode, at most this often (triple encoding
+# is decoded; a fourth layer is ambiguous and refused for read).
+MAX_PATH_DECODINGS = 3
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class DenialReason(StrEnum):
@@ -81,6 +91,8 @@ class PreviewRequest:
     """``X-Preview-Token``: the ``?mt=`` value the edge took off the query (see :func:`fallback_token`)."""
     query_carries_token: bool = False
     """The query still has ``mt``: the request did not come through the edge."""
+    method_overrides: tuple[str, ...] = ()
+    """Values of the request's method-override headers (:data:`METHOD_OVERRIDE_HEADERS`)."""
 
 
 @dataclass(frozen=True)
@@ -121,11 +133,77 @@ def query_carries_token(multi_value_query: Mapping[str, object] | None) -> bool:
     return multi_value_query is not None and TOKEN_PARAMETER in multi_value_query
 
 
-def normalize_path(path: str) -> str:
-    """Decode, collapse ``//``, resolve ``.``/``..`` and lower-case, so prefixes can't be dodged."""
-    decoded = unquote(unquote(path or "/"))
-    normalized = posixpath.normpath("/" + decoded.replace("\\", "/"))
-    return ("/" + normalized.lstrip("/")).lower()
+class AmbiguousPathError(ValueError):
+    """A path that servers could read in ways we cannot enumerate (control bytes, bad UTF-8, ...)."""
+
+
+def _decode_percent_run(run: re.Match[str]) -> str:
+    try:
+        return bytes.fromhex(run[0].replace("%", "")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise AmbiguousPathError("percent-encoding is not UTF-8") from None
+
+
+def input_path_segments(path: str) -> list[str | None]:
+    """The path's segments as the most lenient server would read them; ``None`` = any segment.
+
+    Every reading a sandbox's server might apply is applied at once, so a read request is checked
+    against the union of them (what the origin receives is then outside the input channel
+    whatever it does): percent-decoding repeated (up to :data:`MAX_PATH_DECODINGS`), ``\\`` as
+    ``/``, ``;`` parameters cut from each segment (``/input;x``, ``..;``), ``.``/``..`` resolved,
+    leading and trailing spaces and trailing dots dropped (``/input.``), ASCII case folded. A
+    segment with a non-ASCII character is a wildcard: Unicode normalisation (NFKC, case folding:
+    fullwidth letters, the Kelvin sign) can map it onto ASCII, and the edge's JavaScript has no NFKC.
+    Control characters (NUL...), invalid UTF-8 and a fourth encoding layer raise
+    :class:`AmbiguousPathError`.
+    """
+    decoded = path or "/"
+    decodings = 0
+    while True:
+        if _CONTROL.search(decoded):
+            raise AmbiguousPathError("control character in path")
+        if not _PERCENT_RUN.search(decoded):
+            break
+        if decodings == MAX_PATH_DECODINGS:
+            raise AmbiguousPathError("path is encoded too many times")
+        decoded = _PERCENT_RUN.sub(_decode_percent_run, decoded)
+        decodings += 1
+    segments: list[str | None] = []
+    for raw in decoded.replace("\\", "/").split("/"):
+        segment = raw.split(";", 1)[0]
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        trimmed = segment.strip(" ").rstrip(". ")
+        if not trimmed:
+            raise AmbiguousPathError("segment of dots and spaces")
+        segments.append(trimmed.lower() if trimmed.isascii() else None)
+    return segments
+
+
+def is_under_prefix(segments: Sequence[str | None], prefix: Sequence[str | None]) -> bool:
+    if len(segments) < len(prefix):
+        return False
+    return all(
+        segment is None or segment == wanted for segment, wanted in zip(segments, prefix, strict=False)
+    )
+
+
+def read_scope_allows(
+    method: str, path: str, method_overrides: Sequence[str], input_prefix: Sequence[str | None]
+) -> bool:
+    """May a ``read`` token make this request? (``input_prefix`` from :func:`input_path_segments`)."""
+    if method.upper() not in READ_METHODS:
+        return False
+    if any(value.strip().upper() not in READ_METHODS for value in method_overrides):
+        return False
+    try:
+        return not is_under_prefix(input_path_segments(path), input_prefix)
+    except AmbiguousPathError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -176,7 +254,7 @@ class PreviewGate:
     ) -> None:
         self._keys = keys
         self._assertions = assertions
-        self._input_prefix = normalize_path(input_path_prefix).rstrip("/")
+        self._input_prefix = input_path_segments(input_path_prefix)
         self._clock = clock
         self._cache = cache or VerifiedTokenCache()
         self._ring: KeyRing | None = None
@@ -217,7 +295,9 @@ class PreviewGate:
             return Decision(False, DenialReason.WRONG_SANDBOX)
         except InvalidTokenError:
             return Decision(False, DenialReason.INVALID_TOKEN)
-        if claims.scope is Scope.READ and not self._read_allows(request.method, request.path):
+        if claims.scope is Scope.READ and not read_scope_allows(
+            request.method, request.path, request.method_overrides, self._input_prefix
+        ):
             return Decision(False, DenialReason.READ_ONLY, claims)
         try:
             assertion = self.origin_assertion(claims, cookies.origin_assertion)
@@ -233,12 +313,6 @@ class PreviewGate:
         if self._assertions is None:
             return ""
         return self._assertions.assertion_for(claims, presented)
-
-    def _read_allows(self, method: str, path: str) -> bool:
-        if method.upper() not in READ_METHODS:
-            return False
-        normalized = normalize_path(path)
-        return not (normalized == self._input_prefix or normalized.startswith(self._input_prefix + "/"))
 
 
 class HostMismatchError(InvalidTokenError):

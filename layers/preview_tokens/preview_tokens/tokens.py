@@ -120,12 +120,21 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(segment: str) -> bytes:
+    """Bytes of a segment in the canonical base64url encoding, and only that one.
+
+    No padding, and the unused low bits of the last character must be zero: otherwise four
+    spellings of one signature (``...A``, ``...B``, ...) would all verify, and a token would not be
+    one string (the verified-token memo, revocation by token and logs all rely on that).
+    """
     if not _SEGMENT_RE.match(segment) or len(segment) % 4 == 1:
         raise MalformedTokenError("segment is not base64url")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
         raise MalformedTokenError("segment is not base64url") from None
+    if _b64encode(raw) != segment:
+        raise MalformedTokenError("segment is not canonical base64url")
+    return raw
 
 
 def _json(raw: bytes) -> object:

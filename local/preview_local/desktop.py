@@ -1,0 +1,149 @@
+"""The desktop sandbox: a real X display with a visible app, served over RFB and shown by noVNC.
+
+* ``Xvfb`` — the display; ``preview_local.desktop_app`` — the app, logging the input it receives;
+* two ``x11vnc`` servers on it: one started with ``-viewonly`` (it drops every pointer and key
+  event of its viewers, on the server's side) for ``read`` sessions, one with input for
+  ``interact`` sessions;
+* two ``websockify`` bridges (WebSocket <-> RFB), one per x11vnc; the local origin relays a
+  stream's upgrade to the one of the session's scope;
+* noVNC's client (``/usr/share/novnc``) is what the sandbox's root page loads.
+
+All from Debian (:data:`INSTALL_COMMAND`): one installer for the whole desktop, the same way the
+tests get chromium, and the exact versions checked together on this OS (noVNC 1.3.0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from preview_tokens.tokens import Scope
+
+NOVNC_DIR = Path("/usr/share/novnc")
+PACKAGES = ("xvfb", "x11vnc", "novnc", "websockify", "python3-tk")
+INSTALL_COMMAND = "sudo apt-get install -y " + " ".join(PACKAGES)
+SCREEN = "1024x640x24"
+# Where X servers announce their displays (fixed by X11, not a temporary file of ours).
+X11_LOCKS = Path("/tmp")  # noqa: S108
+X11_SOCKETS = Path("/tmp/.X11-unix")  # noqa: S108
+START_TIMEOUT_SECONDS = 15.0
+
+
+def missing_parts() -> list[str]:
+    """What this machine lacks for the desktop sandbox (empty: it can run)."""
+    missing = [tool for tool in ("Xvfb", "x11vnc", "websockify") if shutil.which(tool) is None]
+    if not (NOVNC_DIR / "core" / "rfb.js").exists():
+        missing.append("noVNC (/usr/share/novnc)")
+    probe = subprocess.run([sys.executable, "-c", "import tkinter"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        missing.append("tkinter (python3-tk)")
+    return missing
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _free_display() -> int:
+    for number in range(90, 200):
+        if not (X11_LOCKS / f".X{number}-lock").exists() and not (X11_SOCKETS / f"X{number}").exists():
+            return number
+    raise RuntimeError("no free X display number in :90-:199")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port} within {START_TIMEOUT_SECONDS:.0f} s")
+
+
+@dataclass
+class DesktopSandbox:
+    """The running desktop: its WebSocket bridges by scope, and the app's input log."""
+
+    log_path: Path
+    bridge_ports: dict[Scope, int]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def start(cls, directory: Path) -> DesktopSandbox:
+        directory.mkdir(parents=True, exist_ok=True)
+        display = f":{_free_display()}"
+        desktop = cls(directory / "desktop-input.jsonl", {})
+        output = (directory / "desktop.log").open("ab")
+        env = {**os.environ, "DISPLAY": display}
+        try:
+            xvfb = desktop._spawn(["Xvfb", display, "-screen", "0", SCREEN, "-nolisten", "tcp"], output, env)
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while not (X11_SOCKETS / f"X{display[1:]}").exists():
+                if xvfb.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("Xvfb did not start")
+                time.sleep(0.05)
+            desktop._spawn(
+                [sys.executable, "-m", "preview_local.desktop_app", str(desktop.log_path)], output, env
+            )
+            for scope in (Scope.READ, Scope.INTERACT):
+                rfb_port, bridge_port = _free_port(), _free_port()
+                view_only = ["-viewonly"] if scope is Scope.READ else []
+                x11vnc = desktop._spawn(
+                    ["x11vnc", "-display", display, "-rfbport", str(rfb_port), "-localhost", "-nopw",
+                     "-shared", "-forever", "-quiet", "-noxdamage", *view_only],
+                    output,
+                    env,
+                )  # fmt: skip
+                _wait_for_port(rfb_port, x11vnc, "x11vnc")
+                bridge = desktop._spawn(
+                    ["websockify", f"127.0.0.1:{bridge_port}", f"127.0.0.1:{rfb_port}"], output, env
+                )
+                _wait_for_port(bridge_port, bridge, "websockify")
+                desktop.bridge_ports[scope] = bridge_port
+        except Exception:
+            desktop.stop()
+            raise
+        return desktop
+
+    def _spawn(self, argv: list[str], output: BinaryIO, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, stdout=output, stderr=output, env=env)  # noqa: S603 - fixed argv
+        self.processes.append(process)
+        return process
+
+    def received(self) -> dict[str, object]:
+        """What the app has received: the typed text and the number of clicks (from its log)."""
+        typed, clicks = "", 0
+        if self.log_path.exists():
+            for line in self.log_path.read_text(encoding="utf-8").splitlines():
+                event = json.loads(line)
+                if event["event"] == "key":
+                    typed += event["value"]
+                else:
+                    clicks += 1
+        return {"typed": typed, "clicks": clicks}
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,209 @@
+"""WebSocket streams through the local stack over real sockets: what the stream edge refuses never
+reaches the origin, and the origin's own log proves it (it logs every connection it accepts).
+
+Refused: no cookie, garbage, an expired token, another sandbox's token, a retired key's token,
+a read token on the input stream path and on its encoded and case variants (those do not match
+a stream behaviour, so they meet the authorizer, which refuses them too). Let through: interact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from preview_local.stack import SIGNING_KEYS_REFRESH_SECONDS
+
+from tests.e2e.local_stack import LocalStack
+from tests.e2e.test_operator_cli import operator
+
+pytestmark = pytest.mark.e2e
+
+INPUT_STREAM = "/input/stream"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    status: int
+    head: str
+    first_bytes: bytes
+
+
+def upgrade(stack: LocalStack, sandbox_id: str, path: str, cookie: str = "") -> Handshake:
+    """A WebSocket upgrade on the preview host over a real socket; the answer's head and first bytes."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {sandbox_id}.{stack.demo['preview_domain']}:{stack.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: binary",
+        f"Origin: {stack.api_url}",
+    ]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as client:
+        client.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = client.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status == 101 and len(rest) < 2:
+            rest += client.recv(4096)
+    return Handshake(status, head.decode("latin-1"), rest)
+
+
+def origin_lines(stack: LocalStack) -> list[str]:
+    return [
+        line
+        for line in stack.stderr_path.read_text(encoding="utf-8").splitlines()
+        if line.startswith("[origin]")
+    ]
+
+
+def session(token: str) -> str:
+    return f"__Host-mp_session={token}"
+
+
+def mint(stack: LocalStack, sandbox_id: str, scope: str, expires_in: int = 600) -> str:
+    reply = stack.mint(stack.demo["api_key"], sandbox_id, {"scope": scope, "expires_in": expires_in})
+    assert reply.status == 200, reply.text
+    token: str = reply.json()["token"]
+    return token
+
+
+def assert_refused_before_the_origin(stack: LocalStack, sandbox_id: str, path: str, cookie: str) -> Handshake:
+    marker = secrets.token_hex(6)
+    target = f"{path}{'&' if '?' in path else '?'}attempt={marker}"
+    before = origin_lines(stack)
+
+    answer = upgrade(stack, sandbox_id, target, cookie)
+
+    assert answer.status in (401, 403), answer.head
+    wait_for_log_line(stack, marker)  # the front door logs after answering
+    after = origin_lines(stack)
+    assert after == before, "the origin accepted a connection for a refused stream"
+    assert not any(marker in line for line in after)
+    return answer
+
+
+def wait_for_log_line(stack: LocalStack, text: str) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in stack.stderr_path.read_text(encoding="utf-8").splitlines():
+            if text in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no log line with {text!r}")
+
+
+@pytest.fixture(scope="module")
+def desktop(stack: LocalStack) -> str:
+    if not stack.demo["desktop_available"]:
+        pytest.fail("the desktop sandbox is not running: `make desktop` installs its Debian packages")
+    sandbox_id: str = stack.demo["desktop_sandbox_id"]
+    return sandbox_id
+
+
+def test_an_upgrade_without_a_cookie_is_refused_before_the_origin(stack: LocalStack, desktop: str) -> None:
+    answer = assert_refused_before_the_origin(stack, desktop, stack.demo["stream_path"], "")
+    assert "X-Preview-Denial: no_token" in answer.head
+
+
+@pytest.mark.parametrize("value", ["garbage", "mp_", "mp_eyJhbGciOiJub25lIn0.e30."])
+def test_an_upgrade_with_garbage_is_refused_before_the_origin(
+    stack: LocalStack, desktop: str, value: str
+) -> None:
+    answer = assert_refused_before_the_origin(stack, desktop, stack.demo["stream_path"], session(value))
+    assert "X-Preview-Denial: invalid_token" in answer.head
+
+
+def test_an_upgrade_with_an_expired_token_is_refused_before_the_origin(
+    stack: LocalStack, desktop: str
+) -> None:
+    token = mint(stack, desktop, "interact", expires_in=1)
+    time.sleep(2.1)  # let it expire (the check is on the refusal, not on the time)
+
+    answer = assert_refused_before_the_origin(stack, desktop, stack.demo["stream_path"], session(token))
+    assert "X-Preview-Denial: expired" in answer.head
+
+
+def test_another_sandboxs_token_is_refused_before_the_origin(stack: LocalStack, desktop: str) -> None:
+    token = mint(stack, stack.demo["sandbox_id"], "interact")
+
+    answer = assert_refused_before_the_origin(stack, desktop, stack.demo["stream_path"], session(token))
+    assert "X-Preview-Denial: wrong_sandbox" in answer.head
+
+
+def test_a_retired_keys_token_is_refused_before_the_origin(stack: LocalStack, desktop: str) -> None:
+    refresh = float(SIGNING_KEYS_REFRESH_SECONDS) + 1  # functions and the edge re-read keys on this timer
+    retiring = operator(stack, "signing-key", "rotate")["kid"]
+    time.sleep(refresh)
+    token = mint(stack, desktop, "interact")
+    header = json.loads(base64.urlsafe_b64decode(token.removeprefix("mp_").split(".")[0] + "=="))
+    assert header["kid"] == retiring
+    assert upgrade(stack, desktop, stack.demo["stream_path"], session(token)).status == 101
+    operator(stack, "signing-key", "retire", retiring)
+    time.sleep(refresh)
+
+    answer = assert_refused_before_the_origin(stack, desktop, stack.demo["stream_path"], session(token))
+    assert "X-Preview-Denial: invalid_token" in answer.head
+
+
+@pytest.mark.parametrize(
+    "path",
+    [INPUT_STREAM, "/INPUT/stream", "/Input/stream", "/%69nput/stream", "/%2569nput/stream",
+     "/input;x/stream", "/input./stream", "/input%2e/stream", "/static/..;/input/stream"],
+)  # fmt: skip
+def test_a_read_token_on_the_input_stream_is_refused_before_the_origin(stack: LocalStack, path: str) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    token = mint(stack, sandbox_id, "read")
+
+    assert_refused_before_the_origin(stack, sandbox_id, path, session(token))
+
+
+def test_an_interact_token_opens_the_input_stream(stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    before = len(origin_lines(stack))
+
+    answer = upgrade(stack, sandbox_id, INPUT_STREAM, session(mint(stack, sandbox_id, "interact")))
+
+    assert answer.status == 101, answer.head
+    assert f"input stream of {sandbox_id} (interact)".encode() in answer.first_bytes
+    assert any("connection accepted" in line for line in origin_lines(stack)[before:])
+    status: dict[str, Any] = stack.origin_status(sandbox_id)
+    assert "input:interact" in status["streams_opened"]
+
+
+@pytest.mark.parametrize("scope", ["read", "interact"])
+def test_the_desktop_stream_speaks_rfb_for_both_scopes(stack: LocalStack, desktop: str, scope: str) -> None:
+    answer = upgrade(stack, desktop, stack.demo["stream_path"], session(mint(stack, desktop, scope)))
+
+    assert answer.status == 101, answer.head
+    assert b"RFB 003.008" in answer.first_bytes
+    assert f"desktop:{scope}" in stack.origin_status(desktop)["streams_opened"]
+
+
+def test_the_origin_never_sees_our_cookies_on_a_stream(stack: LocalStack, desktop: str) -> None:
+    token = mint(stack, desktop, "read")
+
+    answer = upgrade(
+        stack, desktop, stack.demo["stream_path"], f"theme=dark; {session(token)}; __Host-mp_session_ends=1"
+    )
+
+    assert answer.status == 101
+    status = stack.origin_status(desktop)
+    assert status["credential_seen"] is False
+    assert "theme" in status["cookie_names"]

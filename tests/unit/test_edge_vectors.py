@@ -1,0 +1,102 @@
+"""The shared access-rule vectors through the Python gate (the authorizer's decision).
+
+The same file runs through the stream edge's CloudFront Function in node
+(``tests/integration/test_stream_edge_function.py``) and through the local stack's Python mirror
+of that function: one rule set, every verifier.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from preview_local.stream_edge import StreamEdge
+from preview_tokens.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
+from preview_tokens.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
+
+from tests.support.edge_vectors import VECTORS_PATH, build_vectors, load_vectors, render
+
+VECTORS = load_vectors()
+CASES: list[dict[str, Any]] = VECTORS["cases"]
+
+
+class VectorKeys:
+    """The vectors' active keys as the signing-key store would hand them over."""
+
+    def __init__(self, keys: Mapping[str, str]) -> None:
+        self._keys = {kid: base64.urlsafe_b64decode(value + "==") for kid, value in keys.items()}
+
+    def load(self) -> list[StoredSigningKey]:
+        return [StoredSigningKey(kid, kid.encode(), ACTIVE, "2026-11-01") for kid in self._keys]
+
+    def decrypt(self, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
+        return self._keys[ciphertext.decode()]
+
+
+def gate() -> PreviewGate:
+    keys = VectorKeys(VECTORS["keys"])
+    now = float(VECTORS["now"])
+    return PreviewGate(
+        SigningKeyProvider(keys, keys, 60, clock=lambda: now), VECTORS["input_path_prefix"], clock=lambda: now
+    )
+
+
+def python_request(request: Mapping[str, Any]) -> PreviewRequest:
+    headers: Mapping[str, str] = request["headers"]
+    return PreviewRequest(
+        method=request["method"],
+        path=request["path"],
+        host=request["host"],
+        cookie_header=request["cookie"],
+        fallback_token=None,
+        method_overrides=tuple(v for k, v in headers.items() if k.lower() in METHOD_OVERRIDE_HEADERS),
+    )
+
+
+def test_the_vector_file_is_what_its_generator_writes() -> None:
+    assert VECTORS_PATH.read_text(encoding="utf-8") == render(build_vectors()), (
+        "regenerate: .venv/bin/python -m tests.support.edge_vectors"
+    )
+
+
+def test_there_are_enough_vectors_of_every_class() -> None:
+    names = [c["name"] for c in CASES]
+    assert len(CASES) >= 50
+    for kind in ("alg confusion", "kid:", "host:", "expiry:", "read ", "interact ", "non-canonical",
+                 "read lookalike", "X-HTTP-Method-Override"):  # fmt: skip
+        assert any(kind in name for name in names), kind
+    assert {c["expect"]["reason"] for c in CASES} >= {
+        None,
+        "no_token",
+        "invalid_token",
+        "expired",
+        "wrong_sandbox",
+        "read_only",
+    }
+
+
+@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
+def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
+    decision = gate().authorize(python_request(vector["request"]))
+
+    reason = decision.reason.value if decision.reason else None
+    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
+
+
+@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
+def test_the_local_stacks_stream_edge_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
+    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+    edge = StreamEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    request = vector["request"]
+    headers = (
+        [("Cookie", request["cookie"]), *request["headers"].items()]
+        if request["cookie"]
+        else [*request["headers"].items()]
+    )
+
+    decision = edge.decide(request["method"], request["path"], "", request["host"], headers)
+
+    reason = decision.reason.value if decision.reason else None
+    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
