@@ -37,8 +37,9 @@ CANVAS_SAMPLE = """() => {
 
 def desktop_received(stack: LocalStack) -> dict[str, Any]:
     """What the desktop's app received: typed text and clicks (its own log, asked of the origin)."""
+    desktop = stack.demo["desktop_sandbox_id"]  # asked through the data plane: the origin trusts nothing else
     reply = fetch(
-        f"{stack.demo['origin_url']}/api/desktop", headers={"X-Sandbox-Id": stack.demo["desktop_sandbox_id"]}
+        f"{stack.preview_origin(desktop)}/api/desktop", headers={"Cookie": stack.preview_session(desktop)}
     )
     assert reply.status == 200, reply.text
     received: dict[str, Any] = reply.json()

@@ -61,7 +61,7 @@ def test_a_direct_call_naming_a_sandbox_is_refused(stack: LocalStack) -> None:
 
 
 def test_a_stolen_assertion_is_refused_for_another_sandbox(stack: LocalStack) -> None:
-    demo, other = stack.demo["sandbox_ids"]
+    demo, other = stack.demo["sandbox_ids"][:2]
     cookies, _ = open_preview(stack, demo, "interact")
     stolen = cookies["__Host-mp_origin"]  # the assertion of a session on the demo sandbox
 

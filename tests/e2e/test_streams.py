@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from preview_local.stack import SIGNING_KEYS_REFRESH_SECONDS
 
-from tests.e2e.local_stack import LocalStack
+from tests.e2e.local_stack import LocalStack, fetch
 from tests.e2e.test_operator_cli import operator
 
 pytestmark = pytest.mark.e2e
@@ -71,6 +71,14 @@ def origin_lines(stack: LocalStack) -> list[str]:
         for line in stack.stderr_path.read_text(encoding="utf-8").splitlines()
         if line.startswith("[origin]")
     ]
+
+
+def exchanged(stack: LocalStack, sandbox_id: str, token: str) -> str:
+    """The cookies a browser holds after opening the token's link: the session, its end marker and
+    the origin assertion the stream edge forwards (``name=value; ...``)."""
+    reply = fetch(f"{stack.preview_origin(sandbox_id)}/?mt={token}")
+    assert reply.status == 302, reply.text
+    return "; ".join(value.split(";", 1)[0] for value in reply.headers.get_all("Set-Cookie", []))
 
 
 def session(token: str) -> str:
@@ -154,7 +162,7 @@ def test_a_retired_keys_token_is_refused_before_the_origin(stack: LocalStack, de
     token = mint(stack, desktop, "interact")
     header = json.loads(base64.urlsafe_b64decode(token.removeprefix("mp_").split(".")[0] + "=="))
     assert header["kid"] == retiring
-    assert upgrade(stack, desktop, stack.demo["stream_path"], session(token)).status == 101
+    assert upgrade(stack, desktop, stack.demo["stream_path"], exchanged(stack, desktop, token)).status == 101
     operator(stack, "signing-key", "retire", retiring)
     time.sleep(refresh)
 
@@ -178,7 +186,8 @@ def test_an_interact_token_opens_the_input_stream(stack: LocalStack) -> None:
     sandbox_id = stack.demo["sandbox_id"]
     before = len(origin_lines(stack))
 
-    answer = upgrade(stack, sandbox_id, INPUT_STREAM, session(mint(stack, sandbox_id, "interact")))
+    token = mint(stack, sandbox_id, "interact")
+    answer = upgrade(stack, sandbox_id, INPUT_STREAM, exchanged(stack, sandbox_id, token))
 
     assert answer.status == 101, answer.head
     assert f"input stream of {sandbox_id} (interact)".encode() in answer.first_bytes
@@ -189,7 +198,8 @@ def test_an_interact_token_opens_the_input_stream(stack: LocalStack) -> None:
 
 @pytest.mark.parametrize("scope", ["read", "interact"])
 def test_the_desktop_stream_speaks_rfb_for_both_scopes(stack: LocalStack, desktop: str, scope: str) -> None:
-    answer = upgrade(stack, desktop, stack.demo["stream_path"], session(mint(stack, desktop, scope)))
+    token = mint(stack, desktop, scope)
+    answer = upgrade(stack, desktop, stack.demo["stream_path"], exchanged(stack, desktop, token))
 
     assert answer.status == 101, answer.head
     assert b"RFB 003.008" in answer.first_bytes
@@ -200,7 +210,7 @@ def test_the_origin_never_sees_our_cookies_on_a_stream(stack: LocalStack, deskto
     token = mint(stack, desktop, "read")
 
     answer = upgrade(
-        stack, desktop, stack.demo["stream_path"], f"theme=dark; {session(token)}; __Host-mp_session_ends=1"
+        stack, desktop, stack.demo["stream_path"], f"theme=dark; {exchanged(stack, desktop, token)}"
     )
 
     assert answer.status == 101
