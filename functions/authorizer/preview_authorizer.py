@@ -1,7 +1,12 @@
 """Data-plane REQUEST authorizer: runs before every request to a sandbox host.
 
-It never raises and never causes a 500: every failure is a Deny policy whose context carries
-the access-denied page's texts (rendered by the ``ACCESS_DENIED`` Gateway Response). An Allow
+It never causes a 500. A refusal is a Deny policy whose context carries the access-denied page's
+texts (rendered by the ``ACCESS_DENIED`` Gateway Response, always 403). "Unavailable" (the key
+store failing or backing off, a missing setting, a bug) must be a 503 instead, and a Gateway
+Response's status is fixed per response type: so the authorizer then raises
+:class:`PreviewsUnavailableError`, which API Gateway answers with ``AUTHORIZER_CONFIGURATION_ERROR``
+(any error but ``Unauthorized`` from a Lambda authorizer), customized in template.yaml to 503 with
+``Retry-After`` and the "Preview unavailable" page. An Allow
 carries, for the integration to map into headers, the sandbox id, the scope and the request's
 cookies without the session cookie. Nothing of the token or the cookies is logged.
 
@@ -42,6 +47,14 @@ _POLICY_VERBS = {
     "*": "*",
 }
 _POLICY_VERSION = "2012-10-17"
+# Any message but "Unauthorized" (which API Gateway turns into a 401).
+UNAVAILABLE_MESSAGE = "previews unavailable"
+
+
+class PreviewsUnavailableError(Exception):
+    """Raised to make API Gateway answer 503 (``AUTHORIZER_CONFIGURATION_ERROR``), never a Deny."""
+
+
 _INVOKE = "execute-api:Invoke"
 
 
@@ -121,23 +134,16 @@ def policy_for(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     )
 
 
-def _fail_closed(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
-    try:
-        return policy_for(event, decision)
-    except Exception:  # no usable methodArn: deny every resource instead
-        reason = decision.reason or DenialReason.UNAVAILABLE
-        context = {"reason": reason.value, **denial_for(reason, None).as_context()}
-        return _policy("anonymous", "Deny", "*", context)
-
-
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         decision = preview_gate().authorize(preview_request(event))
         policy = policy_for(event, decision)
-    except Exception as error:  # never raise: an exception here would be a 500 to the viewer
+    except Exception as error:  # fail closed: never an Allow, never API Gateway's bare 500
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})
-        decision = Decision(False, DenialReason.UNAVAILABLE)
-        policy = _fail_closed(event, decision)
+        raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE) from None
+    if decision.reason is DenialReason.UNAVAILABLE:
+        logger.warning("preview request unavailable", extra={"reason": decision.reason.value})
+        raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE)
     if not decision.allowed:
         logger.info(
             "preview request denied",

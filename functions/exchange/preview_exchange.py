@@ -6,6 +6,7 @@ sends every ``?mt=`` document request. A bad token gets the access-denied page.
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -29,15 +30,17 @@ def _security_headers() -> dict[str, str]:
 
 
 def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
-    status = (
-        HTTPStatus.SERVICE_UNAVAILABLE if denied.reason is DenialReason.UNAVAILABLE else HTTPStatus.FORBIDDEN
-    )
+    headers = {**_security_headers(), "Content-Type": "text/html; charset=utf-8"}
+    status = HTTPStatus.FORBIDDEN
+    if denied.reason is DenialReason.UNAVAILABLE:
+        status = HTTPStatus.SERVICE_UNAVAILABLE
+        headers["Retry-After"] = str(max(1, math.ceil(denied.retry_after_seconds)))
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
     return {
         "statusCode": int(status),
-        "headers": {**_security_headers(), "Content-Type": "text/html; charset=utf-8"},
+        "headers": headers,
         "body": render_page(denial_for(denied.reason, denied.sandbox_id)),
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from preview_tokens.errors import (
     ServiceUnavailableError,
 )
 from preview_tokens.observability import logger
+from preview_tokens.request_body import parse_json_object
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.settings import MintSettings, PreviewUrlSettings
 from preview_tokens.signing_keys import (
@@ -51,14 +51,9 @@ class MintRequest(BaseModel):
     @classmethod
     def from_body(cls, body: str | None) -> MintRequest:
         """Parse a raw request body; an absent or empty body means every default."""
-        if body is None or not body.strip():
+        document = parse_json_object(body)
+        if document is None:
             return cls()
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise InvalidRequestError("The request body is not valid JSON.") from None
-        if not isinstance(document, dict):
-            raise InvalidRequestError("The request body must be a JSON object.")
         try:
             return cls.model_validate(document)
         except ValidationError as error:
