@@ -1,7 +1,8 @@
 """A threaded loopback HTTP server that hands each request to one function, and logs it safely.
 
-The log line names the server, method, host, path and status. ``mt`` query values are
-replaced by ``[redacted]``; headers (``Cookie``, ``Authorization``) and bodies are never logged.
+The log line names the server, method, host, path and status, each field escaped and with
+credential-shaped text redacted (:func:`http_messages.log_field`); of the query only parameter
+names appear; headers (``Cookie``, ``Authorization``) and bodies are never logged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TextIO
 
-from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.http_messages import HttpRequest, HttpResponse, log_field
 
 Responder = Callable[[HttpRequest], HttpResponse]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -81,12 +82,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             response = self.server.respond(request)
         except Exception as error:  # a bug in the local stack: say so, keep serving
-            print(f"[{self.server.label}] error {type(error).__name__}: {error}", file=self.server.log)
+            print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
             response = HttpResponse.text(500, "local stack error: see its output")
         self._write(response, head=self.command == "HEAD")
         elapsed = (time.monotonic() - started) * 1000
         print(
-            f"[{self.server.label}] {request.method} {request.host} {request.log_target()} "
+            f"[{self.server.label}] {log_field(request.method)} {log_field(request.host)} "
+            f"{request.log_target()} "
             f"-> {response.status} ({elapsed:.0f} ms)",
             file=self.server.log,
             flush=True,

@@ -75,12 +75,15 @@ class MintResponse(BaseModel):
 class ErrorDetail(BaseModel):
     code: Annotated[str, Field(description="Machine code, e.g. invalid_scope")]
     message: Annotated[str, Field(description="Human sentence")]
+    retryable: Annotated[bool | None, Field(description="429 and 503 only: true")] = None
+    retry_after_ms: Annotated[int | None, Field(description="429 and 503 only: Retry-After in ms")] = None
 
 
 class ErrorResponse(BaseModel):
     """Every error body has this one shape."""
 
     error: ErrorDetail
+    request_id: Annotated[str, Field(description="Also in the X-Request-Id header")]
 
 
 @dataclass(frozen=True)
