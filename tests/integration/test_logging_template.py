@@ -64,17 +64,18 @@ def resources() -> dict[str, Any]:
 
 
 def stage_of(resources: dict[str, Any], api: str) -> dict[str, Any]:
-    (stage,) = [
+    stages: list[dict[str, Any]] = [
         resource["Properties"]
         for resource in resources.values()
         if resource["Type"] == "AWS::ApiGateway::Stage"
         and resource["Properties"]["RestApiId"] == {"Ref": api}
     ]
+    (stage,) = stages
     return stage
 
 
 def encrypted_with_data_key(resource: dict[str, Any]) -> bool:
-    return resource["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["DataAtRestKey", "Arn"]}
+    return bool(resource["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["DataAtRestKey", "Arn"]})
 
 
 @pytest.mark.parametrize(
