@@ -25,9 +25,10 @@ $(VENV)/.synced-local: pyproject.toml uv.lock | $(UV)
 	$(SYNC) --inexact --group local
 	touch $@
 
-# Everything for the tests: adds the "dev" group (linters, type checker, SAM CLI, playwright).
+# Everything for the tests: adds the "dev" group (linters, type checker, SAM CLI, playwright) and
+# the "operator" extra (the AWS CRT the CLI needs to write the CloudFront KeyValueStore).
 $(VENV)/.synced-dev: pyproject.toml uv.lock | $(UV)
-	$(SYNC) --group dev
+	$(SYNC) --group dev --extra operator
 	touch $@ $(VENV)/.synced-local
 
 ## run: the whole system locally (mint API, data plane, demo pages) on 127.0.0.1:$(PORT)

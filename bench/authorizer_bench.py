@@ -250,7 +250,7 @@ def main() -> int:
                 prefix="preview-bench", dynamodb=boto3.client("dynamodb"), kms=boto3.client("kms")
             )
             table = resources.environment()["SIGNING_KEYS_TABLE"]
-            SigningKeyAdmin(table).create(resources.kms_key_id)
+            SigningKeyAdmin(table, edge_store=None).create(resources.kms_key_id)
         env = {
             **{name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "PYTHON"))},
             **aws.environment(),

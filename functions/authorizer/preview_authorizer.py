@@ -8,7 +8,9 @@ Response's status is fixed per response type: so the authorizer then raises
 (any error but ``Unauthorized`` from a Lambda authorizer), customized in template.yaml to 503 with
 ``Retry-After`` and the "Preview unavailable" page. An Allow
 carries, for the integration to map into headers, the sandbox id, the scope and the request's
-cookies without the session cookie. Nothing of the token or the cookies is logged.
+cookies without the session cookie. Every one of those values is non-empty, or the request is
+denied: API Gateway does not apply a mapping whose value is empty, and the client's own header
+of that name would then reach the origin. Nothing of the token or the cookies is logged.
 
 The event is read as the plain dict API Gateway sends, and the policy is built as a plain
 dict, without Powertools' authorizer data classes: importing them costs about a third of the
@@ -25,10 +27,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.access import Decision, DenialReason, PreviewRequest
+from preview_tokens.access import (
+    Decision,
+    DenialReason,
+    PreviewRequest,
+    fallback_token,
+    query_carries_token,
+)
 from preview_tokens.data_plane import preview_gate
 from preview_tokens.denial_page import denial_for
-from preview_tokens.exchange import TOKEN_PARAMETER
 from preview_tokens.observability import logger
 
 if TYPE_CHECKING:
@@ -81,7 +88,8 @@ def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
         path=event["path"],
         host=host,
         cookie_header=_header(headers, "Cookie", "cookie"),
-        query_token=(event.get("queryStringParameters") or {}).get(TOKEN_PARAMETER),
+        fallback_token=fallback_token(headers),
+        query_carries_token=query_carries_token(event.get("multiValueQueryStringParameters")),
     )
 
 
@@ -108,23 +116,35 @@ def _policy(principal_id: str, effect: str, resource: str, context: dict[str, An
     }
 
 
+def origin_headers(decision: Decision) -> dict[str, str] | None:
+    """The context of an Allow: what template.yaml maps into the origin's request headers.
+
+    ``None`` when any value is empty: API Gateway does not apply a mapping whose value is
+    empty, so the client's own header of that name (a forged ``X-Sandbox-Id``, the session
+    cookie in ``Cookie``) would reach the origin. Such a request is denied instead.
+    """
+    claims = decision.claims
+    if not decision.allowed or claims is None:
+        return None
+    mapped = {
+        "sandbox_id": claims.sandbox_id,
+        "scope": claims.scope.value,
+        "origin_cookie": decision.origin_cookie,
+    }
+    return mapped if all(mapped.values()) else None
+
+
 def policy_for(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     """Allow every path of the API for the request's method, or deny everything."""
     claims = decision.claims
-    if decision.allowed and claims is not None:
+    mapped = origin_headers(decision)
+    if mapped is not None and claims is not None:
         verb = _POLICY_VERBS.get(event["httpMethod"])
         if verb is None:
             raise ValueError("not an HTTP verb an execute-api policy can name")
-        return _policy(
-            claims.sandbox_id,
-            "Allow",
-            f"{_api_stage_arn(event['methodArn'])}/{verb}/*",
-            {
-                "sandbox_id": claims.sandbox_id,
-                "scope": claims.scope.value,
-                "origin_cookie": decision.origin_cookie,
-            },
-        )
+        return _policy(claims.sandbox_id, "Allow", f"{_api_stage_arn(event['methodArn'])}/{verb}/*", mapped)
+    if decision.allowed:  # allowed, but a mapped header would be empty: fail closed
+        decision = Decision(False, DenialReason.UNAVAILABLE)
     reason = decision.reason or DenialReason.INVALID_TOKEN
     return _policy(
         "anonymous",
@@ -141,14 +161,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except Exception as error:  # fail closed: never an Allow, never API Gateway's bare 500
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})
         raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE) from None
-    if decision.reason is DenialReason.UNAVAILABLE:
-        logger.warning("preview request unavailable", extra={"reason": decision.reason.value})
+    reason = policy["context"].get("reason")
+    if reason == DenialReason.UNAVAILABLE.value:  # a 503, not a Deny (see the module's docstring)
+        logger.warning("preview request unavailable", extra={"reason": reason})
         raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE)
-    if not decision.allowed:
+    if reason is not None:
         logger.info(
             "preview request denied",
             extra={
-                "reason": decision.reason.value if decision.reason else None,
+                "reason": reason,
                 "method": event.get("httpMethod") if isinstance(event, Mapping) else None,
                 "sandbox_id": decision.claims.sandbox_id if decision.claims else None,
             },

@@ -1,7 +1,8 @@
 """The ``?mt=`` exchange: verify the token, set the session cookie, redirect without ``mt``.
 
 Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), where the edge
-sends every ``?mt=`` document request. A bad token gets the access-denied page.
+sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
+``X-Preview-Token``. A bad token gets the access-denied page.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from preview_tokens.access import DenialReason
+from preview_tokens.access import DenialReason, fallback_token
 from preview_tokens.data_plane import preview_gate
 from preview_tokens.denial_page import content_security_policy, denial_for, render_page
-from preview_tokens.exchange import TOKEN_PARAMETER, ExchangeDenied, exchange_token
+from preview_tokens.exchange import ExchangeDenied, exchange_token
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 
@@ -48,12 +49,12 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayProxyEvent(event)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
-    tokens = query.get(TOKEN_PARAMETER) or []
+    token = fallback_token(event.get("headers")) or ""
     host = (request.headers or {}).get("Host") or request.request_context.domain_name or ""
     try:
         outcome = exchange_token(
             preview_gate(),
-            tokens[-1] if tokens else None,
+            token,
             host,
             (request.path_parameters or {}).get("proxy", ""),
             query,
@@ -70,6 +71,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(), "Location": outcome.location},
-        "multiValueHeaders": {"Set-Cookie": outcome.set_cookies(tokens[-1])},
+        "multiValueHeaders": {"Set-Cookie": outcome.set_cookies(token)},
         "body": "",
     }

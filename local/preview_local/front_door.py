@@ -1,8 +1,10 @@
 """The one local address, dispatched by ``Host`` as DNS and CloudFront dispatch it in AWS.
 
-* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first the edge rule CloudFront
-  applies (:func:`preview_local.edge.edge_route`: ``?mt=`` requests go to the exchange), then
-  the preview REST API.
+* ``<sandbox-id>.<preview-domain>:PORT`` - the data plane: first what the CloudFront Function
+  does (:func:`preview_local.edge.viewer_request`: ``mt`` off the query into ``X-Preview-Token``,
+  ``GET ?mt=`` to the exchange), then the preview REST API, then CloudFront's viewer-response
+  rule on its answer (:class:`preview_local.viewer_response.ViewerResponse`: no ``__Host-mp_``
+  cookie from the origin, the tenant's CSP ``frame-ancestors``).
 * ``127.0.0.1:PORT`` / ``localhost:PORT`` - the control plane REST API (``/api/...``), plus
   what exists only locally: the demo embedding page (``/``, ``/demo/...``) and the dev
   identity provider (``/dev-idp/...``). Any other path goes to the control plane API, which
@@ -11,15 +13,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from preview_local.demo_app import PAGE_PATHS, DemoEmbeddingApp
 from preview_local.dev_idp import PATH_PREFIX as DEV_IDP_PREFIX
 from preview_local.dev_idp import DevIdentityProvider
-from preview_local.edge import edge_route
+from preview_local.edge import viewer_request
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.viewer_response import ViewerResponse
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 
@@ -31,13 +33,15 @@ class FrontDoor:
     data_plane: RestApiGateway
     demo: DemoEmbeddingApp
     identity_provider: DevIdentityProvider
+    viewer_response: ViewerResponse
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         host = request.host_name
         if host.endswith("." + self.preview_domain):
             query_names = [name for name, _ in request.query_items()]
-            routed = dataclasses.replace(request, path=edge_route(request.path, query_names, request.method))
-            return self.data_plane.handle(routed)
+            routed = viewer_request(request)
+            response = self.data_plane.handle(routed)
+            return self.viewer_response.apply(routed.method, routed.path, query_names, host, response)
         if host in LOOPBACK_NAMES:
             if request.path.startswith(DEV_IDP_PREFIX + "/"):
                 return self.identity_provider.respond(request)

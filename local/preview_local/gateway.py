@@ -7,20 +7,31 @@ result cache) with an API-Gateway-shaped event and apply its policy to the metho
 answers garbage renders ``AUTHORIZER_CONFIGURATION_ERROR`` (``Unauthorized`` raised: 401
 ``UNAUTHORIZED``), all through the API's Gateway Responses (:mod:`gateway_responses`). Then the
 integration: ``aws_proxy`` invokes the function with a proxy event and maps its answer back;
-``http_proxy`` forwards to the URI after applying ``requestParameters`` (header and query
-mappings overwrite what the client sent) and returns the origin's status, headers and body.
+``http_proxy`` forwards to the URI after applying ``requestParameters`` and returns the origin's
+status, headers and body.
+
+What API Gateway does to a request, as recorded against AWS (sources in
+``local/preview_local/README.md``): headers in :data:`DROPPED_FROM_REQUEST` (hop-by-hop,
+``Upgrade``...) never reach an event or an integration; request line and header values above
+:data:`HEADER_LIMIT_BYTES` are refused; an ``http_proxy`` integration gets the client's query
+with the integration URI's and the mapped parameters *added* (``foobar,bar``: merged, never
+replaced), a mapped header *replaces* the client's, and a mapping whose value is missing or empty
+is not applied at all (so the client's own header or parameter passes); the integration answers
+within its ``timeoutInMillis`` (default 29 s) or the request gets ``INTEGRATION_TIMEOUT``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import http.client
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from preview_local.authorizer_policy import (
     AuthorizerOutput,
@@ -34,34 +45,69 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.lambda_runtime import Invocable
 from preview_local.rest_api import Integration, LambdaAuthorizer, RestApi, RouteMatch
 
-HOP_BY_HOP = frozenset(
+# Dropped when API Gateway parses a request: in no event, never forwarded (LocalStack's
+# AWS-validated DROPPED_FROM_REQUEST_COMMON), plus RFC 9110's other hop-by-hop fields (7.6.1;
+# Proxy-Authorization, consumed by the first proxy: 11.7.2).
+DROPPED_FROM_REQUEST = frozenset(
+    {
+        "connection",
+        "content-length",
+        "content-md5",
+        "expect",
+        "max-forwards",
+        "proxy-authenticate",
+        "server",
+        "te",
+        "transfer-encoding",
+        "trailer",
+        "upgrade",
+        "www-authenticate",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+    }
+)
+# Not passed on by an HTTP_PROXY integration unless a mapping sets them (LocalStack, validated).
+NOT_PROXIED = frozenset({"host", "content-encoding", "via"})
+# Not copied from the origin's answer: this gateway frames the response itself.
+RESPONSE_HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
         "proxy-authenticate",
-        "proxy-authorization",
         "te",
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "host",
         "content-length",
     }
 )
-INTEGRATION_TIMEOUT_SECONDS = 29.0
+# REST API quota "Total combined size of request line and header values" (the payload's, 10 MB,
+# is http_server's; the integration timeout is each integration's timeoutInMillis, 29 s by default).
+HEADER_LIMIT_BYTES = 10_240
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
 
 
 class RestApiGateway:
     def __init__(
-        self, api: RestApi, functions: Mapping[str, Invocable], forwarded_port: int, scheme: str = "http"
+        self,
+        api: RestApi,
+        functions: Mapping[str, Invocable],
+        forwarded_port: int,
+        scheme: str = "http",
+        integration_timeout_seconds: float | None = None,
     ) -> None:
+        """``integration_timeout_seconds`` overrides every integration's ``timeoutInMillis`` (tests)."""
         self.api = api
         self._functions = functions
         self._forwarded_port = forwarded_port
         self._scheme = scheme
+        self._integration_timeout = integration_timeout_seconds
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        if request_size(request) > HEADER_LIMIT_BYTES:
+            return HttpResponse.text(431, "Request Header Fields Too Large")
+        request = _without_dropped_headers(request)
         request_id = str(uuid.uuid4())
         match = self.api.match(request.method, request.path)
         if match is None:
@@ -135,41 +181,46 @@ class RestApiGateway:
         integration: Integration,
         authorizer: Mapping[str, Any],
     ) -> HttpResponse:
-        headers = [(name, value) for name, value in request.headers if name.lower() not in HOP_BY_HOP]
-        query = request.query_items()
+        headers = [(name, value) for name, value in request.headers if name.lower() not in NOT_PROXIED]
+        mapped_query: list[tuple[str, str]] = []
         path_values: dict[str, str] = {}
         for target, source in integration.request_parameters.items():
             value = _mapped_value(source, request, match, authorizer)
             kind, _, name = target.removeprefix("integration.request.").partition(".")
-            if value is None:
+            if not value:  # missing or empty: not applied, whatever the client sent stays
                 continue
             if kind == "header":
                 headers = [(key, old) for key, old in headers if key.lower() != name.lower()] + [
                     (name, value)
                 ]
             elif kind == "querystring":
-                query = [(key, old) for key, old in query if key != name] + [(name, value)]
+                mapped_query.append((name, value))
             elif kind == "path":
                 path_values[name] = value
         uri = integration.uri
         for name, value in path_values.items():
             uri = uri.replace("{" + name + "}", quote(value, safe="/"))
         endpoint = urlsplit(uri)
+        # Merged, never replaced: the URI's parameters, the client's, then the mapped ones.
+        query = [*parse_qsl(endpoint.query, keep_blank_values=True), *request.query_items(), *mapped_query]
         path = (endpoint.path or "/") + (f"?{urlencode(query)}" if query else "")
-        connection = http.client.HTTPConnection(
-            endpoint.hostname or "", endpoint.port, timeout=INTEGRATION_TIMEOUT_SECONDS
-        )
+        timeout = self._integration_timeout or integration.timeout_seconds
+        deadline = time.monotonic() + timeout
+        connection = http.client.HTTPConnection(endpoint.hostname or "", endpoint.port, timeout=timeout)
         try:
             connection.request(request.method, path, body=request.body or None, headers=dict(_merge(headers)))
+            _time_left(connection, deadline)
             response = connection.getresponse()
-            body = response.read()
+            body = _read_until(response, connection, deadline)
         except TimeoutError:
             return self._gateway_error(request, request_id, "INTEGRATION_TIMEOUT")
         except (OSError, http.client.HTTPException):
             return self._gateway_error(request, request_id, "INTEGRATION_FAILURE")
         finally:
             connection.close()
-        kept = tuple((name, value) for name, value in response.getheaders() if name.lower() not in HOP_BY_HOP)
+        kept = tuple(
+            (name, value) for name, value in response.getheaders() if name.lower() not in RESPONSE_HOP_BY_HOP
+        )
         return HttpResponse(response.status, kept, body)
 
     # ----------------------------------------------------------------------- events
@@ -309,6 +360,51 @@ def _identity_present(request: HttpRequest, fields: Mapping[str, Any], sources: 
         if not present:
             return False
     return True
+
+
+def request_size(request: HttpRequest) -> int:
+    """Bytes of the request line and the header values, as API Gateway's quota counts them."""
+    target = request.path + (f"?{request.query}" if request.query else "")
+    line = f"{request.method} {target} HTTP/1.1"
+    return len(line.encode("utf-8")) + sum(len(value.encode("utf-8")) for _, value in request.headers)
+
+
+def _without_dropped_headers(request: HttpRequest) -> HttpRequest:
+    """The request without the headers API Gateway drops while parsing it (and those ``Connection`` names)."""
+    named = {
+        token.strip().lower()
+        for name, value in request.headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    headers = tuple(
+        (name, value)
+        for name, value in request.headers
+        if name.lower() not in DROPPED_FROM_REQUEST and name.lower() not in named
+    )
+    return dataclasses.replace(request, headers=headers)
+
+
+def _read_until(
+    response: http.client.HTTPResponse, connection: http.client.HTTPConnection, deadline: float
+) -> bytes:
+    """The whole body, or TimeoutError once the integration's time is up (not per read: in total)."""
+    chunks: list[bytes] = []
+    while True:
+        _time_left(connection, deadline)
+        chunk = response.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _time_left(connection: http.client.HTTPConnection, deadline: float) -> None:
+    """The socket waits no longer than the integration's time left; TimeoutError when none is."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("integration timeout")
+    if connection.sock is not None:
+        connection.sock.settimeout(remaining)
 
 
 def _merge(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

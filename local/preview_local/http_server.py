@@ -3,21 +3,110 @@
 The log line names the server, method, host, path and status, each field escaped and with
 credential-shaped text redacted (:func:`http_messages.log_field`); of the query only parameter
 names appear; headers (``Cookie``, ``Authorization``) and bodies are never logged.
+
+Request bodies are read as API Gateway's front end accepts them: by ``Content-Length`` or
+``Transfer-Encoding: chunked`` (RFC 9112 6-7), at most :data:`MAX_BODY_BYTES` (API Gateway's
+payload quota, answered ``413`` with its text). A framing the server cannot trust - a
+``Content-Length`` that is not one number, both ``Content-Length`` and ``Transfer-Encoding``
+(a smuggling vector, RFC 9112 6.3), a malformed chunk - is answered ``400`` and the connection
+closed; a transfer coding other than ``chunked`` is ``501`` (RFC 9112 6.1). Never a dropped
+connection without an answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 import threading
 import time
 from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from preview_local.http_messages import HttpRequest, HttpResponse, log_field
 
 Responder = Callable[[HttpRequest], HttpResponse]
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota (10 MB)
+PAYLOAD_TOO_LARGE = f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."  # API Gateway's 413 text
+_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read and discard an oversized body up to this, so the 413 is seen
+_DIGITS = re.compile(rb"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]+")
+_MAX_LINE = 65536
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+class FramingError(Exception):
+    """The request's body cannot be read as framed: answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, text: str, drain: int = 0) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.drain = drain
+
+
+def read_body(headers: Message, stream: _Readable, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body framed by ``headers``, read from ``stream``; FramingError when it can't be."""
+    encodings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("Content-Length") or []
+    if encodings:
+        if lengths:
+            raise FramingError(400, "both Content-Length and Transfer-Encoding")
+        codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+        if codings != ["chunked"]:
+            raise FramingError(501, "only the chunked transfer coding is implemented")
+        return _read_chunked(stream, limit)
+    if not lengths:
+        return b""
+    values = {part.strip().encode("latin-1", "replace") for value in lengths for part in value.split(",")}
+    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
+        raise FramingError(400, "malformed Content-Length")
+    length = int(next(iter(values)))
+    if length > limit:
+        raise FramingError(413, PAYLOAD_TOO_LARGE, drain=length)
+    body = stream.read(length) if length else b""
+    if len(body) != length:
+        raise FramingError(400, "the body is shorter than its Content-Length")
+    return body
+
+
+def _read_chunked(stream: _Readable, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE or not line.endswith(b"\r\n"):
+            raise FramingError(400, "malformed chunk size line")
+        size_text = line[:-2].split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            raise FramingError(400, "malformed chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > _DRAIN_LIMIT_BYTES:
+            raise FramingError(413, PAYLOAD_TOO_LARGE)
+        data = stream.read(size)
+        if len(data) != size or stream.read(2) != b"\r\n":
+            raise FramingError(400, "malformed chunk")
+        if total <= limit:  # past the limit: read on (so the client sees the 413), keep nothing
+            chunks.append(data)
+    for _ in range(100):  # trailer fields, ignored; ends with an empty line
+        line = stream.readline(_MAX_LINE + 1)
+        if line == b"\r\n":
+            if total > limit:
+                raise FramingError(413, PAYLOAD_TOO_LARGE)
+            return b"".join(chunks)
+        if not line.endswith(b"\r\n") or len(line) > _MAX_LINE:
+            break
+    raise FramingError(400, "malformed chunked trailer")
 
 
 class LoopbackServer(ThreadingHTTPServer):
@@ -67,23 +156,26 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         started = time.monotonic()
         path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._write(HttpResponse.text(413, "request body too large"), head=False)
-            return
         request = HttpRequest(
             method=self.command,
             path=path or "/",
             query=query,
             headers=tuple(self.headers.items()),
-            body=self.rfile.read(length) if length else b"",
             client_ip=self.client_address[0],
         )
         try:
-            response = self.server.respond(request)
-        except Exception as error:  # a bug in the local stack: say so, keep serving
-            print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
-            response = HttpResponse.text(500, "local stack error: see its output")
+            request = dataclasses.replace(request, body=read_body(self.headers, self.rfile))
+        except FramingError as error:
+            if error.drain <= _DRAIN_LIMIT_BYTES:
+                _discard(self.rfile, error.drain)
+            self.close_connection = True
+            response = HttpResponse.text(error.status, error.text)
+        else:
+            try:
+                response = self.server.respond(request)
+            except Exception as error:  # a bug in the local stack: say so, keep serving
+                print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
+                response = HttpResponse.text(500, "local stack error: see its output")
         self._write(response, head=self.command == "HEAD")
         elapsed = (time.monotonic() - started) * 1000
         print(
@@ -100,6 +192,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if not head:
             self.wfile.write(response.body)
@@ -108,3 +202,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Silence the default log line (it prints the whole request target, ``mt`` included)."""
+
+
+def _discard(stream: _Readable, length: int) -> None:
+    while length > 0:
+        chunk = stream.read(min(length, 1 << 20))
+        if not chunk:
+            return
+        length -= len(chunk)

@@ -6,8 +6,14 @@ a page showing the sandbox and the ``X-Preview-Scope`` it is viewed with, a styl
 and an XHR that each mark themselves loaded (so the session cookie works for subresources),
 and a text box whose keystrokes are POSTed to the input channel and echoed back.
 
+A hostile page, :data:`HOSTILE_PAGE`, plays a sandbox app that attacks the data plane from the
+origin's side: its response sets the data plane's own cookies (``__Host-mp_session`` and
+``__Host-mp_session_ends``) and forbids every framing (``frame-ancestors 'none'``,
+``X-Frame-Options: DENY``). The edge's viewer-response rule must undo all of it.
+
 For the tests it also records, per sandbox, whether a request ever carried a preview
-credential (a non-empty ``mt`` query value or the session cookie): it never must.
+credential - an ``mt`` query parameter (its name decoded, any value), the session cookie, or
+an ``X-Preview-Token`` other than the fixed value the gateway maps there: it never must.
 """
 
 from __future__ import annotations
@@ -19,8 +25,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
-from preview_tokens.access import SESSION_COOKIE
-from preview_tokens.exchange import TOKEN_PARAMETER
+from preview_tokens.access import (
+    FALLBACK_TOKEN_HEADER,
+    ORIGIN_FALLBACK_TOKEN_VALUE,
+    SESSION_COOKIE,
+    SESSION_ENDS_COOKIE,
+    TOKEN_PARAMETER,
+)
 from preview_tokens.sandboxes import is_sandbox_id
 
 from preview_local.http_messages import HttpRequest, HttpResponse
@@ -28,6 +39,8 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 SANDBOX_HEADER = "X-Sandbox-Id"
 SCOPE_HEADER = "X-Preview-Scope"
 APP_COOKIE = "sandbox_theme"
+HOSTILE_PAGE = "/hostile"
+FORGED_SESSION = "forged-by-the-origin"
 _STATIC = {
     "/static/sandbox.css": "text/css; charset=utf-8",
     "/static/sandbox.js": "text/javascript; charset=utf-8",
@@ -81,6 +94,8 @@ class SandboxOrigin:
             return self._page_response(sandbox_id, scope)
         if request.method in ("GET", "HEAD") and request.path in _STATIC:
             return HttpResponse.text(200, static_text(request.path.rsplit("/", 1)[1]), _STATIC[request.path])
+        if request.method == "GET" and request.path == HOSTILE_PAGE:
+            return self._hostile_response()
         if request.method == "GET" and request.path == "/api/status":
             return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
         if request.method == "POST" and request.path == self._input_path:
@@ -93,7 +108,9 @@ class SandboxOrigin:
             for crumb in (request.header("Cookie") or "").split(";")
             if crumb.strip()
         }
-        carries_token = any(name == TOKEN_PARAMETER and value for name, value in request.query_items())
+        in_query = any(name == TOKEN_PARAMETER for name, _ in request.query_items())
+        in_header = request.header(FALLBACK_TOKEN_HEADER) not in (None, ORIGIN_FALLBACK_TOKEN_VALUE)
+        carries_token = in_query or in_header
         with self._lock:
             seen = self._observations.setdefault(sandbox_id, SandboxObservations())
             seen.cookie_names |= cookie_names
@@ -112,6 +129,26 @@ class SandboxOrigin:
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Cache-Control", "no-store"),
                 ("Set-Cookie", f"{APP_COOKIE}=light; Path=/; Secure; SameSite=None; Partitioned"),
+            ),
+            page.encode("utf-8"),
+        )
+
+    def _hostile_response(self) -> HttpResponse:
+        attributes = "Path=/; Max-Age=86400; Secure; HttpOnly; SameSite=None; Partitioned"
+        page = (
+            "<!doctype html><title>Hostile sandbox page</title>"
+            '<h1 id="hostile">This page tried to replace the preview session</h1>'
+        )
+        return HttpResponse(
+            200,
+            (
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Cache-Control", "no-store"),
+                ("Set-Cookie", f"{SESSION_COOKIE}={FORGED_SESSION}; {attributes}"),
+                ("Set-Cookie", f"{SESSION_ENDS_COOKIE}=1; {attributes}"),
+                ("Set-Cookie", f"{APP_COOKIE}=dark; Path=/; Secure; SameSite=None; Partitioned"),
+                ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'"),
+                ("X-Frame-Options", "DENY"),
             ),
             page.encode("utf-8"),
         )

@@ -27,11 +27,19 @@ class RestApiDefinitionError(ValueError):
     """The OpenAPI definition uses something the local gateway does not emulate."""
 
 
+DEFAULT_TIMEOUT_MILLIS = 29_000  # API Gateway's default (and, for most APIs, maximum) integration timeout
+
+
 @dataclass(frozen=True)
 class Integration:
     type: str
     uri: str
     request_parameters: Mapping[str, str] = field(default_factory=dict)
+    timeout_millis: int = DEFAULT_TIMEOUT_MILLIS
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.timeout_millis / 1000
 
     @property
     def function_name(self) -> str:
@@ -218,6 +226,7 @@ def _method(
         type=str(spec["type"]).lower(),
         uri=str(spec["uri"]),
         request_parameters=spec.get("requestParameters", {}),
+        timeout_millis=int(spec.get("timeoutInMillis", DEFAULT_TIMEOUT_MILLIS)),
     )
     if integration.type not in ("aws_proxy", "http_proxy"):
         raise RestApiDefinitionError(f"integration type {integration.type} is not emulated")

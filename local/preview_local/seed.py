@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.edge_store import EdgeStore, sandbox_tenant_entry
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE
@@ -63,6 +64,7 @@ def seed_demo(
     kms_key_id: str,
     state: LocalState,
     identity_provider: DevIdentityProvider,
+    edge_store: EdgeStore,
     dynamodb: DynamoDBClient | None = None,
     kms: KMSClient | None = None,
 ) -> DemoSeed:
@@ -75,6 +77,7 @@ def seed_demo(
         for sandbox_id in SANDBOXES[tenant_id]:
             if sandboxes.find_in_tenant(tenant_id, sandbox_id) is None:
                 sandboxes.put(tenant_id, sandbox_id)
+            edge_store.put(sandbox_tenant_entry(sandbox_id), tenant_id)
     credentials = state.read_json(CREDENTIALS_FILE)
     repository = ApiKeyRepository(tables["ApiKeysTable"], dynamodb)
     api_keys = {name: _api_key(repository, credentials.get(name), *spec) for name, spec in API_KEYS.items()}
@@ -82,7 +85,7 @@ def seed_demo(
     if not isinstance(jwt, str) or identity_provider.expires_at(jwt) < time.time() + JWT_RENEW_BEFORE_SECONDS:
         jwt = identity_provider.issue(DEMO_TENANT, [PREVIEWS_WRITE], JWT_LIFETIME_SECONDS)
     state.write_json(CREDENTIALS_FILE, {**api_keys, "jwt": jwt})
-    admin = SigningKeyAdmin(tables["SigningKeysTable"], dynamodb, kms)
+    admin = SigningKeyAdmin(tables["SigningKeysTable"], dynamodb, kms, edge_store=edge_store)
     active = [key for key in admin.list() if key.status == ACTIVE]
     signing_kid = active[-1].kid if active else admin.create(kms_key_id).kid
     return DemoSeed(api_keys=api_keys, jwt=jwt, signing_kid=signing_kid)

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from preview_tokens.edge_store import LocalEdgeStore
+from preview_tokens.operator_cli import EDGE_STORE_FILE
+
 from preview_local.aws_resources import ensure_resources
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
@@ -33,12 +36,17 @@ from preview_local.moto_aws import MotoAws
 from preview_local.origin import SandboxOrigin
 from preview_local.rest_api import RestApi
 from preview_local.seed import DEMO_TENANT, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.viewer_response import ViewerResponse
 
 PREVIEW_DOMAIN = "sandboxes.localhost"
 CONTROL_PLANE_API = "ControlPlaneApi"
 DATA_PLANE_API = "PreviewApi"
 DEMO_FILE = "demo.json"
+# The CloudFront KeyValueStore's stand-in (signing keys, frame ancestors, sandbox tenants).
+EDGE_STORE_NAME = "edge-store.json"
 DEFAULT_PORT = 3000
+# Overrides every integration's timeout (29 s, as on AWS): tests of a hanging origin set a short one.
+INTEGRATION_TIMEOUT_VARIABLE = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
@@ -133,7 +141,24 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def run(port: int, state: LocalState, stop: threading.Event) -> None:
+def _integration_timeout(env: Mapping[str, str]) -> float | None:
+    raw = env.get(INTEGRATION_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 29:
+        raise SystemExit(
+            f"preview-local: {INTEGRATION_TIMEOUT_VARIABLE} must be seconds in (0, 29], got {raw!r}"
+        )
+    return seconds
+
+
+def run(
+    port: int, state: LocalState, stop: threading.Event, integration_timeout: float | None = None
+) -> None:
     with ExitStack() as running:
         try:
             front_server = LoopbackServer(port, "gateway")
@@ -154,7 +179,9 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         )
         os.environ.update(deployment.combined_environment())
         os.environ.update(local_only_environment(port))
-        seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider)
+        edge_store = LocalEdgeStore(state.path(EDGE_STORE_NAME))
+        edge_store.clear()  # moto starts empty, with new signing keys: so does the edge
+        seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider, edge_store)
 
         functions = {name: LambdaFunction(spec) for name, spec in deployment.functions.items()}
         origin = SandboxOrigin(deployment.parameters["InputPathPrefix"])
@@ -169,17 +196,22 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
                 RestApi.from_deployment(deployment.rest_apis[CONTROL_PLANE_API]), functions, port
             ),
             data_plane=RestApiGateway(
-                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]), functions, port
+                RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
+                functions,
+                port,
+                integration_timeout_seconds=integration_timeout,
             ),
             demo=DemoEmbeddingApp(
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
             ),
             identity_provider=identity_provider,
+            viewer_response=ViewerResponse(edge_store.get, deployment.parameters["FrameAncestors"]),
         )
         operator_environment = {
             **moto.environment(),
             **resources.environment(),
             "SIGNING_KEY_MASTER_KEY": resources.kms_key_id,
+            EDGE_STORE_FILE: str(edge_store.path),
         }
         info = DemoInfo(port, seed, identity_provider, origin_server.url, operator_environment)
         demo_path = state.write_json(DEMO_FILE, info.as_json())
@@ -203,5 +235,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop)
+    run(_port(os.environ), LocalState.from_env(os.environ), stop, _integration_timeout(os.environ))
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -10,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from preview_tokens.edge_store import LocalEdgeStore
+from preview_tokens.operator_cli import EDGE_STORE_FILE
 
 from tests.e2e.local_stack import LocalStack, fetch
 
@@ -74,3 +79,94 @@ def test_rotating_the_signing_key_keeps_old_previews_working(stack: LocalStack) 
     assert rotated["kid"] in {key["kid"] for key in keys if key["status"] == "active"}
     assert len([key for key in keys if key["status"] == "active"]) >= 2
     assert fetch(before["url"]).status == 302  # a token of the previous key still opens its preview
+
+
+# ------------------------------------------------------------------------------ the edge store
+
+
+def edge_store(stack: LocalStack) -> LocalEdgeStore:
+    """The local stack's stand-in for the CloudFront KeyValueStore, as the edge mirrors read it."""
+    return LocalEdgeStore(Path(stack.demo["operator_environment"][EDGE_STORE_FILE]))
+
+
+def run_operator(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack.demo["operator_environment"]}
+    return subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_edge_holds_exactly_the_key_that_signs_previews(stack: LocalStack) -> None:
+    # Given a preview token minted with the stack's signing key
+    token = stack.mint(stack.demo["api_key"], stack.demo["sandbox_id"]).json()["token"]
+    header, payload, signature = token.removeprefix("mp_").split(".")
+    kid = json.loads(_b64url_decode(header))["kid"]
+
+    # Then the edge's key.<kid> verifies it, as the CloudFront stream verifier will
+    secret = _b64url_decode(edge_store(stack).get(f"key.{kid}") or "")
+    expected = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert len(secret) == 32
+    assert hmac.compare_digest(expected, _b64url_decode(signature))
+
+
+def test_rotation_puts_the_new_key_at_the_edge_and_retirement_removes_it(stack: LocalStack) -> None:
+    # When the operator rotates, the new key is at the edge, and nothing printed holds it
+    rotated = run_operator(stack, "signing-key", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    kid = json.loads(rotated.stdout)["kid"]
+    at_edge = edge_store(stack).get(f"key.{kid}")
+    assert at_edge is not None
+    assert len(_b64url_decode(at_edge)) == 32
+    assert at_edge not in rotated.stdout + rotated.stderr
+    assert at_edge not in stack.output(), "a signing key in the stack's output"
+
+    # When it is retired, the edge no longer has it, and retiring again is harmless
+    assert operator(stack, "signing-key", "retire", kid) == {"kid": kid, "status": "retired"}
+    assert edge_store(stack).get(f"key.{kid}") is None
+    assert operator(stack, "signing-key", "retire", kid) == {"kid": kid, "status": "retired"}
+    listed = {key["kid"]: key["status"] for key in operator(stack, "signing-key", "list")["keys"]}
+    assert listed[kid] == "retired"
+    # the demo's own key is untouched
+    assert edge_store(stack).get(f"key.{stack.demo['signing_kid']}") is not None
+
+
+def test_sandboxes_name_their_tenant_at_the_edge(stack: LocalStack) -> None:
+    operator(stack, "tenant", "create", "hooli")
+    operator(stack, "sandbox", "put", "--tenant", "hooli", "sbx-hooli-1")
+    assert edge_store(stack).get("sb.sbx-hooli-1") == "hooli"
+
+    operator(stack, "sandbox", "delete", "--tenant", "hooli", "sbx-hooli-1")
+    assert edge_store(stack).get("sb.sbx-hooli-1") is None
+
+
+def test_frame_ancestors_are_declared_validated_and_cleared(stack: LocalStack) -> None:
+    operator(stack, "tenant", "create", "umbrella")
+    local_origin = f"http://127.0.0.1:{stack.port}"
+
+    declared = operator(
+        stack, "tenant", "frame-ancestors", "umbrella", "https://*.Umbrella.com", local_origin
+    )
+    assert declared["frame_ancestors"] == ["https://*.umbrella.com", local_origin]
+    assert edge_store(stack).get("fa.umbrella") == f"https://*.umbrella.com {local_origin}"
+
+    # A refused declaration changes nothing, and says why
+    for bad in (
+        ["https://*.com"],
+        ["http://umbrella.com"],
+        [f"https://a{i}.umbrella.com" for i in range(17)],
+    ):
+        refused = run_operator(stack, "tenant", "frame-ancestors", "umbrella", *bad)
+        assert refused.returncode == 2
+        assert refused.stdout == ""
+        assert refused.stderr.startswith("preview-tokens: ")
+    assert edge_store(stack).get("fa.umbrella") == f"https://*.umbrella.com {local_origin}"
+    assert run_operator(stack, "tenant", "frame-ancestors", "nobody-here", local_origin).returncode == 2
+
+    # Disabling the tenant leaves the declaration at the edge; --clear removes it
+    operator(stack, "tenant", "disable", "umbrella")
+    assert edge_store(stack).get("fa.umbrella") is not None
+    cleared = operator(stack, "tenant", "frame-ancestors", "umbrella", "--clear")
+    assert cleared["frame_ancestors"] == []
+    assert edge_store(stack).get("fa.umbrella") is None

@@ -9,6 +9,7 @@ from typing import Any
 
 import preview_authorizer
 import pytest
+from preview_local.edge import UNUSABLE_TOKEN
 from preview_tokens.denial_page import gateway_response_template
 
 from tests.integration.conftest import clear_cold_start_caches
@@ -58,11 +59,36 @@ def test_a_session_cookie_lets_a_subresource_through_with_the_origin_headers(dep
     assert token not in json.dumps(policy)
 
 
-def test_mt_in_the_query_works_where_cookies_are_blocked(deployment: Deployment) -> None:
+def test_mt_works_where_cookies_are_blocked_from_the_header_the_edge_puts_it_in(
+    deployment: Deployment,
+) -> None:
     token = token_for(deployment)
-    policy = authorize(authorizer_event(token, via="query"))
+    policy = authorize(authorizer_event(token, via="header"))
     assert effect(policy) == "Allow"
     assert policy["context"]["origin_cookie"] == "theme=dark"
+
+
+def test_the_recorded_fallback_event_is_allowed(deployment: Deployment) -> None:
+    policy = authorize(load_event("authorizer_mt_query", token=token_for(deployment)))
+    assert effect(policy) == "Allow"
+
+
+def test_a_request_still_carrying_mt_in_its_query_bypassed_the_edge_and_is_denied(
+    deployment: Deployment,
+) -> None:
+    # a valid session cookie too: it is the query that is refused, so the origin never gets mt
+    assert_denied(
+        authorize(load_event("authorizer_mt_in_query", token=token_for(deployment))), "invalid_token"
+    )
+    event = authorizer_event(token_for(deployment), via="query")
+    assert_denied(authorize(event), "invalid_token")
+
+
+def test_several_mt_values_are_refused_rather_than_one_picked(deployment: Deployment) -> None:
+    token = token_for(deployment)
+    # what the edge sends for ?mt=<token>&mt=<token>: never a token of its own
+    assert_denied(authorize(authorizer_event(UNUSABLE_TOKEN, via="header")), "invalid_token")
+    assert_denied(authorize(authorizer_event(f"{token},{token}", via="header")), "invalid_token")
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])

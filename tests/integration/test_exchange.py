@@ -10,6 +10,7 @@ from typing import Any
 
 import preview_exchange
 import pytest
+from preview_local.edge import UNUSABLE_TOKEN
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment
@@ -167,3 +168,23 @@ def test_signing_keys_unreachable_is_a_503_page_not_a_500(
     assert response.status == 503
     assert embedded_event(response.body)["reason"] == "unavailable"
     assert time.monotonic() - started < 5
+
+
+def test_the_token_is_read_from_the_edges_header_whatever_the_query_says(deployment: Deployment) -> None:
+    token = token_for(deployment)
+    # mt left in the query without the edge's header: not exchanged (the query is never read)
+    event = set_header(load_event("exchange_mt_root", token=""), "x-preview-token", None)
+    event["queryStringParameters"] = {"mt": token}
+    event["multiValueQueryStringParameters"] = {"mt": [token]}
+    assert embedded_event(exchange(event).body)["reason"] == "no_token"
+    # the header, whatever its case
+    event = set_header(load_event("exchange_mt_root", token=""), "X-Preview-Token", token)
+    assert exchange(event).status == 302
+
+
+def test_a_link_with_several_mt_values_is_an_invalid_link_not_one_of_them(deployment: Deployment) -> None:
+    # ?mt=<token>&mt=<token>: the edge passes "invalid" rather than choose one
+    response = exchange(load_event("exchange_mt", token=UNUSABLE_TOKEN))
+    assert response.status == 403
+    assert response.header("Set-Cookie") is None
+    assert embedded_event(response.body)["reason"] == "invalid_token"

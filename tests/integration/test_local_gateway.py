@@ -498,11 +498,12 @@ def test_an_allowed_request_reaches_the_origin_with_mapped_headers_and_no_creden
     sent = request(
         "GET",
         "/static/app.js",
-        "v=2&mt=mp_secret",
+        "v=2",
         (
             ("Cookie", f"theme=dark; {SESSION_COOKIE}=mp_secret"),
             ("X-Sandbox-Id", "sbx-spoofed"),
             ("X-Preview-Scope", "interact-spoofed"),
+            ("x-preview-token", "mp_secret"),
         ),
     )
     before = len(recorder.requests)
@@ -514,7 +515,8 @@ def test_an_allowed_request_reaches_the_origin_with_mapped_headers_and_no_creden
     assert [value for name, value in response.headers if name == "Set-Cookie"] == ["a=1", "b=2"]
     forwarded = recorder.requests[before]
     assert forwarded.path == "/static/app.js"
-    assert forwarded.query_items() == [("v", "2"), ("mt", "")]
+    assert forwarded.query_items() == [("v", "2")]
+    assert forwarded.header("X-Preview-Token") == "none"
     assert forwarded.header("X-Sandbox-Id") == "sbx-demo"
     assert forwarded.header("X-Preview-Scope") == "interact"
     assert forwarded.header("Cookie") == "theme=dark"

@@ -23,7 +23,7 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import LoopbackServer
 from preview_local.moto_aws import MotoAws
 from preview_local.rest_api import RestApi
-from preview_tokens.access import SESSION_COOKIE
+from preview_tokens.access import FALLBACK_TOKEN_HEADER, SESSION_COOKIE
 from preview_tokens.aws_timeouts import MAX_ATTEMPTS, worst_case_call_seconds
 from preview_tokens.signing_keys import RETRY_MAX_SECONDS
 
@@ -144,7 +144,10 @@ def page_request(token: str) -> HttpRequest:
 
 
 def exchange_request(token: str) -> HttpRequest:
-    return HttpRequest("GET", "/__preview/exchange", f"mt={token}", (("Host", PREVIEW_HOST),))
+    """The exchange request as the edge forwards ``?mt=``: the token in its header."""
+    return HttpRequest(
+        "GET", "/__preview/exchange", "", (("Host", PREVIEW_HOST), (FALLBACK_TOKEN_HEADER, token))
+    )
 
 
 def assert_unavailable_page(response: HttpResponse) -> None:

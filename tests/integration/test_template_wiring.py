@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from preview_authorizer import policy_for
 from preview_local.cfn_template import PROJECT_ROOT
-from preview_local.edge import edge_route
-from preview_tokens.access import Decision, DenialReason
+from preview_local.edge import edge_route, viewer_request
+from preview_local.http_messages import HttpRequest
+from preview_tokens.access import ORIGIN_FALLBACK_TOKEN_VALUE, Decision, DenialReason, fallback_token
 from preview_tokens.denial_page import (
     authorizer_failure_page,
     content_security_policy,
@@ -169,13 +172,43 @@ def test_origin_learns_sandbox_and_scope_only_from_the_authorizer(api: Mapping[s
     assert context["scope"] == "interact"
 
 
-def test_origin_never_receives_the_session_cookie_or_the_mt_token(api: Mapping[str, Any]) -> None:
+def test_origin_never_receives_the_session_cookie_and_nothing_relies_on_blanking_mt(
+    api: Mapping[str, Any],
+) -> None:
     for path in SANDBOX_ROUTES:
         mappings = integration(api, path)["requestParameters"]
 
         assert mappings["integration.request.header.Cookie"] == "context.authorizer.origin_cookie"
-        assert static_value(mappings["integration.request.querystring.mt"]) == ""
+        # REST merges a mapped query parameter beside the client's: no query mapping at all
+        assert [target for target in mappings if target.startswith("integration.request.querystring.")] == []
     assert allow_context()["origin_cookie"] == "theme=dark"
+
+
+def test_every_header_mapped_from_the_authorizer_is_non_empty_or_the_request_is_denied(
+    api: Mapping[str, Any],
+) -> None:
+    claims = PreviewClaims(
+        sandbox_id="sbx-abc123",
+        tenant_id="tenant-1",
+        host="sbx-abc123.sandboxes.example.com",
+        scope=Scope.READ,
+        issued_at=1_795_688_000,
+        expires_at=1_795_691_600,
+        token_id="jti-1",
+    )
+    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_cookie_get", token="t"))
+    mapped_keys = {
+        source.removeprefix("context.authorizer.")
+        for path in SANDBOX_ROUTES
+        for source in integration(api, path)["requestParameters"].values()
+        if source.startswith("context.authorizer.")
+    }
+    assert mapped_keys == set(allow_context()), "every Allow context value is mapped, every mapping filled"
+    # an Allow whose mapped value would be empty (here: no origin cookie) is a Deny instead
+    policy = policy_for(event, Decision(True, None, claims, ""))
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert policy["context"]["reason"] == "unavailable"
+    assert not {"sandbox_id", "scope", "origin_cookie"} & set(policy["context"])
 
 
 def test_exchange_routes_invoke_the_exchange_function_as_a_lambda_proxy(api: Mapping[str, Any]) -> None:
@@ -392,7 +425,13 @@ def deployed_resources(template: Template, parameters: Mapping[str, str]) -> set
 
 REGIONAL_CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 EDGE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/66666666-7777-8888-9999-000000000000"
-EDGE_RESOURCES = {"PreviewDomainName", "PreviewBasePathMapping", "PreviewEdgeRouter", "PreviewDistribution"}
+EDGE_RESOURCES = {
+    "PreviewDomainName",
+    "PreviewBasePathMapping",
+    "PreviewEdgeRouter",
+    "PreviewEdgeResponse",
+    "PreviewDistribution",
+}
 
 
 @pytest.mark.parametrize(
@@ -446,7 +485,11 @@ def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resource
         {
             "EventType": "viewer-request",
             "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeRouter", "FunctionMetadata.FunctionARN"]},
-        }
+        },
+        {
+            "EventType": "viewer-response",
+            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeResponse", "FunctionMetadata.FunctionARN"]},
+        },
     ]
     assert resources["PreviewEdgeRouter"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
 
@@ -467,77 +510,177 @@ def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template
     }
 
 
-# ------------------------------------------------------------------- the edge's routing rule
+# --------------------------------------------------------------------------------- the edge
 
-# (method, viewer path, query parameter names, path the request continues with)
-EDGE_CASES: list[tuple[str, str, list[str], str]] = [
-    ("GET", "/", ["mt"], "/__preview/exchange"),
-    ("GET", "/", ["lang", "mt"], "/__preview/exchange"),
-    ("GET", "/app/index.html", ["mt", "lang"], "/__preview/exchange/app/index.html"),
-    ("GET", "/app/", ["mt"], "/__preview/exchange/app/"),
-    ("GET", "/app/main.js", [], "/app/main.js"),
-    ("GET", "/", ["lang"], "/"),
-    ("GET", "/app", ["MT"], "/app"),
-    ("GET", "/app", ["mtx", "xmt"], "/app"),
-    ("GET", "/__preview/exchange", ["mt"], "/__preview/exchange"),
-    ("GET", "/__preview/exchange/app/index.html", ["mt"], "/__preview/exchange/app/index.html"),
-    ("HEAD", "/", ["mt"], "/"),
-    ("POST", "/api/save", ["mt"], "/api/save"),
-    ("OPTIONS", "/", ["mt"], "/"),
+
+@dataclass(frozen=True)
+class EdgeCase:
+    """A viewer request (method, path, raw query, its own X-Preview-Token) and what the edge makes of it."""
+
+    method: str
+    path: str
+    query: str | None
+    path_after: str
+    query_after: str | None
+    token_header: str | None
+    client_token_header: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}?{self.query}" + (" +header" if self.client_token_header else "")
+
+
+# Names are decoded as API Gateway decodes a query (form decoding, once): m%74, %6D%74, %6d%74 are mt.
+EDGE_CASES = [
+    # GET with a token: the exchange, mt off the query, the value in X-Preview-Token
+    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T"),
+    EdgeCase("GET", "/", "lang=en&mt=T", "/__preview/exchange", "lang=en", "T"),
+    EdgeCase("GET", "/app/index.html", "mt=T&lang=en", "/__preview/exchange/app/index.html", "lang=en", "T"),
+    EdgeCase("GET", "/app/", "mt=T", "/__preview/exchange/app/", "", "T"),
+    EdgeCase("GET", "/", "%6D%74=T&a=1", "/__preview/exchange", "a=1", "T"),
+    EdgeCase("GET", "/", "%6d%74=T", "/__preview/exchange", "", "T"),
+    EdgeCase("GET", "/", "mt=", "/__preview/exchange", "", None),
+    EdgeCase("GET", "/", "mt", "/__preview/exchange", "", None),
+    EdgeCase("GET", "/__preview/exchange", "mt=T", "/__preview/exchange", "", "T"),
+    EdgeCase(
+        "GET", "/__preview/exchange/app/index.html", "mt=T", "/__preview/exchange/app/index.html", "", "T"
+    ),
+    # every other method: same stripping, no rewrite
+    EdgeCase("HEAD", "/", "mt=T", "/", "", "T"),
+    EdgeCase("OPTIONS", "/", "mt=T", "/", "", "T"),
+    EdgeCase("POST", "/api/save", "mt=T&x=1", "/api/save", "x=1", "T"),
+    EdgeCase("PUT", "/api/save", "x=1&m%74=T", "/api/save", "x=1", "T"),
+    EdgeCase("PATCH", "/api", "%6D%74=T", "/api", "", "T"),
+    EdgeCase("DELETE", "/api", "%6d%74=T&%6D%74=T", "/api", "", "invalid"),
+    EdgeCase("POST", "/api", "mt=", "/api", "", None),
+    # several mt values, or one a header cannot carry as it is: "invalid", which never verifies
+    EdgeCase("POST", "/", "mt=A&mt=B", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=T&m%74=T", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=&mt=T", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=T%2C", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=a+b", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=T%0D%0AX-Sandbox-Id:%20x", "/", "", "invalid"),
+    EdgeCase("POST", "/", "mt=%E2%9C%93", "/", "", "invalid"),
+    # the value is decoded as API Gateway would have decoded it for the authorizer
+    EdgeCase("POST", "/", "mt=mp_a%2Eb", "/", "", "mp_a.b"),
+    # other names stay, byte for byte, and so do the other parameters
+    EdgeCase("GET", "/app/main.js", None, "/app/main.js", None, None),
+    EdgeCase("GET", "/", "lang=en", "/", "lang=en", None),
+    EdgeCase("GET", "/app", "MT=T", "/app", "MT=T", None),
+    EdgeCase("GET", "/app", "mtx=1&xmt=2", "/app", "mtx=1&xmt=2", None),
+    EdgeCase("POST", "/", "m%2574=T", "/", "m%2574=T", None),
+    EdgeCase("POST", "/", "mt+=T&+mt=T&mt%20=T", "/", "mt+=T&+mt=T&mt%20=T", None),
+    EdgeCase("POST", "/", "m%74%=T", "/", "m%74%=T", None),
+    EdgeCase("POST", "/", "a=1&&mt=T&b=%20+x&c", "/", "a=1&&b=%20+x&c", "T"),
+    # the client's own X-Preview-Token never passes the edge
+    EdgeCase("POST", "/", "a=1", "/", "a=1", None, client_token_header="mp_forged"),
+    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T", client_token_header="mp_forged"),
 ]
 
 _NODE_HARNESS = """
 const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const results = cases.map(([method, uri, names]) => {
+const results = cases.map(([method, uri, raw, clientHeader]) => {
   const querystring = {};
-  names.forEach((name, i) => { querystring[name] = { value: 'v' + i }; });
-  const before = JSON.stringify(querystring);
-  const request = handler({
+  (raw || '').split('&').filter((p) => p).forEach((piece) => {
+    const [name, value] = piece.split('=');
+    querystring[name] = { value: value || '' };
+  });
+  const headers = { host: { value: 'sbx-abc123.sandboxes.example.com' } };
+  if (clientHeader !== null) headers['x-preview-token'] = { value: clientHeader };
+  const request = {
+    method, uri, querystring, headers, cookies: {},
+    rawQueryString: () => (raw === null ? undefined : raw),
+  };
+  const out = handler({
     version: '1.0',
     context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', eventType: 'viewer-request' },
     viewer: { ip: '203.0.113.10' },
-    request: {
-      method, uri, querystring, cookies: {},
-      headers: { host: { value: 'sbx-abc123.sandboxes.example.com' } },
-    },
+    request,
   });
-  return { uri: request.uri, queryIntact: JSON.stringify(request.querystring) === before };
+  const token = out.headers['x-preview-token'];
+  return {
+    uri: out.uri,
+    query: typeof out.querystring === 'string' ? out.querystring : raw,
+    header: token === undefined ? null : token.value,
+  };
 });
 process.stdout.write(JSON.stringify(results));
 """
 
 
-@pytest.fixture(scope="module")
-def cloudfront_routes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The CloudFront Function of template.yaml run by node on a viewer-request event per case."""
+def run_cloudfront_function(tmp_path: Path, harness: str, cases: object) -> Any:
+    """The CloudFront Function of template.yaml run by node on viewer-request events."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the CloudFront Function's JavaScript cannot be run")
     code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
-    script = tmp_path_factory.mktemp("cloudfront") / "edge_router.js"
-    script.write_text(code + _NODE_HARNESS, encoding="utf-8")
-    cases = json.dumps([[method, path, names] for method, path, names, _ in EDGE_CASES])
-    completed = subprocess.run([node, str(script)], input=cases, capture_output=True, text=True, check=True)
-    results: list[dict[str, Any]] = json.loads(completed.stdout)
+    script = tmp_path / "edge_router.js"
+    script.write_text(code + harness, encoding="utf-8")
+    completed = subprocess.run(
+        [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
+    )
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture(scope="module")
+def cloudfront_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    cases = [[c.method, c.path, c.query, c.client_token_header] for c in EDGE_CASES]
+    results: list[dict[str, Any]] = run_cloudfront_function(
+        tmp_path_factory.mktemp("cloudfront"), _NODE_HARNESS, cases
+    )
     return results
 
 
-@pytest.mark.parametrize(
-    ("index", "case"), list(enumerate(EDGE_CASES)), ids=[f"{c[0]} {c[1]}?{c[2]}" for c in EDGE_CASES]
-)
-def test_cloudfront_sends_mt_requests_to_the_exchange_and_leaves_the_query_intact(
-    cloudfront_routes: Sequence[Mapping[str, Any]], index: int, case: tuple[str, str, list[str], str]
+@pytest.mark.parametrize(("index", "case"), list(enumerate(EDGE_CASES)), ids=[c.id for c in EDGE_CASES])
+def test_cloudfront_takes_mt_off_every_query_into_the_token_header_and_routes_get_to_the_exchange(
+    cloudfront_results: Sequence[Mapping[str, Any]], index: int, case: EdgeCase
 ) -> None:
-    _, _, _, expected = case
+    assert cloudfront_results[index] == {
+        "uri": case.path_after,
+        "query": case.query_after,
+        "header": case.token_header,
+    }
 
-    assert cloudfront_routes[index] == {"uri": expected, "queryIntact": True}
+
+@pytest.mark.parametrize("case", EDGE_CASES, ids=[c.id for c in EDGE_CASES])
+def test_the_local_edge_does_exactly_what_cloudfront_does(case: EdgeCase) -> None:
+    headers = [("Host", "sbx-abc123.sandboxes.example.com")]
+    if case.client_token_header is not None:
+        headers.append(("X-Preview-Token", case.client_token_header))
+    request = HttpRequest(case.method, case.path, case.query or "", tuple(headers))
+
+    forwarded = viewer_request(request)
+
+    assert forwarded.path == case.path_after
+    assert forwarded.query == (case.query_after or "")
+    assert [value for name, value in forwarded.headers if name.lower() == "x-preview-token"] == (
+        [case.token_header] if case.token_header is not None else []
+    )
 
 
-@pytest.mark.parametrize(("method", "path", "names", "expected"), EDGE_CASES)
-def test_local_edge_routes_exactly_like_cloudfront(
-    method: str, path: str, names: list[str], expected: str
+def test_without_the_raw_query_the_cloudfront_function_fails_closed(tmp_path: Path) -> None:
+    harness = """
+const request = { method: 'GET', uri: '/', querystring: { mt: { value: 'T' } }, headers: {} };
+const out = handler({ request });
+process.stdout.write(JSON.stringify(out));
+"""
+    assert run_cloudfront_function(tmp_path, harness, []) == {
+        "statusCode": 503,
+        "statusDescription": "Service Unavailable",
+    }
+
+
+def test_the_origin_gets_a_fixed_token_header_and_cloudfront_forwards_the_edges_one(
+    api: Mapping[str, Any], resources: Mapping[str, Any]
 ) -> None:
-    assert edge_route(path, names, method=method) == expected
+    for path in SANDBOX_ROUTES:
+        mappings = integration(api, path)["requestParameters"]
+        assert (
+            static_value(mappings["integration.request.header.X-Preview-Token"])
+            == ORIGIN_FALLBACK_TOKEN_VALUE
+        )
+    behavior = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # Managed-AllViewer
 
 
 def test_cloudfront_function_stays_within_its_size_limit() -> None:
@@ -569,5 +712,6 @@ def test_data_plane_events_target_routes_the_template_defines(api: Mapping[str, 
     else:
         assert "security" not in route[event["httpMethod"].lower()]
         viewer_path = "/" + (event["pathParameters"] or {}).get("proxy", "")
-        names = list(event["multiValueQueryStringParameters"] or {})
-        assert edge_route(viewer_path, names) == event["path"], "the edge produces this exchange request"
+        assert edge_route(viewer_path, True) == event["path"], "the edge produces this exchange request"
+        assert "mt" not in (event["multiValueQueryStringParameters"] or {}), "the edge took mt off"
+        assert fallback_token(event["headers"]) == "t", "the edge passes the token in X-Preview-Token"

@@ -41,7 +41,7 @@ class Deployment:
 
     @property
     def signing_keys(self) -> SigningKeyAdmin:
-        return SigningKeyAdmin(self.resources.tables["SigningKeysTable"])
+        return SigningKeyAdmin(self.resources.tables["SigningKeysTable"], edge_store=None)
 
     def seed(self) -> Deployment:
         self.tenants.put(TENANT, "Acme")

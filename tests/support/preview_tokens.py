@@ -70,7 +70,11 @@ def authorizer_event(
     host: str = host_of(SANDBOX),
     via: str = "cookie",
 ) -> dict[str, Any]:
-    """A REST REQUEST authorizer event for ``method path`` on ``host`` carrying ``token``."""
+    """A REST REQUEST authorizer event for ``method path`` on ``host`` carrying ``token``.
+
+    ``via``: ``cookie`` (the session cookie), ``header`` (``X-Preview-Token``, where the edge
+    puts a ``?mt=`` value) or ``query`` (``?mt=`` itself: a request that bypassed the edge).
+    """
     event = load_event("authorizer_cookie_get", token=token or "")
     event = copy.deepcopy(event)
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
@@ -79,8 +83,10 @@ def authorizer_event(
     event["methodArn"] = f"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/preview/{method}{path}"
     event["requestContext"]["domainName"] = host.split(":")[0]
     event = set_header(event, "Host", host)
-    if via == "query" or token is None:
+    if via != "cookie" or token is None:
         event = set_header(event, "Cookie", "theme=dark")
+    if via == "header" and token is not None:
+        event = set_header(event, "x-preview-token", token)
     if via == "query" and token is not None:
         event["queryStringParameters"] = {"mt": token}
         event["multiValueQueryStringParameters"] = {"mt": [token]}

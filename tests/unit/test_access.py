@@ -9,8 +9,10 @@ from preview_tokens.access import (
     DenialReason,
     PreviewGate,
     PreviewRequest,
+    fallback_token,
     normalize_host,
     normalize_path,
+    query_carries_token,
     split_preview_cookies,
 )
 from preview_tokens.aws_json import AwsServiceError
@@ -99,9 +101,48 @@ def test_a_valid_cookie_is_allowed_and_the_origin_gets_the_other_cookies(gate: P
     assert decision.origin_cookie == "theme=dark"
 
 
-def test_the_query_token_is_the_fallback_when_no_cookie_is_sent(gate: PreviewGate) -> None:
+def test_the_edges_token_header_is_the_fallback_when_no_cookie_is_sent(gate: PreviewGate) -> None:
     assert gate.authorize(PreviewRequest("GET", "/", HOST, "", token())).allowed
     assert gate.authorize(PreviewRequest("GET", "/", HOST, "", None)).reason is DenialReason.NO_TOKEN
+
+
+def test_the_session_cookie_wins_over_the_fallback_token(gate: PreviewGate) -> None:
+    decision = gate.authorize(
+        PreviewRequest("GET", "/", HOST, f"__Host-mp_session={token(sandbox='sbx-a')}", "garbage")
+    )
+    assert decision.allowed
+
+
+def test_a_query_that_still_carries_mt_did_not_come_through_the_edge_and_is_denied(gate: PreviewGate) -> None:
+    cookie = f"__Host-mp_session={token()}"
+    decision = gate.authorize(PreviewRequest("GET", "/", HOST, cookie, None, query_carries_token=True))
+    assert decision.allowed is False
+    assert decision.reason is DenialReason.INVALID_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Preview-Token": "mp_a"}, "mp_a"),
+        ({"x-preview-token": "mp_a"}, "mp_a"),
+        ({"X-PREVIEW-TOKEN": "mp_a"}, None),  # neither CloudFront's spelling nor the canonical one
+        ({"x-preview-token": ""}, None),
+        ({"Cookie": "a=1"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_the_fallback_token_is_read_from_the_header_as_the_edge_spells_it(
+    headers: Mapping[str, str] | None, expected: str | None
+) -> None:
+    assert fallback_token(headers) == expected
+
+
+def test_api_gateways_decoded_query_names_tell_whether_mt_is_still_there() -> None:
+    assert query_carries_token({"mt": ["x"]}) is True
+    assert query_carries_token({"mt": [""]}) is True
+    assert query_carries_token({"MT": ["x"], "m%74": ["x"], "lang": ["en"]}) is False
+    assert query_carries_token(None) is False
 
 
 def test_a_seen_token_is_not_verified_again_but_expiry_is_still_checked(

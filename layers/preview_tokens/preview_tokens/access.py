@@ -1,16 +1,18 @@
 """The data plane's decision: may this request to a sandbox host reach the sandbox?
 
-Order of checks: a token is present (session cookie, else ``?mt=``), its signature and
-``kid`` verify, it has not expired, it is bound to the request's host, and its scope allows
-the method and path. ``read`` lets only GET/HEAD/OPTIONS through and never the input
-channel; ``interact`` lets everything through. Standard library only (authorizer hot path).
+Order of checks: the query no longer carries ``mt`` (the edge takes it off every request, so
+one that still has it did not come through the edge), a token is present (session cookie,
+else the ``X-Preview-Token`` header the edge fills from ``?mt=``), its signature and ``kid``
+verify, it has not expired, it is bound to the request's host, and its scope allows the
+method and path. ``read`` lets only GET/HEAD/OPTIONS through and never the input channel;
+``interact`` lets everything through. Standard library only (authorizer hot path).
 """
 
 from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
@@ -35,6 +37,15 @@ PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE})
 # empty: the integration overwrites the client's Cookie header with this value, and an empty
 # mapped value must not let API Gateway fall back to the client's header (session cookie and all).
 NO_APP_COOKIES = "mp_no_app_cookies=1"
+# The query parameter of a preview link. The edge (CloudFront Function, mirrored locally) takes
+# every parameter API Gateway would decode to this name off the query, for every method, and
+# passes its value in FALLBACK_TOKEN_HEADER; nothing downstream reads the query for a token.
+TOKEN_PARAMETER = "mt"
+FALLBACK_TOKEN_HEADER = "X-Preview-Token"
+# What the origin receives in FALLBACK_TOKEN_HEADER: a fixed value the integration maps over the
+# request's (template.yaml), so neither the edge's nor a client's token gets there.
+ORIGIN_FALLBACK_TOKEN_VALUE = "none"
+_FALLBACK_TOKEN_HEADER_LOWER = FALLBACK_TOKEN_HEADER.lower()
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -53,7 +64,10 @@ class PreviewRequest:
     path: str
     host: str
     cookie_header: str
-    query_token: str | None
+    fallback_token: str | None
+    """``X-Preview-Token``: the ``?mt=`` value the edge took off the query (see :func:`fallback_token`)."""
+    query_carries_token: bool = False
+    """The query still has ``mt``: the request did not come through the edge."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,25 @@ def normalize_host(host: str) -> str:
     if sep and port.isdigit() and "]" not in port:
         return name
     return host
+
+
+def fallback_token(headers: Mapping[str, str] | None) -> str | None:
+    """The token the edge took off ``?mt=``: the one place that reads ``X-Preview-Token``.
+
+    CloudFront sends header names lower-case and API Gateway keeps them as received; the
+    canonical spelling is read too. Any other spelling can only come from a client that
+    bypassed the edge, and is ignored (no token) rather than searched for on every request of
+    the authorizer's hot path. An absent or empty header is no token; a value the edge marks as
+    several or unusable ``mt`` values is kept as is and fails verification (``invalid_token``).
+    """
+    if not headers:
+        return None
+    return headers.get(_FALLBACK_TOKEN_HEADER_LOWER) or headers.get(FALLBACK_TOKEN_HEADER) or None
+
+
+def query_carries_token(multi_value_query: Mapping[str, object] | None) -> bool:
+    """Whether API Gateway decoded a ``mt`` parameter from the query (its names are decoded)."""
+    return multi_value_query is not None and TOKEN_PARAMETER in multi_value_query
 
 
 def normalize_path(path: str) -> str:
@@ -144,9 +177,11 @@ class PreviewGate:
         return claims
 
     def authorize(self, request: PreviewRequest) -> Decision:
+        if request.query_carries_token:
+            return Decision(False, DenialReason.INVALID_TOKEN)
         cookies = split_preview_cookies(request.cookie_header)
         origin_cookie = cookies.origin_cookie
-        token = cookies.session_token or request.query_token
+        token = cookies.session_token or request.fallback_token
         if not token:
             ended = cookies.session_ends_at is not None and cookies.session_ends_at <= self._clock()
             return Decision(False, DenialReason.EXPIRED if ended else DenialReason.NO_TOKEN)

@@ -1,10 +1,11 @@
 """The ``?mt=`` exchange: a verified token becomes a host-only session cookie.
 
 The first document request of a preview carries the token in ``?mt=``. At the edge it is
-routed to ``EXCHANGE_PATH`` + the original path (CloudFront Function in AWS, the local
-gateway locally); the exchange verifies the token for the request's host and redirects to the
-same path and query without ``mt``, setting the session cookie for exactly the token's remaining
-life, and beside it a marker cookie holding the token's ``exp`` (no credential) that lives
+routed to ``EXCHANGE_PATH`` + the original path, ``mt`` taken off its query and its value put
+in ``X-Preview-Token`` (CloudFront Function in AWS, its mirror locally); the exchange verifies
+the token for the request's host and redirects to the same path and query without ``mt``,
+setting the session cookie for exactly the token's remaining life, and beside it a marker
+cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
 marker, and is answered "session expired" (the page posts ``preview.expired`` so the embedding
 page re-mints) instead of "no token".
@@ -24,11 +25,11 @@ from preview_tokens.access import (
     HostMismatchError,
     PreviewGate,
 )
+from preview_tokens.access import TOKEN_PARAMETER as TOKEN_PARAMETER  # where the edge takes it from
 from preview_tokens.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
 EXCHANGE_PATH = "/__preview/exchange"
-TOKEN_PARAMETER = "mt"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 

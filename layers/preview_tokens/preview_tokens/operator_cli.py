@@ -1,9 +1,11 @@
 """``preview-tokens``: the operator's command line, against whatever AWS endpoint boto3 uses.
 
-Table names and the KMS key come from ``--stack NAME`` (read from the stack's Outputs), or
-from the same environment variables the functions use (``TENANTS_TABLE``, ``API_KEYS_TABLE``,
-``SANDBOXES_TABLE``, ``SIGNING_KEYS_TABLE``, ``SIGNING_KEY_MASTER_KEY``). The same commands
-work against a moto server (``AWS_ENDPOINT_URL``) and a real account.
+Table names, the KMS key and the edge store come from ``--stack NAME`` (read from the stack's
+Outputs), or from the same environment variables the functions use (``TENANTS_TABLE``,
+``API_KEYS_TABLE``, ``SANDBOXES_TABLE``, ``SIGNING_KEYS_TABLE``, ``SIGNING_KEY_MASTER_KEY``,
+``EDGE_STORE_ARN``). The same commands work against a moto server (``AWS_ENDPOINT_URL``) and a
+real account; the local stack, which has no CloudFront, names its edge store file in
+``EDGE_STORE_FILE`` instead of ``EDGE_STORE_ARN``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.edge_store import (
+    CloudFrontKeyValueStore,
+    EdgeStore,
+    EdgeStoreEntryError,
+    LocalEdgeStore,
+    frame_ancestors_entry,
+    sandbox_tenant_entry,
+)
 from preview_tokens.errors import ServiceUnavailableError
+from preview_tokens.frame_ancestors import FrameAncestorsError, parse_frame_ancestors
 from preview_tokens.sandboxes import SandboxIdTakenError, SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE as ACTIVE_KEY
@@ -31,7 +43,9 @@ _OUTPUT_ENV = {
     "SandboxesTableName": "SANDBOXES_TABLE",
     "SigningKeysTableName": "SIGNING_KEYS_TABLE",
     "SigningKeyMasterKeyArn": "SIGNING_KEY_MASTER_KEY",
+    "PreviewEdgeStoreArn": "EDGE_STORE_ARN",
 }
+EDGE_STORE_FILE = "EDGE_STORE_FILE"
 
 
 class CommandError(Exception):
@@ -48,10 +62,24 @@ class Deployment:
             raise CommandError(f"{env_name} is not set: pass --stack NAME or export {env_name}")
         return value
 
+    @property
+    def edge_store(self) -> EdgeStore:
+        """The deployed KeyValueStore, or the local stack's file; never neither."""
+        if self.names.get("EDGE_STORE_ARN"):
+            return CloudFrontKeyValueStore(self.names["EDGE_STORE_ARN"])
+        if self.names.get(EDGE_STORE_FILE):
+            return LocalEdgeStore(Path(self.names[EDGE_STORE_FILE]))
+        raise CommandError("EDGE_STORE_ARN is not set: pass --stack NAME or export EDGE_STORE_ARN")
+
+    @property
+    def is_local(self) -> bool:
+        """The local stack (plain http previews): its edge store is a file, not CloudFront's."""
+        return not self.names.get("EDGE_STORE_ARN") and bool(self.names.get(EDGE_STORE_FILE))
+
     @classmethod
     def resolve(cls, stack: str | None, env: Mapping[str, str]) -> Deployment:
         if not stack:
-            return cls({name: env.get(name, "") for name in _OUTPUT_ENV.values()})
+            return cls({name: env.get(name, "") for name in [*_OUTPUT_ENV.values(), EDGE_STORE_FILE]})
         described = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
         outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
         return cls({env_name: outputs.get(key, "") for key, env_name in _OUTPUT_ENV.items()})
@@ -69,6 +97,28 @@ def _tenant_set_status(args: argparse.Namespace, deployment: Deployment) -> dict
         raise CommandError(f"no tenant {args.tenant_id}")
     tenant = tenants.put(existing.tenant_id, existing.name, DISABLED if args.action == "disable" else ACTIVE)
     return {"tenant_id": tenant.tenant_id, "status": tenant.status}
+
+
+def _tenant_frame_ancestors(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    """Declare who may frame the tenant's previews: on the tenant item, then at the edge."""
+    if args.clear == bool(args.origins):
+        raise CommandError("give the origins that may frame the tenant's previews, or --clear")
+    try:
+        origins = () if args.clear else parse_frame_ancestors(args.origins, deployment.is_local)
+    except FrameAncestorsError as error:
+        raise CommandError(str(error)) from None
+    edge_store = deployment.edge_store
+    if not TenantRepository(deployment["TENANTS_TABLE"]).set_frame_ancestors(args.tenant_id, origins):
+        raise CommandError(f"no tenant {args.tenant_id}")
+    if origins:
+        edge_store.put(frame_ancestors_entry(args.tenant_id), " ".join(origins))
+    else:
+        edge_store.delete(frame_ancestors_entry(args.tenant_id))
+    return {
+        "tenant_id": args.tenant_id,
+        "frame_ancestors": list(origins),
+        "note": "" if origins else "none declared: the stack's FrameAncestors default applies",
+    }
 
 
 def _api_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
@@ -98,21 +148,26 @@ def _api_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str,
 
 
 def _sandbox_put(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    edge_store = deployment.edge_store
     try:
         sandbox = SandboxRepository(deployment["SANDBOXES_TABLE"]).put(args.tenant, args.sandbox_id)
     except (ValueError, SandboxIdTakenError) as error:
         raise CommandError(f"cannot put sandbox {args.sandbox_id}: {error}") from None
+    # The edge finds the sandbox host's tenant (and so its frame ancestors) from this entry.
+    edge_store.put(sandbox_tenant_entry(sandbox.sandbox_id), sandbox.tenant_id)
     return {"sandbox_id": sandbox.sandbox_id, "tenant_id": sandbox.tenant_id, "status": sandbox.status}
 
 
 def _sandbox_delete(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    edge_store = deployment.edge_store
     if not SandboxRepository(deployment["SANDBOXES_TABLE"]).delete(args.tenant, args.sandbox_id):
         raise CommandError(f"tenant {args.tenant} has no sandbox {args.sandbox_id}")
+    edge_store.delete(sandbox_tenant_entry(args.sandbox_id))
     return {"sandbox_id": args.sandbox_id, "deleted": True}
 
 
 def _signing_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
-    admin = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"])
+    admin = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"], edge_store=deployment.edge_store)
     if args.action == "create" and any(key.status == ACTIVE_KEY for key in admin.list()):
         raise CommandError("an active signing key exists already: use 'signing-key rotate'")
     key = admin.create(args.kms_key_id or deployment["SIGNING_KEY_MASTER_KEY"])
@@ -120,13 +175,14 @@ def _signing_key_create(args: argparse.Namespace, deployment: Deployment) -> dic
 
 
 def _signing_key_retire(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
-    if not SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).retire(args.kid):
+    admin = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"], edge_store=deployment.edge_store)
+    if not admin.retire(args.kid):
         raise CommandError(f"no signing key {args.kid}")
     return {"kid": args.kid, "status": "retired"}
 
 
 def _signing_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
-    keys = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"]).list()
+    keys = SigningKeyAdmin(deployment["SIGNING_KEYS_TABLE"], edge_store=None).list()
     return {"keys": [{"kid": k.kid, "status": k.status, "created_at": k.created_at} for k in keys]}
 
 
@@ -134,6 +190,7 @@ COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Deployment], dict[
     ("tenant", "create"): _tenant_create,
     ("tenant", "disable"): _tenant_set_status,
     ("tenant", "enable"): _tenant_set_status,
+    ("tenant", "frame-ancestors"): _tenant_frame_ancestors,
     ("api-key", "create"): _api_key_create,
     ("api-key", "revoke"): _api_key_revoke,
     ("api-key", "list"): _api_key_list,
@@ -159,6 +216,16 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     for action in ("disable", "enable"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("tenant_id")
+    ancestors = tenant.add_parser(
+        "frame-ancestors", help="origins whose pages may frame the tenant's previews (CSP frame-ancestors)"
+    )
+    ancestors.add_argument("tenant_id")
+    ancestors.add_argument(
+        "origins", nargs="*", metavar="origin", help="https://host[:port] or https://*.host[:port]; <= 16"
+    )
+    ancestors.add_argument(
+        "--clear", action="store_true", help="remove the declaration: the FrameAncestors default applies"
+    )
 
     key = resources.add_parser("api-key", help="msk_ API keys").add_subparsers(dest="action", required=True)
     create = key.add_parser("create", help="create a key (printed once)")
@@ -191,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         result = COMMANDS[(args.resource, args.action)](args, Deployment.resolve(args.stack, os.environ))
-    except CommandError as error:
+    except (CommandError, EdgeStoreEntryError) as error:
         print(f"preview-tokens: {error}", file=sys.stderr)
         return 2
     except (ServiceUnavailableError, ClientError, BotoCoreError) as error:

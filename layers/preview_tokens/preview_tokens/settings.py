@@ -149,7 +149,7 @@ class DataPlaneSettings:
         if not prefix.startswith("/") or prefix == "/":
             raise SettingsError("setting INPUT_PATH_PREFIX must be a path prefix such as /input")
         ancestors = _required(env, "FRAME_ANCESTORS")
-        if any(ch in ancestors for ch in ";,\r\n"):
+        if any(ch in ancestors for ch in ';,"\\\r\n'):
             raise SettingsError("setting FRAME_ANCESTORS must be a space-separated source list")
         return cls(
             signing_keys=SigningKeySettings.from_env(env),

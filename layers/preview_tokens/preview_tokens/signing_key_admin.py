@@ -1,8 +1,11 @@
 """Operator actions on signing keys: create (or rotate to) a new key, retire one, list them.
 
 A new key is a 256-bit KMS data key generated under the master key with the encryption
-context of :func:`signing_keys.encryption_context`; only its ciphertext is stored. The
-plaintext returned by ``GenerateDataKey`` is dropped at once and never printed.
+context of :func:`signing_keys.encryption_context`; only its ciphertext is stored in DynamoDB.
+The plaintext returned by ``GenerateDataKey`` goes to one place only, the edge store
+(``key.<kid>``, where the CloudFront stream verifier reads it), and is then dropped; it is never
+printed or logged. The key reaches the edge before it is stored as active, so no function signs
+with a key the edge does not know yet; retiring deletes it from the edge.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
+from preview_tokens.edge_store import EdgeStore, encode_signing_key, signing_key_entry
 from preview_tokens.signing_keys import (
     ACTIVE,
     KEY_SET,
@@ -28,10 +32,19 @@ if TYPE_CHECKING:
 
 
 class SigningKeyAdmin:
+    """``edge_store``: where keys reach the edge; ``None`` only for a deployment without an edge
+    (the tests of the functions, the bench), never for the operator CLI."""
+
     def __init__(
-        self, table: str, dynamodb: DynamoDBClient | None = None, kms: KMSClient | None = None
+        self,
+        table: str,
+        dynamodb: DynamoDBClient | None = None,
+        kms: KMSClient | None = None,
+        *,
+        edge_store: EdgeStore | None,
     ) -> None:
         self._table = table
+        self._edge_store = edge_store
         self._dynamodb = dynamodb or boto3.client("dynamodb")
         self._kms = kms or boto3.client("kms")
 
@@ -42,6 +55,8 @@ class SigningKeyAdmin:
             KeyId=kms_key_id, KeySpec="AES_256", EncryptionContext=encryption_context(kid)
         )
         ciphertext = generated["CiphertextBlob"]
+        if self._edge_store is not None:
+            self._edge_store.put(signing_key_entry(kid), encode_signing_key(generated["Plaintext"]))
         del generated  # drops the plaintext data key: only the ciphertext is kept
         key = StoredSigningKey(
             kid=kid,
@@ -49,15 +64,23 @@ class SigningKeyAdmin:
             status=ACTIVE,
             created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         )
-        self._dynamodb.put_item(
-            TableName=self._table,
-            Item=key.to_item(),
-            ConditionExpression="attribute_not_exists(kid)",
-        )
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=key.to_item(),
+                ConditionExpression="attribute_not_exists(kid)",
+            )
+        except BaseException:
+            if self._edge_store is not None:
+                self._edge_store.delete(signing_key_entry(kid))  # never at the edge without being stored
+            raise
         return key
 
     def retire(self, kid: str) -> bool:
-        """Stop accepting tokens signed by ``kid``; ``False`` if there is no such key."""
+        """Stop accepting tokens signed by ``kid``; ``False`` if there is no such key.
+
+        Idempotent: retiring a retired key deletes it from the edge again (a retry after an edge
+        store failure)."""
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
@@ -71,6 +94,8 @@ class SigningKeyAdmin:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
+        if self._edge_store is not None:
+            self._edge_store.delete(signing_key_entry(kid))
         return True
 
     def list(self) -> list[StoredSigningKey]:

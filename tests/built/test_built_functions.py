@@ -1,0 +1,77 @@
+"""The built artifacts in ``.aws-sam/build`` work as Lambda would run them, with ``events/``."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from tests.built.conftest import LAYER_PYTHON, BuiltFunctions
+from tests.support.deployment import Deployment
+from tests.support.events import load_event
+
+LOCK = Path(__file__).resolve().parents[2] / "uv.lock"
+
+
+def locked_version(package: str) -> str:
+    lock = tomllib.loads(LOCK.read_text(encoding="utf-8"))
+    return str(next(entry["version"] for entry in lock["package"] if entry["name"] == package))
+
+
+def test_built_mint_function_mints_a_token_with_the_layer_it_ships(
+    built: BuiltFunctions, deployment: Deployment
+) -> None:
+    invocation = built.invoke("MintFunction", load_event("mint_read", credential=deployment.api_key))
+
+    response = invocation.results[0]
+    assert response["statusCode"] == 200, response
+    token = json.loads(response["body"])["token"]
+    assert token.startswith("mp_")
+    assert token not in "".join(built.logs)
+    assert deployment.api_key not in "".join(built.logs)
+    for module in ("preview_tokens", "boto3", "botocore", "pydantic", "aws_lambda_powertools"):
+        assert str(invocation.modules[module]).startswith(str(LAYER_PYTHON)), (module, invocation.modules)
+    assert invocation.versions == {"boto3": locked_version("boto3"), "botocore": locked_version("botocore")}
+
+
+def test_built_mint_function_refuses_a_request_without_credential(built: BuiltFunctions) -> None:
+    invocation = built.invoke("MintFunction", load_event("mint_no_credential"))
+
+    assert invocation.results[0]["statusCode"] == 401
+
+
+def minted_token(built: BuiltFunctions, deployment: Deployment, scope: str = "mint_interact") -> str:
+    response = built.invoke("MintFunction", load_event(scope, credential=deployment.api_key)).results[0]
+    assert response["statusCode"] == 200, response
+    token: str = json.loads(response["body"])["token"]
+    return token
+
+
+def test_built_authorizer_allows_a_minted_token_and_denies_garbage(
+    built: BuiltFunctions, deployment: Deployment
+) -> None:
+    token = minted_token(built, deployment)
+
+    invocation = built.invoke(
+        "PreviewAuthorizerFunction",
+        load_event("authorizer_cookie_get", token=token),
+        load_event("authorizer_cookie_get", token="mp_garbage"),
+    )
+
+    allowed, denied = invocation.results
+    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert denied["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert str(invocation.modules["preview_tokens"]).startswith(str(LAYER_PYTHON))
+
+
+def test_built_exchange_answers_a_redirect_with_the_session_cookie(
+    built: BuiltFunctions, deployment: Deployment
+) -> None:
+    token = minted_token(built, deployment)
+
+    invocation = built.invoke("ExchangeFunction", load_event("exchange_mt", token=token))
+
+    response = invocation.results[0]
+    assert response["statusCode"] == 302, response
+    cookies = response.get("multiValueHeaders", {}).get("Set-Cookie") or [response["headers"]["Set-Cookie"]]
+    assert any(cookie.startswith("__Host-mp_session=mp_") for cookie in cookies)
