@@ -1,13 +1,17 @@
 """Data-plane REQUEST authorizer: runs before every request to a sandbox host.
 
-It never raises and never causes a 500: every failure is a Deny policy whose context carries
-the access-denied page's texts (rendered by the ``ACCESS_DENIED`` Gateway Response). An Allow
+It never causes a 500. A refusal is a Deny policy whose context carries the access-denied page's
+texts (rendered by the ``ACCESS_DENIED`` Gateway Response, always 403). "Unavailable" (the key
+store failing or backing off, a missing setting, a bug) must be a 503 instead, and a Gateway
+Response's status is fixed per response type: so the authorizer then raises
+:class:`PreviewsUnavailableError`, which API Gateway answers with ``AUTHORIZER_CONFIGURATION_ERROR``
+(any error but ``Unauthorized`` from a Lambda authorizer), customized in template.yaml to 503 with
+``Retry-After`` and the "Preview unavailable" page. An Allow
 carries, for the integration to map into headers, the sandbox id, the scope, the request's
 cookies without the data plane's own (``__Host-mp_*``) and the origin assertion
-(``X-Preview-Assertion``, see ``origin_assertion``). Every one of those values is non-empty, or
-the request is denied: API Gateway does not apply a mapping whose value is empty, and the
-client's own header of that name would then reach the origin. Nothing of the token or the
-cookies is logged.
+(``X-Preview-Assertion``, see ``origin_assertion``). Every one of those values is non-empty, or the request is
+denied: API Gateway does not apply a mapping whose value is empty, and the client's own header
+of that name would then reach the origin. Nothing of the token or the cookies is logged.
 
 The event is read as the plain dict API Gateway sends, and the policy is built as a plain
 dict, without Powertools' authorizer data classes: importing them costs about a third of the
@@ -52,6 +56,14 @@ _POLICY_VERBS = {
     "*": "*",
 }
 _POLICY_VERSION = "2012-10-17"
+# Any message but "Unauthorized" (which API Gateway turns into a 401).
+UNAVAILABLE_MESSAGE = "previews unavailable"
+
+
+class PreviewsUnavailableError(Exception):
+    """Raised to make API Gateway answer 503 (``AUTHORIZER_CONFIGURATION_ERROR``), never a Deny."""
+
+
 _INVOKE = "execute-api:Invoke"
 
 
@@ -158,26 +170,19 @@ def policy_for(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     )
 
 
-def _fail_closed(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
-    try:
-        return policy_for(event, decision)
-    except Exception:  # no usable methodArn: deny every resource instead
-        reason = decision.reason or DenialReason.UNAVAILABLE
-        context = {"reason": reason.value, **denial_for(reason, None).as_context()}
-        return _policy("anonymous", "Deny", "*", context)
-
-
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         decision = preview_gate().authorize(preview_request(event))
         if decision.allowed and not decision.origin_assertion:  # the origin would refuse it: fail closed
             decision = Decision(False, DenialReason.UNAVAILABLE, decision.claims)
         policy = policy_for(event, decision)
-    except Exception as error:  # never raise: an exception here would be a 500 to the viewer
+    except Exception as error:  # fail closed: never an Allow, never API Gateway's bare 500
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})
-        decision = Decision(False, DenialReason.UNAVAILABLE)
-        policy = _fail_closed(event, decision)
+        raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE) from None
     reason = policy["context"].get("reason")
+    if reason == DenialReason.UNAVAILABLE.value:  # a 503, not a Deny (see the module's docstring)
+        logger.warning("preview request unavailable", extra={"reason": reason})
+        raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE)
     if reason is not None:
         logger.info(
             "preview request denied",

@@ -9,6 +9,7 @@ redirects on to the page, without it answers the cookies-blocked page.
 
 from __future__ import annotations
 
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -46,9 +47,6 @@ def _security_headers(script_hash: str = SCRIPT_HASH) -> dict[str, str]:
 
 
 def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
-    status = (
-        HTTPStatus.SERVICE_UNAVAILABLE if denied.reason is DenialReason.UNAVAILABLE else HTTPStatus.FORBIDDEN
-    )
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
@@ -56,11 +54,12 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
         headers, body = _security_headers(COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
     else:
         headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
-    return {
-        "statusCode": int(status),
-        "headers": {**headers, "Content-Type": "text/html; charset=utf-8"},
-        "body": body,
-    }
+    headers["Content-Type"] = "text/html; charset=utf-8"
+    status = HTTPStatus.FORBIDDEN
+    if denied.reason is DenialReason.UNAVAILABLE:
+        status = HTTPStatus.SERVICE_UNAVAILABLE
+        headers["Retry-After"] = str(max(1, math.ceil(denied.retry_after_seconds)))
+    return {"statusCode": int(status), "headers": headers, "body": body}
 
 
 def _cookie_header(request: APIGatewayProxyEvent) -> str:

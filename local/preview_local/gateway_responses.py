@@ -34,6 +34,13 @@ BUILT_IN: dict[str, tuple[int, str | None]] = {
     "UNAUTHORIZED": (401, "Unauthorized"),
     "API_CONFIGURATION_ERROR": (500, "Internal server error"),
     "BAD_GATEWAY": (502, "Internal server error"),
+    # Default statuses of the other types (AWS: "Gateway response types for API Gateway"); this
+    # gateway does not produce them itself, a test renders the template's customizations of them.
+    "RESOURCE_NOT_FOUND": (404, None),
+    "WAF_FILTERED": (403, None),
+    "THROTTLED": (429, None),
+    "QUOTA_EXCEEDED": (429, None),
+    "REQUEST_TOO_LARGE": (413, None),
 }
 EXPLICIT_DENY_MESSAGE = "User is not authorized to access this resource with an explicit deny"
 

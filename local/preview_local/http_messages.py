@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote
 
-from preview_tokens.access import TOKEN_PARAMETER, normalize_host
+from preview_tokens.access import normalize_host
+from preview_tokens.observability import REDACTED, redact_credentials
 
-REDACTED = "[redacted]"
+
+def _escaped(char: str) -> str:
+    if 0x21 <= ord(char) < 0x7F and char != "\\":
+        return char
+    return "\\x20" if char == " " else char.encode("unicode_escape").decode("ascii")
+
+
+def log_field(text: str) -> str:
+    """One field of a log line: credential-shaped runs redacted, then every character outside
+    printable ASCII (controls, DEL, non-ASCII), the space and the backslash escaped
+    (``\\x1b``, ``\\u2028``...), so a field can neither forge a line nor hide what it holds."""
+    return "".join(_escaped(char) for char in redact_credentials(text))
 
 
 def last_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
@@ -51,14 +63,17 @@ class HttpRequest:
         return json.loads(self.body or b"null")
 
     def log_target(self) -> str:
-        """Path and query for a log line: every ``mt`` value (its name decoded) is replaced."""
-        if not self.query:
-            return self.path
-        parts = []
-        for part in self.query.split("&"):
-            name = part.partition("=")[0]
-            parts.append(f"{name}={REDACTED}" if unquote_plus(name) == TOKEN_PARAMETER else part)
-        return f"{self.path}?{'&'.join(parts)}"
+        """Path and query for a log line, as one escaped field.
+
+        The path is shown decoded (an encoded credential is still recognised) with credential-shaped
+        runs redacted; of the query only the decoded parameter names are shown, never a value:
+        whatever a client puts there (``mt``, ``m%74``, another name) may be a credential.
+        """
+        target = unquote(self.path)
+        if self.query:
+            names = [unquote(part.partition("=")[0].replace("+", " ")) for part in self.query.split("&")]
+            target += "?" + "&".join(f"{name}={REDACTED}" for name in names)
+        return log_field(target)
 
 
 @dataclass(frozen=True)

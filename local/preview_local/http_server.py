@@ -1,7 +1,8 @@
 """A threaded loopback HTTP server that hands each request to one function, and logs it safely.
 
-The log line names the server, method, host, path and status. ``mt`` query values are
-replaced by ``[redacted]``; headers (``Cookie``, ``Authorization``) and bodies are never logged.
+The log line names the server, method, host, path and status, each field escaped and with
+credential-shaped text redacted (:func:`http_messages.log_field`); of the query only parameter
+names appear; headers (``Cookie``, ``Authorization``) and bodies are never logged.
 
 Request bodies are read as API Gateway's front end accepts them: by ``Content-Length`` or
 ``Transfer-Encoding: chunked`` (RFC 9112 6-7), at most :data:`MAX_BODY_BYTES` (API Gateway's
@@ -24,7 +25,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, TextIO
 
-from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.http_messages import HttpRequest, HttpResponse, log_field
 from preview_local.streams import StreamRelay
 
 Responder = Callable[[HttpRequest], HttpResponse | StreamRelay]
@@ -188,7 +189,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 response = self.server.respond(request)
             except Exception as error:  # a bug in the local stack: say so, keep serving
-                print(f"[{self.server.label}] error {type(error).__name__}: {error}", file=self.server.log)
+                print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
                 response = HttpResponse.text(500, "local stack error: see its output")
         if isinstance(response, StreamRelay):
             self._log(request, "stream opened", started)
@@ -202,7 +203,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _log(self, request: HttpRequest, outcome: str, started: float) -> None:
         elapsed = (time.monotonic() - started) * 1000
         print(
-            f"[{self.server.label}] {request.method} {request.host} {request.log_target()} "
+            f"[{self.server.label}] {log_field(request.method)} {log_field(request.host)} "
+            f"{request.log_target()} "
             f"-> {outcome} ({elapsed:.0f} ms)",
             file=self.server.log,
             flush=True,

@@ -61,11 +61,11 @@ def test_another_tenants_sandbox_is_not_found(stack: LocalStack) -> None:
     assert reply.json()["error"]["code"] == "sandbox_not_found"
 
 
-def test_a_route_the_template_does_not_declare_is_answered_like_api_gateway(stack: LocalStack) -> None:
+def test_a_route_the_template_does_not_declare_gets_the_templates_gateway_response(stack: LocalStack) -> None:
     reply = fetch(f"{stack.api_url}/api/v1/sandboxes/{stack.demo['sandbox_id']}/preview-token")  # GET
 
-    assert reply.status == 403
-    assert reply.json() == {"message": "Missing Authentication Token"}
+    assert reply.status == 404
+    assert reply.json()["error"]["code"] == "not_found"
 
 
 def test_opening_a_preview_url_redirects_without_mt_and_sets_a_host_only_session_cookie(

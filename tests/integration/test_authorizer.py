@@ -285,22 +285,27 @@ def test_a_warm_authorizer_drops_a_retired_key_at_its_next_refresh(
     assert_denied(authorize(authorizer_event(token)), "invalid_token")
 
 
-def test_kms_unreachable_denies_with_unavailable_instead_of_failing(
+def assert_unavailable(event: dict[str, Any]) -> None:
+    """API Gateway answers an authorizer error (other than "Unauthorized") with the 503 page."""
+    with pytest.raises(preview_authorizer.PreviewsUnavailableError) as raised:
+        authorize(event)
+    assert str(raised.value) != "Unauthorized"
+
+
+def test_kms_unreachable_is_unavailable_not_a_deny(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = token_for(deployment)
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:9")
     clear_cold_start_caches()
-    assert_denied(authorize(authorizer_event(token)), "unavailable")
+    assert_unavailable(authorizer_event(token))
 
 
-def test_a_missing_setting_denies_instead_of_raising(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_setting_is_unavailable(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
     token = token_for(deployment)
     monkeypatch.delenv("SIGNING_KEYS_TABLE")
     clear_cold_start_caches()
-    assert_denied(authorize(authorizer_event(token)), "unavailable")
+    assert_unavailable(authorizer_event(token))
 
 
 @pytest.mark.parametrize(
@@ -308,9 +313,8 @@ def test_a_missing_setting_denies_instead_of_raising(
     [{}, {"type": "REQUEST"}, {"headers": None, "methodArn": "arn:aws:execute-api:us-east-1:1:a/b/GET/"}],
     ids=["empty", "no-arn", "no-headers"],
 )
-def test_a_malformed_event_never_raises(deployment: Deployment, event: dict[str, Any]) -> None:
-    policy = authorize(event)
-    assert effect(policy) == "Deny"
+def test_a_malformed_event_is_never_allowed(deployment: Deployment, event: dict[str, Any]) -> None:
+    assert_unavailable(event)
 
 
 # ---------------------------------------------------------------------- the denial page

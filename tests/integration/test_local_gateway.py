@@ -196,9 +196,59 @@ def test_what_the_template_does_not_declare_is_missing_authentication_token(
 ) -> None:
     mint = FakeFunction({"statusCode": 200, "body": "{}"})
     response = gateway(control_plane, MintFunction=mint).handle(request(method, path))
-    assert response.status == 403
-    assert json.loads(response.body) == {"message": "Missing Authentication Token"}
+    assert response.status == 404
+    body = json.loads(response.body)
+    assert body["error"]["code"] == "not_found"
+    assert body["request_id"] == response.header("X-Request-Id")
     assert mint.events == []
+
+
+SPEC_CODES = {
+    "DEFAULT_4XX": (400, "invalid_request"),
+    "DEFAULT_5XX": (500, "internal_error"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "not_found"),
+    "RESOURCE_NOT_FOUND": (404, "not_found"),
+    "UNAUTHORIZED": (401, "unauthorized"),
+    "ACCESS_DENIED": (403, "forbidden"),
+    "WAF_FILTERED": (403, "forbidden"),
+    "THROTTLED": (429, "rate_limited"),
+    "QUOTA_EXCEEDED": (429, "rate_limited"),
+    "REQUEST_TOO_LARGE": (413, "invalid_request"),
+    "INTEGRATION_FAILURE": (503, "unavailable"),
+    "INTEGRATION_TIMEOUT": (503, "unavailable"),
+}
+
+
+@pytest.mark.parametrize("response_type", sorted(SPEC_CODES))
+def test_every_answer_of_the_control_plane_gateway_is_in_the_spec_error_shape(
+    control_plane: RestApi, response_type: str
+) -> None:
+    spec = control_plane.gateway_responses[response_type]
+    status, code = SPEC_CODES[response_type]
+    builtin_status = 400 if response_type == "DEFAULT_4XX" else 500
+    response = render_gateway_response(
+        {response_type: spec},
+        GatewayError("BAD_GATEWAY" if builtin_status == 500 else "UNAUTHORIZED", "req-7", {}, {}, "")
+        if response_type.startswith("DEFAULT_")
+        else GatewayError(response_type, "req-7", {}, {}, ""),
+    )
+
+    body = json.loads(response.body)
+    assert set(body) == {"error", "request_id"}
+    assert body["request_id"] == "req-7" == response.header("X-Request-Id")
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert response.header("Cache-Control") == "no-store"
+    if not response_type.startswith("DEFAULT_"):
+        assert spec.status_code == status
+    if status in (429, 503):
+        assert body["error"]["retryable"] is True
+        assert body["error"]["retry_after_ms"] == int(response.header("Retry-After") or 0) * 1000
+
+
+def test_the_control_plane_customizes_every_response_type_it_can_meet(control_plane: RestApi) -> None:
+    assert set(control_plane.gateway_responses) == set(SPEC_CODES)
 
 
 @pytest.mark.parametrize(

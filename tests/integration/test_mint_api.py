@@ -38,8 +38,12 @@ def mint_with(credential: str | None, body: str | None = None, sandbox_id: str =
 
 def assert_error(response: HttpResponse, status: int, code: str) -> None:
     assert response.status == status, response.body
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "request_id"}
+    assert response.json()["request_id"] == response.header("X-Request-Id")
     assert response.json()["error"]["code"] == code
+    if status in (429, 503):
+        assert response.json()["error"]["retryable"] is True
+        assert response.json()["error"]["retry_after_ms"] == int(response.header("Retry-After") or 0) * 1000
     assert isinstance(response.json()["error"]["message"], str)
     assert response.json()["error"]["message"]
     assert response.header("X-Request-Id") == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"

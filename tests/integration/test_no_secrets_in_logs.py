@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
+import json
 import logging
 from collections.abc import Iterator
 
 import mint_api
+import preview_authorizer
 import pytest
+from preview_tokens.access import SESSION_COOKIE
 from preview_tokens.observability import logger
 
 from tests.support.deployment import SANDBOX, Deployment
-from tests.support.events import lambda_context, load_event, with_body
+from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
+from tests.support.preview_tokens import authorizer_event, token_for
 from tests.support.responses import from_proxy_result
 
 
@@ -67,3 +72,61 @@ def test_a_full_mint_and_its_failures_log_no_secret(
     }
     leaked = [name for name, value in forbidden.items() if value in logs]
     assert leaked == []
+
+
+@pytest.fixture
+def formatted_log_lines() -> Iterator[io.StringIO]:
+    """Exactly what the functions write to CloudWatch: the logger's formatted lines, at DEBUG."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logger.registered_formatter)
+    previous = logger.log_level
+    logger.addHandler(handler)
+    logger.setLevel("DEBUG")
+    yield buffer
+    logger.handlers.remove(handler)
+    logger.setLevel(previous)
+
+
+def test_a_credential_in_an_unexpected_error_is_redacted_from_the_log_line(
+    deployment: Deployment, formatted_log_lines: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = token_for(deployment)
+
+    class Broken:
+        def mint(self, *_: object) -> None:
+            raise RuntimeError(f"cannot mint with Bearer {deployment.api_key} for {token}")
+
+    monkeypatch.setattr(mint_api, "mint_service", functools.cache(Broken))
+    response = from_proxy_result(
+        mint_api.lambda_handler(load_event("mint_read", credential=deployment.api_key), lambda_context())
+    )
+
+    logs = formatted_log_lines.getvalue()
+    assert response.status == 500
+    assert "RuntimeError" in logs
+    assert "[redacted]" in logs
+    assert token.rsplit(".", 1)[1] not in logs
+    assert deployment.api_key not in logs
+
+
+def test_requests_carrying_credentials_in_odd_places_log_none_and_stay_one_json_line_each(
+    deployment: Deployment, formatted_log_lines: io.StringIO
+) -> None:
+    token = token_for(deployment)
+    events = [
+        authorizer_event(token[:-4] + "AAAA", host=f"{SANDBOX}.example.com\x1b[2J\n{{forged}}"),
+        set_header(authorizer_event("mp_" + token[3:]), "Cookie", f"{SESSION_COOKIE}=garbage; x={token}"),
+        {**authorizer_event(None), "queryStringParameters": {"m%74": token, "mt": token + "x"}},
+    ]
+    for event in events:
+        preview_authorizer.lambda_handler(event, lambda_context())
+    mint_api.lambda_handler(
+        for_sandbox(load_event("mint_read", credential=deployment.api_key), token), lambda_context()
+    )
+
+    lines = formatted_log_lines.getvalue().splitlines()
+    assert lines
+    for line in lines:
+        json.loads(line)  # a control character in a field cannot break or forge a line
+    assert not [line for line in lines if token.rsplit(".", 1)[1] in line or "mp_eyJ" in line]

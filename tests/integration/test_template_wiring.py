@@ -32,6 +32,7 @@ from preview_tokens.denial_page import (
     origin_failure_page,
 )
 from preview_tokens.settings import DataPlaneSettings
+from preview_tokens.signing_keys import RETRY_MAX_SECONDS
 from preview_tokens.tokens import PreviewClaims, Scope
 
 from tests.support.events import EVENTS_DIR, load_event
@@ -280,6 +281,7 @@ def test_an_authorizer_that_cannot_answer_yields_the_static_unavailable_page(
     response = gateway_response(template, api, response_type)
 
     assert response["statusCode"] == "503"
+    assert headers_of(response, "https:")["Retry-After"] == str(int(RETRY_MAX_SECONDS))
     assert set(response["responseTemplates"]) == {"text/html", "application/json"}
     for page in response["responseTemplates"].values():
         assert page == authorizer_failure_page()
@@ -315,6 +317,7 @@ def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
     response = gateway_response(template, api, response_type)
 
     headers = headers_of(response, "https://app.example.com")
+    headers.pop("Retry-After", None)
 
     assert headers == {
         **SECURITY_HEADERS,

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +25,16 @@ class IdentityProvider:
     jwks_url: str
     rsa_key: rsa.RSAPrivateKey
     ec_key: ec.EllipticCurvePrivateKey
+    published: list[bytes] = field(default_factory=list, repr=False)
+    """The JWKS document served now (the last item)."""
+    fetches: list[str] = field(default_factory=list)
+    """One entry per JWKS request served."""
+
+    def rotate(self) -> rsa.RSAPrivateKey:
+        """Withdraw every key and publish one new RSA key (kid ``rs256-next``); returns it."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.published.append(_jwks([("rs256-next", "RS256", key)]))
+        return key
 
     def token(
         self,
@@ -36,6 +46,8 @@ class IdentityProvider:
         expires_in: int = 300,
         extra: dict[str, Any] | None = None,
         scope: str | None = "previews:write",
+        key: Any = None,
+        kid: str | None = None,
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -50,8 +62,8 @@ class IdentityProvider:
         if scope is not None:
             claims["scope"] = scope
         claims.update(extra or {})
-        key: Any = self.rsa_key if algorithm == "RS256" else self.ec_key
-        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": algorithm.lower()})
+        key = key or (self.rsa_key if algorithm == "RS256" else self.ec_key)
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid or algorithm.lower()})
 
     def public_pem(self) -> bytes:
         return self.rsa_key.public_key().public_bytes(
@@ -73,10 +85,13 @@ def identity_provider() -> Iterator[IdentityProvider]:
     """Serve a JWKS on 127.0.0.1 for the duration of the block."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    body = _jwks([("rs256", "RS256", rsa_key), ("es256", "ES256", ec_key)])
+    published = [_jwks([("rs256", "RS256", rsa_key), ("es256", "ES256", ec_key)])]
+    fetches: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            fetches.append(self.path)
+            body = published[-1]
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -90,7 +105,9 @@ def identity_provider() -> Iterator[IdentityProvider]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield IdentityProvider(f"http://127.0.0.1:{server.server_port}/jwks.json", rsa_key, ec_key)
+        yield IdentityProvider(
+            f"http://127.0.0.1:{server.server_port}/jwks.json", rsa_key, ec_key, published, fetches
+        )
     finally:
         server.shutdown()
         server.server_close()

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+
 _CONTENT_TYPES = {"kms": "application/x-amz-json-1.1", "dynamodb": "application/x-amz-json-1.0"}
 _TARGET_PREFIXES = {"kms": "TrentService", "dynamodb": "DynamoDB_20120810"}
 
@@ -104,7 +106,8 @@ class AwsJsonClient:
         service: str,
         *,
         env: Mapping[str, str] | None = None,
-        timeout_seconds: float = 3.0,
+        connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout_seconds: float = READ_TIMEOUT_SECONDS,
     ) -> None:
         if service not in _CONTENT_TYPES:
             raise ValueError(f"unsupported service {service!r}")
@@ -124,7 +127,8 @@ class AwsJsonClient:
         self._netloc = parts.netloc
         self._hostname = parts.hostname
         self._port = parts.port
-        self._timeout = timeout_seconds
+        self._connect_timeout = connect_timeout_seconds
+        self._read_timeout = read_timeout_seconds
 
     def call(self, operation: str, payload: Mapping[str, object]) -> dict[str, object]:
         body = json.dumps(payload).encode("utf-8")
@@ -147,8 +151,13 @@ class AwsJsonClient:
         connection_class = (
             http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         )
-        connection = connection_class(self._hostname, self._port, timeout=self._timeout)
+        # One attempt, bounded: connect (and TLS) within the connect timeout, then every read of
+        # the answer within the read timeout. No retry here: the caller backs off instead.
+        connection = connection_class(self._hostname, self._port, timeout=self._connect_timeout)
         try:
+            connection.connect()
+            if connection.sock is not None:
+                connection.sock.settimeout(self._read_timeout)
             connection.request("POST", "/", body=body, headers=headers)
             response = connection.getresponse()
             status, raw = response.status, response.read()

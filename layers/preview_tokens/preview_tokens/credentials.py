@@ -15,6 +15,7 @@ import jwt
 
 from preview_tokens.api_keys import API_KEY_PREFIX, ApiKeyRepository
 from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
+from preview_tokens.jwks import JwksKeys, JwksUnavailableError, UnknownSigningKeyError
 from preview_tokens.observability import logger
 from preview_tokens.settings import JwtSettings
 from preview_tokens.tenants import TenantRepository
@@ -61,12 +62,12 @@ class CredentialVerifier:
         api_keys: ApiKeyRepository,
         tenants: TenantRepository,
         jwt_settings: JwtSettings | None,
-        jwks_client: jwt.PyJWKClient | None = None,
+        jwks: JwksKeys | None = None,
     ) -> None:
         self._api_keys = api_keys
         self._tenants = tenants
         self._jwt = jwt_settings
-        self._jwks_client = jwks_client
+        self._jwks = jwks
 
     def authenticate(self, authorization: str | None) -> Caller:
         credential = bearer_credential(authorization)
@@ -94,11 +95,9 @@ class CredentialVerifier:
         if self._jwt is None:
             logger.info("credential rejected", extra={"reason": "jwt credentials are not configured"})
             raise UnauthorizedError()
-        jwks = self._jwks_client = self._jwks_client or jwt.PyJWKClient(
-            self._jwt.jwks_url, cache_keys=True, lifespan=300, timeout=5
-        )
+        jwks = self._jwks = self._jwks or JwksKeys(self._jwt.jwks_url)
         try:
-            signing_key = jwks.get_signing_key_from_jwt(credential)
+            signing_key = jwks.signing_key(credential)
             claims: dict[str, object] = jwt.decode(
                 credential,
                 signing_key,
@@ -107,10 +106,10 @@ class CredentialVerifier:
                 issuer=self._jwt.issuer,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.PyJWKClientConnectionError:
-            logger.warning("jwks unreachable")
+        except JwksUnavailableError as error:
+            logger.warning("jwks unreachable", extra={"error_type": str(error)})
             raise ServiceUnavailableError() from None
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError) as error:
+        except (UnknownSigningKeyError, jwt.InvalidTokenError) as error:
             logger.info("credential rejected", extra={"reason": f"jwt: {type(error).__name__}"})
             raise UnauthorizedError() from None
         tenant_id = claims.get(self._jwt.tenant_claim)

@@ -8,8 +8,10 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, MAX_ATTEMPTS, READ_TIMEOUT_SECONDS
 from preview_tokens.errors import ServiceUnavailableError
 from preview_tokens.observability import logger
 
@@ -17,9 +19,18 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+def bounded_config() -> Config:
+    """Timeouts and a retry budget that fail a stalled call long before the function times out."""
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+    )
+
+
 @cache
 def default_client() -> DynamoDBClient:
-    return boto3.client("dynamodb")
+    return boto3.client("dynamodb", config=bounded_config())
 
 
 @contextmanager

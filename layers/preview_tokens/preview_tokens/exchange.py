@@ -36,7 +36,7 @@ from preview_tokens.access import (
     split_preview_cookies,
 )
 from preview_tokens.access import TOKEN_PARAMETER as TOKEN_PARAMETER  # where the edge takes it from
-from preview_tokens.signing_keys import SigningKeyUnavailableError
+from preview_tokens.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
 EXCHANGE_PATH = "/__preview/exchange"
@@ -74,6 +74,8 @@ class SessionGrant:
 class ExchangeDenied:
     reason: DenialReason
     sandbox_id: str | None
+    retry_after_seconds: float = RETRY_MAX_SECONDS
+    """For ``unavailable``: when the key store will be tried again."""
 
 
 def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
@@ -113,8 +115,8 @@ def exchange_token(
     try:
         claims = gate.verify(token, host)
         assertion = gate.origin_assertion(claims)
-    except SigningKeyUnavailableError:
-        return ExchangeDenied(DenialReason.UNAVAILABLE, None)
+    except SigningKeyUnavailableError as unavailable:
+        return ExchangeDenied(DenialReason.UNAVAILABLE, None, unavailable.retry_after_seconds)
     except ExpiredTokenError as expired:
         return ExchangeDenied(DenialReason.EXPIRED, expired.claims.sandbox_id)
     except HostMismatchError:

@@ -46,10 +46,18 @@ def json_response(status: HTTPStatus, body: T, request_id: str) -> Response[T]:
     )
 
 
+def error_body(code: str, message: str, request_id: str, retry_after: str | None = None) -> dict[str, Any]:
+    """The spec's error shape: the request id beside ``error``; a retryable error says when."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if retry_after:
+        error.update(retryable=True, retry_after_ms=int(retry_after) * 1000)
+    return {"error": error, "request_id": request_id}
+
+
 def error_response(
     status: HTTPStatus, code: str, message: str, request_id: str, retry_after: str | None = None
 ) -> Response[dict[str, Any]]:
-    response = json_response(status, {"error": {"code": code, "message": message}}, request_id)
+    response = json_response(status, error_body(code, message, request_id, retry_after), request_id)
     if retry_after:
         response.headers["Retry-After"] = retry_after
     if status is HTTPStatus.UNAUTHORIZED:

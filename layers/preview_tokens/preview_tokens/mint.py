@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from preview_tokens.errors import (
     ServiceUnavailableError,
 )
 from preview_tokens.observability import logger
+from preview_tokens.request_body import parse_json_object
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.settings import MintSettings, PreviewUrlSettings
 from preview_tokens.signing_keys import (
@@ -51,14 +51,9 @@ class MintRequest(BaseModel):
     @classmethod
     def from_body(cls, body: str | None) -> MintRequest:
         """Parse a raw request body; an absent or empty body means every default."""
-        if body is None or not body.strip():
+        document = parse_json_object(body)
+        if document is None:
             return cls()
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise InvalidRequestError("The request body is not valid JSON.") from None
-        if not isinstance(document, dict):
-            raise InvalidRequestError("The request body must be a JSON object.")
         try:
             return cls.model_validate(document)
         except ValidationError as error:
@@ -80,12 +75,15 @@ class MintResponse(BaseModel):
 class ErrorDetail(BaseModel):
     code: Annotated[str, Field(description="Machine code, e.g. invalid_scope")]
     message: Annotated[str, Field(description="Human sentence")]
+    retryable: Annotated[bool | None, Field(description="429 and 503 only: true")] = None
+    retry_after_ms: Annotated[int | None, Field(description="429 and 503 only: Retry-After in ms")] = None
 
 
 class ErrorResponse(BaseModel):
     """Every error body has this one shape."""
 
     error: ErrorDetail
+    request_id: Annotated[str, Field(description="Also in the X-Request-Id header")]
 
 
 @dataclass(frozen=True)

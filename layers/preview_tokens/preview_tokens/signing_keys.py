@@ -29,8 +29,22 @@ ACTIVE = "active"
 RETIRED = "retired"
 
 
+# After a failed read of the key store, no new attempt for this long, doubling per failure up to
+# RETRY_MAX_SECONDS: during an outage a warm function answers "unavailable" at once instead of
+# spending a timeout on every request, and tries again by itself (README "Signing keys").
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 5.0
+
+
 class SigningKeyUnavailableError(Exception):
-    """The signing keys cannot be read or decrypted now (KMS or DynamoDB failing)."""
+    """The signing keys cannot be read or decrypted now (KMS or DynamoDB failing).
+
+    ``retry_after_seconds``: when the key store will be tried again (what ``Retry-After`` says).
+    """
+
+    def __init__(self, message: str, retry_after_seconds: float = RETRY_MAX_SECONDS) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class NoSigningKeyError(SigningKeyUnavailableError):
@@ -147,6 +161,12 @@ class SigningKeyProvider:
 
     ``context_for`` is the KMS encryption context of a key set's keys: the token signing keys'
     by default; the origin assertion keys pass theirs (:mod:`origin_assertion`).
+
+    A failed load opens a short circuit: until ``retry_at`` every call fails at once, without
+    touching the store; the first call after it tries again. The wait starts at
+    :data:`RETRY_INITIAL_SECONDS` and doubles with each consecutive failure up to
+    :data:`RETRY_MAX_SECONDS`. A ring that is due for refresh is never used past a failed refresh
+    (fail closed: a retired key must not keep verifying because the store is down).
     """
 
     def __init__(
@@ -165,13 +185,24 @@ class SigningKeyProvider:
         self._ring: KeyRing | None = None
         self._loaded_at = 0.0
         self._plaintexts: dict[str, bytes] = {}
+        self._failures = 0
+        self._retry_at = 0.0
 
     def key_ring(self) -> KeyRing:
         """The current ring; raises :class:`SigningKeyUnavailableError` if it cannot be read."""
         now = self._clock()
         if self._ring is None or now - self._loaded_at >= self._refresh_seconds:
-            self._ring = self._load()
-            self._loaded_at = now
+            if now < self._retry_at:
+                raise SigningKeyUnavailableError("key store failing; backing off", self._retry_at - now)
+            try:
+                ring = self._load()
+            except SigningKeyUnavailableError as error:
+                self._failures += 1
+                wait = min(RETRY_MAX_SECONDS, RETRY_INITIAL_SECONDS * 2 ** (self._failures - 1))
+                self._retry_at = self._clock() + wait
+                raise SigningKeyUnavailableError(str(error), wait) from None
+            self._ring, self._loaded_at = ring, now
+            self._failures, self._retry_at = 0, 0.0
         return self._ring
 
     def signing_key(self) -> SigningKey:

@@ -1,0 +1,99 @@
+"""JWT credentials: the provider's keys are cached for a bounded time, and re-fetched on rotation.
+
+The credential verifier runs against moto (API keys, tenants) and a real JWKS endpoint on
+loopback; only the clock is simulated, so the 5-minute lifetime is shown without waiting.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from preview_tokens.api_keys import ApiKeyRepository
+from preview_tokens.credentials import CredentialVerifier
+from preview_tokens.errors import UnauthorizedError
+from preview_tokens.jwks import JWKS_LIFETIME_SECONDS, UNKNOWN_KID_REFETCH_SECONDS, JwksKeys
+from preview_tokens.settings import JwtSettings
+from preview_tokens.tenants import TenantRepository
+
+from tests.support.deployment import TENANT, Deployment
+from tests.support.jwks import AUDIENCE, ISSUER, TENANT_CLAIM, IdentityProvider, identity_provider
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def idp() -> Iterator[IdentityProvider]:
+    with identity_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def verifier(deployment: Deployment, idp: IdentityProvider, clock: Clock) -> CredentialVerifier:
+    tables = deployment.resources.tables
+    return CredentialVerifier(
+        ApiKeyRepository(tables["ApiKeysTable"]),
+        TenantRepository(tables["TenantsTable"]),
+        JwtSettings(ISSUER, AUDIENCE, idp.jwks_url, TENANT_CLAIM),
+        JwksKeys(idp.jwks_url, clock=clock),
+    )
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def test_a_withdrawn_key_stops_verifying_once_the_cached_set_is_five_minutes_old(
+    verifier: CredentialVerifier, idp: IdentityProvider, clock: Clock
+) -> None:
+    old_key_token = idp.token(TENANT)
+    assert verifier.authenticate(bearer(old_key_token)).tenant_id == TENANT
+
+    idp.rotate()  # the provider withdraws the key that signed old_key_token
+    clock.now += JWKS_LIFETIME_SECONDS - 1
+    still_cached = verifier.authenticate(bearer(old_key_token))
+    clock.now += 1
+
+    assert still_cached.tenant_id == TENANT
+    with pytest.raises(UnauthorizedError):
+        verifier.authenticate(bearer(old_key_token))
+    assert len(idp.fetches) == 2
+
+
+def test_a_new_kid_is_fetched_when_first_seen_at_most_once_per_interval(
+    verifier: CredentialVerifier, idp: IdentityProvider, clock: Clock
+) -> None:
+    assert verifier.authenticate(bearer(idp.token(TENANT))).tenant_id == TENANT
+    new_key = idp.rotate()
+    clock.now += UNKNOWN_KID_REFETCH_SECONDS
+
+    new_key_token = idp.token(TENANT, key=new_key, kid="rs256-next")
+
+    assert verifier.authenticate(bearer(new_key_token)).tenant_id == TENANT
+    assert len(idp.fetches) == 2
+
+
+def test_made_up_kids_cost_the_provider_one_fetch_per_interval_not_one_per_request(
+    verifier: CredentialVerifier, idp: IdentityProvider, clock: Clock
+) -> None:
+    forged = [idp.token(TENANT, kid=secrets.token_hex(4)) for _ in range(3)]
+
+    for interval in range(3):
+        for _ in range(10):
+            for token in forged:
+                with pytest.raises(UnauthorizedError):
+                    verifier.authenticate(bearer(token))
+        assert len(idp.fetches) == 1 + interval
+        clock.now += UNKNOWN_KID_REFETCH_SECONDS
