@@ -1,7 +1,13 @@
 """Data-plane REQUEST authorizer: runs before every request to a sandbox host.
 
-It never raises and never causes a 500: every failure is a Deny policy whose context carries
-the access-denied page's texts (rendered by the ``ACCESS_DENIED`` Gateway Response). An Allow
+It never causes a 500, and denies by policy: every failure is a Deny policy whose context
+carries the access-denied page's texts (rendered by the ``ACCESS_DENIED`` Gateway Response,
+always a 403). The one exception is a revocation view older than its allowed staleness: then
+nothing can be decided, the answer must be ``503`` + ``Retry-After`` ("Preview unavailable"),
+and a Lambda authorizer's only way to get a non-403 from API Gateway is to fail: it raises
+:class:`DataPlaneUnavailableError`, which API Gateway answers with the
+``AUTHORIZER_CONFIGURATION_ERROR`` Gateway Response, a 503 page with ``Retry-After`` in
+``template.yaml``. It recovers by itself at the next successful refresh. An Allow
 carries, for the integration to map into headers, the sandbox id, the scope and the request's
 cookies without the session cookie. Nothing of the token or the cookies is logged.
 
@@ -130,10 +136,19 @@ def _fail_closed(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]
         return _policy("anonymous", "Deny", "*", context)
 
 
+class DataPlaneUnavailableError(Exception):
+    """Raised on purpose so that API Gateway answers 503 (see the module's docstring)."""
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         decision = preview_gate().authorize(preview_request(event))
+        if decision.retry_later:
+            logger.warning("preview request not decided: revocation view too stale")
+            raise DataPlaneUnavailableError("revocation view too stale")
         policy = policy_for(event, decision)
+    except DataPlaneUnavailableError:
+        raise
     except Exception as error:  # never raise: an exception here would be a 500 to the viewer
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})
         decision = Decision(False, DenialReason.UNAVAILABLE)

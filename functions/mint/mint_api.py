@@ -1,26 +1,33 @@
-"""Mint API: ``POST /api/v1/sandboxes/{id}/preview-token`` (and its OpenAPI document)."""
+"""Mint API: ``POST /api/v1/sandboxes/{id}/preview-token``, the token lifecycle endpoints
+(revoke a token, revoke a sandbox's tokens, list its live tokens) and the OpenAPI document."""
 
 from functools import cache
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens.errors import PreviewError
 from preview_tokens.http_responses import (
+    empty_response,
     error_response,
     internal_error_response,
     json_response,
     response_for,
 )
+from preview_tokens.lifecycle_api import LiveTokens, RevokeRequest, lifecycle_from_settings
 from preview_tokens.mint import ErrorResponse, MintRequest, MintResponse, MintService
 from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
+from preview_tokens.token_lifecycle import TokenLifecycle
 from preview_tokens.tracing import tracer
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
+TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
+REVOKE_PATH = "/api/v1/preview-tokens/revoke"
 OPENAPI_PATH = "/api/v1/openapi.json"
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -29,6 +36,22 @@ app = APIGatewayRestResolver(enable_validation=True)
 @cache
 def mint_service() -> MintService:
     return MintService.from_settings(mint_settings())
+
+
+@cache
+def token_lifecycle() -> TokenLifecycle:
+    return lifecycle_from_settings(mint_settings(), mint_service().minter.signing_keys)
+
+
+def _error_responses(*statuses: tuple[int, str]) -> dict[int, OpenAPIResponse]:
+    return {
+        status: {"description": codes, "content": {"application/json": {"model": ErrorResponse}}}
+        for status, codes in statuses
+    }
+
+
+_AUTH_ERRORS = ((401, "unauthorized"), (403, "forbidden (no previews:write, tenant disabled)"))
+_RETRY_ERRORS = ((503, "unavailable (with Retry-After)"),)
 
 
 def _request_id() -> str:
@@ -45,25 +68,80 @@ def _request_id() -> str:
             "description": "The token and its iframe URL",
             "content": {"application/json": {"model": MintResponse}},
         },
-        **{
-            status: {"description": codes, "content": {"application/json": {"model": ErrorResponse}}}
-            for status, codes in (
-                (400, "invalid_request"),
-                (401, "unauthorized"),
-                (403, "forbidden"),
-                (404, "sandbox_not_found"),
-                (422, "invalid_scope or invalid_expires_in"),
-                (503, "unavailable (with Retry-After)"),
-            )
-        },
+        **_error_responses(
+            (400, "invalid_request"),
+            (401, "unauthorized"),
+            (403, "forbidden"),
+            (404, "sandbox_not_found"),
+            (422, "invalid_scope or invalid_expires_in"),
+            (429, "rate_limited (with Retry-After)"),
+            (503, "unavailable (with Retry-After)"),
+        ),
     },
     tags=["preview tokens"],
 )
 @tracer.capture_method(capture_response=False)
 def mint_preview_token(id: str) -> Response[MintResponse]:
-    minted = mint_service().mint(app.current_event.headers.get("Authorization"), id, app.current_event.body)
+    minted = mint_service().mint(_authorization(), id, app.current_event.body, _request_id())
     metrics.add_metric(name="PreviewTokensMinted", unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.OK, minted, _request_id())
+
+
+@app.post(
+    REVOKE_PATH,
+    summary="Revoke a preview token",
+    description="As RFC 7009: 200 {} whether the token was live, unknown, expired, already revoked or "
+    "another tenant's; only the caller's own live token is revoked. Effective on the data plane within 5 s.",
+    responses={
+        200: {
+            "description": "Done (or nothing to do)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **_error_responses((400, "invalid_request (no token string)"), *_AUTH_ERRORS, *_RETRY_ERRORS),
+    },
+    tags=["preview tokens"],
+)
+def revoke_preview_token() -> Response[dict[str, Any]]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    request = RevokeRequest.from_body(app.current_event.body)
+    token_lifecycle().revoke_token(caller, request.token, _request_id())
+    return json_response(HTTPStatus.OK, {}, _request_id())
+
+
+@app.delete(
+    TOKENS_PATH,
+    summary="Revoke every preview token of a sandbox",
+    description="Every token minted for this sandbox until now stops working within 5 s.",
+    responses={
+        204: {"description": "Revoked"},
+        **_error_responses(*_AUTH_ERRORS, (404, "sandbox_not_found"), *_RETRY_ERRORS),
+    },
+    tags=["preview tokens"],
+)
+def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
+    return empty_response(HTTPStatus.NO_CONTENT, _request_id())
+
+
+@app.get(
+    TOKENS_PATH,
+    summary="List a sandbox's live preview tokens",
+    description="Not expired and not revoked; never the token itself.",
+    responses={
+        200: {"description": "The live tokens", "content": {"application/json": {"model": LiveTokens}}},
+        **_error_responses(*_AUTH_ERRORS, (404, "sandbox_not_found"), *_RETRY_ERRORS),
+    },
+    tags=["preview tokens"],
+)
+def list_sandbox_preview_tokens(id: str) -> Response[LiveTokens]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    tokens = LiveTokens.model_validate({"tokens": token_lifecycle().live_tokens(caller, id)})
+    return json_response(HTTPStatus.OK, tokens, _request_id())
+
+
+def _authorization() -> str | None:
+    return app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization")
 
 
 @app.get(OPENAPI_PATH, include_in_schema=False)
@@ -84,6 +162,10 @@ def build_openapi() -> dict[str, Any]:
     operation["requestBody"] = {
         "required": False,
         "content": {"application/json": {"schema": MintRequest.model_json_schema()}},
+    }
+    document["paths"]["/api/v1/preview-tokens/revoke"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": RevokeRequest.model_json_schema()}},
     }
     return document
 

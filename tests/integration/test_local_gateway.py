@@ -107,6 +107,10 @@ def deployment(origin: tuple[RecordingOrigin, LoopbackServer]) -> LocalDeploymen
             "ApiKeysTable": "api-keys",
             "SandboxesTable": "sandboxes",
             "SigningKeysTable": "signing-keys",
+            "PreviewTokensTable": "preview-tokens",
+            "RevocationsTable": "revocations",
+            "AuditTable": "audit",
+            "MintCountersTable": "mint-counters",
             "SigningKeyMasterKey": "key-id",
         },
     )

@@ -38,7 +38,8 @@ def mint_with(credential: str | None, body: str | None = None, sandbox_id: str =
 
 def assert_error(response: HttpResponse, status: int, code: str) -> None:
     assert response.status == status, response.body
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "request_id"}
+    assert response.json()["request_id"] == response.header("X-Request-Id")
     assert response.json()["error"]["code"] == code
     assert isinstance(response.json()["error"]["message"], str)
     assert response.json()["error"]["message"]
@@ -55,7 +56,7 @@ def test_a_tenant_backend_mints_a_read_token_by_default(deployment: Deployment) 
 
     assert response.status == 200, response.body
     body = response.json()
-    assert set(body) == {"token", "url", "expires_at", "scope"}
+    assert set(body) == {"token", "url", "expires_at", "scope", "id"}
     assert body["scope"] == "read"
     assert body["token"].startswith("mp_")
     claims = jwt.decode(

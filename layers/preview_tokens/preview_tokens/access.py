@@ -1,8 +1,9 @@
 """The data plane's decision: may this request to a sandbox host reach the sandbox?
 
 Order of checks: a token is present (session cookie, else ``?mt=``), its signature and
-``kid`` verify, it has not expired, it is bound to the request's host, and its scope allows
-the method and path. ``read`` lets only GET/HEAD/OPTIONS through and never the input
+``kid`` verify, it has not expired, it is bound to the request's host, it is not revoked (the
+container's :class:`~preview_tokens.revocations.RevocationView`), and its scope allows the
+method and path. ``read`` lets only GET/HEAD/OPTIONS through and never the input
 channel; ``interact`` lets everything through. Standard library only (authorizer hot path).
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import unquote
 
+from preview_tokens.revocations import RevocationsUnavailableError, RevocationView, TokenRevokedError
 from preview_tokens.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
 from preview_tokens.tokens import (
     ExpiredTokenError,
@@ -44,6 +46,7 @@ class DenialReason(StrEnum):
     EXPIRED = "expired"
     WRONG_SANDBOX = "wrong_sandbox"
     READ_ONLY = "read_only"
+    REVOKED = "revoked"
     UNAVAILABLE = "unavailable"
 
 
@@ -62,6 +65,8 @@ class Decision:
     reason: DenialReason | None = None
     claims: PreviewClaims | None = None
     origin_cookie: str = ""
+    retry_later: bool = False
+    """Nothing could be decided (the revocation view is too stale): answer 503, not a denial."""
 
 
 def normalize_host(host: str) -> str:
@@ -119,15 +124,18 @@ class PreviewGate:
         input_path_prefix: str,
         clock: Callable[[], float] = time.time,
         cache: VerifiedTokenCache | None = None,
+        revocations: RevocationView | None = None,
     ) -> None:
         self._keys = keys
+        self._revocations = revocations
         self._input_prefix = normalize_path(input_path_prefix).rstrip("/")
         self._clock = clock
         self._cache = cache or VerifiedTokenCache()
         self._ring: KeyRing | None = None
 
     def verify(self, token: str, host: str) -> PreviewClaims:
-        """Claims of a token valid now for ``host``; raises InvalidTokenError/HostMismatchError."""
+        """Claims of a token valid now for ``host``; raises InvalidTokenError/HostMismatchError,
+        TokenRevokedError, or RevocationsUnavailableError when revocation cannot be ruled out."""
         ring = self._keys.key_ring()
         if ring is not self._ring:
             self._cache.clear()
@@ -141,6 +149,8 @@ class PreviewGate:
             raise ExpiredTokenError(claims)
         if claims.host != normalize_host(host):
             raise HostMismatchError(claims)
+        if self._revocations is not None:
+            self._revocations.check(claims)
         return claims
 
     def authorize(self, request: PreviewRequest) -> Decision:
@@ -154,6 +164,10 @@ class PreviewGate:
             claims = self.verify(token, request.host)
         except SigningKeyUnavailableError:
             return Decision(False, DenialReason.UNAVAILABLE)
+        except RevocationsUnavailableError:
+            return Decision(False, DenialReason.UNAVAILABLE, retry_later=True)
+        except TokenRevokedError as revoked:
+            return Decision(False, DenialReason.REVOKED, revoked.claims)
         except ExpiredTokenError as expired:
             return Decision(False, DenialReason.EXPIRED, expired.claims)
         except HostMismatchError:

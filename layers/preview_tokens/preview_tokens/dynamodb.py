@@ -25,10 +25,20 @@ def default_client() -> DynamoDBClient:
 @contextmanager
 def dependency_call(operation: str) -> Iterator[None]:
     """Turn a DynamoDB failure into :class:`ServiceUnavailableError` (503, retry later)."""
+    with dependency_call_keeping((), operation):
+        yield
+
+
+@contextmanager
+def dependency_call_keeping(codes: tuple[str, ...], operation: str) -> Iterator[None]:
+    """As :func:`dependency_call`, but errors with one of ``codes`` reach the caller unchanged
+    (a transaction's cancellation, whose reasons say what to answer)."""
     try:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
+        if code in codes:
+            raise
         logger.warning("dynamodb call failed", extra={"operation": operation, "error_code": code})
         raise ServiceUnavailableError() from None
     except BotoCoreError as error:

@@ -24,6 +24,7 @@ from preview_tokens.access import (
     HostMismatchError,
     PreviewGate,
 )
+from preview_tokens.revocations import RevocationsUnavailableError, TokenRevokedError
 from preview_tokens.signing_keys import SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
@@ -76,8 +77,10 @@ def exchange_token(
         return ExchangeDenied(DenialReason.NO_TOKEN, None)
     try:
         claims = gate.verify(token, host)
-    except SigningKeyUnavailableError:
+    except (SigningKeyUnavailableError, RevocationsUnavailableError):
         return ExchangeDenied(DenialReason.UNAVAILABLE, None)
+    except TokenRevokedError as revoked:
+        return ExchangeDenied(DenialReason.REVOKED, revoked.claims.sandbox_id)
     except ExpiredTokenError as expired:
         return ExchangeDenied(DenialReason.EXPIRED, expired.claims.sandbox_id)
     except HostMismatchError:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from preview_tokens.dynamodb import default_client, dependency_call
 
@@ -20,6 +23,10 @@ class Tenant:
     tenant_id: str
     name: str
     status: str
+    mint_rate_per_minute: int | None = None
+    """The operator's override of the default mint rate limit; ``None``: the default applies."""
+    tokens_not_before: int = 0
+    """Tokens of this tenant issued before this epoch second are revoked (set when disabled)."""
 
     @property
     def active(self) -> bool:
@@ -41,19 +48,58 @@ class TenantRepository:
             item = self.client.get_item(
                 TableName=self._table, Key={"tenant_id": {"S": tenant_id}}, ConsistentRead=True
             ).get("Item")
-        if item is None:
-            return None
-        return Tenant(item["tenant_id"]["S"], item.get("name", {}).get("S", ""), item["status"]["S"])
+        return None if item is None else tenant_from_item(item)
 
     def put(self, tenant_id: str, name: str, status: str = ACTIVE) -> Tenant:
-        with dependency_call("PutItem tenants"):
-            self.client.put_item(
+        """Create or update a tenant's name and status; its other attributes are kept."""
+        with dependency_call("UpdateItem tenants"):
+            item = self.client.update_item(
                 TableName=self._table,
-                Item={
-                    "tenant_id": {"S": tenant_id},
-                    "name": {"S": name},
-                    "status": {"S": status},
-                    "updated_at": {"S": datetime.now(UTC).isoformat()},
+                Key={"tenant_id": {"S": tenant_id}},
+                UpdateExpression="SET #name = :name, #status = :status, updated_at = :now",
+                ExpressionAttributeNames={"#name": "name", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":name": {"S": name},
+                    ":status": {"S": status},
+                    ":now": {"S": datetime.now(UTC).isoformat()},
                 },
-            )
-        return Tenant(tenant_id, name, status)
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        return tenant_from_item(item)
+
+    def set_mint_rate_limit(self, tenant_id: str, per_minute: int | None) -> bool:
+        """Override (or, with ``None``, reset to the default) a tenant's mint rate; ``False`` if unknown."""
+        update = (
+            "SET mint_rate_per_minute = :rate" if per_minute is not None else "REMOVE mint_rate_per_minute"
+        )
+        values = {":rate": {"N": str(per_minute)}} if per_minute is not None else None
+        return self._update_existing(tenant_id, update, values)
+
+    def _update_existing(self, tenant_id: str, update: str, values: dict[str, Any] | None) -> bool:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"tenant_id": {"S": tenant_id}},
+            "UpdateExpression": update,
+            "ConditionExpression": "attribute_exists(tenant_id)",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        with dependency_call("UpdateItem tenants"):
+            try:
+                self.client.update_item(**request)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
+
+def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
+    rate = item.get("mint_rate_per_minute", {}).get("N")
+    return Tenant(
+        item["tenant_id"]["S"],
+        item.get("name", {}).get("S", ""),
+        item["status"]["S"],
+        int(rate) if rate is not None else None,
+        int(item.get("tokens_not_before", {}).get("N", "0")),
+    )
