@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
 from preview_tokens.tokens import MAX_TTL_SECONDS, PreviewClaims
@@ -149,12 +149,16 @@ class RevocationFeed:
             raise RevocationFeedError(f"malformed feed item: {type(error).__name__}") from None
 
 
+class RevocationSource(Protocol):
+    def entries_since(self, since_ms: int | None, now: int) -> list[Revocation]: ...
+
+
 class RevocationView:
     """The revocations in force, in memory; refreshed from the feed only when it is asked."""
 
     def __init__(
         self,
-        feed: RevocationFeed,
+        feed: RevocationSource,
         refresh_seconds: float = 2.0,
         max_staleness_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
