@@ -1,5 +1,12 @@
 """Mint API: ``POST /api/v1/sandboxes/{id}/preview-token``, the token lifecycle endpoints
-(revoke a token, revoke a sandbox's tokens, list its live tokens) and the OpenAPI document."""
+(revoke a token, revoke a sandbox's tokens, list its live tokens) and the OpenAPI document.
+
+The resolver runs without Powertools' pydantic validation, and no pydantic model is imported on
+a request's path: bodies are checked by hand (``MintBody``, ``token_to_revoke``). The pydantic
+models in :mod:`preview_tokens.api_models` document the bodies; :func:`build_openapi` imports
+them only when the document is asked for. This keeps the cold start within its budget (README
+"Performance").
+"""
 
 from functools import cache
 from http import HTTPStatus
@@ -18,19 +25,17 @@ from preview_tokens.http_responses import (
     json_response,
     response_for,
 )
-from preview_tokens.lifecycle_api import LiveTokens, RevokeRequest, lifecycle_from_settings
-from preview_tokens.mint import ErrorResponse, MintRequest, MintResponse, MintService
+from preview_tokens.mint import MintService
 from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
-from preview_tokens.token_lifecycle import TokenLifecycle
-from preview_tokens.tracing import tracer
+from preview_tokens.token_lifecycle import TokenLifecycle, lifecycle_from_settings, token_to_revoke
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
 TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
 REVOKE_PATH = "/api/v1/preview-tokens/revoke"
 OPENAPI_PATH = "/api/v1/openapi.json"
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver()
 
 
 @cache
@@ -43,19 +48,21 @@ def token_lifecycle() -> TokenLifecycle:
     return lifecycle_from_settings(mint_settings(), mint_service().minter.signing_keys)
 
 
-def _error_responses(*statuses: tuple[int, str]) -> dict[int, OpenAPIResponse]:
-    return {
-        status: {"description": codes, "content": {"application/json": {"model": ErrorResponse}}}
-        for status, codes in statuses
-    }
+def _responses(*statuses: tuple[int, str]) -> dict[int, OpenAPIResponse]:
+    return {status: {"description": text} for status, text in statuses}
 
 
 _AUTH_ERRORS = ((401, "unauthorized"), (403, "forbidden (no previews:write, tenant disabled)"))
-_RETRY_ERRORS = ((503, "unavailable (with Retry-After)"),)
+_UNAVAILABLE = (503, "unavailable (with Retry-After)")
 
 
 def _request_id() -> str:
     return app.current_event.request_context.request_id or "unknown"
+
+
+def _authorization() -> str | None:
+    authorization: str | None = app.current_event.headers.get("Authorization")
+    return authorization
 
 
 @app.post(
@@ -63,28 +70,21 @@ def _request_id() -> str:
     summary="Mint a preview token",
     description="Signed, short-lived token for embedding the sandbox in an iframe. "
     "Auth: an API key or a JWT with the previews:write scope (Authorization: Bearer ...).",
-    responses={
-        200: {
-            "description": "The token and its iframe URL",
-            "content": {"application/json": {"model": MintResponse}},
-        },
-        **_error_responses(
-            (400, "invalid_request"),
-            (401, "unauthorized"),
-            (403, "forbidden"),
-            (404, "sandbox_not_found"),
-            (422, "invalid_scope or invalid_expires_in"),
-            (429, "rate_limited (with Retry-After)"),
-            (503, "unavailable (with Retry-After)"),
-        ),
-    },
+    responses=_responses(
+        (200, "The token and its iframe URL"),
+        (400, "invalid_request"),
+        *_AUTH_ERRORS,
+        (404, "sandbox_not_found"),
+        (422, "invalid_scope or invalid_expires_in"),
+        (429, "rate_limited (with Retry-After)"),
+        _UNAVAILABLE,
+    ),
     tags=["preview tokens"],
 )
-@tracer.capture_method(capture_response=False)
-def mint_preview_token(id: str) -> Response[MintResponse]:
+def mint_preview_token(id: str) -> Response[dict[str, str]]:
     minted = mint_service().mint(_authorization(), id, app.current_event.body, _request_id())
     metrics.add_metric(name="PreviewTokensMinted", unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.OK, minted, _request_id())
+    return json_response(HTTPStatus.OK, minted.as_json(), _request_id())
 
 
 @app.post(
@@ -92,19 +92,15 @@ def mint_preview_token(id: str) -> Response[MintResponse]:
     summary="Revoke a preview token",
     description="As RFC 7009: 200 {} whether the token was live, unknown, expired, already revoked or "
     "another tenant's; only the caller's own live token is revoked. Effective on the data plane within 5 s.",
-    responses={
-        200: {
-            "description": "Done (or nothing to do)",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        **_error_responses((400, "invalid_request (no token string)"), *_AUTH_ERRORS, *_RETRY_ERRORS),
-    },
+    responses=_responses(
+        (200, "Done (or nothing to do)"), (400, "invalid_request"), *_AUTH_ERRORS, _UNAVAILABLE
+    ),
     tags=["preview tokens"],
 )
 def revoke_preview_token() -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
-    request = RevokeRequest.from_body(app.current_event.body)
-    token_lifecycle().revoke_token(caller, request.token, _request_id())
+    token = token_to_revoke(app.current_event.body)
+    token_lifecycle().revoke_token(caller, token, _request_id())
     return json_response(HTTPStatus.OK, {}, _request_id())
 
 
@@ -112,10 +108,7 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
     TOKENS_PATH,
     summary="Revoke every preview token of a sandbox",
     description="Every token minted for this sandbox until now stops working within 5 s.",
-    responses={
-        204: {"description": "Revoked"},
-        **_error_responses(*_AUTH_ERRORS, (404, "sandbox_not_found"), *_RETRY_ERRORS),
-    },
+    responses=_responses((204, "Revoked"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
     tags=["preview tokens"],
 )
 def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
@@ -128,20 +121,13 @@ def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
     TOKENS_PATH,
     summary="List a sandbox's live preview tokens",
     description="Not expired and not revoked; never the token itself.",
-    responses={
-        200: {"description": "The live tokens", "content": {"application/json": {"model": LiveTokens}}},
-        **_error_responses(*_AUTH_ERRORS, (404, "sandbox_not_found"), *_RETRY_ERRORS),
-    },
+    responses=_responses((200, "The live tokens"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
     tags=["preview tokens"],
 )
-def list_sandbox_preview_tokens(id: str) -> Response[LiveTokens]:
+def list_sandbox_preview_tokens(id: str) -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
-    tokens = LiveTokens.model_validate({"tokens": token_lifecycle().live_tokens(caller, id)})
-    return json_response(HTTPStatus.OK, tokens, _request_id())
-
-
-def _authorization() -> str | None:
-    return app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization")
+    tokens = token_lifecycle().live_tokens(caller, id)
+    return json_response(HTTPStatus.OK, {"tokens": tokens}, _request_id())
 
 
 @app.get(OPENAPI_PATH, include_in_schema=False)
@@ -150,23 +136,48 @@ def openapi_document() -> Response[dict[str, Any]]:
 
 
 def build_openapi() -> dict[str, Any]:
-    """The mint API's OpenAPI document, generated from the routes and the pydantic models."""
+    """The API's OpenAPI document: routes from the resolver, bodies from the pydantic models."""
+    from preview_tokens import api_models
+    from pydantic import BaseModel
+
     document: dict[str, Any] = app.get_openapi_schema(
         title="Preview tokens API",
         version="1.0.0",
-        description="Mint short-lived preview tokens for embedding sandboxes in iframes.",
+        description="Mint short-lived preview tokens for embedding sandboxes in iframes, "
+        "revoke them, and list the live ones.",
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},  # type: ignore[dict-item]
         security=[{"bearer": []}],
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
-    operation = document["paths"]["/api/v1/sandboxes/{id}/preview-token"]["post"]
-    operation["requestBody"] = {
-        "required": False,
-        "content": {"application/json": {"schema": MintRequest.model_json_schema()}},
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def reference(model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+    bodies: dict[tuple[str, str], tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+        ("/api/v1/sandboxes/{id}/preview-token", "post"): (api_models.MintRequest, api_models.MintResponse),
+        ("/api/v1/preview-tokens/revoke", "post"): (api_models.RevokeRequest, None),
+        ("/api/v1/sandboxes/{id}/preview-tokens", "delete"): (None, None),
+        ("/api/v1/sandboxes/{id}/preview-tokens", "get"): (None, api_models.LiveTokens),
     }
-    document["paths"]["/api/v1/preview-tokens/revoke"]["post"]["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": RevokeRequest.model_json_schema()}},
-    }
+    for (path, method), (request, answer) in bodies.items():
+        operation = document["paths"][path][method]
+        if request is not None:
+            operation["requestBody"] = {
+                "required": request is api_models.RevokeRequest,
+                "content": reference(request),
+            }
+        for status, response in operation["responses"].items():
+            if status == "200":
+                response["content"] = (
+                    reference(answer) if answer else {"application/json": {"schema": {"type": "object"}}}
+                )
+            elif status.startswith(("4", "5")):
+                response["content"] = reference(api_models.ErrorResponse)
+            else:
+                response.pop("content", None)
     return document
 
 
@@ -187,7 +198,6 @@ def handle_unexpected(error: Exception) -> Response[dict[str, Any]]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

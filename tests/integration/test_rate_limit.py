@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import mint_api
 import pytest
+from preview_tokens.aws_json import AwsJsonClient
 from preview_tokens.dynamodb import default_client
 from preview_tokens.errors import RateLimitedError
 from preview_tokens.mint import MintService
@@ -99,24 +101,32 @@ def test_twenty_concurrent_mints_against_a_limit_of_five_let_exactly_five_throug
 
     # Then exactly five tokens were issued, the other fifteen were told when to retry
     kinds = Counter(type(outcome).__name__ for outcome in outcomes)
-    assert kinds == {"MintResponse": 5, "RateLimitedError": 15}
+    assert kinds == {"MintedToken": 5, "RateLimitedError": 15}
     assert all(1 <= o.retry_after <= 60 for o in outcomes if isinstance(o, RateLimitedError))
     # And another tenant is unaffected
     assert mint(deployment.other_tenant_api_key, OTHER_SANDBOX).status == 200
     assert OTHER_TENANT != TENANT
 
 
-def test_a_warm_mint_makes_two_dynamodb_round_trips(deployment: Deployment) -> None:
+def test_a_warm_mint_makes_two_dynamodb_round_trips(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
+    original = AwsJsonClient.call
 
-    def count(**kwargs: Any) -> None:
-        calls.append(kwargs["model"].name)
+    def counted(client: AwsJsonClient, operation: str, payload: Mapping[str, object]) -> dict[str, object]:
+        calls.append(f"{client.service}.{operation}")
+        return original(client, operation, payload)
+
+    def boto3_call(**kwargs: Any) -> None:
+        calls.append(f"boto3 dynamodb.{kwargs['model'].name}")
 
     assert mint(deployment.api_key).status == 200  # cold: the signing key and the tenant are read
-    default_client().meta.events.register("before-call.dynamodb", count)
+    monkeypatch.setattr(AwsJsonClient, "call", counted)
+    default_client().meta.events.register("before-call.dynamodb", boto3_call)
     try:
         assert mint(deployment.api_key).status == 200
     finally:
-        default_client().meta.events.unregister("before-call.dynamodb", count)
+        default_client().meta.events.unregister("before-call.dynamodb", boto3_call)
 
-    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    assert calls == ["dynamodb.BatchGetItem", "dynamodb.TransactWriteItems"]

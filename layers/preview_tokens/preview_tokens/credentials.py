@@ -9,15 +9,16 @@ whose tenant is not registered here or is disabled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-import jwt
+from typing import TYPE_CHECKING, Literal
 
 from preview_tokens.api_keys import API_KEY_PREFIX, ApiKey, ApiKeyRepository
 from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from preview_tokens.observability import logger
 from preview_tokens.settings import JwtSettings
 from preview_tokens.tenants import Tenant, TenantRepository
+
+if TYPE_CHECKING:
+    import jwt
 
 JWT_ALGORITHMS = ["RS256", "ES256"]
 MAX_CREDENTIAL_LENGTH = 8192
@@ -98,6 +99,10 @@ class CredentialVerifier:
         if self._jwt is None:
             logger.info("credential rejected", extra={"reason": "jwt credentials are not configured"})
             raise UnauthorizedError()
+        # Imported on the first JWT only: pyjwt loads `cryptography` (~0.2 s), which an API-key
+        # mint never needs, and the mint's cold start is budgeted (README "Performance").
+        import jwt
+
         jwks = self._jwks_client = self._jwks_client or jwt.PyJWKClient(
             self._jwt.jwks_url, cache_keys=True, lifespan=300, timeout=5
         )

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from preview_tokens.errors import ServiceUnavailableError
@@ -19,6 +18,10 @@ if TYPE_CHECKING:
 
 @cache
 def default_client() -> DynamoDBClient:
+    # Imported on first use: the mint's hot path goes through ``aws_json`` and never needs boto3,
+    # whose import alone is the mint's whole cold-start budget (README "Performance").
+    import boto3
+
     return boto3.client("dynamodb")
 
 

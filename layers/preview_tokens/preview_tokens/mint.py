@@ -6,16 +6,14 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKey, ApiKeyRepository, api_key_from_item, hash_api_key
 from preview_tokens.audit import AuditEntry, AuditEvent
+from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
 from preview_tokens.credentials import (
     Caller,
     CredentialVerifier,
@@ -23,7 +21,6 @@ from preview_tokens.credentials import (
     is_api_key,
     require_active,
 )
-from preview_tokens.dynamodb import default_client, dependency_call, dependency_call_keeping
 from preview_tokens.errors import (
     ForbiddenError,
     InvalidExpiresInError,
@@ -54,26 +51,21 @@ from preview_tokens.tokens import (
     sign_preview_token,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
 DEFAULT_TTL_SECONDS = 3600
+SCOPES = ("read", "interact")
 
 
-class MintRequest(BaseModel):
-    """Request body of ``POST /api/v1/sandboxes/{id}/preview-token``; every field optional."""
+@dataclass(frozen=True)
+class MintBody:
+    """The request body of a mint, validated by hand: pydantic's import alone would cost the mint's
+    cold start more than its whole budget (README "Performance"). It is the contract documented by
+    :class:`preview_tokens.api_models.MintRequest`; a unit test holds the two to the same verdicts."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    expires_in: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS, description="Token TTL in seconds")] = (
-        DEFAULT_TTL_SECONDS
-    )
-    scope: Annotated[Literal["read", "interact"], Field(description="read: view only; interact: input")] = (
-        "read"
-    )
+    expires_in: int = DEFAULT_TTL_SECONDS
+    scope: str = "read"
 
     @classmethod
-    def from_body(cls, body: str | None) -> MintRequest:
+    def from_body(cls, body: str | None) -> MintBody:
         """Parse a raw request body; an absent or empty body means every default."""
         if body is None or not body.strip():
             return cls()
@@ -83,39 +75,35 @@ class MintRequest(BaseModel):
             raise InvalidRequestError("The request body is not valid JSON.") from None
         if not isinstance(document, dict):
             raise InvalidRequestError("The request body must be a JSON object.")
-        try:
-            return cls.model_validate(document)
-        except ValidationError as error:
-            fields = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
-            if fields - {"expires_in", "scope"}:
-                raise InvalidRequestError() from None
-            if "scope" in fields:
-                raise InvalidScopeError() from None
-            raise InvalidExpiresInError() from None
+        if set(document) - {"expires_in", "scope"}:
+            raise InvalidRequestError()
+        scope = document.get("scope", "read")
+        if scope not in SCOPES or type(scope) is not str:
+            raise InvalidScopeError()
+        expires_in = document.get("expires_in", DEFAULT_TTL_SECONDS)
+        if type(expires_in) is not int or not 1 <= expires_in <= MAX_TTL_SECONDS:
+            raise InvalidExpiresInError()
+        return cls(expires_in, scope)
 
 
-class MintResponse(BaseModel):
-    token: Annotated[str, Field(description="Signed preview token (mp_<base64url>); opaque")]
-    url: Annotated[str, Field(description="Iframe-ready URL with the token as the ?mt= parameter")]
-    expires_at: Annotated[str, Field(description="Expiry, UTC ISO 8601 with a Z suffix")]
-    scope: Literal["read", "interact"]
-    id: Annotated[str, Field(description="The token's id (jti): what the list of live previews shows")]
+@dataclass(frozen=True)
+class MintedToken:
+    """The mint's answer (:class:`preview_tokens.api_models.MintResponse` documents it)."""
 
+    token: str = field(repr=False)
+    url: str = field(repr=False)
+    expires_at: str
+    scope: str
+    id: str
 
-class ErrorDetail(BaseModel):
-    code: Annotated[str, Field(description="Machine code, e.g. invalid_scope")]
-    message: Annotated[str, Field(description="Human sentence")]
-    retryable: Annotated[bool | None, Field(description="true on 429 and 503")] = None
-    retry_after_ms: Annotated[int | None, Field(description="429 and 503: the Retry-After header in ms")] = (
-        None
-    )
-
-
-class ErrorResponse(BaseModel):
-    """Every error body has this one shape."""
-
-    error: ErrorDetail
-    request_id: Annotated[str, Field(description="The request's id, also in X-Request-Id")]
+    def as_json(self) -> dict[str, str]:
+        return {
+            "token": self.token,
+            "url": self.url,
+            "expires_at": self.expires_at,
+            "scope": self.scope,
+            "id": self.id,
+        }
 
 
 @dataclass(frozen=True)
@@ -141,18 +129,30 @@ class MintStore:
     2. ``TransactWriteItems``: the tenant is still active (``ConditionCheck``), the tenant's
        window counter is below its limit (``Update``, see :mod:`rate_limit`), the token record
        and the mint's audit entry (``Put``). All or nothing; the only write request of a mint.
+
+    Through the SigV4 JSON client, not boto3: importing boto3 and building its client cost more
+    than the mint's cold-start budget. A warm mint reuses the client's connection settings.
     """
 
     MAX_ATTEMPTS = 6
 
-    def __init__(self, tables: MintTables, client: DynamoDBClient | None = None) -> None:
+    def __init__(self, tables: MintTables, client: AwsJsonClient | None = None) -> None:
         self.tables = tables
         self._client = client
 
     @property
-    def client(self) -> DynamoDBClient:
-        self._client = self._client or default_client()
+    def client(self) -> AwsJsonClient:
+        self._client = self._client or AwsJsonClient("dynamodb")
         return self._client
+
+    def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.client.call(operation, payload)
+        except AwsServiceError as error:
+            if error.code == "TransactionCanceledException":
+                raise
+            logger.warning("dynamodb call failed", extra={"operation": operation, "error_code": error.code})
+            raise ServiceUnavailableError() from None
 
     def read(
         self, sandbox_id: str, *, key_hash: str | None = None, tenant_id: str | None = None
@@ -165,39 +165,63 @@ class MintStore:
         if is_sandbox_id(sandbox_id):
             wanted[self.tables.sandboxes] = [{"sandbox_id": {"S": sandbox_id}}]
         found: dict[str, list[dict[str, Any]]] = {}
-        request = {table: {"Keys": keys, "ConsistentRead": True} for table, keys in wanted.items()}
+        request: dict[str, Any] = {
+            table: {"Keys": keys, "ConsistentRead": True} for table, keys in wanted.items()
+        }
         for attempt in range(self.MAX_ATTEMPTS):
-            with dependency_call("BatchGetItem mint"):
-                answer = self.client.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
-            for table, items in answer.get("Responses", {}).items():
-                found.setdefault(table, []).extend(items)
-            request = answer.get("UnprocessedKeys") or {}  # type: ignore[assignment]
             if not request:
                 break
-            _backoff(attempt)
+            answer = self._call("BatchGetItem", {"RequestItems": request})
+            for table, items in (answer.get("Responses") or {}).items():
+                found.setdefault(table, []).extend(items)
+            request = answer.get("UnprocessedKeys") or {}
+            if request:
+                _backoff(attempt)
         else:
             raise ServiceUnavailableError()
         first = {table: items[0] for table, items in found.items() if items}
-        return MintReads(
-            api_key=api_key_from_item(first[self.tables.api_keys]) if self.tables.api_keys in first else None,
-            tenant=tenant_from_item(first[self.tables.tenants]) if self.tables.tenants in first else None,
-            sandbox=sandbox_from_item(first[self.tables.sandboxes])
-            if self.tables.sandboxes in first
-            else None,
+        try:
+            return MintReads(
+                api_key=api_key_from_item(first[self.tables.api_keys])
+                if self.tables.api_keys in first
+                else None,
+                tenant=tenant_from_item(first[self.tables.tenants]) if self.tables.tenants in first else None,
+                sandbox=sandbox_from_item(first[self.tables.sandboxes])
+                if self.tables.sandboxes in first
+                else None,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            logger.error("malformed item", extra={"error_type": type(error).__name__})
+            raise ServiceUnavailableError() from None
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        """One tenant, strongly consistent (an API-key mint whose tenant is not cached)."""
+        answer = self._call(
+            "GetItem",
+            {
+                "TableName": self.tables.tenants,
+                "Key": {"tenant_id": {"S": tenant_id}},
+                "ConsistentRead": True,
+            },
         )
+        item = answer.get("Item")
+        return tenant_from_item(item) if isinstance(item, dict) else None
 
     def commit(self, items: list[dict[str, Any]], idempotency_token: str) -> TransactionOutcome:
         """Run the mint's transaction; conflicts with concurrent mints are retried."""
         for attempt in range(self.MAX_ATTEMPTS):
             try:
-                with dependency_call_keeping(("TransactionCanceledException",), "TransactWriteItems mint"):
-                    self.client.transact_write_items(
-                        TransactItems=items,  # type: ignore[arg-type]
-                        ClientRequestToken=idempotency_token,
-                    )
+                self._call(
+                    "TransactWriteItems", {"TransactItems": items, "ClientRequestToken": idempotency_token}
+                )
                 return TransactionOutcome.COMMITTED
-            except ClientError as error:
-                reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            except AwsServiceError as error:
+                cancelled = error.details.get("CancellationReasons")
+                reasons = (
+                    [r.get("Code") for r in cancelled if isinstance(r, dict)]
+                    if isinstance(cancelled, list)
+                    else []
+                )
                 if len(reasons) > 1 and reasons[0] == "ConditionalCheckFailed":
                     return TransactionOutcome.TENANT_INACTIVE
                 if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
@@ -235,11 +259,11 @@ class TenantCache:
 
     def __init__(
         self,
-        tenants: TenantRepository,
+        load: Callable[[str], Tenant | None],
         ttl_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._tenants = tenants
+        self._load = load
         self._ttl = ttl_seconds
         self._clock = clock
         self._entries: dict[str, tuple[float, Tenant]] = {}
@@ -249,7 +273,7 @@ class TenantCache:
         cached = self._entries.get(tenant_id)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        tenant = self._tenants.get(tenant_id)
+        tenant = self._load(tenant_id)
         if tenant is not None:
             self.remember(tenant)
         return tenant
@@ -273,8 +297,8 @@ class PreviewMinter:
     clock: Callable[[], float] = time.time
 
     def mint(
-        self, caller: Caller, tenant: Tenant, sandbox: Sandbox | None, request: MintRequest, request_id: str
-    ) -> MintResponse:
+        self, caller: Caller, tenant: Tenant, sandbox: Sandbox | None, request: MintBody, request_id: str
+    ) -> MintedToken:
         if PREVIEWS_WRITE not in caller.scopes:
             logger.info("mint refused", extra={"reason": "missing previews:write"})
             raise ForbiddenError("This credential lacks the previews:write scope.")
@@ -321,7 +345,7 @@ class PreviewMinter:
                 "expires_in": request.expires_in,
             },
         )
-        return MintResponse(
+        return MintedToken(
             token=token,
             url=self.previews.url_for(sandbox.sandbox_id, token),
             expires_at=epoch_iso(claims.expires_at),
@@ -377,7 +401,7 @@ class MintService:
 
     def mint(
         self, authorization: str | None, sandbox_id: str, body: str | None, request_id: str
-    ) -> MintResponse:
+    ) -> MintedToken:
         credential = bearer_credential(authorization)
         store = self.minter.store
         if is_api_key(credential):
@@ -391,7 +415,7 @@ class MintService:
             if tenant is not None:
                 self.tenants.remember(tenant)
         active = require_active(tenant)
-        request = MintRequest.from_body(body)
+        request = MintBody.from_body(body)
         try:
             return self.minter.mint(caller, active, reads.sandbox, request, request_id)
         except ForbiddenError:
@@ -400,21 +424,25 @@ class MintService:
 
     @classmethod
     def from_settings(cls, settings: MintSettings) -> MintService:
-        tenants = TenantRepository(settings.tenants_table)
+        store = MintStore(
+            MintTables(
+                tenants=settings.tenants_table,
+                api_keys=settings.api_keys_table,
+                sandboxes=settings.sandboxes_table,
+                preview_tokens=settings.preview_tokens_table,
+                mint_counters=settings.mint_counters_table,
+                audit=settings.audit.table,
+            )
+        )
         return cls(
-            credentials=CredentialVerifier(ApiKeyRepository(settings.api_keys_table), tenants, settings.jwt),
-            tenants=TenantCache(tenants),
+            credentials=CredentialVerifier(
+                ApiKeyRepository(settings.api_keys_table),
+                TenantRepository(settings.tenants_table),
+                settings.jwt,
+            ),
+            tenants=TenantCache(store.tenant),
             minter=PreviewMinter(
-                store=MintStore(
-                    MintTables(
-                        tenants=settings.tenants_table,
-                        api_keys=settings.api_keys_table,
-                        sandboxes=settings.sandboxes_table,
-                        preview_tokens=settings.preview_tokens_table,
-                        mint_counters=settings.mint_counters_table,
-                        audit=settings.audit.table,
-                    )
-                ),
+                store=store,
                 signing_keys=SigningKeyProvider(
                     DynamoDbSigningKeyStore(settings.signing_keys.table),
                     KmsKeyDecrypter(),

@@ -16,6 +16,7 @@ disabling a tenant, revoking an API key with its tokens end the tokens they issu
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +29,16 @@ from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.audit import OPERATOR, AuditEntry, AuditEvent
 from preview_tokens.credentials import Caller
 from preview_tokens.dynamodb import default_client, dependency_call, dependency_call_keeping
-from preview_tokens.errors import ForbiddenError, SandboxNotFoundError, ServiceUnavailableError
+from preview_tokens.errors import (
+    ForbiddenError,
+    SandboxNotFoundError,
+    ServiceUnavailableError,
+    TokenRequestError,
+)
 from preview_tokens.observability import logger
 from preview_tokens.revocations import Revocation, RevocationKind, not_before_marker
 from preview_tokens.sandboxes import DELETED, RUNNING, SandboxRepository
+from preview_tokens.settings import MintSettings
 from preview_tokens.signing_keys import SigningKeyProvider, SigningKeyUnavailableError
 from preview_tokens.tenants import DISABLED, TenantRepository
 from preview_tokens.token_records import CREDENTIAL_INDEX, TokenRecord, iso
@@ -309,3 +316,32 @@ def _require_previews_write(caller: Caller) -> None:
     if PREVIEWS_WRITE not in caller.scopes:
         logger.info("lifecycle call refused", extra={"reason": "missing previews:write"})
         raise ForbiddenError("This credential lacks the previews:write scope.")
+
+
+def token_to_revoke(body: str | None) -> str:
+    """The ``token`` of a revocation body (:class:`preview_tokens.api_models.RevokeRequest`)."""
+    try:
+        document = json.loads(body or "")
+    except ValueError:
+        raise TokenRequestError() from None
+    token = document.get("token") if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise TokenRequestError()
+    return token
+
+
+def lifecycle_from_settings(settings: MintSettings, signing_keys: SigningKeyProvider) -> TokenLifecycle:
+    return TokenLifecycle(
+        LifecycleTables(
+            tenants=settings.tenants_table,
+            api_keys=settings.api_keys_table,
+            sandboxes=settings.sandboxes_table,
+            preview_tokens=settings.preview_tokens_table,
+            revocations=settings.revocations.table,
+            audit=settings.audit.table,
+        ),
+        settings.audit.retention_days,
+        signing_keys=signing_keys,
+        # Contract 4: the lead wires EdgeStore(...).put here once the kvs branch is merged.
+        edge_put=None,
+    )
