@@ -183,24 +183,36 @@ class RevocationView:
 
     def check(self, claims: PreviewClaims) -> None:
         """Raise :class:`TokenRevokedError` if revoked, :class:`RevocationsUnavailableError` if unknowable."""
+        why = self.revoked(
+            claims.token_id, claims.sandbox_id, claims.tenant_id, claims.credential_id, claims.issued_at
+        )
+        if why is not None:
+            raise TokenRevokedError(why, claims)
+
+    def revoked(
+        self, token_id: str, sandbox_id: str, tenant_id: str, credential_id: str, issued_at: int
+    ) -> str | None:
+        """Why the token with these ids is revoked, or ``None``. Also for a holder of open streams
+        (the origin), from the ids a stream's origin assertion carries. Refreshes as :meth:`check`."""
         now = self._clock()
         if now - self._attempted_at >= self._refresh_seconds:
             self._refresh(now)
         if now - self._refreshed_at > self._max_staleness:
             raise RevocationsUnavailableError("revocation view is stale")
-        if claims.token_id in self._tokens:
-            raise TokenRevokedError("token revoked", claims)
+        if token_id in self._tokens:
+            return "token revoked"
         markers = self._markers
-        not_before = markers[RevocationKind.SANDBOX].get(claims.sandbox_id)
-        if not_before is not None and claims.issued_at < not_before:
-            raise TokenRevokedError("sandbox revoked", claims)
-        not_before = markers[RevocationKind.TENANT].get(claims.tenant_id)
-        if not_before is not None and claims.issued_at < not_before:
-            raise TokenRevokedError("tenant revoked", claims)
-        if claims.credential_id:
-            not_before = markers[RevocationKind.CREDENTIAL].get(claims.credential_id)
-            if not_before is not None and claims.issued_at < not_before:
-                raise TokenRevokedError("credential revoked", claims)
+        not_before = markers[RevocationKind.SANDBOX].get(sandbox_id)
+        if not_before is not None and issued_at < not_before:
+            return "sandbox revoked"
+        not_before = markers[RevocationKind.TENANT].get(tenant_id)
+        if not_before is not None and issued_at < not_before:
+            return "tenant revoked"
+        if credential_id:
+            not_before = markers[RevocationKind.CREDENTIAL].get(credential_id)
+            if not_before is not None and issued_at < not_before:
+                return "credential revoked"
+        return None
 
     def __len__(self) -> int:
         return len(self._tokens) + sum(len(markers) for markers in self._markers.values())
