@@ -164,10 +164,10 @@ def build_openapi() -> dict[str, Any]:
     }
     for (path, method), (request, answer) in bodies.items():
         operation = document["paths"][path][method]
-        if request is not None:
+        if request is not None:  # inline, as clients read a request body's fields in place
             operation["requestBody"] = {
                 "required": request is api_models.RevokeRequest,
-                "content": reference(request),
+                "content": {"application/json": {"schema": request.model_json_schema()}},
             }
         for status, response in operation["responses"].items():
             if status == "200":
