@@ -169,15 +169,14 @@ class MintStore:
             table: {"Keys": keys, "ConsistentRead": True} for table, keys in wanted.items()
         }
         for attempt in range(self.MAX_ATTEMPTS):
-            if not request:
-                break
             answer = self._call("BatchGetItem", {"RequestItems": request})
             for table, items in (answer.get("Responses") or {}).items():
                 found.setdefault(table, []).extend(items)
             request = answer.get("UnprocessedKeys") or {}
-            if request:
-                _backoff(attempt)
-        else:
+            if not request:
+                break
+            _backoff(attempt)
+        else:  # DynamoDB kept some keys unprocessed (throttled): retry later
             raise ServiceUnavailableError()
         first = {table: items[0] for table, items in found.items() if items}
         try:
