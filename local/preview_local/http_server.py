@@ -21,6 +21,9 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of concurrent clients (twenty mints at
+    # once) would see connections reset, which API Gateway never does.
+    request_queue_size = 128
 
     """Binds at construction (so the port is known and a busy port fails early); serves from ``start``."""
 
