@@ -47,14 +47,18 @@
       })
       .then(function (response) {
         var outcome = response.ok ? "delivered" : "refused";
-        inputStatus.dataset.state = outcome;
-        inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
+        // Counted once the answer is shown, so a check that waits for the count sees the text too.
+        function count() {
+          inputStatus.dataset.state = outcome;
+          inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
+        }
         if (!response.ok) {
           inputStatus.textContent = "Input refused (" + response.status + "): this preview is view-only.";
+          count();
           return null;
         }
         inputStatus.textContent = "Input delivered to the sandbox.";
-        return response.json().then(show);
+        return response.json().then(show).then(count);
       })
       .catch(function (error) {
         inputStatus.textContent = "Input failed: " + error;
