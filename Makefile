@@ -103,11 +103,13 @@ desktop:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
-## bench: the authorizer's hot path and cold start, and the stream edge function's cost per upgrade,
-## as ratios against baselines measured in the same run
+## bench: the authorizer's hot path and cold start, the stream edge function's cost per upgrade, the
+## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
+## per 1,000 page loads and concurrency from measured durations
 bench: $(VENV)/.synced-dev node
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.stream_edge_bench
+	$(PY) -m bench.control_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev

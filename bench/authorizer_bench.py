@@ -13,8 +13,9 @@ key, and then measures, all in one run:
   ``exp`` check of the same token) and a bare ``jwt.decode`` of it;
 * the COLD START: a fresh interpreter that imports the handler module as Lambda would (its
   CodeUri directory and the layer on ``sys.path``) and makes the first decision, reading and
-  decrypting the signing key from the moto server over HTTP, against ``python -c "import boto3"``,
-  wall clock from spawn to exit; and the cold-start process's peak RSS (``wait4`` rusage).
+  decrypting the signing key and reading the revocation feed from the moto server over HTTP,
+  against ``python -c "import boto3"``, wall clock from spawn to exit; and the cold-start
+  process's peak RSS (``wait4`` rusage).
 
 Hot-path figures are medians of block means (blocks of N calls, interleaved kinds, after a
 warm-up); cold-start figures are medians of runs. The script reports, it does not fail: the
@@ -270,12 +271,16 @@ def main() -> int:
                 prefix="preview-bench", dynamodb=boto3.client("dynamodb"), kms=boto3.client("kms")
             )
             table = resources.environment()["SIGNING_KEYS_TABLE"]
+            revocations_table = resources.environment()["REVOCATIONS_TABLE"]
             SigningKeyAdmin(table, edge_store=None).create(resources.kms_key_id)
             OriginKeyAdmin(table).create(resources.kms_key_id)
         env = {
             **{name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "PYTHON"))},
             **aws.environment(),
             "SIGNING_KEYS_TABLE": table,
+            # The revocation view is in place: a first read of the feed at the cold start, then
+            # the hot path checks it (dict lookups) and refreshes it at most every 2 s.
+            "REVOCATIONS_TABLE": revocations_table,
             "PREVIEW_DOMAIN": PREVIEW_DOMAIN,
             "INPUT_PATH_PREFIX": "/input",
             "FRAME_ANCESTORS": "https:",

@@ -2,7 +2,8 @@
 
 It never causes a 500. A refusal is a Deny policy whose context carries the access-denied page's
 texts (rendered by the ``ACCESS_DENIED`` Gateway Response, always 403). "Unavailable" (the key
-store failing or backing off, a missing setting, a bug) must be a 503 instead, and a Gateway
+store failing or backing off, a revocation view older than its allowed staleness, a missing
+setting, a bug) must be a 503 instead, and a Gateway
 Response's status is fixed per response type: so the authorizer then raises
 :class:`PreviewsUnavailableError`, which API Gateway answers with ``AUTHORIZER_CONFIGURATION_ERROR``
 (any error but ``Unauthorized`` from a Lambda authorizer), customized in template.yaml to 503 with

@@ -12,11 +12,12 @@ from __future__ import annotations
 import math
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens.access import DenialReason, fallback_token
-from preview_tokens.data_plane import preview_gate
+from preview_tokens.data_plane import first_use_recorder, preview_gate
 from preview_tokens.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
     SCRIPT_HASH,
@@ -33,6 +34,21 @@ from preview_tokens.exchange import (
 )
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
+
+
+def _embedding_origin(headers: dict[str, str]) -> str | None:
+    """``Origin``, else the origin part of ``Referer`` (a framed navigation sends no ``Origin``).
+
+    Only scheme, host and port are kept: a ``Referer`` path or query is never recorded.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    origin = lowered.get("origin")
+    if origin and origin != "null":
+        return origin
+    referer = urlsplit(lowered.get("referer") or "")
+    if referer.scheme in ("http", "https") and referer.hostname:
+        return f"{referer.scheme}://{referer.netloc.rpartition('@')[2]}"
+    return None
 
 
 def _security_headers(script_hash: str = SCRIPT_HASH) -> dict[str, str]:
@@ -112,6 +128,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
     )
+    try:
+        first_use_recorder().record(
+            outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id
+        )
+    except Exception as error:  # audit is not a gate: the session still starts
+        logger.error("first use not recorded", extra={"error_type": type(error).__name__})
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(), "Location": outcome.location},

@@ -1,34 +1,47 @@
-"""Mint API: ``POST /api/v1/sandboxes/{id}/preview-token`` (and its OpenAPI document)."""
+"""Mint API: ``POST /api/v1/sandboxes/{id}/preview-token``, the token lifecycle endpoints
+(revoke a token, revoke a sandbox's tokens, list its live tokens) and the OpenAPI document.
+
+The resolver runs without Powertools' pydantic validation, and no pydantic model is imported on
+a request's path: bodies are checked by hand (``MintBody``, ``token_to_revoke``). The pydantic
+models in :mod:`preview_tokens.api_models` document the bodies; :func:`build_openapi` imports
+them only when the document is asked for. This keeps the cold start within its budget (README
+"Performance").
+"""
 
 from functools import cache
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from preview_tokens.dynamodb import default_client, dependency_call
 from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.http_responses import (
+    empty_response,
     error_response,
     internal_error_response,
     json_response,
     response_for,
 )
-from preview_tokens.mint import ErrorResponse, MintRequest, MintResponse, MintService
+from preview_tokens.mint import MintService
 from preview_tokens.observability import logger, metrics
-from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.settings import mint_settings
-from preview_tokens.tracing import tracer
+from preview_tokens.token_lifecycle import TokenLifecycle, lifecycle_from_settings, token_to_revoke
+
+if TYPE_CHECKING:
+    from preview_tokens.origin_key_admin import OriginKeyAdmin
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
+TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
+REVOKE_PATH = "/api/v1/preview-tokens/revoke"
 OPENAPI_PATH = "/api/v1/openapi.json"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
 # The fleet caches the key set this long; a rotated key is published before it signs (README).
 ORIGIN_KEYS_CACHE_CONTROL = "public, max-age=300"
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver()
 
 
 @cache
@@ -36,8 +49,26 @@ def mint_service() -> MintService:
     return MintService.from_settings(mint_settings())
 
 
+@cache
+def token_lifecycle() -> TokenLifecycle:
+    return lifecycle_from_settings(mint_settings(), mint_service().minter.signing_keys)
+
+
+def _responses(*statuses: tuple[int, str]) -> dict[int, OpenAPIResponse]:
+    return {status: {"description": text} for status, text in statuses}
+
+
+_AUTH_ERRORS = ((401, "unauthorized"), (403, "forbidden (no previews:write, tenant disabled)"))
+_UNAVAILABLE = (503, "unavailable (with Retry-After)")
+
+
 def _request_id() -> str:
     return app.current_event.request_context.request_id or "unknown"
+
+
+def _authorization() -> str | None:
+    authorization: str | None = app.current_event.headers.get("Authorization")
+    return authorization
 
 
 @app.post(
@@ -45,34 +76,72 @@ def _request_id() -> str:
     summary="Mint a preview token",
     description="Signed, short-lived token for embedding the sandbox in an iframe. "
     "Auth: an API key or a JWT with the previews:write scope (Authorization: Bearer ...).",
-    responses={
-        200: {
-            "description": "The token and its iframe URL",
-            "content": {"application/json": {"model": MintResponse}},
-        },
-        **{
-            status: {"description": codes, "content": {"application/json": {"model": ErrorResponse}}}
-            for status, codes in (
-                (400, "invalid_request"),
-                (401, "unauthorized"),
-                (403, "forbidden"),
-                (404, "sandbox_not_found"),
-                (422, "invalid_scope or invalid_expires_in"),
-                (503, "unavailable (with Retry-After)"),
-            )
-        },
-    },
+    responses=_responses(
+        (200, "The token and its iframe URL"),
+        (400, "invalid_request"),
+        *_AUTH_ERRORS,
+        (404, "sandbox_not_found"),
+        (422, "invalid_scope or invalid_expires_in"),
+        (429, "rate_limited (with Retry-After)"),
+        _UNAVAILABLE,
+    ),
     tags=["preview tokens"],
 )
-@tracer.capture_method(capture_response=False)
-def mint_preview_token(id: str) -> Response[MintResponse]:
-    minted = mint_service().mint(app.current_event.headers.get("Authorization"), id, app.current_event.body)
+def mint_preview_token(id: str) -> Response[dict[str, str]]:
+    minted = mint_service().mint(_authorization(), id, app.current_event.body, _request_id())
     metrics.add_metric(name="PreviewTokensMinted", unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.OK, minted, _request_id())
+    return json_response(HTTPStatus.OK, minted.as_json(), _request_id())
+
+
+@app.post(
+    REVOKE_PATH,
+    summary="Revoke a preview token",
+    description="As RFC 7009: 200 {} whether the token was live, unknown, expired, already revoked or "
+    "another tenant's; only the caller's own live token is revoked. Effective on the data plane within 5 s.",
+    responses=_responses(
+        (200, "Done (or nothing to do)"), (400, "invalid_request"), *_AUTH_ERRORS, _UNAVAILABLE
+    ),
+    tags=["preview tokens"],
+)
+def revoke_preview_token() -> Response[dict[str, Any]]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    token = token_to_revoke(app.current_event.body)
+    token_lifecycle().revoke_token(caller, token, _request_id())
+    return json_response(HTTPStatus.OK, {}, _request_id())
+
+
+@app.delete(
+    TOKENS_PATH,
+    summary="Revoke every preview token of a sandbox",
+    description="Every token minted for this sandbox until now stops working within 5 s.",
+    responses=_responses((204, "Revoked"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
+    tags=["preview tokens"],
+)
+def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
+    return empty_response(HTTPStatus.NO_CONTENT, _request_id())
+
+
+@app.get(
+    TOKENS_PATH,
+    summary="List a sandbox's live preview tokens",
+    description="Not expired and not revoked; never the token itself.",
+    responses=_responses((200, "The live tokens"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
+    tags=["preview tokens"],
+)
+def list_sandbox_preview_tokens(id: str) -> Response[dict[str, Any]]:
+    caller = mint_service().credentials.authenticate(_authorization())
+    tokens = token_lifecycle().live_tokens(caller, id)
+    return json_response(HTTPStatus.OK, {"tokens": tokens}, _request_id())
 
 
 @cache
-def origin_keys() -> OriginKeyAdmin:
+def origin_keys() -> "OriginKeyAdmin":
+    # Imported on the first JWKS request only: boto3 is not on the mint's cold-start path.
+    from preview_tokens.dynamodb import default_client
+    from preview_tokens.origin_key_admin import OriginKeyAdmin
+
     return OriginKeyAdmin(mint_settings().signing_keys.table, default_client())
 
 
@@ -81,17 +150,13 @@ def origin_keys() -> OriginKeyAdmin:
     summary="Public keys of the origin assertions",
     description="JSON Web Key Set (Ed25519, alg EdDSA) the sandbox fleet verifies the X-Preview-Assertion "
     "header with. Public; no credential needed.",
-    responses={
-        200: {"description": "The active origin assertion keys (JWKS)"},
-        503: {
-            "description": "unavailable (with Retry-After)",
-            "content": {"application/json": {"model": ErrorResponse}},
-        },
-    },
+    responses=_responses((200, "The active origin assertion keys (JWKS)"), _UNAVAILABLE),
     tags=["origin assertion"],
 )
 def origin_key_set() -> Response[dict[str, Any]]:
     try:
+        from preview_tokens.dynamodb import dependency_call
+
         with dependency_call("Query"):
             jwks = origin_keys().jwks()
     except (KeyError, TypeError):  # an item not shaped like an origin key
@@ -108,20 +173,50 @@ def openapi_document() -> Response[dict[str, Any]]:
 
 
 def build_openapi() -> dict[str, Any]:
-    """The mint API's OpenAPI document, generated from the routes and the pydantic models."""
+    """The API's OpenAPI document: routes from the resolver, bodies from the pydantic models."""
+    from preview_tokens import api_models
+    from pydantic import BaseModel
+
     document: dict[str, Any] = app.get_openapi_schema(
         title="Preview tokens API",
         version="1.0.0",
-        description="Mint short-lived preview tokens for embedding sandboxes in iframes.",
+        description="Mint short-lived preview tokens for embedding sandboxes in iframes, "
+        "revoke them, and list the live ones.",
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},  # type: ignore[dict-item]
         security=[{"bearer": []}],
     ).model_dump(mode="json", by_alias=True, exclude_none=True)
-    operation = document["paths"]["/api/v1/sandboxes/{id}/preview-token"]["post"]
-    operation["requestBody"] = {
-        "required": False,
-        "content": {"application/json": {"schema": MintRequest.model_json_schema()}},
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def reference(model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+
+    bodies: dict[tuple[str, str], tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+        ("/api/v1/sandboxes/{id}/preview-token", "post"): (api_models.MintRequest, api_models.MintResponse),
+        ("/api/v1/preview-tokens/revoke", "post"): (api_models.RevokeRequest, None),
+        ("/api/v1/sandboxes/{id}/preview-tokens", "delete"): (None, None),
+        ("/api/v1/sandboxes/{id}/preview-tokens", "get"): (None, api_models.LiveTokens),
     }
+    for (path, method), (request, answer) in bodies.items():
+        operation = document["paths"][path][method]
+        if request is not None:  # inline, as clients read a request body's fields in place
+            operation["requestBody"] = {
+                "required": request is api_models.RevokeRequest,
+                "content": {"application/json": {"schema": request.model_json_schema()}},
+            }
+        for status, response in operation["responses"].items():
+            if status == "200":
+                response["content"] = (
+                    reference(answer) if answer else {"application/json": {"schema": {"type": "object"}}}
+                )
+            elif status.startswith(("4", "5")):
+                response["content"] = reference(api_models.ErrorResponse)
+            else:
+                response.pop("content", None)
     origin_keys_operation = document["paths"][ORIGIN_KEYS_PATH]["get"]
+    origin_keys_operation["responses"]["503"]["content"] = reference(api_models.ErrorResponse)
     origin_keys_operation["security"] = []  # public: the fleet fetches it without a credential
     origin_keys_operation["responses"].pop("422", None)  # it takes no input to validate
     return document
@@ -144,7 +239,6 @@ def handle_unexpected(error: Exception) -> Response[dict[str, Any]]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -18,6 +18,10 @@ TABLE_ENV = {
     "ApiKeysTable": "API_KEYS_TABLE",
     "SandboxesTable": "SANDBOXES_TABLE",
     "SigningKeysTable": "SIGNING_KEYS_TABLE",
+    "PreviewTokensTable": "PREVIEW_TOKENS_TABLE",
+    "RevocationsTable": "REVOCATIONS_TABLE",
+    "AuditTable": "AUDIT_TABLE",
+    "MintCountersTable": "MINT_COUNTERS_TABLE",
 }
 KMS_ALIAS = "alias/preview-local-signing"
 

@@ -112,6 +112,9 @@ def _read_chunked(stream: _Readable, limit: int) -> bytes:
 
 class LoopbackServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of concurrent clients (twenty mints at
+    # once) would see connections reset, which API Gateway never does.
+    request_queue_size = 128
 
     """Binds at construction (so the port is known and a busy port fails early); serves from ``start``."""
 

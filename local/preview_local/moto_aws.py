@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 
 FAKE_CREDENTIALS = {
@@ -16,6 +20,32 @@ FAKE_CREDENTIALS = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+_DYNAMODB_LOCK = threading.Lock()
+
+
+def serialize_dynamodb_requests() -> None:
+    """Make moto's DynamoDB apply each request atomically, as DynamoDB does.
+
+    DynamoDB evaluates a condition expression and applies its write as one atomic step, and runs
+    a ``TransactWriteItems`` all-or-nothing in isolation from concurrent writes to its items
+    (the mint's rate-limit counter depends on both). moto's server handles requests on threads
+    and does not lock its tables, so two concurrent conditional updates can both pass their
+    condition. One lock around every DynamoDB request of this process's moto restores the
+    atomicity (stricter than DynamoDB, which only serializes requests on the same items).
+    """
+    if getattr(DynamoHandler.call_action, "_serialized", False):
+        return
+    original = DynamoHandler.call_action
+
+    @functools.wraps(original)
+    def call_action(self: DynamoHandler) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    call_action._serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 class MotoAws:
@@ -28,6 +58,7 @@ class MotoAws:
 
     def start(self) -> MotoAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
+        serialize_dynamodb_requests()
         self._server.start()
         _, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://127.0.0.1:{port}"

@@ -30,9 +30,17 @@ if TYPE_CHECKING:
 
 DEMO_TENANT = "tenant-demo"
 OTHER_TENANT = "tenant-other"
-TENANT_NAMES = {DEMO_TENANT: "Demo Co", OTHER_TENANT: "Other Co"}
 DESKTOP_SANDBOX = "sbx-desktop"
-SANDBOXES = {DEMO_TENANT: ("sbx-demo", "sbx-demo-2", DESKTOP_SANDBOX), OTHER_TENANT: ("sbx-other",)}
+# A tenant of its own whose mint rate limit is low, so a check can reach 429 without a flood
+# and without touching the demo tenant's budget.
+RATE_LIMITED_TENANT = "tenant-limited"
+RATE_LIMITED_PER_MINUTE = 5
+TENANT_NAMES = {DEMO_TENANT: "Demo Co", OTHER_TENANT: "Other Co", RATE_LIMITED_TENANT: "Limited Co"}
+SANDBOXES = {
+    DEMO_TENANT: ("sbx-demo", "sbx-demo-2", DESKTOP_SANDBOX),
+    OTHER_TENANT: ("sbx-other",),
+    RATE_LIMITED_TENANT: ("sbx-limited",),
+}
 READ_ONLY_SCOPE = "sandboxes:read"
 CREDENTIALS_FILE = "credentials.json"
 JWT_LIFETIME_SECONDS = 7 * 86_400
@@ -43,6 +51,7 @@ API_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "api_key": (DEMO_TENANT, (PREVIEWS_WRITE,)),
     "api_key_without_scope": (DEMO_TENANT, (READ_ONLY_SCOPE,)),
     "other_tenant_api_key": (OTHER_TENANT, (PREVIEWS_WRITE,)),
+    "rate_limited_api_key": (RATE_LIMITED_TENANT, (PREVIEWS_WRITE,)),
 }
 
 
@@ -59,6 +68,10 @@ class DemoSeed:
     @property
     def other_tenant_sandbox_id(self) -> str:
         return SANDBOXES[OTHER_TENANT][0]
+
+    @property
+    def rate_limited_sandbox_id(self) -> str:
+        return SANDBOXES[RATE_LIMITED_TENANT][0]
 
 
 def seed_demo(
@@ -80,6 +93,7 @@ def seed_demo(
             if sandboxes.find_in_tenant(tenant_id, sandbox_id) is None:
                 sandboxes.put(tenant_id, sandbox_id)
             edge_store.put(sandbox_tenant_entry(sandbox_id), tenant_id)
+    tenants.set_mint_rate_limit(RATE_LIMITED_TENANT, RATE_LIMITED_PER_MINUTE)
     credentials = state.read_json(CREDENTIALS_FILE)
     repository = ApiKeyRepository(tables["ApiKeysTable"], dynamodb)
     api_keys = {name: _api_key(repository, credentials.get(name), *spec) for name, spec in API_KEYS.items()}

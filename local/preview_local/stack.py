@@ -48,7 +48,16 @@ from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
 from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin
 from preview_local.rest_api import RestApi
-from preview_local.seed import DEMO_TENANT, DESKTOP_SANDBOX, OTHER_TENANT, SANDBOXES, DemoSeed, seed_demo
+from preview_local.seed import (
+    DEMO_TENANT,
+    DESKTOP_SANDBOX,
+    OTHER_TENANT,
+    RATE_LIMITED_PER_MINUTE,
+    RATE_LIMITED_TENANT,
+    SANDBOXES,
+    DemoSeed,
+    seed_demo,
+)
 from preview_local.stream_edge import StreamBehaviours, StreamEdge
 from preview_local.viewer_response import ViewerResponse
 
@@ -130,6 +139,9 @@ class DemoInfo:
             "sandbox_id": self.seed.sandbox_id,
             "sandbox_ids": list(SANDBOXES[DEMO_TENANT]),
             "other_tenant_sandbox_id": self.seed.other_tenant_sandbox_id,
+            "rate_limited_tenant_id": RATE_LIMITED_TENANT,
+            "rate_limited_sandbox_id": self.seed.rate_limited_sandbox_id,
+            "rate_limited_per_minute": RATE_LIMITED_PER_MINUTE,
             **self.seed.api_keys,
             "jwt": self.seed.jwt,
             "jwt_issuer": self.identity_provider.issuer,
@@ -155,6 +167,8 @@ class DemoInfo:
                 f"  previews              http://<sandbox-id>.{PREVIEW_DOMAIN}:{self.port}/?mt=...",
                 f"  tenant {DEMO_TENANT}   sandboxes {', '.join(SANDBOXES[DEMO_TENANT])}",
                 f"  tenant {OTHER_TENANT}  sandbox {self.seed.other_tenant_sandbox_id}",
+                f"  tenant {RATE_LIMITED_TENANT}  sandbox {self.seed.rate_limited_sandbox_id} "
+                f"(mint limit {RATE_LIMITED_PER_MINUTE}/min)",
                 f"  desktop sandbox       {DESKTOP_SANDBOX} (noVNC over {DESKTOP_STREAM_PATH}): "
                 + (
                     "running" if self.desktop_available else f"not available, install with: {INSTALL_COMMAND}"

@@ -32,7 +32,7 @@ def test_an_api_key_with_previews_write_mints(stack: LocalStack) -> None:
 
     assert reply.status == 200
     body = reply.json()
-    assert set(body) == {"token", "url", "expires_at", "scope"}
+    assert set(body) == {"token", "url", "expires_at", "scope", "id"}
     assert body["url"] == f"{stack.preview_origin(stack.demo['sandbox_id'])}?mt={body['token']}"
     assert body["token"].startswith("mp_")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["expires_at"])

@@ -45,7 +45,7 @@ def get(
     stack: LocalStack, path: str, cookie: str, headers: dict[str, str] | None = None
 ) -> tuple[Reply, str]:
     marker = secrets.token_hex(6)
-    url = f"{stack.preview_origin(stack.demo['sandbox_id'])}{path}?attempt={marker}"
+    url = f"{stack.preview_origin(stack.demo['sandbox_id'])}{path}?attempt-{marker}=1"
     return fetch(url, headers={"Cookie": cookie, **(headers or {})}), marker
 
 

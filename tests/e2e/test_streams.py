@@ -94,7 +94,7 @@ def mint(stack: LocalStack, sandbox_id: str, scope: str, expires_in: int = 600) 
 
 def assert_refused_before_the_origin(stack: LocalStack, sandbox_id: str, path: str, cookie: str) -> Handshake:
     marker = secrets.token_hex(6)
-    target = f"{path}{'&' if '?' in path else '?'}attempt={marker}"
+    target = f"{path}{'&' if '?' in path else '?'}attempt-{marker}=1"
     before = origin_lines(stack)
 
     answer = upgrade(stack, sandbox_id, target, cookie)

@@ -25,8 +25,11 @@ def clear_cold_start_caches() -> None:
     settings.mint_settings.cache_clear()
     settings.data_plane_settings.cache_clear()
     dynamodb.default_client.cache_clear()
+    settings.first_use_settings.cache_clear()
     mint_api.mint_service.cache_clear()
+    mint_api.token_lifecycle.cache_clear()
     data_plane.preview_gate.cache_clear()
+    data_plane.first_use_recorder.cache_clear()
 
 
 @pytest.fixture
@@ -45,5 +48,8 @@ def deployment(moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[D
     monkeypatch.setenv("INPUT_PATH_PREFIX", "/input")
     monkeypatch.setenv("FRAME_ANCESTORS", "https://app.example.com")
     monkeypatch.setenv("ORIGIN_ASSERTION_AUDIENCE", ORIGIN_AUDIENCE)
+    # Every data-plane call reads new revocations: a test revokes, then expects the next request
+    # refused. The refresh throttle itself is a unit test (tests/unit/test_revocation_view.py).
+    monkeypatch.setenv("REVOCATIONS_REFRESH_SECONDS", "0")
     yield Deployment(resources).seed()
     clear_cold_start_caches()

@@ -37,6 +37,10 @@ PHYSICAL_IDS = {
     "ApiKeysTable": "api-keys",
     "SandboxesTable": "sandboxes",
     "SigningKeysTable": "signing-keys",
+    "PreviewTokensTable": "preview-tokens",
+    "RevocationsTable": "revocations",
+    "AuditTable": "audit",
+    "MintCountersTable": "mint-counters",
     "SigningKeyMasterKey": "key-id",
 }
 

@@ -109,6 +109,10 @@ def deployment(origin: tuple[RecordingOrigin, LoopbackServer]) -> LocalDeploymen
             "ApiKeysTable": "api-keys",
             "SandboxesTable": "sandboxes",
             "SigningKeysTable": "signing-keys",
+            "PreviewTokensTable": "preview-tokens",
+            "RevocationsTable": "revocations",
+            "AuditTable": "audit",
+            "MintCountersTable": "mint-counters",
             "SigningKeyMasterKey": "key-id",
         },
     )
@@ -593,6 +597,10 @@ def sandbox_origin_gateway(origin_url: str, timeout_seconds: float) -> RestApiGa
             "ApiKeysTable": "api-keys",
             "SandboxesTable": "sandboxes",
             "SigningKeysTable": "signing-keys",
+            "PreviewTokensTable": "preview-tokens",
+            "RevocationsTable": "revocations",
+            "AuditTable": "audit",
+            "MintCountersTable": "mint-counters",
             "SigningKeyMasterKey": "key-id",
         },
     )

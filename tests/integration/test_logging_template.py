@@ -158,7 +158,7 @@ def test_every_table_is_encrypted_with_the_stacks_data_key_which_only_dynamodb_a
     statements = {s["Sid"]: s for s in resources["DataAtRestKey"]["Properties"]["KeyPolicy"]["Statement"]}
     via_dynamodb = statements["TablesThroughDynamoDb"]["Condition"]["StringEquals"]
 
-    assert len(tables) == 4
+    assert len(tables) == 8
     for table in tables:
         assert table["Properties"]["SSESpecification"] == {
             "SSEEnabled": True,

@@ -59,7 +59,7 @@ def test_a_tenant_backend_mints_a_read_token_by_default(deployment: Deployment) 
 
     assert response.status == 200, response.body
     body = response.json()
-    assert set(body) == {"token", "url", "expires_at", "scope"}
+    assert set(body) == {"token", "url", "expires_at", "scope", "id"}
     assert body["scope"] == "read"
     assert body["token"].startswith("mp_")
     claims = jwt.decode(

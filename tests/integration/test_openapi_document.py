@@ -16,11 +16,27 @@ def test_docs_openapi_json_is_generated_from_the_code() -> None:
 
 
 def test_the_document_states_the_request_and_response_contract() -> None:
-    operation = mint_api.build_openapi()["paths"]["/api/v1/sandboxes/{id}/preview-token"]["post"]
+    document = mint_api.build_openapi()
+    operation = document["paths"]["/api/v1/sandboxes/{id}/preview-token"]["post"]
     request = operation["requestBody"]["content"]["application/json"]["schema"]
     assert request["properties"]["expires_in"]["maximum"] == 86400
     assert request["properties"]["expires_in"]["minimum"] == 1
     assert request["properties"]["scope"]["enum"] == ["read", "interact"]
     assert "MintResponse" in json.dumps(operation["responses"]["200"])
-    for status in ("400", "401", "403", "404", "422", "503"):
+    for status in ("400", "401", "403", "404", "422", "429", "503"):
         assert "ErrorResponse" in json.dumps(operation["responses"][status])
+    error = document["components"]["schemas"]["ErrorResponse"]
+    assert set(error["properties"]) == {"error", "request_id"}
+    assert {"retryable", "retry_after_ms"} <= set(
+        document["components"]["schemas"]["ErrorDetail"]["properties"]
+    )
+
+
+def test_the_lifecycle_endpoints_are_documented() -> None:
+    paths = mint_api.build_openapi()["paths"]
+    revoke = paths["/api/v1/preview-tokens/revoke"]["post"]
+    assert "RevokeRequest" in json.dumps(revoke["requestBody"])
+    assert set(revoke["responses"]) >= {"200", "400", "401", "403", "503"}
+    tokens = paths["/api/v1/sandboxes/{id}/preview-tokens"]
+    assert "LiveTokens" in json.dumps(tokens["get"]["responses"]["200"])
+    assert set(tokens["delete"]["responses"]) >= {"204", "401", "403", "404", "503"}

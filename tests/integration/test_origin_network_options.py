@@ -25,6 +25,10 @@ PHYSICAL_IDS = {
     "ApiKeysTable": "api-keys",
     "SandboxesTable": "sandboxes",
     "SigningKeysTable": "signing-keys",
+    "PreviewTokensTable": "preview-tokens",
+    "RevocationsTable": "revocations",
+    "AuditTable": "audit",
+    "MintCountersTable": "mint-counters",
     "SigningKeyMasterKey": "key-id",
     "PreviewOriginVpcLink": "vl-0abc123",
 }

@@ -317,10 +317,12 @@ def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
     response = gateway_response(template, api, response_type)
 
     headers = headers_of(response, "https://app.example.com")
-    headers.pop("Retry-After", None)
 
+    unavailable = response_type in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
+    retry_after = {"Retry-After": "5"} if unavailable else {}
     assert headers == {
         **SECURITY_HEADERS,
+        **retry_after,
         "Content-Security-Policy": content_security_policy("https://app.example.com"),
     }
     assert "x-frame-options" not in {name.lower() for name in headers}
@@ -418,7 +420,7 @@ def test_data_plane_functions_run_their_handlers_in_128_mb(
 
 
 @pytest.mark.parametrize("logical_id", DATA_PLANE_FUNCTIONS)
-def test_data_plane_functions_may_only_query_signing_keys_and_decrypt_them_for_preview_signing(
+def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_for_preview_signing(
     resources: Mapping[str, Any], logical_id: str
 ) -> None:
     role = resources[resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -427,8 +429,15 @@ def test_data_plane_functions_may_only_query_signing_keys_and_decrypt_them_for_p
         statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]
     ]
 
+    # The exchange also records a token's first use (its record and one audit entry).
+    first_use = [
+        ("Allow", "dynamodb:UpdateItem", {"Fn::GetAtt": ["PreviewTokensTable", "Arn"]}, None),
+        ("Allow", "dynamodb:PutItem", {"Fn::GetAtt": ["AuditTable", "Arn"]}, None),
+    ]
     assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == [
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
+        ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["RevocationsTable", "Arn"]}, None),
+        *(first_use if logical_id == "ExchangeFunction" else []),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, ORIGIN_KEY_CONTEXT),
     ]

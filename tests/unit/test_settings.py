@@ -17,6 +17,10 @@ MINT_ENV = {
     "SANDBOXES_TABLE": "s",
     "SIGNING_KEYS_TABLE": "sk",
     "PREVIEW_DOMAIN": "Sandboxes.Example.com",
+    "PREVIEW_TOKENS_TABLE": "pt",
+    "MINT_COUNTERS_TABLE": "mc",
+    "REVOCATIONS_TABLE": "rv",
+    "AUDIT_TABLE": "au",
 }
 
 
@@ -73,7 +77,22 @@ def test_data_plane_settings_are_validated(name: str, value: str) -> None:
         "INPUT_PATH_PREFIX": "/input",
         "FRAME_ANCESTORS": "https:",
         "ORIGIN_ASSERTION_AUDIENCE": "https://ingress.example.com",
+        "REVOCATIONS_TABLE": "rv",
     }
     DataPlaneSettings.from_env(env)
     with pytest.raises(SettingsError, match=name):
         DataPlaneSettings.from_env({**env, name: value})
+
+
+def test_revocation_freshness_defaults_and_refuses_a_staleness_below_the_refresh() -> None:
+    env = {**MINT_ENV}
+    settings = MintSettings.from_env(env)
+    assert (settings.revocations.refresh_seconds, settings.revocations.max_staleness_seconds) == (2.0, 10.0)
+    assert settings.default_mint_rate_per_minute == 60
+    assert settings.audit.retention_days == 90
+    with pytest.raises(SettingsError, match="REVOCATIONS_MAX_STALENESS_SECONDS"):
+        MintSettings.from_env(
+            {**env, "REVOCATIONS_REFRESH_SECONDS": "5", "REVOCATIONS_MAX_STALENESS_SECONDS": "2"}
+        )
+    with pytest.raises(SettingsError, match="REVOCATIONS_REFRESH_SECONDS"):
+        MintSettings.from_env({**env, "REVOCATIONS_REFRESH_SECONDS": "soon"})

@@ -3,7 +3,8 @@
 Order of checks: the query no longer carries ``mt`` (the edge takes it off every request, so
 one that still has it did not come through the edge), a token is present (session cookie,
 else the ``X-Preview-Token`` header the edge fills from ``?mt=``), its signature and ``kid``
-verify, it has not expired, it is bound to the request's host, and its scope allows the
+verify, it has not expired, it is bound to the request's host, it is not revoked (the
+container's :class:`~preview_tokens.revocations.RevocationView`), and its scope allows the
 method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
 naming another method), never the input channel, and no path that could be read as the input
 channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from preview_tokens.origin_assertion import OriginAssertionSigner
+from preview_tokens.revocations import RevocationsUnavailableError, RevocationView, TokenRevokedError
 from preview_tokens.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
 from preview_tokens.tokens import (
     ExpiredTokenError,
@@ -73,6 +75,7 @@ class DenialReason(StrEnum):
     EXPIRED = "expired"
     WRONG_SANDBOX = "wrong_sandbox"
     READ_ONLY = "read_only"
+    REVOKED = "revoked"
     UNAVAILABLE = "unavailable"
     # The session cookie did not come back after the exchange (a browser that blocks it in frames).
     COOKIES_BLOCKED = "cookies_blocked"
@@ -251,16 +254,19 @@ class PreviewGate:
         clock: Callable[[], float] = time.time,
         cache: VerifiedTokenCache | None = None,
         assertions: OriginAssertionSigner | None = None,
+        revocations: RevocationView | None = None,
     ) -> None:
         self._keys = keys
         self._assertions = assertions
+        self._revocations = revocations
         self._input_prefix = input_path_segments(input_path_prefix)
         self._clock = clock
         self._cache = cache or VerifiedTokenCache()
         self._ring: KeyRing | None = None
 
     def verify(self, token: str, host: str) -> PreviewClaims:
-        """Claims of a token valid now for ``host``; raises InvalidTokenError/HostMismatchError."""
+        """Claims of a token valid now for ``host``; raises InvalidTokenError/HostMismatchError,
+        TokenRevokedError, or RevocationsUnavailableError when revocation cannot be ruled out."""
         ring = self._keys.key_ring()
         if ring is not self._ring:
             self._cache.clear()
@@ -274,6 +280,8 @@ class PreviewGate:
             raise ExpiredTokenError(claims)
         if claims.host != normalize_host(host):
             raise HostMismatchError(claims)
+        if self._revocations is not None:
+            self._revocations.check(claims)
         return claims
 
     def authorize(self, request: PreviewRequest) -> Decision:
@@ -289,6 +297,10 @@ class PreviewGate:
             claims = self.verify(token, request.host)
         except SigningKeyUnavailableError:
             return Decision(False, DenialReason.UNAVAILABLE)
+        except RevocationsUnavailableError:
+            return Decision(False, DenialReason.UNAVAILABLE)  # nothing decided: the authorizer's 503
+        except TokenRevokedError as revoked:
+            return Decision(False, DenialReason.REVOKED, revoked.claims)
         except ExpiredTokenError as expired:
             return Decision(False, DenialReason.EXPIRED, expired.claims)
         except HostMismatchError:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from preview_tokens.dynamodb import default_client, dependency_call
 
@@ -64,14 +64,7 @@ class ApiKeyRepository:
             item = self.client.get_item(
                 TableName=self._table, Key={"key_hash": {"S": hash_api_key(api_key)}}, ConsistentRead=True
             ).get("Item")
-        if item is None:
-            return None
-        return ApiKey(
-            key_id=item["key_id"]["S"],
-            tenant_id=item["tenant_id"]["S"],
-            scopes=frozenset(item.get("scopes", {}).get("SS", [])),
-            revoked="revoked_at" in item,
-        )
+        return None if item is None else api_key_from_item(item)
 
     def create(self, tenant_id: str, scopes: Iterable[str], secret: str | None = None) -> IssuedApiKey:
         """Register a new key. ``secret`` re-registers a key generated earlier (the local stack keeps
@@ -118,7 +111,9 @@ class ApiKeyRepository:
         return keys
 
     def revoke(self, tenant_id: str, key_id: str) -> bool:
-        """Revoke the tenant's key ``key_id``; ``False`` if the tenant has no such key."""
+        """Revoke the tenant's key ``key_id``; ``False`` if the tenant has no such key.
+
+        Its tokens live on unless revoked too (``token_lifecycle.revoke_api_key``)."""
         with dependency_call("Query api_keys"):
             items = self.client.query(
                 TableName=self._table,
@@ -136,3 +131,12 @@ class ApiKeyRepository:
                 ExpressionAttributeValues={":now": {"S": datetime.now(UTC).isoformat()}},
             )
         return True
+
+
+def api_key_from_item(item: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=item["key_id"]["S"],
+        tenant_id=item["tenant_id"]["S"],
+        scopes=frozenset(item.get("scopes", {}).get("SS", [])),
+        revoked="revoked_at" in item,
+    )

@@ -33,12 +33,21 @@ _TARGET_PREFIXES = {"kms": "TrentService", "dynamodb": "DynamoDB_20120810"}
 class AwsServiceError(Exception):
     """A call failed: the service answered with an error, or could not be reached."""
 
-    def __init__(self, service: str, operation: str, code: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        operation: str,
+        code: str,
+        status: int | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(f"{service}.{operation} failed: {code} (status {status})")
         self.service = service
         self.operation = operation
         self.code = code
         self.status = status
+        self.details: Mapping[str, object] = details or {}
+        """The error document the service answered (e.g. a transaction's ``CancellationReasons``)."""
 
 
 @dataclass(frozen=True)
@@ -171,5 +180,6 @@ class AwsJsonClient:
             raise AwsServiceError(self.service, operation, "InvalidResponse", status) from None
         if status != 200 or not isinstance(document, dict):
             code = str(document.get("__type", "UnknownError")) if isinstance(document, dict) else "Unknown"
-            raise AwsServiceError(self.service, operation, code.rsplit("#", 1)[-1], status)
+            details = document if isinstance(document, dict) else None
+            raise AwsServiceError(self.service, operation, code.rsplit("#", 1)[-1], status, details)
         return document

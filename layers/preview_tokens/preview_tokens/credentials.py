@@ -9,16 +9,16 @@ whose tenant is not registered here or is disabled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import jwt
-
-from preview_tokens.api_keys import API_KEY_PREFIX, ApiKeyRepository
+from preview_tokens.api_keys import API_KEY_PREFIX, ApiKey, ApiKeyRepository
 from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
-from preview_tokens.jwks import JwksKeys, JwksUnavailableError, UnknownSigningKeyError
 from preview_tokens.observability import logger
 from preview_tokens.settings import JwtSettings
-from preview_tokens.tenants import TenantRepository
+from preview_tokens.tenants import Tenant, TenantRepository
+
+if TYPE_CHECKING:
+    from preview_tokens.jwks import JwksKeys
 
 JWT_ALGORITHMS = ["RS256", "ES256"]
 MAX_CREDENTIAL_LENGTH = 8192
@@ -29,6 +29,8 @@ class Caller:
     tenant_id: str
     scopes: frozenset[str]
     credential: Literal["api_key", "jwt"]
+    credential_id: str = ""
+    """Who is calling: the API key's ``key_id``, or the JWT's ``sub`` (audit trail, token ``cid``)."""
 
 
 def bearer_credential(authorization: str | None) -> str:
@@ -71,30 +73,38 @@ class CredentialVerifier:
 
     def authenticate(self, authorization: str | None) -> Caller:
         credential = bearer_credential(authorization)
-        if credential.startswith(API_KEY_PREFIX):
-            caller = self._from_api_key(credential)
+        if is_api_key(credential):
+            caller = self.caller_for_api_key(self._api_keys.find_by_secret(credential))
         elif credential.count(".") == 2:
-            caller = self._from_jwt(credential)
+            caller = self.caller_for_jwt(credential)
         else:
             logger.info("credential rejected", extra={"reason": "unrecognised format"})
             raise UnauthorizedError()
-        tenant = self._tenants.get(caller.tenant_id)
-        if tenant is None or not tenant.active:
-            logger.info("credential refused", extra={"reason": "tenant unknown or disabled"})
-            raise ForbiddenError()
+        require_active(self._tenants.get(caller.tenant_id))
         return caller
 
-    def _from_api_key(self, credential: str) -> Caller:
-        key = self._api_keys.find_by_secret(credential)
+    @staticmethod
+    def caller_for_api_key(key: ApiKey | None) -> Caller:
+        """The caller an API key's record names; 401 for an unknown or revoked key."""
         if key is None or key.revoked:
             logger.info("credential rejected", extra={"reason": "api key unknown or revoked"})
             raise UnauthorizedError()
-        return Caller(key.tenant_id, key.scopes, "api_key")
+        return Caller(key.tenant_id, key.scopes, "api_key", key.key_id)
 
-    def _from_jwt(self, credential: str) -> Caller:
+    def caller_for_jwt(self, credential: str) -> Caller:
+        """The caller a JWT names, once its signature, issuer, audience and expiry verify."""
+        if credential.count(".") != 2:
+            logger.info("credential rejected", extra={"reason": "unrecognised format"})
+            raise UnauthorizedError()
         if self._jwt is None:
             logger.info("credential rejected", extra={"reason": "jwt credentials are not configured"})
             raise UnauthorizedError()
+        # Imported on the first JWT only: pyjwt loads `cryptography` (~0.2 s), which an API-key
+        # mint never needs, and the mint's cold start is budgeted (README "Performance").
+        import jwt
+
+        from preview_tokens.jwks import JwksKeys, JwksUnavailableError, UnknownSigningKeyError
+
         jwks = self._jwks = self._jwks or JwksKeys(self._jwt.jwks_url)
         try:
             signing_key = jwks.signing_key(credential)
@@ -116,4 +126,17 @@ class CredentialVerifier:
         if not isinstance(tenant_id, str) or not tenant_id:
             logger.info("credential rejected", extra={"reason": "jwt has no tenant claim"})
             raise ForbiddenError()
-        return Caller(tenant_id, _jwt_scopes(claims), "jwt")
+        subject = claims.get("sub")
+        return Caller(tenant_id, _jwt_scopes(claims), "jwt", subject if isinstance(subject, str) else "")
+
+
+def is_api_key(credential: str) -> bool:
+    return credential.startswith(API_KEY_PREFIX)
+
+
+def require_active(tenant: Tenant | None) -> Tenant:
+    """403 unless the credential's tenant is registered here and active."""
+    if tenant is None or not tenant.active:
+        logger.info("credential refused", extra={"reason": "tenant unknown or disabled"})
+        raise ForbiddenError()
+    return tenant

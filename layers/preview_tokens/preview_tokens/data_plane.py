@@ -5,9 +5,16 @@ from __future__ import annotations
 from functools import cache
 
 from preview_tokens.access import PreviewGate
+from preview_tokens.observability import logger
 from preview_tokens.origin_assertion import ORIGIN_KEY_SET, OriginAssertionSigner, origin_key_context
-from preview_tokens.settings import data_plane_settings
+from preview_tokens.revocations import RevocationFeed, RevocationFeedError, RevocationView
+from preview_tokens.settings import data_plane_settings, first_use_settings
 from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
+from preview_tokens.token_records import FirstUseRecorder
+
+
+def _log_refresh_failure(error: RevocationFeedError) -> None:
+    logger.warning("revocation view refresh failed", extra={"error_code": str(error)})
 
 
 @cache
@@ -26,4 +33,17 @@ def preview_gate() -> PreviewGate:
         context_for=origin_key_context,
     )
     assertions = OriginAssertionSigner(origin_keys, settings.origin_audience)
-    return PreviewGate(keys, settings.input_path_prefix, assertions=assertions)
+    revocations = RevocationView(
+        RevocationFeed(settings.revocations.table),
+        refresh_seconds=settings.revocations.refresh_seconds,
+        max_staleness_seconds=settings.revocations.max_staleness_seconds,
+        on_refresh_failure=_log_refresh_failure,
+    )
+    return PreviewGate(keys, settings.input_path_prefix, assertions=assertions, revocations=revocations)
+
+
+@cache
+def first_use_recorder() -> FirstUseRecorder:
+    """The exchange's recorder of first uses (token record + audit trail)."""
+    settings = first_use_settings()
+    return FirstUseRecorder(settings.preview_tokens_table, settings.audit)

@@ -92,6 +92,7 @@ _TEXTS: dict[DenialReason, tuple[str, str]] = {
     DenialReason.INVALID_TOKEN: ("Preview link invalid", "This preview link is not valid."),
     DenialReason.WRONG_SANDBOX: ("Preview link invalid", "This preview link is for a different sandbox."),
     DenialReason.READ_ONLY: ("View-only preview", "This preview is view-only: input is not allowed."),
+    DenialReason.REVOKED: ("Preview revoked", "Access to this preview was revoked."),
     DenialReason.UNAVAILABLE: (
         "Preview unavailable",
         "Previews are unavailable right now. Try again shortly.",

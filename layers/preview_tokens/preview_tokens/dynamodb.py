@@ -7,8 +7,6 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, MAX_ATTEMPTS, READ_TIMEOUT_SECONDS
@@ -16,11 +14,14 @@ from preview_tokens.errors import ServiceUnavailableError
 from preview_tokens.observability import logger
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def bounded_config() -> Config:
     """Timeouts and a retry budget that fail a stalled call long before the function times out."""
+    from botocore.config import Config
+
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
@@ -30,16 +31,30 @@ def bounded_config() -> Config:
 
 @cache
 def default_client() -> DynamoDBClient:
+    # Imported on first use: the mint's hot path goes through ``aws_json`` and never needs boto3,
+    # whose import alone is the mint's whole cold-start budget (README "Performance").
+    import boto3
+
     return boto3.client("dynamodb", config=bounded_config())
 
 
 @contextmanager
 def dependency_call(operation: str) -> Iterator[None]:
     """Turn a DynamoDB failure into :class:`ServiceUnavailableError` (503, retry later)."""
+    with dependency_call_keeping((), operation):
+        yield
+
+
+@contextmanager
+def dependency_call_keeping(codes: tuple[str, ...], operation: str) -> Iterator[None]:
+    """As :func:`dependency_call`, but errors with one of ``codes`` reach the caller unchanged
+    (a transaction's cancellation, whose reasons say what to answer)."""
     try:
         yield
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "Unknown")
+        if code in codes:
+            raise
         logger.warning("dynamodb call failed", extra={"operation": operation, "error_code": code})
         raise ServiceUnavailableError() from None
     except BotoCoreError as error:

@@ -50,3 +50,20 @@ class SandboxNotFoundError(PreviewError):
 class ServiceUnavailableError(PreviewError):
     code = "unavailable"
     message = "The service is temporarily unavailable. Retry later."
+
+
+class RateLimitedError(PreviewError):
+    """The tenant has minted its limit for the current window; ``retry_after`` seconds until the next."""
+
+    code = "rate_limited"
+    message = "This tenant has reached its preview-token mint rate. Retry after the time given."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)
+
+
+class TokenRequestError(InvalidRequestError):
+    """A revocation body without a ``token`` string."""
+
+    message = 'The request body must be a JSON object {"token": "mp_..."}.'

@@ -36,6 +36,7 @@ from preview_tokens.access import (
     split_preview_cookies,
 )
 from preview_tokens.access import TOKEN_PARAMETER as TOKEN_PARAMETER  # where the edge takes it from
+from preview_tokens.revocations import RevocationsUnavailableError, TokenRevokedError
 from preview_tokens.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
 from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
@@ -117,6 +118,10 @@ def exchange_token(
         assertion = gate.origin_assertion(claims)
     except SigningKeyUnavailableError as unavailable:
         return ExchangeDenied(DenialReason.UNAVAILABLE, None, unavailable.retry_after_seconds)
+    except RevocationsUnavailableError:
+        return ExchangeDenied(DenialReason.UNAVAILABLE, None)
+    except TokenRevokedError as revoked:
+        return ExchangeDenied(DenialReason.REVOKED, revoked.claims.sandbox_id)
     except ExpiredTokenError as expired:
         return ExchangeDenied(DenialReason.EXPIRED, expired.claims.sandbox_id)
     except HostMismatchError:

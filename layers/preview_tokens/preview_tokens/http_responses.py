@@ -1,4 +1,9 @@
-"""The mint API's HTTP responses: domain errors mapped to statuses in exactly one place."""
+"""The mint API's HTTP responses: domain errors mapped to statuses in exactly one place.
+
+Every error body is ``{"error": {"code", "message"}, "request_id"}`` (spec part 2, "Errors": the
+published SDKs read the top-level ``request_id``); a 429 or 503 body also carries, inside
+``error``, ``"retryable": true`` and ``retry_after_ms`` equal to the ``Retry-After`` header.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,13 @@ from preview_tokens.errors import (
     InvalidRequestError,
     InvalidScopeError,
     PreviewError,
+    RateLimitedError,
     SandboxNotFoundError,
     ServiceUnavailableError,
     UnauthorizedError,
 )
 
-RETRY_AFTER_SECONDS = "5"
+RETRY_AFTER_SECONDS = 5
 T = TypeVar("T")
 
 STATUS_BY_ERROR: dict[type[PreviewError], HTTPStatus] = {
@@ -28,8 +34,10 @@ STATUS_BY_ERROR: dict[type[PreviewError], HTTPStatus] = {
     SandboxNotFoundError: HTTPStatus.NOT_FOUND,
     InvalidScopeError: HTTPStatus.UNPROCESSABLE_ENTITY,
     InvalidExpiresInError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    RateLimitedError: HTTPStatus.TOO_MANY_REQUESTS,
     ServiceUnavailableError: HTTPStatus.SERVICE_UNAVAILABLE,
 }
+RETRYABLE = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 
 
 def base_headers(request_id: str) -> dict[str, str]:
@@ -46,29 +54,36 @@ def json_response(status: HTTPStatus, body: T, request_id: str) -> Response[T]:
     )
 
 
-def error_body(code: str, message: str, request_id: str, retry_after: str | None = None) -> dict[str, Any]:
-    """The spec's error shape: the request id beside ``error``; a retryable error says when."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if retry_after:
-        error.update(retryable=True, retry_after_ms=int(retry_after) * 1000)
-    return {"error": error, "request_id": request_id}
+def empty_response(status: HTTPStatus, request_id: str) -> Response[str]:
+    """A response without a body (``204 No Content``)."""
+    return Response(status_code=status, body="", headers=base_headers(request_id))
 
 
 def error_response(
-    status: HTTPStatus, code: str, message: str, request_id: str, retry_after: str | None = None
+    status: HTTPStatus, code: str, message: str, request_id: str, retry_after: int | None = None
 ) -> Response[dict[str, Any]]:
-    response = json_response(status, error_body(code, message, request_id, retry_after), request_id)
-    if retry_after:
-        response.headers["Retry-After"] = retry_after
+    error: dict[str, Any] = {"code": code, "message": message}
+    if status in RETRYABLE:
+        retry_after = retry_after or RETRY_AFTER_SECONDS
+        error.update(retryable=True, retry_after_ms=retry_after * 1000)
+    response = json_response(status, {"error": error, "request_id": request_id}, request_id)
+    if status in RETRYABLE:
+        response.headers["Retry-After"] = str(retry_after)
     if status is HTTPStatus.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="preview-tokens"'
     return response
 
 
+def status_for(error: PreviewError) -> HTTPStatus:
+    for error_type in type(error).__mro__:
+        if error_type in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[error_type]
+    return HTTPStatus.INTERNAL_SERVER_ERROR
+
+
 def response_for(error: PreviewError, request_id: str) -> Response[dict[str, Any]]:
-    status = STATUS_BY_ERROR.get(type(error), HTTPStatus.INTERNAL_SERVER_ERROR)
-    retry_after = RETRY_AFTER_SECONDS if status is HTTPStatus.SERVICE_UNAVAILABLE else None
-    return error_response(status, error.code, error.message, request_id, retry_after)
+    retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+    return error_response(status_for(error), error.code, error.message, request_id, retry_after)
 
 
 def internal_error_response(request_id: str) -> Response[dict[str, Any]]:

@@ -5,8 +5,11 @@ exception text and traceback alike): what looks like a preview token, an API key
 Bearer value is replaced by ``[redacted]`` whatever put it there. Powertools writes JSON, so
 control characters in a field are escaped by the encoder.
 
-The tracer lives in :mod:`preview_tokens.tracing`: creating it loads the X-Ray SDK (about
-0.4 s and 50 MB), which the data-plane authorizer must not pay on its cold start.
+No X-Ray tracer: creating Powertools' Tracer loads the X-Ray SDK (0.2-0.5 s and ~50 MB), which
+alone broke the mint's cold-start budget (README "Performance"). The functions keep
+``Tracing: Active``: Lambda and API Gateway still record each invocation's segment (init,
+duration, errors) without the SDK; only per-call subsegments are gone, and a warm mint makes
+two DynamoDB calls whose latency its log line states.
 """
 
 from __future__ import annotations

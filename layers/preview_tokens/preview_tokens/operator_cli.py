@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.audit import OPERATOR, AuditTrail
+from preview_tokens.credentials import Caller
+from preview_tokens.dynamodb import default_client
 from preview_tokens.edge_store import (
     CloudFrontKeyValueStore,
     EdgeStore,
@@ -30,13 +34,14 @@ from preview_tokens.edge_store import (
     frame_ancestors_entry,
     sandbox_tenant_entry,
 )
-from preview_tokens.errors import ServiceUnavailableError
+from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.frame_ancestors import FrameAncestorsError, parse_frame_ancestors
 from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxIdTakenError, SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.signing_keys import ACTIVE as ACTIVE_KEY
-from preview_tokens.tenants import ACTIVE, DISABLED, TenantRepository
+from preview_tokens.tenants import ACTIVE, TenantRepository
+from preview_tokens.token_lifecycle import LifecycleTables, TokenLifecycle
 
 _OUTPUT_ENV = {
     "TenantsTableName": "TENANTS_TABLE",
@@ -45,8 +50,13 @@ _OUTPUT_ENV = {
     "SigningKeysTableName": "SIGNING_KEYS_TABLE",
     "SigningKeyMasterKeyArn": "SIGNING_KEY_MASTER_KEY",
     "PreviewEdgeStoreArn": "EDGE_STORE_ARN",
+    "PreviewTokensTableName": "PREVIEW_TOKENS_TABLE",
+    "RevocationsTableName": "REVOCATIONS_TABLE",
+    "AuditTableName": "AUDIT_TABLE",
+    "AuditRetentionDays": "AUDIT_RETENTION_DAYS",
 }
 EDGE_STORE_FILE = "EDGE_STORE_FILE"
+DEFAULT_AUDIT_RETENTION_DAYS = 90
 
 
 class CommandError(Exception):
@@ -86,17 +96,46 @@ class Deployment:
         return cls({env_name: outputs.get(key, "") for key, env_name in _OUTPUT_ENV.items()})
 
 
+def _lifecycle(deployment: Deployment) -> TokenLifecycle:
+    retention = deployment.names.get("AUDIT_RETENTION_DAYS", "")
+    return TokenLifecycle(
+        LifecycleTables(
+            tenants=deployment["TENANTS_TABLE"],
+            api_keys=deployment["API_KEYS_TABLE"],
+            sandboxes=deployment["SANDBOXES_TABLE"],
+            preview_tokens=deployment["PREVIEW_TOKENS_TABLE"],
+            revocations=deployment["REVOCATIONS_TABLE"],
+            audit=deployment["AUDIT_TABLE"],
+        ),
+        int(retention) if retention.isdigit() else DEFAULT_AUDIT_RETENTION_DAYS,
+        # revocations reach the stream edge through the edge store (keys rv./rs./rt./rc.)
+        edge_put=deployment.edge_store.put,
+    )
+
+
+def _request_id() -> str:
+    """The id an operator command's audit entries carry (a CLI run has no API request id)."""
+    return f"cli-{uuid.uuid4()}"
+
+
 def _tenant_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
     tenant = TenantRepository(deployment["TENANTS_TABLE"]).put(args.tenant_id, args.name or args.tenant_id)
     return {"tenant_id": tenant.tenant_id, "name": tenant.name, "status": tenant.status}
 
 
-def _tenant_set_status(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+def _tenant_disable(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    """Disabling a tenant also ends every preview token it minted (within seconds)."""
+    if not _lifecycle(deployment).disable_tenant(args.tenant_id, _request_id()):
+        raise CommandError(f"no tenant {args.tenant_id}")
+    return {"tenant_id": args.tenant_id, "status": "disabled", "tokens_revoked": True}
+
+
+def _tenant_enable(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
     tenants = TenantRepository(deployment["TENANTS_TABLE"])
     existing = tenants.get(args.tenant_id)
     if existing is None:
         raise CommandError(f"no tenant {args.tenant_id}")
-    tenant = tenants.put(existing.tenant_id, existing.name, DISABLED if args.action == "disable" else ACTIVE)
+    tenant = tenants.put(existing.tenant_id, existing.name, ACTIVE)
     return {"tenant_id": tenant.tenant_id, "status": tenant.status}
 
 
@@ -122,6 +161,17 @@ def _tenant_frame_ancestors(args: argparse.Namespace, deployment: Deployment) ->
     }
 
 
+def _tenant_set_rate_limit(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    per_minute = None if args.default else args.per_minute
+    if per_minute is None and not args.default:
+        raise CommandError("give --per-minute N or --default")
+    if per_minute is not None and per_minute < 1:
+        raise CommandError("--per-minute must be at least 1")
+    if not TenantRepository(deployment["TENANTS_TABLE"]).set_mint_rate_limit(args.tenant_id, per_minute):
+        raise CommandError(f"no tenant {args.tenant_id}")
+    return {"tenant_id": args.tenant_id, "mint_rate_per_minute": per_minute or "default"}
+
+
 def _api_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
     if TenantRepository(deployment["TENANTS_TABLE"]).get(args.tenant) is None:
         raise CommandError(f"no tenant {args.tenant}: create it first")
@@ -138,9 +188,17 @@ def _api_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[st
 
 
 def _api_key_revoke(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
-    if not ApiKeyRepository(deployment["API_KEYS_TABLE"]).revoke(args.tenant, args.key_id):
+    with_tokens = bool(args.with_tokens or args.leaked)
+    if with_tokens:
+        revoked = _lifecycle(deployment).revoke_api_key(args.tenant, args.key_id, True, _request_id())
+    else:
+        revoked = ApiKeyRepository(deployment["API_KEYS_TABLE"]).revoke(args.tenant, args.key_id)
+    if not revoked:
         raise CommandError(f"tenant {args.tenant} has no key {args.key_id}")
-    return {"key_id": args.key_id, "revoked": True}
+    result: dict[str, object] = {"key_id": args.key_id, "revoked": True}
+    if with_tokens:
+        result["tokens_revoked"] = True
+    return result
 
 
 def _api_key_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
@@ -160,11 +218,28 @@ def _sandbox_put(args: argparse.Namespace, deployment: Deployment) -> dict[str, 
 
 
 def _sandbox_delete(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    """Deleting a sandbox also ends every preview token minted for it (within seconds)."""
     edge_store = deployment.edge_store
-    if not SandboxRepository(deployment["SANDBOXES_TABLE"]).delete(args.tenant, args.sandbox_id):
+    if not _lifecycle(deployment).delete_sandbox(args.tenant, args.sandbox_id, _request_id()):
         raise CommandError(f"tenant {args.tenant} has no sandbox {args.sandbox_id}")
     edge_store.delete(sandbox_tenant_entry(args.sandbox_id))
-    return {"sandbox_id": args.sandbox_id, "deleted": True}
+    return {"sandbox_id": args.sandbox_id, "deleted": True, "tokens_revoked": True}
+
+
+def _sandbox_revoke_tokens(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    caller = Caller(args.tenant, frozenset({PREVIEWS_WRITE}), "api_key", OPERATOR)
+    try:
+        _lifecycle(deployment).revoke_sandbox_tokens(caller, args.sandbox_id, _request_id())
+    except PreviewError as error:
+        if isinstance(error, ServiceUnavailableError):
+            raise
+        raise CommandError(f"tenant {args.tenant} has no running sandbox {args.sandbox_id}") from None
+    return {"sandbox_id": args.sandbox_id, "tokens_revoked": True}
+
+
+def _audit_list(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
+    trail = AuditTrail(deployment["AUDIT_TABLE"], default_client())
+    return {"entries": trail.list(args.tenant, args.sandbox)}
 
 
 def _signing_key_create(args: argparse.Namespace, deployment: Deployment) -> dict[str, object]:
@@ -210,14 +285,17 @@ def _origin_key_jwks(args: argparse.Namespace, deployment: Deployment) -> dict[s
 
 COMMANDS: dict[tuple[str, str], Callable[[argparse.Namespace, Deployment], dict[str, object]]] = {
     ("tenant", "create"): _tenant_create,
-    ("tenant", "disable"): _tenant_set_status,
-    ("tenant", "enable"): _tenant_set_status,
+    ("tenant", "disable"): _tenant_disable,
+    ("tenant", "enable"): _tenant_enable,
+    ("tenant", "set-rate-limit"): _tenant_set_rate_limit,
     ("tenant", "frame-ancestors"): _tenant_frame_ancestors,
     ("api-key", "create"): _api_key_create,
     ("api-key", "revoke"): _api_key_revoke,
     ("api-key", "list"): _api_key_list,
     ("sandbox", "put"): _sandbox_put,
     ("sandbox", "delete"): _sandbox_delete,
+    ("sandbox", "revoke-tokens"): _sandbox_revoke_tokens,
+    ("audit", "list"): _audit_list,
     ("signing-key", "create"): _signing_key_create,
     ("signing-key", "rotate"): _signing_key_create,
     ("signing-key", "retire"): _signing_key_retire,
@@ -241,8 +319,13 @@ def parser() -> argparse.ArgumentParser:
     create = tenant.add_parser("create", help="create or update a tenant")
     create.add_argument("tenant_id")
     create.add_argument("--name")
-    for action in ("disable", "enable"):
-        tenant.add_parser(action, help=f"{action} a tenant").add_argument("tenant_id")
+    tenant.add_parser("disable", help="disable a tenant and end its preview tokens").add_argument("tenant_id")
+    tenant.add_parser("enable", help="enable a tenant again").add_argument("tenant_id")
+    rate = tenant.add_parser("set-rate-limit", help="override the tenant's mint rate limit")
+    rate.add_argument("tenant_id")
+    rate_value = rate.add_mutually_exclusive_group(required=True)
+    rate_value.add_argument("--per-minute", type=int, help="mints per minute for this tenant")
+    rate_value.add_argument("--default", action="store_true", help="back to the stack's default")
     ancestors = tenant.add_parser(
         "frame-ancestors", help="origins whose pages may frame the tenant's previews (CSP frame-ancestors)"
     )
@@ -261,13 +344,24 @@ def parser() -> argparse.ArgumentParser:
     revoke = key.add_parser("revoke", help="revoke a key by its key_id")
     revoke.add_argument("--tenant", required=True)
     revoke.add_argument("key_id")
+    revoke.add_argument("--with-tokens", action="store_true", help="also end every token the key minted")
+    revoke.add_argument("--leaked", action="store_true", help="the key leaked: implies --with-tokens")
     key.add_parser("list", help="list a tenant's keys").add_argument("--tenant", required=True)
 
     sandbox = resources.add_parser("sandbox", help="sandboxes").add_subparsers(dest="action", required=True)
-    for action in ("put", "delete"):
-        sub = sandbox.add_parser(action, help=f"{action} a sandbox")
+    for action, text in (
+        ("put", "create a sandbox"),
+        ("delete", "delete a sandbox and end its preview tokens"),
+        ("revoke-tokens", "end every preview token of a sandbox"),
+    ):
+        sub = sandbox.add_parser(action, help=text)
         sub.add_argument("--tenant", required=True)
         sub.add_argument("sandbox_id")
+
+    audit = resources.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
+    listing = audit.add_parser("list", help="a tenant's mints, first uses and revocations, oldest first")
+    listing.add_argument("--tenant", required=True)
+    listing.add_argument("--sandbox")
 
     signing = resources.add_parser("signing-key", help="token signing keys").add_subparsers(
         dest="action", required=True

@@ -9,9 +9,10 @@ tombstone (``status = deleted``) so the id (and its host) can never pass to anot
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -34,6 +35,17 @@ class Sandbox:
     sandbox_id: str
     tenant_id: str
     status: str
+    tokens_not_before: int = 0
+    """Tokens of this sandbox issued before this epoch second are revoked."""
+
+
+def sandbox_from_item(item: Mapping[str, Any]) -> Sandbox:
+    return Sandbox(
+        item["sandbox_id"]["S"],
+        item["tenant_id"]["S"],
+        item["status"]["S"],
+        int(item.get("tokens_not_before", {}).get("N", "0")),
+    )
 
 
 def is_sandbox_id(value: str) -> bool:
@@ -58,9 +70,10 @@ class SandboxRepository:
             item = self.client.get_item(
                 TableName=self._table, Key={"sandbox_id": {"S": sandbox_id}}, ConsistentRead=True
             ).get("Item")
-        if item is None or item["tenant_id"]["S"] != tenant_id or item["status"]["S"] != RUNNING:
+        sandbox = sandbox_from_item(item) if item is not None else None
+        if sandbox is None or sandbox.tenant_id != tenant_id or sandbox.status != RUNNING:
             return None
-        return Sandbox(sandbox_id, tenant_id, RUNNING)
+        return sandbox
 
     def put(self, tenant_id: str, sandbox_id: str) -> Sandbox:
         if not is_sandbox_id(sandbox_id):
@@ -80,18 +93,20 @@ class SandboxRepository:
         condition = "tenant_id = :tenant"
         if not must_exist:
             condition = "attribute_not_exists(sandbox_id) OR " + condition
-        with dependency_call("PutItem sandboxes"):
+        # An update, not a put: a sandbox's tokens_not_before (revocation marker) survives it.
+        with dependency_call("UpdateItem sandboxes"):
             try:
-                self.client.put_item(
+                self.client.update_item(
                     TableName=self._table,
-                    Item={
-                        "sandbox_id": {"S": sandbox_id},
-                        "tenant_id": {"S": tenant_id},
-                        "status": {"S": status},
-                        "updated_at": {"S": datetime.now(UTC).isoformat()},
+                    Key={"sandbox_id": {"S": sandbox_id}},
+                    UpdateExpression="SET tenant_id = :tenant, #status = :status, updated_at = :now",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":tenant": {"S": tenant_id},
+                        ":status": {"S": status},
+                        ":now": {"S": datetime.now(UTC).isoformat()},
                     },
                     ConditionExpression=condition,
-                    ExpressionAttributeValues={":tenant": {"S": tenant_id}},
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":

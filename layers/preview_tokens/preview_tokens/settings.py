@@ -38,6 +38,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name} must be a number of seconds, got {raw!r}") from None
+    if not minimum <= value < 86_400:
+        raise SettingsError(f"setting {name} must be at least {minimum} seconds, got {raw!r}")
+    return value
+
+
 def _preview_domain(env: Mapping[str, str]) -> str:
     domain = _required(env, "PREVIEW_DOMAIN").lower()
     if not _DOMAIN_RE.match(domain):
@@ -114,6 +127,37 @@ class SigningKeySettings:
 
 
 @dataclass(frozen=True)
+class RevocationSettings:
+    """Where revocations are recorded, and how fresh the data plane's view of them must be."""
+
+    table: str
+    refresh_seconds: float
+    max_staleness_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RevocationSettings:
+        refresh = _seconds(env, "REVOCATIONS_REFRESH_SECONDS", 2.0)
+        staleness = _seconds(env, "REVOCATIONS_MAX_STALENESS_SECONDS", 10.0, minimum=0.5)
+        if staleness < refresh:
+            raise SettingsError(
+                "REVOCATIONS_MAX_STALENESS_SECONDS must not be below REVOCATIONS_REFRESH_SECONDS"
+            )
+        return cls(_required(env, "REVOCATIONS_TABLE"), refresh, staleness)
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail's table and how long its entries are kept (DynamoDB TTL)."""
+
+    table: str
+    retention_days: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuditSettings:
+        return cls(_required(env, "AUDIT_TABLE"), _positive_int(env, "AUDIT_RETENTION_DAYS", 90))
+
+
+@dataclass(frozen=True)
 class MintSettings:
     tenants_table: str
     api_keys_table: str
@@ -121,6 +165,11 @@ class MintSettings:
     signing_keys: SigningKeySettings
     previews: PreviewUrlSettings
     jwt: JwtSettings | None
+    preview_tokens_table: str
+    mint_counters_table: str
+    default_mint_rate_per_minute: int
+    revocations: RevocationSettings
+    audit: AuditSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MintSettings:
@@ -131,7 +180,24 @@ class MintSettings:
             signing_keys=SigningKeySettings.from_env(env),
             previews=PreviewUrlSettings.from_env(env),
             jwt=JwtSettings.from_env(env),
+            preview_tokens_table=_required(env, "PREVIEW_TOKENS_TABLE"),
+            mint_counters_table=_required(env, "MINT_COUNTERS_TABLE"),
+            default_mint_rate_per_minute=_positive_int(env, "MINT_RATE_LIMIT_PER_MINUTE", 60),
+            revocations=RevocationSettings.from_env(env),
+            audit=AuditSettings.from_env(env),
         )
+
+
+@dataclass(frozen=True)
+class FirstUseSettings:
+    """What the exchange records when a token opens its first session (token record, audit trail)."""
+
+    preview_tokens_table: str
+    audit: AuditSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> FirstUseSettings:
+        return cls(_required(env, "PREVIEW_TOKENS_TABLE"), AuditSettings.from_env(env))
 
 
 @dataclass(frozen=True)
@@ -144,6 +210,7 @@ class DataPlaneSettings:
     frame_ancestors: str
     origin_audience: str
     """``aud`` of the origin assertions: who the fleet's verifier expects them to be for."""
+    revocations: RevocationSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DataPlaneSettings:
@@ -159,6 +226,7 @@ class DataPlaneSettings:
             input_path_prefix=prefix,
             frame_ancestors=ancestors,
             origin_audience=_required(env, "ORIGIN_ASSERTION_AUDIENCE"),
+            revocations=RevocationSettings.from_env(env),
         )
 
 
@@ -170,3 +238,8 @@ def mint_settings() -> MintSettings:
 @cache
 def data_plane_settings() -> DataPlaneSettings:
     return DataPlaneSettings.from_env(os.environ)
+
+
+@cache
+def first_use_settings() -> FirstUseSettings:
+    return FirstUseSettings.from_env(os.environ)

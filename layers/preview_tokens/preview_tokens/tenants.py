@@ -6,15 +6,17 @@ a list; absent = the stack's ``FrameAncestors`` default), which the edge reads f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from preview_tokens.dynamodb import default_client, dependency_call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -26,6 +28,10 @@ class Tenant:
     name: str
     status: str
     frame_ancestors: tuple[str, ...] = ()
+    mint_rate_per_minute: int | None = None
+    """The operator's override of the default mint rate limit; ``None``: the default applies."""
+    tokens_not_before: int = 0
+    """Tokens of this tenant issued before this epoch second are revoked (set when disabled)."""
 
     @property
     def active(self) -> bool:
@@ -47,17 +53,10 @@ class TenantRepository:
             item = self.client.get_item(
                 TableName=self._table, Key={"tenant_id": {"S": tenant_id}}, ConsistentRead=True
             ).get("Item")
-        if item is None:
-            return None
-        return Tenant(
-            item["tenant_id"]["S"],
-            item.get("name", {}).get("S", ""),
-            item["status"]["S"],
-            tuple(value["S"] for value in item.get("frame_ancestors", {}).get("L", [])),
-        )
+        return None if item is None else tenant_from_item(item)
 
     def put(self, tenant_id: str, name: str, status: str = ACTIVE) -> Tenant:
-        """Create or update a tenant's name and status; what else the item holds is kept."""
+        """Create or update a tenant's name and status; its other attributes are kept."""
         with dependency_call("UpdateItem tenants"):
             item = self.client.update_item(
                 TableName=self._table,
@@ -71,27 +70,52 @@ class TenantRepository:
                 },
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-        return Tenant(
-            tenant_id, name, status, tuple(v["S"] for v in item.get("frame_ancestors", {}).get("L", []))
-        )
+        return tenant_from_item(item)
 
     def set_frame_ancestors(self, tenant_id: str, origins: tuple[str, ...]) -> bool:
         """Declare (or, with no origins, clear) who may frame the tenant's previews; False: no tenant."""
-        values: dict[str, AttributeValueTypeDef] = {":now": {"S": datetime.now(UTC).isoformat()}}
+        values: dict[str, Any] = {":now": {"S": datetime.now(UTC).isoformat()}}
         if origins:
             update = "SET frame_ancestors = :origins, updated_at = :now"
             values[":origins"] = {"L": [{"S": origin} for origin in origins]}
         else:
             update = "REMOVE frame_ancestors SET updated_at = :now"
+        return self._update_existing(tenant_id, update, values)
+
+    def set_mint_rate_limit(self, tenant_id: str, per_minute: int | None) -> bool:
+        """Override (or, with ``None``, reset to the default) a tenant's mint rate; ``False`` if unknown."""
+        update = (
+            "SET mint_rate_per_minute = :rate" if per_minute is not None else "REMOVE mint_rate_per_minute"
+        )
+        values = {":rate": {"N": str(per_minute)}} if per_minute is not None else None
+        return self._update_existing(tenant_id, update, values)
+
+    def _update_existing(self, tenant_id: str, update: str, values: dict[str, Any] | None) -> bool:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"tenant_id": {"S": tenant_id}},
+            "UpdateExpression": update,
+            "ConditionExpression": "attribute_exists(tenant_id)",
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
         with dependency_call("UpdateItem tenants"):
             try:
-                self.client.update_item(
-                    TableName=self._table,
-                    Key={"tenant_id": {"S": tenant_id}},
-                    UpdateExpression=update,
-                    ConditionExpression="attribute_exists(tenant_id)",
-                    ExpressionAttributeValues=values,
-                )
-            except self.client.exceptions.ConditionalCheckFailedException:
-                return False
+                self.client.update_item(**request)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return False
+                raise
         return True
+
+
+def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
+    rate = item.get("mint_rate_per_minute", {}).get("N")
+    return Tenant(
+        item["tenant_id"]["S"],
+        item.get("name", {}).get("S", ""),
+        item["status"]["S"],
+        tuple(value["S"] for value in item.get("frame_ancestors", {}).get("L", [])),
+        int(rate) if rate is not None else None,
+        int(item.get("tokens_not_before", {}).get("N", "0")),
+    )

@@ -1,7 +1,9 @@
 """The preview token: ``mp_`` + a compact JWS signed HS256, with the signing key's ``kid``.
 
 Claims: ``aud`` (the sandbox host the token is bound to), ``sub`` (the sandbox id), ``tid``
-(the tenant), ``scope``, ``iat``, ``exp`` and ``jti``. Signing and verification use only the
+(the tenant), ``scope``, ``iat``, ``exp``, ``jti`` and ``cid`` (the id of the credential that
+minted it, so that revoking that credential can end its tokens; short, see
+:func:`credential_claim`). Signing and verification use only the
 standard library (hmac, hashlib, base64, json): the authorizer verifies a token on every
 request of every embedded preview and must stay cheap to import and to run. The algorithm is
 pinned: a header that is not exactly ``{"alg": "HS256", "kid": ..., "typ": "JWT"}`` is refused
@@ -74,9 +76,11 @@ class PreviewClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    credential_id: str = ""
+    """``cid``: the minting credential (see :func:`credential_claim`); empty in tokens without one."""
 
     def to_payload(self) -> dict[str, object]:
-        return {
+        payload: dict[str, object] = {
             "aud": self.host,
             "sub": self.sandbox_id,
             "tid": self.tenant_id,
@@ -85,6 +89,9 @@ class PreviewClaims:
             "exp": self.expires_at,
             "jti": self.token_id,
         }
+        if self.credential_id:
+            payload["cid"] = self.credential_id
+        return payload
 
     @classmethod
     def from_payload(cls, payload: object) -> PreviewClaims:
@@ -108,11 +115,26 @@ class PreviewClaims:
             raise MalformedTokenError("scope is not read or interact")
         if not SANDBOX_ID_RE.match(sandbox_id) or not host.startswith(sandbox_id + "."):
             raise MalformedTokenError("sub is not a sandbox id bound to aud")
-        return cls(sandbox_id, tenant_id, host, Scope(scope), issued_at, expires_at, token_id)
+        credential_id = payload.get("cid", "")
+        if not isinstance(credential_id, str):
+            raise MalformedTokenError("cid must be a string")
+        return cls(sandbox_id, tenant_id, host, Scope(scope), issued_at, expires_at, token_id, credential_id)
 
 
 def new_token_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+MAX_CREDENTIAL_CLAIM_LENGTH = 40
+
+
+def credential_claim(credential_id: str) -> str:
+    """The ``cid`` claim for a credential id: the id itself (an API key's ``key_...``), or, for a
+    long one (a JWT ``sub`` can be any length), ``h:`` + 32 hex digits of its SHA-256, so a token
+    stays short and the claim stays a stable key for revoking the credential's tokens."""
+    if len(credential_id) <= MAX_CREDENTIAL_CLAIM_LENGTH and credential_id.isascii():
+        return credential_id
+    return "h:" + hashlib.sha256(credential_id.encode("utf-8")).hexdigest()[:32]
 
 
 def _b64encode(raw: bytes) -> str:

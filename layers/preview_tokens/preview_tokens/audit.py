@@ -1,0 +1,123 @@
+"""The audit trail: who minted, first used and revoked which preview token, and when.
+
+One item per event in ``AuditTable`` (partition ``tenant_id``, sort key ``at`` = ISO time +
+event + a random suffix, so a tenant's trail reads in time order), removed by DynamoDB TTL
+(``purge_at``) after the configured retention. An entry holds ids only: tenant, sandbox, the
+token's ``jti``, scope and ``exp``, the minting credential's id (an API key's ``key_id`` or a
+JWT's ``sub``), who acted, the request id, and for a first use the embedding page's origin
+(scheme, host and port only). Never a token, a key or a cookie: nothing here is a credential.
+
+Standard library only (the exchange writes first uses without boto3); the items are
+DynamoDB's attribute-value JSON, the same for boto3 and :mod:`aws_json`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OPERATOR = "operator"
+VIEWER = "viewer"
+MAX_ORIGIN_LENGTH = 200
+
+
+class AuditEvent(StrEnum):
+    MINT = "mint"
+    FIRST_USE = "first_use"
+    REVOKE = "revoke"
+
+
+def embedding_origin(value: str | None) -> str | None:
+    """``scheme://host[:port]`` of an ``Origin`` or ``Referer`` value; never its path or query."""
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    origin = f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
+    return origin if len(origin) <= MAX_ORIGIN_LENGTH and origin.isascii() else None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    event: AuditEvent
+    tenant_id: str
+    actor: str
+    request_id: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sandbox_id: str | None = None
+    token_id: str | None = None
+    scope: str | None = None
+    token_expires_at: int | None = None
+    credential_id: str | None = None
+    """The credential that minted the token (an API key's ``key_id`` or a JWT ``sub``)."""
+    origin: str | None = None
+    revoked: str | None = None
+    """For a revocation: what was revoked (``token``, ``sandbox``, ``tenant``, ``credential``)."""
+
+    def to_item(self, retention_days: int) -> dict[str, Any]:
+        at = self.at.astimezone(UTC)
+        item: dict[str, Any] = {
+            "tenant_id": {"S": self.tenant_id},
+            "at": {"S": f"{at.isoformat(timespec='milliseconds')}#{self.event.value}#{secrets.token_hex(4)}"},
+            "event": {"S": self.event.value},
+            "actor": {"S": self.actor},
+            "request_id": {"S": self.request_id},
+            "purge_at": {"N": str(int(at.timestamp()) + retention_days * 86_400)},
+        }
+        optional = {
+            "sandbox_id": self.sandbox_id,
+            "jti": self.token_id,
+            "scope": self.scope,
+            "credential_id": self.credential_id,
+            "origin": self.origin,
+            "revoked": self.revoked,
+        }
+        item.update({name: {"S": value} for name, value in optional.items() if value})
+        if self.token_expires_at is not None:
+            item["exp"] = {"N": str(self.token_expires_at)}
+        return item
+
+    @staticmethod
+    def item_as_json(item: Mapping[str, Any]) -> dict[str, object]:
+        """An item as the operator CLI prints it."""
+        printed: dict[str, object] = {"at": item["at"]["S"].split("#", 1)[0]}
+        for name, value in sorted(item.items()):
+            if name in ("at", "purge_at"):
+                continue
+            printed[name] = int(value["N"]) if "N" in value else value.get("S")
+        return printed
+
+
+class AuditTrail:
+    """Reads a tenant's trail (operator CLI). Writes ride in the callers' own transactions."""
+
+    def __init__(self, table: str, client: DynamoDBClient) -> None:
+        self._table = table
+        self._client = client
+
+    def list(self, tenant_id: str, sandbox_id: str | None = None) -> list[dict[str, object]]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "tenant_id = :tenant",
+            "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},
+        }
+        if sandbox_id:
+            request["FilterExpression"] = "sandbox_id = :sandbox"
+            request["ExpressionAttributeValues"][":sandbox"] = {"S": sandbox_id}
+        entries: list[dict[str, object]] = []
+        for page in self._client.get_paginator("query").paginate(**request):
+            entries.extend(AuditEntry.item_as_json(item) for item in page.get("Items", []))
+        return entries

@@ -1,0 +1,385 @@
+"""Revocation and the live-token list, end to end in-process: mint API, authorizer, exchange on moto.
+
+Tokens are minted through the real mint handler (so they have records, a ``cid`` and audit
+entries), revoked through the real lifecycle endpoints or the operator's lifecycle, and then
+presented to the real authorizer and exchange handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import mint_api
+import preview_authorizer
+import preview_exchange
+import pytest
+from preview_tokens.audit import AuditTrail
+from preview_tokens.settings import mint_settings
+from preview_tokens.token_lifecycle import TokenLifecycle, lifecycle_from_settings
+
+from tests.support.deployment import OTHER_SANDBOX, OTHER_TENANT, SANDBOX, TENANT, Deployment
+from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
+from tests.support.preview_tokens import authorizer_event, host_of
+from tests.support.responses import HttpResponse, from_proxy_result
+
+SECOND_SANDBOX = "sbx-second"
+
+
+def call(event: dict[str, Any]) -> HttpResponse:
+    return from_proxy_result(mint_api.lambda_handler(event, lambda_context()))
+
+
+def minted(credential: str, sandbox_id: str = SANDBOX, scope: str = "read") -> dict[str, Any]:
+    event = with_body(load_event("mint_read", credential=credential), json.dumps({"scope": scope}))
+    response = call(for_sandbox(event, sandbox_id))
+    assert response.status == 200, response.body
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def revoke(credential: str, body: str | None) -> HttpResponse:
+    return call(with_body(load_event("revoke_token", credential=credential, token=""), body))
+
+
+def revoke_token(credential: str, token: str) -> HttpResponse:
+    return call(load_event("revoke_token", credential=credential, token=token))
+
+
+def sandbox_event(name: str, credential: str, sandbox_id: str) -> dict[str, Any]:
+    event = load_event(name, credential=credential)
+    event["path"] = event["path"].replace(SANDBOX, sandbox_id)
+    event["requestContext"]["path"] = event["requestContext"]["path"].replace(SANDBOX, sandbox_id)
+    event["pathParameters"] = {"id": sandbox_id}
+    return event
+
+
+def delete_tokens(credential: str, sandbox_id: str = SANDBOX) -> HttpResponse:
+    return call(sandbox_event("revoke_sandbox_tokens", credential, sandbox_id))
+
+
+def list_tokens(credential: str, sandbox_id: str = SANDBOX) -> HttpResponse:
+    return call(sandbox_event("list_sandbox_tokens", credential, sandbox_id))
+
+
+def authorize(token: str, sandbox_id: str = SANDBOX) -> dict[str, Any]:
+    result: dict[str, Any] = preview_authorizer.lambda_handler(
+        authorizer_event(token, host=host_of(sandbox_id)), lambda_context()
+    )
+    return result
+
+
+def allowed(token: str, sandbox_id: str = SANDBOX) -> bool:
+    return bool(authorize(token, sandbox_id)["policyDocument"]["Statement"][0]["Effect"] == "Allow")
+
+
+def exchange(token: str, sandbox_id: str = SANDBOX, referer: str | None = None) -> HttpResponse:
+    event = load_event("exchange_mt", token=token)
+    event = set_header(event, "Host", host_of(sandbox_id))
+    event["requestContext"]["domainName"] = host_of(sandbox_id)
+    if referer:
+        event = set_header(event, "Referer", referer)
+    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+
+
+def assert_revoked_denial(policy: dict[str, Any], sandbox_id: str) -> None:
+    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert policy["context"]["reason"] == "revoked"
+    assert policy["context"]["denial_title"] == "Preview revoked"
+    assert json.loads(policy["context"]["denial_event"]) == {
+        "type": "preview.denied",
+        "sandbox_id": sandbox_id,
+        "reason": "revoked",
+    }
+
+
+def operator_lifecycle(edge: dict[str, str] | None = None) -> TokenLifecycle:
+    """The lifecycle the operator CLI uses, with a dict standing in for the edge store."""
+    lifecycle = lifecycle_from_settings(mint_settings(), mint_api.mint_service().minter.signing_keys)
+    if edge is not None:
+        lifecycle._edge_put = edge.__setitem__
+    return lifecycle
+
+
+@pytest.fixture
+def second_sandbox(deployment: Deployment) -> str:
+    deployment.sandboxes.put(TENANT, SECOND_SANDBOX)
+    return SECOND_SANDBOX
+
+
+# ------------------------------------------------------------------------ revoke by token
+
+
+def test_a_revoked_token_is_refused_by_the_authorizer_and_the_exchange_others_are_not(
+    deployment: Deployment, second_sandbox: str
+) -> None:
+    doomed = minted(deployment.api_key)["token"]
+    same_sandbox = minted(deployment.api_key)["token"]
+    other_sandbox = minted(deployment.api_key, second_sandbox)["token"]
+    assert allowed(doomed)
+
+    response = revoke_token(deployment.api_key, doomed)
+
+    assert response.status == 200
+    assert response.json() == {}
+    assert_revoked_denial(authorize(doomed), SANDBOX)
+    denied = exchange(doomed)
+    assert denied.status == 403
+    assert "Preview revoked" in denied.body
+    assert allowed(same_sandbox)
+    assert allowed(other_sandbox, second_sandbox)
+
+
+def test_a_token_of_another_spelling_is_the_same_token(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)["token"]
+    revoke_token(deployment.api_key, token)
+    # The deny-list keys on jti: the same signed token, whatever the cookie holds, is refused.
+    assert_revoked_denial(authorize(token), SANDBOX)
+    assert_revoked_denial(authorize(f'"{token}"'), SANDBOX)
+
+
+def test_another_tenants_token_gets_200_and_stays_live(deployment: Deployment) -> None:
+    theirs = minted(deployment.other_tenant_api_key, OTHER_SANDBOX)["token"]
+
+    response = revoke_token(deployment.api_key, theirs)
+
+    assert response.status == 200
+    assert response.json() == {}
+    assert allowed(theirs, OTHER_SANDBOX)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["mp_unknown", "not-a-token", "mp_eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.e30.c2ln"],
+)
+def test_an_unknown_token_gets_the_same_200(deployment: Deployment, token: str) -> None:
+    response = revoke_token(deployment.api_key, token)
+    assert response.status == 200
+    assert response.json() == {}
+
+
+def test_revoking_twice_is_200_both_times(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)["token"]
+    assert revoke_token(deployment.api_key, token).status == 200
+    assert revoke_token(deployment.api_key, token).status == 200
+    assert not allowed(token)
+
+
+@pytest.mark.parametrize("body", [None, "", "{}", '{"token": 5}', '{"token": ""}', '["mp_x"]', "token=mp_x"])
+def test_a_body_without_a_token_string_is_400(deployment: Deployment, body: str | None) -> None:
+    response = revoke(deployment.api_key, body)
+    assert response.status == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert response.json()["request_id"] == response.header("X-Request-Id")
+
+
+def test_a_credential_without_previews_write_is_403_everywhere(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)["token"]
+    for response in (
+        revoke_token(deployment.api_key_without_scope, token),
+        delete_tokens(deployment.api_key_without_scope),
+        list_tokens(deployment.api_key_without_scope),
+    ):
+        assert response.status == 403
+        assert response.json()["error"]["code"] == "forbidden"
+    assert allowed(token)
+
+
+def test_no_credential_is_401(deployment: Deployment) -> None:
+    event = set_header(load_event("revoke_token", credential="", token="mp_x"), "Authorization", None)
+    assert call(event).status == 401
+
+
+# --------------------------------------------------------------------- revoke by sandbox
+
+
+def test_deleting_a_sandboxs_tokens_ends_them_and_leaves_other_sandboxes(
+    deployment: Deployment, second_sandbox: str
+) -> None:
+    tokens = [minted(deployment.api_key, scope=scope)["token"] for scope in ("read", "interact")]
+    untouched = minted(deployment.api_key, second_sandbox)["token"]
+
+    response = delete_tokens(deployment.api_key)
+
+    assert response.status == 204
+    assert response.body == ""
+    for token in tokens:
+        assert_revoked_denial(authorize(token), SANDBOX)
+    assert allowed(untouched, second_sandbox)
+    # A token minted right after (even within the same second) opens a preview again.
+    fresh = minted(deployment.api_key)["token"]
+    assert allowed(fresh)
+    assert exchange(fresh).status == 302
+
+
+def test_another_tenants_sandbox_is_404_like_an_absent_one(deployment: Deployment) -> None:
+    theirs = minted(deployment.other_tenant_api_key, OTHER_SANDBOX)["token"]
+
+    other = delete_tokens(deployment.api_key, OTHER_SANDBOX)
+    absent = delete_tokens(deployment.api_key, "sbx-nothing-here")
+    listed = list_tokens(deployment.api_key, OTHER_SANDBOX)
+
+    assert other.status == absent.status == listed.status == 404
+    assert other.json()["error"] == absent.json()["error"] == listed.json()["error"]
+    assert other.json()["error"]["code"] == "sandbox_not_found"
+    assert allowed(theirs, OTHER_SANDBOX)
+
+
+# ------------------------------------------------------------------------- live list
+
+
+def test_the_list_shows_live_tokens_with_their_first_use_and_never_the_token(
+    deployment: Deployment,
+) -> None:
+    first = minted(deployment.api_key, scope="interact")
+    second = minted(deployment.api_key)
+    revoked = minted(deployment.api_key)
+    revoke_token(deployment.api_key, revoked["token"])
+    assert exchange(first["token"], referer="https://app.example.com/dashboard?x=1").status == 302
+
+    response = list_tokens(deployment.api_key)
+
+    assert response.status == 200
+    listed = {entry["id"]: entry for entry in response.json()["tokens"]}
+    assert set(listed) == {first["id"], second["id"]}
+    used, unused = listed[first["id"]], listed[second["id"]]
+    assert set(used) == {"id", "scope", "expires_at", "created_at", "created_by", "first_used_at"}
+    assert used["scope"] == "interact"
+    assert used["expires_at"] == first["expires_at"]
+    assert used["created_by"] == deployment.api_key_id
+    assert used["first_used_at"].endswith("Z")
+    assert unused["first_used_at"] is None
+    assert "mp_" not in response.body
+
+
+def test_after_a_sandbox_wide_revocation_the_list_is_empty(deployment: Deployment) -> None:
+    minted(deployment.api_key)
+    delete_tokens(deployment.api_key)
+    assert list_tokens(deployment.api_key).json() == {"tokens": []}
+
+
+# ------------------------------------------------------------------ operator lifecycle
+
+
+def test_deleting_a_sandbox_ends_its_tokens(deployment: Deployment, second_sandbox: str) -> None:
+    token = minted(deployment.api_key)["token"]
+    untouched = minted(deployment.api_key, second_sandbox)["token"]
+
+    assert operator_lifecycle().delete_sandbox(TENANT, SANDBOX, "cli-test")
+
+    assert_revoked_denial(authorize(token), SANDBOX)
+    assert allowed(untouched, second_sandbox)
+    assert not operator_lifecycle().delete_sandbox(OTHER_TENANT, second_sandbox, "cli-test")
+
+
+def test_disabling_a_tenant_ends_its_tokens_and_not_another_tenants(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)["token"]
+    theirs = minted(deployment.other_tenant_api_key, OTHER_SANDBOX)["token"]
+
+    assert operator_lifecycle().disable_tenant(TENANT, "cli-test")
+
+    assert_revoked_denial(authorize(token), SANDBOX)
+    assert allowed(theirs, OTHER_SANDBOX)
+    assert deployment.tenants.get(TENANT) is not None
+    assert not deployment.tenants.get(TENANT).active  # type: ignore[union-attr]
+
+
+def test_revoking_an_api_key_with_tokens_ends_the_tokens_it_minted_only(deployment: Deployment) -> None:
+    second_key = deployment.api_keys.create(TENANT, ["previews:write"])
+    doomed = minted(deployment.api_key)["token"]
+    kept = minted(second_key.secret)["token"]
+
+    assert operator_lifecycle().revoke_api_key(TENANT, deployment.api_key_id, True, "cli-test")
+
+    assert_revoked_denial(authorize(doomed), SANDBOX)
+    assert allowed(kept)
+    assert [entry["created_by"] for entry in list_tokens(second_key.secret).json()["tokens"]] == [
+        second_key.key.key_id
+    ]
+
+
+def test_revoking_an_api_key_without_tokens_leaves_its_tokens(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)["token"]
+    assert operator_lifecycle().revoke_api_key(TENANT, deployment.api_key_id, False, "cli-test")
+    assert allowed(token)
+
+
+def test_every_revocation_is_written_to_the_edge_store_under_contract_4_keys(
+    deployment: Deployment, second_sandbox: str
+) -> None:
+    edge: dict[str, str] = {}
+    token = minted(deployment.api_key)
+    lifecycle = operator_lifecycle(edge)
+    caller = mint_api.mint_service().credentials.authenticate(f"Bearer {deployment.api_key}")
+
+    lifecycle.revoke_token(caller, token["token"], "req-1")
+    lifecycle.revoke_sandbox_tokens(caller, second_sandbox, "req-2")
+    lifecycle.delete_sandbox(TENANT, second_sandbox, "req-3")
+    lifecycle.revoke_api_key(TENANT, deployment.api_key_id, True, "req-4")
+    lifecycle.disable_tenant(OTHER_TENANT, "req-5")
+
+    exp = int(json.loads(_payload(token["token"]))["exp"])
+    assert edge[f"rv.{token['id']}"] == str(exp)
+    assert set(edge) == {
+        f"rv.{token['id']}",
+        f"rs.{second_sandbox}",
+        f"rc.{deployment.api_key_id}",
+        f"rt.{OTHER_TENANT}",
+    }
+    assert all(value.isdigit() for value in edge.values())
+
+
+def _payload(token: str) -> str:
+    import base64
+
+    segment = token[3:].split(".")[1]
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode()
+
+
+# ------------------------------------------------------------------------------ audit
+
+
+def test_the_audit_trail_shows_mint_first_use_and_revocation_with_their_actors(
+    deployment: Deployment,
+) -> None:
+    token = minted(deployment.api_key, scope="interact")
+    exchange(token["token"], referer="https://app.example.com/dashboard?secret=1")
+    exchange(token["token"], referer="https://app.example.com/again")  # a reload: not a first use
+    revoke_token(deployment.api_key, token["token"])
+
+    trail = AuditTrail(deployment.resources.tables["AuditTable"], boto3.client("dynamodb"))
+    entries = trail.list(TENANT, SANDBOX)
+
+    assert [(entry["event"], entry["actor"]) for entry in entries] == [
+        ("mint", deployment.api_key_id),
+        ("first_use", "viewer"),
+        ("revoke", deployment.api_key_id),
+    ]
+    for entry in entries:
+        assert entry["jti"] == token["id"]
+        assert entry["credential_id"] == deployment.api_key_id
+        assert entry["scope"] == "interact"
+        assert entry["tenant_id"] == TENANT
+        assert entry["request_id"]
+    assert entries[1]["origin"] == "https://app.example.com"
+    assert trail.list(TENANT, "sbx-nothing") == []
+    assert trail.list(OTHER_TENANT) == []
+
+
+def test_nothing_in_the_audit_token_and_revocation_tables_is_a_token_or_a_key(
+    deployment: Deployment,
+) -> None:
+    token = minted(deployment.api_key)
+    exchange(token["token"])
+    revoke_token(deployment.api_key, token["token"])
+    delete_tokens(deployment.api_key)
+    operator_lifecycle().revoke_api_key(TENANT, deployment.api_key_id, True, "cli-test")
+
+    client = boto3.client("dynamodb")
+    tables = deployment.resources.tables
+    for table in ("AuditTable", "PreviewTokensTable", "RevocationsTable", "MintCountersTable"):
+        dumped = json.dumps(client.scan(TableName=tables[table])["Items"])
+        assert "mp_" not in dumped, table
+        assert "msk_" not in dumped, table
+        assert token["token"].split(".")[2] not in dumped, table
