@@ -136,7 +136,15 @@ def test_the_preview_distribution_is_behind_a_waf_that_rate_limits_each_client(
     acl = resources["PreviewWebAcl"]["Properties"]
     (rate,) = [rule for rule in acl["Rules"] if "RateBasedStatement" in rule["Statement"]]
 
-    assert distribution["WebACLId"] == {"Fn::GetAtt": ["PreviewWebAcl", "Arn"]}
+    # in us-east-1 its own web ACL; elsewhere the one named by PreviewWebAclArn (made in us-east-1)
+    assert distribution["WebACLId"] == {
+        "Fn::If": [
+            "CloudFrontProtectionsHere",
+            {"Fn::GetAtt": ["PreviewWebAcl", "Arn"]},
+            {"Fn::If": ["HasPreviewWebAclArn", {"Ref": "PreviewWebAclArn"}, {"Ref": "AWS::NoValue"}]},
+        ]
+    }
+    assert resources["PreviewWebAcl"]["Condition"] == "CloudFrontProtectionsHere"
     assert acl["Scope"] == "CLOUDFRONT"
     assert rate["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
     assert rate["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "PreviewRateLimit"}
@@ -145,10 +153,22 @@ def test_the_preview_distribution_is_behind_a_waf_that_rate_limits_each_client(
     assert all(rule["VisibilityConfig"]["SampledRequestsEnabled"] is False for rule in acl["Rules"])
 
 
-def test_the_cloudfront_part_may_only_be_deployed_in_us_east_1() -> None:
-    (rule,) = sam_template()["Rules"].values()
-    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CloudFrontCertificateArn"}, ""]}]}
-    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+def test_the_cloudfront_protections_exist_where_aws_allows_them_and_the_stack_deploys_anywhere(
+    resources: dict[str, Any],
+) -> None:
+    conditions = sam_template()["Conditions"]
+    assert "Rules" not in sam_template()  # no region is imposed on the stack
+    assert conditions["CloudFrontProtectionsHere"] == {
+        "Fn::And": [{"Condition": "HasCloudFront"}, {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}]
+    }
+    for name in (
+        "PreviewWebAcl",
+        "PreviewDistributionLogs",
+        "PreviewDistributionLogSource",
+        "PreviewDistributionLogDestination",
+        "PreviewDistributionLogDelivery",
+    ):
+        assert resources[name]["Condition"] == "CloudFrontProtectionsHere", name
 
 
 def test_every_table_is_encrypted_with_the_stacks_data_key_which_only_dynamodb_and_logs_may_use(
