@@ -37,6 +37,8 @@ class BuiltInvocation:
     results: list[Any]
     modules: dict[str, str | None]
     versions: dict[str, str]
+    loaded: list[str]
+    """Which of boto3, botocore, pydantic, jwt the handler itself imported."""
 
 
 @dataclass
@@ -82,7 +84,9 @@ class BuiltFunctions:
         assert completed.returncode == 0, f"{logical_id} failed:\n{completed.stderr[-4000:]}"
         self.logs.append(completed.stdout)
         document = json.loads(result_file.read_text(encoding="utf-8"))
-        return BuiltInvocation(document["results"], document["modules"], document["versions"])
+        return BuiltInvocation(
+            document["results"], document["modules"], document["versions"], document["loaded"]
+        )
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,12 @@ def main() -> None:
     for event in events:
         context = LambdaContext(module_name, 128)
         results.append(json.loads(json.dumps(handler(event, context))))
+    loaded_by_handler = sorted(
+        name for name in ("boto3", "botocore", "pydantic", "jwt") if name in sys.modules
+    )
+    # What a lazy path of the function would import (boto3, e.g.): from the layer, at its version.
+    import boto3  # noqa: F401
+
     origins = {
         name: getattr(sys.modules[name], "__file__", None)
         for name in ("preview_tokens", "boto3", "botocore", "pydantic", "jwt", "aws_lambda_powertools")
@@ -48,7 +54,10 @@ def main() -> None:
         if name in sys.modules:
             versions[name] = sys.modules[name].__version__
     with open(result_file, "w", encoding="utf-8") as handle:
-        json.dump({"results": results, "modules": origins, "versions": versions}, handle)
+        json.dump(
+            {"results": results, "modules": origins, "versions": versions, "loaded": loaded_by_handler},
+            handle,
+        )
 
 
 main()
