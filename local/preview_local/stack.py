@@ -81,6 +81,9 @@ STREAM_PATH_PATTERNS = f"{DESKTOP_STREAM_PATH}*,/input/stream*"
 SIGNING_KEYS_REFRESH_SECONDS = "5"
 
 
+LOCAL_MINT_RATE_LIMIT_PER_MINUTE = "10000"
+
+
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
     """The template parameters of the local deployment."""
     return {
@@ -95,6 +98,9 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
         "LogLevel": os.environ.get("LOG_LEVEL", "INFO"),
         "StreamPathPatterns": STREAM_PATH_PATTERNS,
         "SigningKeysRefreshSeconds": SIGNING_KEYS_REFRESH_SECONDS,
+        # A developer (and the e2e suite) mints far more than a tenant would: the default limit is
+        # high here, and tenant-limited (5 a minute) is the one to try 429 with.
+        "MintRateLimitPerMinute": LOCAL_MINT_RATE_LIMIT_PER_MINUTE,
     }
 
 
