@@ -35,6 +35,7 @@ from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws, patched_environ
 from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.aws_json import AwsJsonClient
+from preview_tokens.origin_key_admin import OriginKeyAdmin
 from preview_tokens.sandboxes import SandboxRepository
 from preview_tokens.signing_key_admin import SigningKeyAdmin
 from preview_tokens.tenants import TenantRepository
@@ -174,6 +175,7 @@ def seed(resources_tables: dict[str, str], kms_key_id: str) -> str:
     tenants.set_mint_rate_limit(TENANT, 1_000_000)
     SandboxRepository(resources_tables["SandboxesTable"]).put(TENANT, SANDBOX_ID)
     SigningKeyAdmin(resources_tables["SigningKeysTable"], edge_store=None).create(kms_key_id)
+    OriginKeyAdmin(resources_tables["SigningKeysTable"]).create(kms_key_id)
     return ApiKeyRepository(resources_tables["ApiKeysTable"]).create(TENANT, [PREVIEWS_WRITE]).secret
 
 
@@ -354,6 +356,7 @@ def main() -> int:
             "PREVIEW_DOMAIN": PREVIEW_DOMAIN,
             "INPUT_PATH_PREFIX": "/input",
             "FRAME_ANCESTORS": "https:",
+            "ORIGIN_ASSERTION_AUDIENCE": "https://ingress.sandboxes.bench.internal",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "ERROR",
             "POWERTOOLS_SERVICE_NAME": "preview-tokens",
