@@ -84,11 +84,17 @@ def _header(headers: Mapping[str, Any] | None, name: str, lower_name: str) -> st
 
 def _method_overrides(event: Mapping[str, Any]) -> tuple[str, ...]:
     """Every value of every method-override header (all repetitions: ``multiValueHeaders``)."""
+    multi: Mapping[str, Any] = event.get("multiValueHeaders") or {}
+    single: Mapping[str, Any] = event.get("headers") or {}
+    # Hot path: every override header's name contains "method"; one C-level scan of the names
+    # rules them out for almost every request before any per-header work.
+    if "method" not in " ".join((*multi, *single)).lower():
+        return ()
     found: list[str] = []
-    for name, values in (event.get("multiValueHeaders") or {}).items():
+    for name, values in multi.items():
         if name.lower() in METHOD_OVERRIDE_HEADERS:
             found.extend(value or "" for value in values or ())
-    for name, value in (event.get("headers") or {}).items():
+    for name, value in single.items():
         if name.lower() in METHOD_OVERRIDE_HEADERS:
             found.append(value or "")
     return tuple(found)
