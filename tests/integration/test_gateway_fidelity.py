@@ -28,21 +28,11 @@ from preview_local.rest_api import Integration, Method, Resource, RestApi
 from preview_tokens.access import SESSION_COOKIE
 from preview_tokens.exchange import EXCHANGE_PATH
 
-from tests.support.template import sam_template
+from tests.support.template import placeholder_physical_ids, sam_template
 
 HOST = "sbx-demo.sandboxes.localhost:3999"
 TOKEN = "mp_eyJ0b2tlbiI6InNlY3JldCJ9.c2lnbmF0dXJl"
-PHYSICAL_IDS = {
-    "TenantsTable": "tenants",
-    "ApiKeysTable": "api-keys",
-    "SandboxesTable": "sandboxes",
-    "SigningKeysTable": "signing-keys",
-    "PreviewTokensTable": "preview-tokens",
-    "RevocationsTable": "revocations",
-    "AuditTable": "audit",
-    "MintCountersTable": "mint-counters",
-    "SigningKeyMasterKey": "key-id",
-}
+PHYSICAL_IDS = placeholder_physical_ids()
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -47,6 +47,8 @@ from preview_tokens.denial_page import (
 )
 from preview_tokens.settings import DataPlaneSettings, MintSettings
 
+from tests.support.template import placeholder_physical_ids
+
 PORT = 3999
 HOST = f"sbx-demo.sandboxes.localhost:{PORT}"
 ARN_PREFIX = "arn:aws:execute-api:us-east-1:123456789012:abc123/preview"
@@ -104,17 +106,7 @@ def deployment(origin: tuple[RecordingOrigin, LoopbackServer]) -> LocalDeploymen
             "SandboxOriginUrl": origin[1].url,
             "FrameAncestors": FRAME_ANCESTORS,
         },
-        {
-            "TenantsTable": "tenants",
-            "ApiKeysTable": "api-keys",
-            "SandboxesTable": "sandboxes",
-            "SigningKeysTable": "signing-keys",
-            "PreviewTokensTable": "preview-tokens",
-            "RevocationsTable": "revocations",
-            "AuditTable": "audit",
-            "MintCountersTable": "mint-counters",
-            "SigningKeyMasterKey": "key-id",
-        },
+        placeholder_physical_ids(),
     )
 
 
@@ -298,7 +290,7 @@ def test_local_function_environment_satisfies_the_settings(deployment: LocalDepl
     }
     mint = MintSettings.from_env(environment)
     data_plane = DataPlaneSettings.from_env(environment)
-    assert mint.tenants_table == "tenants"
+    assert mint.tenants_table == placeholder_physical_ids()["TenantsTable"]
     assert mint.previews.url_for("sbx-1", "mp_x") == "http://sbx-1.sandboxes.localhost:3000?mt=mp_x"
     assert data_plane.input_path_prefix == "/input"
     assert data_plane.frame_ancestors == FRAME_ANCESTORS
@@ -592,17 +584,7 @@ def sandbox_origin_gateway(origin_url: str, timeout_seconds: float) -> RestApiGa
             "SandboxOriginUrl": origin_url,
             "FrameAncestors": FRAME_ANCESTORS,
         },
-        {
-            "TenantsTable": "tenants",
-            "ApiKeysTable": "api-keys",
-            "SandboxesTable": "sandboxes",
-            "SigningKeysTable": "signing-keys",
-            "PreviewTokensTable": "preview-tokens",
-            "RevocationsTable": "revocations",
-            "AuditTable": "audit",
-            "MintCountersTable": "mint-counters",
-            "SigningKeyMasterKey": "key-id",
-        },
+        placeholder_physical_ids(),
     )
     api = RestApi.from_deployment(deployed.rest_apis["PreviewApi"])
     arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{api.api_id}/preview"

@@ -14,24 +14,13 @@ from typing import Any
 import pytest
 from preview_local.deployment import LocalDeployment, LocalDeploymentError, deploy_locally
 
-from tests.support.template import cloudformation
+from tests.support.template import cloudformation, placeholder_physical_ids
 
 SANDBOX_ROUTES = ("/", "/{proxy+}")
 ALB_ARN = (
     "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/sandbox-fleet/0123456789abcdef"
 )
-PHYSICAL_IDS = {
-    "TenantsTable": "tenants",
-    "ApiKeysTable": "api-keys",
-    "SandboxesTable": "sandboxes",
-    "SigningKeysTable": "signing-keys",
-    "PreviewTokensTable": "preview-tokens",
-    "RevocationsTable": "revocations",
-    "AuditTable": "audit",
-    "MintCountersTable": "mint-counters",
-    "SigningKeyMasterKey": "key-id",
-    "PreviewOriginVpcLink": "vl-0abc123",
-}
+PHYSICAL_IDS = placeholder_physical_ids(PreviewOriginVpcLink="vl-0abc123")
 
 
 def deployed(**parameters: str) -> LocalDeployment:

@@ -34,7 +34,7 @@ from tests.support.preview_tokens import host_of, token_for
 from tests.support.responses import HttpResponse as ProxyResponse
 from tests.support.responses import from_proxy_result
 from tests.support.stalled_endpoint import StalledEndpoint, stalled_endpoint
-from tests.support.template import cloudformation
+from tests.support.template import cloudformation, placeholder_physical_ids
 
 PREVIEW_HOST = host_of(SANDBOX)
 RECOVERY_DEADLINE_SECONDS = 30.0
@@ -121,17 +121,7 @@ def origin() -> Iterator[LoopbackServer]:
 def preview_gateway(origin: LoopbackServer) -> RestApiGateway:
     local = deploy_locally(
         {"PreviewDomain": PREVIEW_DOMAIN, "SandboxOriginUrl": origin.url},
-        {
-            "TenantsTable": "tenants",
-            "ApiKeysTable": "api-keys",
-            "SandboxesTable": "sandboxes",
-            "SigningKeysTable": "signing-keys",
-            "PreviewTokensTable": "preview-tokens",
-            "RevocationsTable": "revocations",
-            "AuditTable": "audit",
-            "MintCountersTable": "mint-counters",
-            "SigningKeyMasterKey": "key-id",
-        },
+        placeholder_physical_ids(),
     )
     functions = {
         "PreviewAuthorizerFunction": Handler(preview_authorizer.lambda_handler),

@@ -5,6 +5,8 @@
   ``{"Fn::GetAtt": [resource, attribute]}``), by the same loader the local stack reads it with.
 * :func:`cloudformation` runs the SAM transform offline (samtranslator, no AWS call) exactly as
   the local stack does (:func:`preview_local.deployment.sam_transform`).
+* :func:`placeholder_physical_ids` names every table and the master key, for a local deployment
+  of the template that never touches them.
 * :func:`find_in_map` and :func:`substitute` resolve the intrinsics tests need to compare the
   template's text with values computed in Python.
 """
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from preview_local.cfn_template import load_template
+from preview_local.cfn_template import load_template, table_definitions
 from preview_local.deployment import sam_transform
 
 Template = dict[str, Any]
@@ -59,3 +61,9 @@ def substitute(value: Any, variables: Mapping[str, str]) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string or a one-argument Fn::Sub, got {value!r}")
     return re.sub(r"\$\{([^}!]+)\}", lambda match: variables[match.group(1)], value)
+
+
+def placeholder_physical_ids(**extra: str) -> dict[str, str]:
+    """Physical ids for every table of the template and its master key (plus ``extra``)."""
+    tables = {logical_id: logical_id.lower() for logical_id in table_definitions(_sam_template())}
+    return {**tables, "SigningKeyMasterKey": "key-id", **extra}
