@@ -24,6 +24,12 @@ desktop sandbox's ``/websockify`` is relayed to the RFB bridge of the session's 
 x11vnc for ``read``) and closed when the token expires; every sandbox has an input stream at
 ``<InputPathPrefix>/stream``. What a stream is granted comes from the verified origin assertion
 the stream edge forwards, read in one place, :func:`stream_grant`.
+
+Revocation reaches streams here, as it must on a real fleet: the edge checks only the upgrade,
+so the origin reads the revocation feed itself (:class:`StreamRevocations`, the data plane's
+``RevocationView`` on ``RevocationsTable``), refuses the upgrade of a revoked token (403) and
+closes an open stream at most ``check_seconds`` plus the view's refresh interval after its
+token, sandbox, tenant or credential was revoked (``stream ended: token revoked``).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from preview_tokens.access import (
     SESSION_ENDS_COOKIE,
     TOKEN_PARAMETER,
 )
+from preview_tokens.revocations import RevocationsUnavailableError, RevocationView
 from preview_tokens.tokens import Scope
 
 from preview_local.desktop import NOVNC_DIR, DesktopSandbox
@@ -78,6 +85,38 @@ class StreamGrant:
     sandbox_id: str
     scope: Scope
     expires_at: int
+
+
+class StreamRevocations:
+    """The fleet's view of the revocation feed, shared by every stream this origin holds.
+
+    ``RevocationView`` refreshes itself when asked (at most every ``refresh_seconds``) and is not
+    thread-safe: one lock serialises the streams' questions, so the feed is read at most once per
+    interval however many streams are open. When the view is older than its allowed staleness,
+    nothing can be proven live: the stream is refused or ended (fail closed).
+    """
+
+    REVOKED = "token revoked"
+    UNAVAILABLE = "revocations unavailable"
+
+    def __init__(self, view: RevocationView) -> None:
+        self._view = view
+        self._lock = threading.Lock()
+
+    def why_ended(self, assertion: OriginAssertion) -> str | None:
+        """Why a stream of this assertion's token must not run, or ``None``."""
+        with self._lock:
+            try:
+                why = self._view.revoked(
+                    assertion.token_id,
+                    assertion.sandbox_id,
+                    assertion.tenant_id,
+                    assertion.credential_id,
+                    assertion.issued_at,
+                )
+            except RevocationsUnavailableError:
+                return self.UNAVAILABLE
+        return None if why is None else f"{self.REVOKED} ({why})"
 
 
 def stream_grant(assertion: OriginAssertion) -> StreamGrant:
@@ -119,8 +158,12 @@ class SandboxOrigin:
         verifier: OriginAssertionVerifier,
         desktop: DesktopSandbox | None = None,
         desktop_sandbox_id: str | None = None,
+        revocations: StreamRevocations | None = None,
+        stream_check_seconds: float = 1.0,
     ) -> None:
         self._verifier = verifier
+        self._revocations = revocations
+        self._stream_check_seconds = stream_check_seconds
         self._input_path = input_path_prefix.rstrip("/") + "/keys"
         self._input_stream_path = input_path_prefix.rstrip("/") + "/stream"
         self._observations: dict[str, SandboxObservations] = {}
@@ -148,7 +191,7 @@ class SandboxOrigin:
         if request.path == "/api/request":
             return HttpResponse.json(200, _what_arrived(request))
         if is_websocket_upgrade(request):
-            return self._stream(request, seen, stream_grant(verified))
+            return self._stream(request, seen, verified)
         desktop = self._desktop if sandbox_id == self._desktop_sandbox_id else None
         if desktop is not None and request.method == "GET" and request.path.startswith(NOVNC_PREFIX):
             return _novnc_file(request.path.removeprefix(NOVNC_PREFIX))
@@ -192,8 +235,25 @@ class SandboxOrigin:
             return seen
 
     def _stream(
-        self, request: HttpRequest, seen: SandboxObservations, grant: StreamGrant
+        self, request: HttpRequest, seen: SandboxObservations, verified: OriginAssertion
     ) -> HttpResponse | StreamRelay:
+        grant = stream_grant(verified)
+        revocations = self._revocations
+        ended_by = None
+        if revocations is not None:
+            refused = revocations.why_ended(verified)
+            if refused == StreamRevocations.UNAVAILABLE:
+                return HttpResponse(
+                    503,
+                    (("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5")),
+                    b"stream refused: revocations unavailable\n",
+                )
+            if refused is not None:
+                return HttpResponse.text(403, "stream refused: token revoked\n")
+
+            def ended_by() -> str | None:
+                return revocations.why_ended(verified)
+
         desktop = self._desktop if grant.sandbox_id == self._desktop_sandbox_id else None
         if request.path == DESKTOP_STREAM_PATH and desktop is not None:
             bridge = desktop.bridge_ports[grant.scope]
@@ -202,6 +262,8 @@ class SandboxOrigin:
             return StreamRelay(
                 connect=lambda: _open_upstream(bridge, request),
                 deadline=grant.expires_at,
+                ended_by=ended_by,
+                check_seconds=self._stream_check_seconds,
             )
         if request.path == self._input_stream_path:
             with self._lock:
@@ -213,6 +275,8 @@ class SandboxOrigin:
             return StreamRelay(
                 connect=_input_stream_sink,
                 deadline=grant.expires_at,
+                ended_by=ended_by,
+                check_seconds=self._stream_check_seconds,
                 greeting=answer + text_frame(f"input stream of {grant.sandbox_id} ({grant.scope.value})"),
             )
         return HttpResponse.text(404, "no such stream in this sandbox")

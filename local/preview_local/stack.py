@@ -27,6 +27,8 @@ from types import FrameType
 from preview_origin import HttpJwks, OriginAssertionVerifier
 from preview_tokens.edge_store import LocalEdgeStore
 from preview_tokens.operator_cli import EDGE_STORE_FILE
+from preview_tokens.revocations import RevocationFeed, RevocationView
+from preview_tokens.settings import RevocationSettings
 
 from preview_local import invocations
 from preview_local.aws_resources import ensure_resources
@@ -46,7 +48,7 @@ from preview_local.invocations import (
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
-from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin
+from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin, StreamRevocations
 from preview_local.rest_api import RestApi
 from preview_local.seed import (
     DEMO_TENANT,
@@ -248,7 +250,19 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             HttpJwks(front_server.url + ORIGIN_KEYS_PATH),
             deployment.combined_environment()["ORIGIN_ASSERTION_AUDIENCE"],
         )
-        origin = SandboxOrigin(input_path_prefix, origin_verifier, desktop, DESKTOP_SANDBOX)
+        # ...and is told of revocations as a real one is: it reads the revocation feed itself (on
+        # AWS: dynamodb:Query on the RevocationsTableName output), for the streams it holds open.
+        feed = RevocationSettings.from_env(deployment.combined_environment())
+        stream_revocations = StreamRevocations(
+            RevocationView(
+                RevocationFeed(feed.table),
+                refresh_seconds=feed.refresh_seconds,
+                max_staleness_seconds=feed.max_staleness_seconds,
+            )
+        )
+        origin = SandboxOrigin(
+            input_path_prefix, origin_verifier, desktop, DESKTOP_SANDBOX, revocations=stream_revocations
+        )
         # The stream edge reads key.<kid> from the edge store, as the CloudFront Function reads
         # its KeyValueStore: the signing-key commands write it.
         streams = StreamBehaviours(

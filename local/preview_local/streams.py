@@ -3,7 +3,10 @@
 A handler that takes a request over answers with a :class:`StreamRelay` instead of an
 :class:`~preview_local.http_messages.HttpResponse`: the server then hands it the client's socket
 and the relay moves bytes both ways until either side closes, or until ``deadline`` (epoch
-seconds), when both sides are closed (a stream never outlives its token).
+seconds), when both sides are closed (a stream never outlives its token), or until ``ended_by``
+(asked at most every ``check_seconds`` while the stream is open: the origin's revocation check)
+names a reason to end it: a revoked token's stream is closed within ``check_seconds`` plus the
+revocation view's refresh interval.
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ class StreamRelay:
     on_close: Callable[[str], None] | None = field(default=None, repr=False)
     greeting: bytes = b""
     """Bytes sent to the client before relaying (a handshake answered locally)."""
+    ended_by: Callable[[], str | None] | None = field(default=None, repr=False)
+    """Why the stream must end now (e.g. ``"token revoked"``), or ``None`` to keep relaying."""
+    check_seconds: float = 1.0
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def run(self, client: socket.socket) -> str:
         """Relay until one side closes or the deadline passes; returns why it ended.
@@ -85,13 +92,19 @@ class StreamRelay:
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> str:
         sides = {client: upstream, upstream: client}
+        checked_at = self.clock()
         while True:
-            timeout = 1.0
+            timeout = min(1.0, self.check_seconds)
             if self.deadline is not None:
                 left = self.deadline - time.time()
                 if left <= 0:
                     return "token expired"
                 timeout = min(timeout, left)
+            if self.ended_by is not None and self.clock() - checked_at >= self.check_seconds:
+                checked_at = self.clock()
+                reason = self.ended_by()
+                if reason is not None:
+                    return reason
             readable, _, _ = select.select(list(sides), [], [], timeout)
             for source in readable:
                 data = source.recv(_CHUNK)

@@ -14,7 +14,10 @@ An assertion is a compact JWS the data plane signs with Ed25519 for every reques
 * ``exp`` has not passed (a leeway of a few seconds at most, for clock skew) and ``iat`` is not
   in the future;
 * ``sub`` is the sandbox the request is addressed to (the fleet routes on it): an assertion for
-  one sandbox is worth nothing on another.
+  one sandbox is worth nothing on another;
+* the claims are exactly ``aud``, ``cid``, ``exp``, ``iat``, ``jti``, ``scope``, ``sub`` and
+  ``tid`` (``tid`` the tenant, ``cid`` the minting credential, ``""`` when the token names
+  none: with ``jti``, ``sub`` and ``iat`` they let the fleet check revocations itself).
 
 Dependencies: the standard library and ``cryptography``. Thread-safe.
 """
@@ -44,6 +47,7 @@ DEFAULT_LEEWAY_SECONDS = 5
 SCOPES = frozenset({"read", "interact"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ"})
+_CLAIM_NAMES = frozenset({"aud", "cid", "exp", "iat", "jti", "scope", "sub", "tid"})
 _MAX_JWKS_BYTES = 65_536
 
 
@@ -74,6 +78,10 @@ class OriginAssertion:
     token_id: str
     """The preview token's ``jti``: one viewer session."""
     kid: str
+    tenant_id: str
+    """The tenant that minted the token (``tid``): for tenant-wide revocations."""
+    credential_id: str
+    """The minting credential's claim (``cid``), ``""`` when the token names none."""
 
 
 class KeySource(Protocol):
@@ -260,6 +268,7 @@ class OriginAssertionVerifier:
         audience, subject = claims.get("aud"), claims.get("sub")
         expires_at, issued_at = claims.get("exp"), claims.get("iat")
         scope, token_id = claims.get("scope"), claims.get("jti")
+        tenant_id, credential_id = claims.get("tid"), claims.get("cid")
         if not isinstance(audience, str) or not hmac.compare_digest(
             audience.encode(), self._audience.encode()
         ):
@@ -275,4 +284,10 @@ class OriginAssertionVerifier:
             raise AssertionRejectedError("wrong_sandbox")
         if scope not in SCOPES or not isinstance(token_id, str) or not token_id:
             raise AssertionRejectedError("malformed")
-        return OriginAssertion(subject, str(scope), expires_at, issued_at, token_id, kid)
+        if not isinstance(tenant_id, str) or not tenant_id or not isinstance(credential_id, str):
+            raise AssertionRejectedError("malformed")
+        if set(claims) != _CLAIM_NAMES:
+            raise AssertionRejectedError("malformed")
+        return OriginAssertion(
+            subject, str(scope), expires_at, issued_at, token_id, kid, tenant_id, credential_id
+        )

@@ -39,7 +39,12 @@ SEEDS = {"oa1": bytes(range(32)), "oa2": bytes(range(100, 132))}
 
 
 def claims_for(
-    sandbox_id: str = SANDBOX, *, scope: Scope = Scope.READ, expires_at: int = NOW + 600, jti: str = "t-1"
+    sandbox_id: str = SANDBOX,
+    *,
+    scope: Scope = Scope.READ,
+    expires_at: int = NOW + 600,
+    jti: str = "t-1",
+    credential_id: str = "key_abc",
 ) -> PreviewClaims:
     return PreviewClaims(
         sandbox_id=sandbox_id,
@@ -49,6 +54,7 @@ def claims_for(
         issued_at=NOW - 5,
         expires_at=expires_at,
         token_id=jti,
+        credential_id=credential_id,
     )
 
 
@@ -89,6 +95,13 @@ def test_an_assertion_signed_by_the_data_plane_verifies_for_its_sandbox() -> Non
     assert accepted.expires_at == NOW + 600
     assert accepted.token_id == "t-1"
     assert accepted.kid == "oa1"
+    assert (accepted.tenant_id, accepted.credential_id, accepted.issued_at) == ("acme", "key_abc", NOW - 5)
+
+
+def test_a_token_without_a_credential_claim_asserts_an_empty_one() -> None:
+    accepted = verifier().verify(signed(claims_for(credential_id="")), SANDBOX)
+
+    assert (accepted.tenant_id, accepted.credential_id) == ("acme", "")
 
 
 def test_its_claims_are_exactly_the_contract() -> None:
@@ -102,7 +115,34 @@ def test_its_claims_are_exactly_the_contract() -> None:
         "exp": NOW + 600,
         "jti": "t-1",
         "iat": NOW - 5,
+        "tid": "acme",
+        "cid": "key_abc",
     }
+
+
+def resigned(change: Mapping[str, Any], drop: tuple[str, ...] = ()) -> str:
+    """The default assertion with its claims changed, validly signed with ``oa1``."""
+    header, payload, _ = signed().split(".")
+    claims = {**json.loads(base64.urlsafe_b64decode(payload + "==")), **change}
+    for name in drop:
+        del claims[name]
+    signing_input = f"{header}.{segment(claims)}"
+    key = Ed25519PrivateKey.from_private_bytes(SEEDS["oa1"])
+    return f"{signing_input}.{b64(key.sign(signing_input.encode()))}"
+
+
+@pytest.mark.parametrize("missing", ["tid", "cid", "jti", "iat"])
+def test_an_assertion_missing_a_claim_is_refused(missing: str) -> None:
+    assert rejection(resigned({}, drop=(missing,))) == "malformed"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"extra": "x"}, {"tid": ""}, {"tid": 7}, {"cid": None}, {"cid": ["key_abc"]}],
+    ids=["unknown-claim", "empty-tenant", "numeric-tenant", "null-credential", "list-credential"],
+)
+def test_an_assertion_with_other_claims_or_bad_ids_is_refused(change: Mapping[str, Any]) -> None:
+    assert rejection(resigned(change)) == "malformed"
 
 
 # ------------------------------------------------------------------------------ expiry

@@ -3,9 +3,12 @@
 Every request the data plane forwards carries ``X-Preview-Assertion``: a compact JWS signed
 with Ed25519 (``alg`` pinned to ``EdDSA``, the signing key's ``kid`` in the header) whose claims
 are ``sub`` (the sandbox id), ``scope``, ``exp`` and ``jti`` (the preview token's own), ``aud``
-(the origin's audience, the ``OriginAssertionAudience`` parameter) and ``iat`` (the token's
-``iat``). The fleet verifies it with the public key alone (package ``preview_origin``), so
-nothing that can reach the fleet's ingress can name a sandbox without a statement signed here.
+(the origin's audience, the ``OriginAssertionAudience`` parameter), ``iat`` (the token's
+``iat``), ``tid`` (the tenant) and ``cid`` (the minting credential's claim, ``""`` for a token
+without one): with ``jti``, ``sub`` and ``iat`` they are what the fleet needs to check the
+revocation feed itself for the streams it holds open. The fleet verifies it with the public
+key alone (package ``preview_origin``), so nothing that can reach the fleet's ingress can name
+a sandbox without a statement signed here.
 
 The assertion is a function of the token: same claims, and Ed25519 signatures are
 deterministic (RFC 8032), so the exchange and every authorizer instance produce the same bytes
@@ -83,11 +86,13 @@ def assertion_claims(claims: PreviewClaims, audience: str) -> dict[str, object]:
     """The assertion's claims for a verified preview token."""
     return {
         "aud": audience,
+        "cid": claims.credential_id,
         "exp": claims.expires_at,
         "iat": claims.issued_at,
         "jti": claims.token_id,
         "scope": claims.scope.value,
         "sub": claims.sandbox_id,
+        "tid": claims.tenant_id,
     }
 
 
