@@ -108,8 +108,9 @@ def _lifecycle(deployment: Deployment) -> TokenLifecycle:
             audit=deployment["AUDIT_TABLE"],
         ),
         int(retention) if retention.isdigit() else DEFAULT_AUDIT_RETENTION_DAYS,
-        # revocations reach the stream edge through the edge store (keys rv./rs./rt./rc.)
-        edge_put=deployment.edge_store.put,
+        # Not written to the edge store: the fleet reads the revocation feed itself (README
+        # "Streams and revocation"); edge keys would need a sweep, the store has no TTL.
+        edge_put=None,
     )
 
 
