@@ -476,10 +476,16 @@ def test_api_gateway_may_invoke_the_data_plane_functions_only_through_the_previe
 # --------------------------------------------------------------- custom domain and CloudFront
 
 
+PSEUDO_PARAMETERS = {"AWS::Region": "eu-west-1"}
+
+
 def condition_holds(expression: Any, template: Template, parameters: Mapping[str, str]) -> bool:
     def value(operand: Any) -> Any:
         if isinstance(operand, Mapping) and "Ref" in operand:
-            return parameters.get(operand["Ref"], template["Parameters"][operand["Ref"]].get("Default"))
+            name = operand["Ref"]
+            if name.startswith("AWS::"):  # pseudo parameters: the region the stack deploys in
+                return parameters.get(name, PSEUDO_PARAMETERS[name])
+            return parameters.get(name, template["Parameters"][name].get("Default"))
         return operand
 
     ((function, argument),) = expression.items()
