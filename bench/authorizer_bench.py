@@ -45,16 +45,20 @@ import jwt
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws, patched_environ
-from preview_tokens.origin_assertion import ORIGIN_KEY_SET, origin_key_context, sign_origin_assertion
-from preview_tokens.origin_key_admin import OriginKeyAdmin
-from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.signing_keys import (
+from preview_tokens.data_plane.origin_assertion import (
+    ORIGIN_KEY_SET,
+    origin_key_context,
+    sign_origin_assertion,
+)
+from preview_tokens.keys.signing_keys import (
     DynamoDbSigningKeyStore,
     KmsKeyDecrypter,
     SigningKey,
     SigningKeyProvider,
 )
-from preview_tokens.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
+from preview_tokens.keys.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
+from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTHORIZER_DIR = ROOT / "functions" / "authorizer"

@@ -33,12 +33,12 @@ from typing import Any
 import boto3
 from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws, patched_environ
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
-from preview_tokens.aws_json import AwsJsonClient
-from preview_tokens.origin_key_admin import OriginKeyAdmin
-from preview_tokens.sandboxes import SandboxRepository
-from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.tenants import TenantRepository
+from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.sandboxes import SandboxRepository
+from preview_tokens.control_plane.tenants import TenantRepository
+from preview_tokens.keys.aws_json import AwsJsonClient
+from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from bench.authorizer_bench import ColdRun, authorizer_event, session_cookie_header, spawn
 
@@ -154,7 +154,7 @@ class RequestCounter:
             return original(client, operation, payload)
 
         AwsJsonClient.call = call  # type: ignore[method-assign,assignment]
-        from preview_tokens.dynamodb import default_client
+        from preview_tokens.keys.dynamodb import default_client
 
         default_client().meta.events.register("before-call.dynamodb", self._boto3)
         return self
@@ -163,7 +163,7 @@ class RequestCounter:
         self.operations.append(kwargs["model"].name)
 
     def __exit__(self, *exc: object) -> None:
-        from preview_tokens.dynamodb import default_client
+        from preview_tokens.keys.dynamodb import default_client
 
         AwsJsonClient.call = self._original  # type: ignore[method-assign]
         default_client().meta.events.unregister("before-call.dynamodb", self._boto3)

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from preview_local.cfn_template import load_template
-from preview_tokens.tokens import PreviewClaims, Scope, sign_preview_token
+from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
 TARGET_FUNCTION_VS_FLOOR = 4.0
 ROUNDS = 15

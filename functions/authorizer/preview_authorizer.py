@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.access import (
+from preview_tokens.data_plane.access import (
     METHOD_OVERRIDE_HEADERS,
     Decision,
     DenialReason,
@@ -37,8 +37,8 @@ from preview_tokens.access import (
     fallback_token,
     query_carries_token,
 )
-from preview_tokens.data_plane import preview_gate
-from preview_tokens.denial_page import denial_for
+from preview_tokens.data_plane.denial_page import denial_for
+from preview_tokens.data_plane.wiring import preview_gate
 from preview_tokens.observability import logger
 
 if TYPE_CHECKING:

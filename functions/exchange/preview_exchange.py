@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from preview_tokens.access import DenialReason, fallback_token
-from preview_tokens.data_plane import first_use_recorder, preview_gate
-from preview_tokens.denial_page import (
+from preview_tokens.data_plane.access import DenialReason, fallback_token
+from preview_tokens.data_plane.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
     SCRIPT_HASH,
     content_security_policy,
@@ -26,12 +25,13 @@ from preview_tokens.denial_page import (
     denial_for,
     render_page,
 )
-from preview_tokens.exchange import (
+from preview_tokens.data_plane.exchange import (
     COOKIE_CHECK_PATH,
     ExchangeDenied,
     check_session_cookie,
     exchange_token,
 )
+from preview_tokens.data_plane.wiring import first_use_recorder, preview_gate
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 

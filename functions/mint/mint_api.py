@@ -3,7 +3,7 @@
 
 The resolver runs without Powertools' pydantic validation, and no pydantic model is imported on
 a request's path: bodies are checked by hand (``MintBody``, ``token_to_revoke``). The pydantic
-models in :mod:`preview_tokens.api_models` document the bodies; :func:`build_openapi` imports
+models in :mod:`preview_tokens.control_plane.api_models` document the bodies; :func:`build_openapi` imports
 them only when the document is asked for. This keeps the cold start within its budget (README
 "Performance").
 """
@@ -17,21 +17,25 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from preview_tokens.errors import PreviewError, ServiceUnavailableError
-from preview_tokens.http_responses import (
+from preview_tokens.control_plane.http_responses import (
     empty_response,
     error_response,
     internal_error_response,
     json_response,
     response_for,
 )
-from preview_tokens.mint import MintService
+from preview_tokens.control_plane.mint import MintService
+from preview_tokens.control_plane.token_lifecycle import (
+    TokenLifecycle,
+    lifecycle_from_settings,
+    token_to_revoke,
+)
+from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
-from preview_tokens.token_lifecycle import TokenLifecycle, lifecycle_from_settings, token_to_revoke
 
 if TYPE_CHECKING:
-    from preview_tokens.origin_key_admin import OriginKeyAdmin
+    from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
 TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
@@ -139,8 +143,8 @@ def list_sandbox_preview_tokens(id: str) -> Response[dict[str, Any]]:
 @cache
 def origin_keys() -> "OriginKeyAdmin":
     # Imported on the first JWKS request only: boto3 is not on the mint's cold-start path.
-    from preview_tokens.dynamodb import default_client
-    from preview_tokens.origin_key_admin import OriginKeyAdmin
+    from preview_tokens.keys.dynamodb import default_client
+    from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 
     return OriginKeyAdmin(mint_settings().signing_keys.table, default_client())
 
@@ -155,7 +159,7 @@ def origin_keys() -> "OriginKeyAdmin":
 )
 def origin_key_set() -> Response[dict[str, Any]]:
     try:
-        from preview_tokens.dynamodb import dependency_call
+        from preview_tokens.keys.dynamodb import dependency_call
 
         with dependency_call("Query"):
             jwks = origin_keys().jwks()
@@ -174,7 +178,7 @@ def openapi_document() -> Response[dict[str, Any]]:
 
 def build_openapi() -> dict[str, Any]:
     """The API's OpenAPI document: routes from the resolver, bodies from the pydantic models."""
-    from preview_tokens import api_models
+    from preview_tokens.control_plane import api_models
     from pydantic import BaseModel
 
     document: dict[str, Any] = app.get_openapi_schema(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from preview_tokens.tokens import Scope
+from preview_tokens.keys.tokens import Scope
 
 NOVNC_DIR = Path("/usr/share/novnc")
 PACKAGES = ("xvfb", "x11vnc", "novnc", "websockify", "python3-tk")

@@ -12,7 +12,7 @@ Two steps on every viewer request to a sandbox host, for every method:
    :data:`UNUSABLE_TOKEN`, which never verifies (``invalid_token``): no guessing which one counts.
    An empty ``mt`` is removed and passes no header.
 2. :func:`edge_route` - a GET that carried ``mt`` is a preview link being opened: it goes to the
-   exchange, at the same path under :data:`~preview_tokens.exchange.EXCHANGE_PATH`. Requests
+   exchange, at the same path under :data:`~preview_tokens.data_plane.exchange.EXCHANGE_PATH`. Requests
    already under ``/__preview/`` are never rewritten a second time.
 
 The local stack applies :func:`viewer_request` (both steps); :func:`strip_preview_token` is step
@@ -26,8 +26,8 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from preview_tokens.access import FALLBACK_TOKEN_HEADER, TOKEN_PARAMETER
-from preview_tokens.exchange import EXCHANGE_PATH
+from preview_tokens.data_plane.access import FALLBACK_TOKEN_HEADER, TOKEN_PARAMETER
+from preview_tokens.data_plane.exchange import EXCHANGE_PATH
 
 from preview_local.http_messages import HttpRequest
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
-from preview_tokens.access import normalize_host
+from preview_tokens.data_plane.access import normalize_host
 from preview_tokens.observability import REDACTED, redact_credentials
 
 

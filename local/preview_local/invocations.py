@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from preview_tokens.access import SESSION_COOKIE
-from preview_tokens.exchange import COOKIE_CHECK_PATH
+from preview_tokens.data_plane.access import SESSION_COOKIE
+from preview_tokens.data_plane.exchange import COOKIE_CHECK_PATH
 
 from preview_local.deployment import LocalDeployment, LocalDeploymentError, deploy_locally
 from preview_local.edge import viewer_request

@@ -46,7 +46,8 @@ from pathlib import Path
 from string import Template
 
 from preview_origin import ASSERTION_HEADER, AssertionRejectedError, OriginAssertion, OriginAssertionVerifier
-from preview_tokens.access import (
+from preview_tokens.control_plane.revocations import RevocationsUnavailableError, RevocationView
+from preview_tokens.data_plane.access import (
     FALLBACK_TOKEN_HEADER,
     ORIGIN_FALLBACK_TOKEN_VALUE,
     PREVIEW_COOKIE_PREFIX,
@@ -54,8 +55,7 @@ from preview_tokens.access import (
     SESSION_ENDS_COOKIE,
     TOKEN_PARAMETER,
 )
-from preview_tokens.revocations import RevocationsUnavailableError, RevocationView
-from preview_tokens.tokens import Scope
+from preview_tokens.keys.tokens import Scope
 
 from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse

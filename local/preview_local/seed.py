@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
-from preview_tokens.edge_store import EdgeStore, sandbox_tenant_entry
-from preview_tokens.origin_key_admin import OriginKeyAdmin
-from preview_tokens.sandboxes import SandboxRepository
-from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.signing_keys import ACTIVE
-from preview_tokens.tenants import TenantRepository
+from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.sandboxes import SandboxRepository
+from preview_tokens.control_plane.tenants import TenantRepository
+from preview_tokens.data_plane.edge_store import EdgeStore, sandbox_tenant_entry
+from preview_tokens.keys.signing_keys import ACTIVE
+from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from preview_local.dev_idp import DevIdentityProvider
 from preview_local.local_state import LocalState

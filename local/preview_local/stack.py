@@ -25,9 +25,9 @@ from pathlib import Path
 from types import FrameType
 
 from preview_origin import HttpJwks, OriginAssertionVerifier
-from preview_tokens.edge_store import LocalEdgeStore
-from preview_tokens.operator_cli import EDGE_STORE_FILE
-from preview_tokens.revocations import RevocationFeed, RevocationView
+from preview_tokens.control_plane.revocations import RevocationFeed, RevocationView
+from preview_tokens.data_plane.edge_store import LocalEdgeStore
+from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 from preview_tokens.settings import RevocationSettings
 
 from preview_local import invocations

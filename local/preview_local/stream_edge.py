@@ -4,8 +4,8 @@ CloudFront sends a request whose path matches one of ``StreamPathPatterns`` (a "
 :func:`is_stream_path`) to the stream ingress, after a viewer-request function decided on it:
 the session cookie verified with the key ``key.<kid>`` from the KeyValueStore, its expiry, host
 binding and, for ``read``, the input-path rule. This is that function in Python for the local
-stack, built from the same pieces as the authorizer (:mod:`preview_tokens.tokens`,
-:mod:`preview_tokens.access`); the shared vectors run through it, the authorizer and the function.
+stack, built from the same pieces as the authorizer (:mod:`preview_tokens.keys.tokens`,
+:mod:`preview_tokens.data_plane.access`); the shared vectors run through it, the authorizer and the function.
 
 ``edge_key`` reads the KeyValueStore (contract: ``key.<kid>`` -> the HS256 key, base64url,
 present only while the key verifies).
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from preview_tokens.access import (
+from preview_tokens.data_plane.access import (
     METHOD_OVERRIDE_HEADERS,
     DenialReason,
     input_path_segments,
@@ -31,8 +31,8 @@ from preview_tokens.access import (
     read_scope_allows,
     split_preview_cookies,
 )
-from preview_tokens.exchange import TOKEN_PARAMETER
-from preview_tokens.tokens import (
+from preview_tokens.data_plane.exchange import TOKEN_PARAMETER
+from preview_tokens.keys.tokens import (
     ExpiredTokenError,
     InvalidTokenError,
     PreviewClaims,

@@ -28,8 +28,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from preview_tokens.edge_store import frame_ancestors_entry, sandbox_tenant_entry
-from preview_tokens.exchange import EXCHANGE_PATH, TOKEN_PARAMETER
+from preview_tokens.data_plane.edge_store import frame_ancestors_entry, sandbox_tenant_entry
+from preview_tokens.data_plane.exchange import EXCHANGE_PATH, TOKEN_PARAMETER
 
 from preview_local.http_messages import HttpResponse
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from preview_local.cfn_template import PROJECT_ROOT
-from preview_tokens.access import SESSION_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE
 
 from tests.e2e.local_stack import LocalStack
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Request
-from preview_tokens.access import SESSION_COOKIE, SESSION_ENDS_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE, SESSION_ENDS_COOKIE
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.embed_page import (

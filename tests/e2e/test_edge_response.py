@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import ConsoleMessage, Page
 from preview_local.origin import APP_COOKIE, FORGED_SESSION, HOSTILE_PAGE
-from preview_tokens.access import SESSION_COOKIE, SESSION_ENDS_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE, SESSION_ENDS_COOKIE
 
 from tests.e2e.local_stack import LocalStack, fetch
 from tests.e2e.test_browser import TIMEOUT_MS, open_demo, preview

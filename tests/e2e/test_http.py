@@ -6,7 +6,7 @@ import re
 
 import pytest
 from preview_local.embed_script import EMBED_SCRIPT_FILE, embed_script
-from preview_tokens.access import SESSION_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE
 
 from tests.e2e.local_stack import LocalStack, Reply, fetch
 

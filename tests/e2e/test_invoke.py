@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from preview_tokens.access import SESSION_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE
 
 from tests.e2e.local_stack import LocalStack
 

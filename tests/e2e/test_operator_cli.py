@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from preview_tokens.edge_store import LocalEdgeStore
-from preview_tokens.operator_cli import EDGE_STORE_FILE
+from preview_tokens.data_plane.edge_store import LocalEdgeStore
+from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 
 from tests.e2e.local_stack import LocalStack, fetch
 

@@ -8,7 +8,9 @@ import mint_api
 import pytest
 from preview_local.aws_resources import ensure_resources
 from preview_local.moto_aws import MotoAws
-from preview_tokens import data_plane, dynamodb, settings
+from preview_tokens import settings
+from preview_tokens.data_plane import wiring
+from preview_tokens.keys import dynamodb
 
 from tests.support.deployment import ORIGIN_AUDIENCE, PREVIEW_DOMAIN, Deployment
 
@@ -28,8 +30,8 @@ def clear_cold_start_caches() -> None:
     settings.first_use_settings.cache_clear()
     mint_api.mint_service.cache_clear()
     mint_api.token_lifecycle.cache_clear()
-    data_plane.preview_gate.cache_clear()
-    data_plane.first_use_recorder.cache_clear()
+    wiring.preview_gate.cache_clear()
+    wiring.first_use_recorder.cache_clear()
 
 
 @pytest.fixture

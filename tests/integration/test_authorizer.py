@@ -10,7 +10,7 @@ from typing import Any
 import preview_authorizer
 import pytest
 from preview_local.edge import UNUSABLE_TOKEN
-from preview_tokens.denial_page import gateway_response_template
+from preview_tokens.data_plane.denial_page import gateway_response_template
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from preview_tokens.origin_assertion import ORIGIN_KEY_PURPOSE
-from preview_tokens.signing_keys import ENCRYPTION_PURPOSE
+from preview_tokens.data_plane.origin_assertion import ORIGIN_KEY_PURPOSE
+from preview_tokens.keys.signing_keys import ENCRYPTION_PURPOSE
 
 from tests.support.template import cloudformation, sam_template
 

@@ -12,7 +12,7 @@ from typing import Any
 import preview_exchange
 import pytest
 from preview_local.edge import UNUSABLE_TOKEN
-from preview_tokens.denial_page import COOKIES_BLOCKED_SCRIPT_HASH
+from preview_tokens.data_plane.denial_page import COOKIES_BLOCKED_SCRIPT_HASH
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment

@@ -25,8 +25,8 @@ from preview_local.gateway import HEADER_LIMIT_BYTES, RestApiGateway, request_si
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import MAX_BODY_BYTES, PAYLOAD_TOO_LARGE, LoopbackServer
 from preview_local.rest_api import Integration, Method, Resource, RestApi
-from preview_tokens.access import SESSION_COOKIE
-from preview_tokens.exchange import EXCHANGE_PATH
+from preview_tokens.data_plane.access import SESSION_COOKIE
+from preview_tokens.data_plane.exchange import EXCHANGE_PATH
 
 from tests.support.template import placeholder_physical_ids, sam_template
 

@@ -10,12 +10,12 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from preview_tokens.api_keys import ApiKeyRepository
-from preview_tokens.credentials import CredentialVerifier
+from preview_tokens.control_plane.api_keys import ApiKeyRepository
+from preview_tokens.control_plane.credentials import CredentialVerifier
+from preview_tokens.control_plane.jwks import JWKS_LIFETIME_SECONDS, UNKNOWN_KID_REFETCH_SECONDS, JwksKeys
+from preview_tokens.control_plane.tenants import TenantRepository
 from preview_tokens.errors import UnauthorizedError
-from preview_tokens.jwks import JWKS_LIFETIME_SECONDS, UNKNOWN_KID_REFETCH_SECONDS, JwksKeys
 from preview_tokens.settings import JwtSettings
-from preview_tokens.tenants import TenantRepository
 
 from tests.support.deployment import TENANT, Deployment
 from tests.support.jwks import AUDIENCE, ISSUER, TENANT_CLAIM, IdentityProvider, identity_provider

@@ -37,8 +37,8 @@ from preview_local.gateway_responses import (
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import LoopbackServer
 from preview_local.rest_api import GatewayResponseTemplate, RestApi
-from preview_tokens.access import SESSION_COOKIE, DenialReason
-from preview_tokens.denial_page import (
+from preview_tokens.data_plane.access import SESSION_COOKIE, DenialReason
+from preview_tokens.data_plane.denial_page import (
     authorizer_failure_page,
     content_security_policy,
     denial_for,

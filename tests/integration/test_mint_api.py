@@ -14,8 +14,8 @@ import boto3
 import jwt
 import mint_api
 import pytest
-from preview_tokens.data_plane import preview_gate
-from preview_tokens.signing_keys import ACTIVE, StoredSigningKey, encryption_context
+from preview_tokens.data_plane.wiring import preview_gate
+from preview_tokens.keys.signing_keys import ACTIVE, StoredSigningKey, encryption_context
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import OTHER_SANDBOX, PREVIEW_DOMAIN, SANDBOX, TENANT, Deployment

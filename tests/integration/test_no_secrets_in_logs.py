@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import mint_api
 import preview_authorizer
 import pytest
-from preview_tokens.access import SESSION_COOKIE
+from preview_tokens.data_plane.access import SESSION_COOKIE
 from preview_tokens.observability import logger
 
 from tests.support.deployment import SANDBOX, Deployment

@@ -15,8 +15,8 @@ import preview_authorizer
 import preview_exchange
 import pytest
 from preview_origin import AssertionRejectedError, OriginAssertionVerifier, StaticJwks
-from preview_tokens.access import NO_APP_COOKIES, PreviewGate
-from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
+from preview_tokens.data_plane.access import NO_APP_COOKIES, PreviewGate
+from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier

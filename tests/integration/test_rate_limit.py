@@ -9,10 +9,10 @@ from typing import Any
 
 import mint_api
 import pytest
-from preview_tokens.aws_json import AwsJsonClient
-from preview_tokens.dynamodb import default_client
+from preview_tokens.control_plane.mint import MintService
 from preview_tokens.errors import RateLimitedError
-from preview_tokens.mint import MintService
+from preview_tokens.keys.aws_json import AwsJsonClient
+from preview_tokens.keys.dynamodb import default_client
 from preview_tokens.settings import mint_settings
 
 from tests.support.deployment import OTHER_SANDBOX, OTHER_TENANT, TENANT, Deployment

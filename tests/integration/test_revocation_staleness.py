@@ -23,8 +23,8 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import LoopbackServer
 from preview_local.moto_aws import MotoAws
 from preview_local.rest_api import RestApi
-from preview_tokens.access import SESSION_COOKIE
-from preview_tokens.denial_page import authorizer_failure_page
+from preview_tokens.data_plane.access import SESSION_COOKIE
+from preview_tokens.data_plane.denial_page import authorizer_failure_page
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import PREVIEW_DOMAIN, SANDBOX, Deployment

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from preview_tokens.edge_store import LocalEdgeStore
-from preview_tokens.signing_key_admin import SigningKeyAdmin
+from preview_tokens.data_plane.edge_store import LocalEdgeStore
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from tests.support.deployment import Deployment
 

@@ -23,9 +23,9 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import LoopbackServer
 from preview_local.moto_aws import MotoAws
 from preview_local.rest_api import RestApi
-from preview_tokens.access import FALLBACK_TOKEN_HEADER, SESSION_COOKIE
-from preview_tokens.aws_timeouts import worst_case_call_seconds
-from preview_tokens.signing_keys import RETRY_MAX_SECONDS
+from preview_tokens.data_plane.access import FALLBACK_TOKEN_HEADER, SESSION_COOKIE
+from preview_tokens.keys.aws_timeouts import worst_case_call_seconds
+from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import PREVIEW_DOMAIN, SANDBOX, Deployment

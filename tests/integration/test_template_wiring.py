@@ -24,16 +24,21 @@ from preview_authorizer import policy_for
 from preview_local.cfn_template import PROJECT_ROOT
 from preview_local.edge import edge_route, viewer_request
 from preview_local.http_messages import HttpRequest
-from preview_tokens.access import ORIGIN_FALLBACK_TOKEN_VALUE, Decision, DenialReason, fallback_token
-from preview_tokens.denial_page import (
+from preview_tokens.data_plane.access import (
+    ORIGIN_FALLBACK_TOKEN_VALUE,
+    Decision,
+    DenialReason,
+    fallback_token,
+)
+from preview_tokens.data_plane.denial_page import (
     authorizer_failure_page,
     content_security_policy,
     gateway_response_template,
     origin_failure_page,
 )
+from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS
+from preview_tokens.keys.tokens import PreviewClaims, Scope
 from preview_tokens.settings import DataPlaneSettings
-from preview_tokens.signing_keys import RETRY_MAX_SECONDS
-from preview_tokens.tokens import PreviewClaims, Scope
 
 from tests.support.events import EVENTS_DIR, load_event
 from tests.support.template import cloudformation, find_in_map, sam_template, substitute

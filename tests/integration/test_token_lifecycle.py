@@ -15,9 +15,9 @@ import mint_api
 import preview_authorizer
 import preview_exchange
 import pytest
-from preview_tokens.audit import AuditTrail
+from preview_tokens.control_plane.audit import AuditTrail
+from preview_tokens.control_plane.token_lifecycle import TokenLifecycle, lifecycle_from_settings
 from preview_tokens.settings import mint_settings
-from preview_tokens.token_lifecycle import TokenLifecycle, lifecycle_from_settings
 
 from tests.support.deployment import OTHER_SANDBOX, OTHER_TENANT, SANDBOX, TENANT, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body

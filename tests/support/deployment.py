@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from preview_local.aws_resources import LocalResources
 from preview_origin import OriginAssertionVerifier, StaticJwks
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
-from preview_tokens.origin_key_admin import OriginKeyAdmin
-from preview_tokens.sandboxes import SandboxRepository
-from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
-from preview_tokens.tenants import TenantRepository
+from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.sandboxes import SandboxRepository
+from preview_tokens.control_plane.tenants import TenantRepository
+from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
+from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 TENANT = "acme"
 OTHER_TENANT = "globex"

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from preview_tokens.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
+from preview_tokens.keys.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
 
 from tests.support.deployment import PREVIEW_DOMAIN, SANDBOX, TENANT, Deployment
 from tests.support.events import load_event, set_header

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 import pytest
-from preview_tokens.access import (
+from preview_tokens.data_plane.access import (
     AmbiguousPathError,
     DenialReason,
     PreviewGate,
@@ -17,9 +17,9 @@ from preview_tokens.access import (
     query_carries_token,
     split_preview_cookies,
 )
-from preview_tokens.aws_json import AwsServiceError
-from preview_tokens.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
-from preview_tokens.tokens import PreviewClaims, Scope, sign_preview_token
+from preview_tokens.keys.aws_json import AwsServiceError
+from preview_tokens.keys.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
+from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
 NOW = 1_800_000_000
 HOST = "sbx-a.sandboxes.example.com"

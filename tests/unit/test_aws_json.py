@@ -9,7 +9,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from preview_tokens.aws_json import AwsCredentials, AwsJsonClient, AwsServiceError, sigv4_headers
+from preview_tokens.keys.aws_json import AwsCredentials, AwsJsonClient, AwsServiceError, sigv4_headers
 
 WHEN = datetime(2026, 11, 28, 4, 30, 0, tzinfo=UTC)
 

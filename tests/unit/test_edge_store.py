@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.stub import Stubber
-from preview_tokens.edge_store import (
+from preview_tokens.data_plane.edge_store import (
     MAX_VALUE_BYTES,
     WRITE_ATTEMPTS,
     CloudFrontKeyValueStore,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from preview_local.stream_edge import StreamEdge
-from preview_tokens.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
-from preview_tokens.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
+from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
+from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
 from tests.support.edge_vectors import VECTORS_PATH, build_vectors, load_vectors, render
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from preview_tokens.frame_ancestors import MAX_FRAME_ANCESTORS, FrameAncestorsError, parse_frame_ancestors
+from preview_tokens.data_plane.frame_ancestors import (
+    MAX_FRAME_ANCESTORS,
+    FrameAncestorsError,
+    parse_frame_ancestors,
+)
 
 
 def test_https_origins_and_wildcard_subdomains_are_kept_in_order_lower_cased_once() -> None:

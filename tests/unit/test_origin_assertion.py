@@ -22,15 +22,15 @@ from preview_origin import (
     OriginAssertionVerifier,
     StaticJwks,
 )
-from preview_tokens.origin_assertion import (
+from preview_tokens.data_plane.origin_assertion import (
     OriginAssertionSigner,
     PublishedOriginKey,
     origin_jwks,
     public_key_of,
     sign_origin_assertion,
 )
-from preview_tokens.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
-from preview_tokens.tokens import PreviewClaims, Scope
+from preview_tokens.keys.signing_keys import ACTIVE, RETIRED, SigningKeyProvider, StoredSigningKey
+from preview_tokens.keys.tokens import PreviewClaims, Scope
 
 NOW = 1_800_000_000
 AUDIENCE = "https://ingress.sandboxes.internal.example.com"
@@ -384,7 +384,7 @@ class FakeDecrypter:
 def signer_with(
     store: FakeOriginKeys, clock: Clock | None = None
 ) -> tuple[OriginAssertionSigner, FakeDecrypter]:
-    from preview_tokens.origin_assertion import origin_key_context
+    from preview_tokens.data_plane.origin_assertion import origin_key_context
 
     decrypter = FakeDecrypter()
     provider = SigningKeyProvider(
@@ -462,7 +462,7 @@ def test_a_retired_origin_key_stops_signing_and_its_assertions_stop_being_forwar
 
 
 def test_no_origin_key_means_unavailable() -> None:
-    from preview_tokens.signing_keys import SigningKeyUnavailableError
+    from preview_tokens.keys.signing_keys import SigningKeyUnavailableError
 
     signer, _ = signer_with(FakeOriginKeys())
 

@@ -10,13 +10,13 @@ from wsgiref.util import setup_testing_defaults
 from preview_origin import OriginAssertion, OriginAssertionVerifier, StaticJwks
 from preview_origin.asgi import OriginAssertionMiddleware
 from preview_origin.wsgi import ENVIRON_KEY, OriginAssertionWSGIMiddleware
-from preview_tokens.origin_assertion import (
+from preview_tokens.data_plane.origin_assertion import (
     PublishedOriginKey,
     origin_jwks,
     public_key_of,
     sign_origin_assertion,
 )
-from preview_tokens.tokens import PreviewClaims, Scope
+from preview_tokens.keys.tokens import PreviewClaims, Scope
 
 NOW = 1_800_000_000
 AUDIENCE = "https://ingress.example.com"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from preview_tokens.api_models import MintRequest, RevokeRequest
+from preview_tokens.control_plane.api_models import MintRequest, RevokeRequest
+from preview_tokens.control_plane.mint import MintBody
+from preview_tokens.control_plane.token_lifecycle import token_to_revoke
 from preview_tokens.errors import (
     InvalidExpiresInError,
     InvalidRequestError,
     InvalidScopeError,
     PreviewError,
 )
-from preview_tokens.mint import MintBody
-from preview_tokens.token_lifecycle import token_to_revoke
 from pydantic import ValidationError
 
 BODIES = [

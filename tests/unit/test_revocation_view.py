@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from preview_tokens.revocations import (
+from preview_tokens.control_plane.revocations import (
     OVERLAP_MS,
     Revocation,
     RevocationFeedError,
@@ -15,7 +15,7 @@ from preview_tokens.revocations import (
     TokenRevokedError,
     not_before_marker,
 )
-from preview_tokens.tokens import MAX_TTL_SECONDS, PreviewClaims, Scope
+from preview_tokens.keys.tokens import MAX_TTL_SECONDS, PreviewClaims, Scope
 
 NOW = 1_800_000_000
 

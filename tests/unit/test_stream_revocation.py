@@ -18,20 +18,20 @@ from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.origin import SandboxOrigin, StreamRevocations
 from preview_local.streams import StreamRelay
 from preview_origin import OriginAssertion, OriginAssertionVerifier, StaticJwks
-from preview_tokens.origin_assertion import (
-    PublishedOriginKey,
-    origin_jwks,
-    public_key_of,
-    sign_origin_assertion,
-)
-from preview_tokens.revocations import (
+from preview_tokens.control_plane.revocations import (
     Revocation,
     RevocationFeedError,
     RevocationKind,
     RevocationView,
     not_before_marker,
 )
-from preview_tokens.tokens import PreviewClaims, Scope
+from preview_tokens.data_plane.origin_assertion import (
+    PublishedOriginKey,
+    origin_jwks,
+    public_key_of,
+    sign_origin_assertion,
+)
+from preview_tokens.keys.tokens import PreviewClaims, Scope
 
 NOW = 1_800_000_000
 AUDIENCE = "https://fleet.example.com"

@@ -7,7 +7,7 @@ import json
 
 import jwt
 import pytest
-from preview_tokens.tokens import (
+from preview_tokens.keys.tokens import (
     BadSignatureError,
     ExpiredTokenError,
     InvalidTokenError,

@@ -1,8 +1,8 @@
 """The control-plane API's bodies as pydantic models: the OpenAPI document is generated from them.
 
 Only ``build_openapi`` (the ``GET /api/v1/openapi.json`` route and ``make openapi``) imports this
-module: the request path validates by hand (:class:`preview_tokens.mint.MintBody`,
-:func:`preview_tokens.token_lifecycle.token_to_revoke`) so that a mint's cold start never
+module: the request path validates by hand (:class:`preview_tokens.control_plane.mint.MintBody`,
+:func:`preview_tokens.control_plane.token_lifecycle.token_to_revoke`) so that a mint's cold start never
 imports pydantic; unit tests hold the hand-written checks to these models' verdicts.
 """
 
@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from preview_tokens.mint import DEFAULT_TTL_SECONDS
-from preview_tokens.tokens import MAX_TTL_SECONDS
+from preview_tokens.control_plane.mint import DEFAULT_TTL_SECONDS
+from preview_tokens.keys.tokens import MAX_TTL_SECONDS
 
 
 class MintRequest(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any
 
 import jwt
 
-from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+from preview_tokens.keys.aws_timeouts import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
 
 JWKS_LIFETIME_SECONDS = 300.0
 UNKNOWN_KID_REFETCH_SECONDS = 30.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from preview_tokens.edge_store import MAX_VALUE_BYTES
+from preview_tokens.data_plane.edge_store import MAX_VALUE_BYTES
 
 MAX_FRAME_ANCESTORS = 16
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from preview_tokens.api_keys import API_KEY_PREFIX, ApiKey, ApiKeyRepository
+from preview_tokens.control_plane.api_keys import API_KEY_PREFIX, ApiKey, ApiKeyRepository
+from preview_tokens.control_plane.tenants import Tenant, TenantRepository
 from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from preview_tokens.observability import logger
 from preview_tokens.settings import JwtSettings
-from preview_tokens.tenants import Tenant, TenantRepository
 
 if TYPE_CHECKING:
-    from preview_tokens.jwks import JwksKeys
+    from preview_tokens.control_plane.jwks import JwksKeys
 
 JWT_ALGORITHMS = ["RS256", "ES256"]
 MAX_CREDENTIAL_LENGTH = 8192
@@ -103,7 +103,7 @@ class CredentialVerifier:
         # mint never needs, and the mint's cold start is budgeted (README "Performance").
         import jwt
 
-        from preview_tokens.jwks import JwksKeys, JwksUnavailableError, UnknownSigningKeyError
+        from preview_tokens.control_plane.jwks import JwksKeys, JwksUnavailableError, UnknownSigningKeyError
 
         jwks = self._jwks = self._jwks or JwksKeys(self._jwt.jwks_url)
         try:

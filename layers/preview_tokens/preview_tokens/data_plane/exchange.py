@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from preview_tokens.access import (
+from preview_tokens.control_plane.revocations import RevocationsUnavailableError, TokenRevokedError
+from preview_tokens.data_plane.access import (
     ORIGIN_ASSERTION_COOKIE,
     SESSION_COOKIE,
     SESSION_ENDS_COOKIE,
@@ -35,10 +36,11 @@ from preview_tokens.access import (
     PreviewGate,
     split_preview_cookies,
 )
-from preview_tokens.access import TOKEN_PARAMETER as TOKEN_PARAMETER  # where the edge takes it from
-from preview_tokens.revocations import RevocationsUnavailableError, TokenRevokedError
-from preview_tokens.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
-from preview_tokens.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
+from preview_tokens.data_plane.access import (
+    TOKEN_PARAMETER as TOKEN_PARAMETER,  # where the edge takes it from
+)
+from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
+from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"

@@ -10,16 +10,26 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKey, ApiKeyRepository, api_key_from_item, hash_api_key
-from preview_tokens.audit import AuditEntry, AuditEvent
-from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
-from preview_tokens.credentials import (
+from preview_tokens.control_plane.api_keys import (
+    PREVIEWS_WRITE,
+    ApiKey,
+    ApiKeyRepository,
+    api_key_from_item,
+    hash_api_key,
+)
+from preview_tokens.control_plane.audit import AuditEntry, AuditEvent
+from preview_tokens.control_plane.credentials import (
     Caller,
     CredentialVerifier,
     bearer_credential,
     is_api_key,
     require_active,
 )
+from preview_tokens.control_plane.rate_limit import MintWindow
+from preview_tokens.control_plane.request_body import parse_json_object
+from preview_tokens.control_plane.sandboxes import RUNNING, Sandbox, is_sandbox_id, sandbox_from_item
+from preview_tokens.control_plane.tenants import ACTIVE, Tenant, TenantRepository, tenant_from_item
+from preview_tokens.control_plane.token_records import epoch_iso, token_record_item
 from preview_tokens.errors import (
     ForbiddenError,
     InvalidExpiresInError,
@@ -29,20 +39,14 @@ from preview_tokens.errors import (
     SandboxNotFoundError,
     ServiceUnavailableError,
 )
-from preview_tokens.observability import logger
-from preview_tokens.rate_limit import MintWindow
-from preview_tokens.request_body import parse_json_object
-from preview_tokens.sandboxes import RUNNING, Sandbox, is_sandbox_id, sandbox_from_item
-from preview_tokens.settings import MintSettings, PreviewUrlSettings
-from preview_tokens.signing_keys import (
+from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
+from preview_tokens.keys.signing_keys import (
     DynamoDbSigningKeyStore,
     KmsKeyDecrypter,
     SigningKeyProvider,
     SigningKeyUnavailableError,
 )
-from preview_tokens.tenants import ACTIVE, Tenant, TenantRepository, tenant_from_item
-from preview_tokens.token_records import epoch_iso, token_record_item
-from preview_tokens.tokens import (
+from preview_tokens.keys.tokens import (
     MAX_TTL_SECONDS,
     PreviewClaims,
     Scope,
@@ -50,6 +54,8 @@ from preview_tokens.tokens import (
     new_token_id,
     sign_preview_token,
 )
+from preview_tokens.observability import logger
+from preview_tokens.settings import MintSettings, PreviewUrlSettings
 
 DEFAULT_TTL_SECONDS = 3600
 SCOPES = ("read", "interact")
@@ -59,7 +65,8 @@ SCOPES = ("read", "interact")
 class MintBody:
     """The request body of a mint, validated by hand: pydantic's import alone would cost the mint's
     cold start more than its whole budget (README "Performance"). It is the contract documented by
-    :class:`preview_tokens.api_models.MintRequest`; a unit test holds the two to the same verdicts."""
+    :class:`preview_tokens.control_plane.api_models.MintRequest`; a unit test holds the two to the
+    same verdicts."""
 
     expires_in: int = DEFAULT_TTL_SECONDS
     scope: str = "read"
@@ -83,7 +90,7 @@ class MintBody:
 
 @dataclass(frozen=True)
 class MintedToken:
-    """The mint's answer (:class:`preview_tokens.api_models.MintResponse` documents it)."""
+    """The mint's answer (:class:`preview_tokens.control_plane.api_models.MintResponse` documents it)."""
 
     token: str = field(repr=False)
     url: str = field(repr=False)

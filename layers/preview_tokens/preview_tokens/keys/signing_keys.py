@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
+from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
 
 KEY_SET = "preview-token-signing"
 ENCRYPTION_PURPOSE = "preview-token-signing"

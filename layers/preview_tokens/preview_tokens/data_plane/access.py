@@ -4,7 +4,7 @@ Order of checks: the query no longer carries ``mt`` (the edge takes it off every
 one that still has it did not come through the edge), a token is present (session cookie,
 else the ``X-Preview-Token`` header the edge fills from ``?mt=``), its signature and ``kid``
 verify, it has not expired, it is bound to the request's host, it is not revoked (the
-container's :class:`~preview_tokens.revocations.RevocationView`), and its scope allows the
+container's :class:`~preview_tokens.control_plane.revocations.RevocationView`), and its scope allows the
 method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
 naming another method), never the input channel, and no path that could be read as the input
 channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
@@ -20,10 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from preview_tokens.origin_assertion import OriginAssertionSigner
-from preview_tokens.revocations import RevocationsUnavailableError, RevocationView, TokenRevokedError
-from preview_tokens.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
-from preview_tokens.tokens import (
+from preview_tokens.control_plane.revocations import (
+    RevocationsUnavailableError,
+    RevocationView,
+    TokenRevokedError,
+)
+from preview_tokens.data_plane.origin_assertion import OriginAssertionSigner
+from preview_tokens.keys.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
+from preview_tokens.keys.tokens import (
     ExpiredTokenError,
     InvalidTokenError,
     PreviewClaims,

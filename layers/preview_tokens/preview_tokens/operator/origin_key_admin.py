@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from preview_tokens.origin_assertion import (
+from preview_tokens.data_plane.origin_assertion import (
     ORIGIN_KEY_BYTES,
     ORIGIN_KEY_SET,
     PublishedOriginKey,
@@ -24,7 +24,7 @@ from preview_tokens.origin_assertion import (
     public_key_of,
     published_origin_keys,
 )
-from preview_tokens.signing_keys import ACTIVE, RETIRED
+from preview_tokens.keys.signing_keys import ACTIVE, RETIRED
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

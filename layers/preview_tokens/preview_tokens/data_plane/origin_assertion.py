@@ -40,14 +40,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.signing_keys import (
+from preview_tokens.keys.signing_keys import (
     ACTIVE,
     KeyRing,
     NoSigningKeyError,
     SigningKeyProvider,
     SigningKeyUnavailableError,
 )
-from preview_tokens.tokens import PreviewClaims
+from preview_tokens.keys.tokens import PreviewClaims
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -183,7 +183,7 @@ class OriginAssertionSigner:
     def assertion_for(self, claims: PreviewClaims, presented: str | None = None) -> str:
         """The assertion to forward for ``claims``: ``presented`` if it is this token's, else ours.
 
-        Raises :class:`~preview_tokens.signing_keys.SigningKeyUnavailableError` when the origin
+        Raises :class:`~preview_tokens.keys.signing_keys.SigningKeyUnavailableError` when the origin
         keys cannot be read, or none exists.
         """
         ring = self._keys.key_ring()

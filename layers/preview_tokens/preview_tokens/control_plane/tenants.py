@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from preview_tokens.dynamodb import default_client, dependency_call
+from preview_tokens.keys.dynamodb import default_client, dependency_call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

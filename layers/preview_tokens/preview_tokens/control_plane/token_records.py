@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from preview_tokens.audit import VIEWER, AuditEntry, AuditEvent, embedding_origin
-from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
+from preview_tokens.control_plane.audit import VIEWER, AuditEntry, AuditEvent, embedding_origin
+from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
+from preview_tokens.keys.tokens import PreviewClaims
 from preview_tokens.observability import logger
 from preview_tokens.settings import AuditSettings
-from preview_tokens.tokens import PreviewClaims
 
 CREDENTIAL_INDEX = "by_credential"
 PURGE_AFTER_EXPIRY_SECONDS = 86_400

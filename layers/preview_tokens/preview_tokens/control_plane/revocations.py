@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from preview_tokens.aws_json import AwsJsonClient, AwsServiceError
-from preview_tokens.tokens import MAX_TTL_SECONDS, PreviewClaims
+from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
+from preview_tokens.keys.tokens import MAX_TTL_SECONDS, PreviewClaims
 
 FEED = "revocations"
 OVERLAP_MS = 30_000

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from functools import cache
 
-from preview_tokens.access import PreviewGate
+from preview_tokens.control_plane.revocations import RevocationFeed, RevocationFeedError, RevocationView
+from preview_tokens.control_plane.token_records import FirstUseRecorder
+from preview_tokens.data_plane.access import PreviewGate
+from preview_tokens.data_plane.origin_assertion import (
+    ORIGIN_KEY_SET,
+    OriginAssertionSigner,
+    origin_key_context,
+)
+from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 from preview_tokens.observability import logger
-from preview_tokens.origin_assertion import ORIGIN_KEY_SET, OriginAssertionSigner, origin_key_context
-from preview_tokens.revocations import RevocationFeed, RevocationFeedError, RevocationView
 from preview_tokens.settings import data_plane_settings, first_use_settings
-from preview_tokens.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
-from preview_tokens.token_records import FirstUseRecorder
 
 
 def _log_refresh_failure(error: RevocationFeedError) -> None:

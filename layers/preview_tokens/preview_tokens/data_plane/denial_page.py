@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from preview_tokens.access import DenialReason
+from preview_tokens.data_plane.access import DenialReason
 
 EXPIRED_EVENT = "preview.expired"
 DENIED_EVENT = "preview.denied"

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, MAX_ATTEMPTS, READ_TIMEOUT_SECONDS
 from preview_tokens.errors import ServiceUnavailableError
+from preview_tokens.keys.aws_timeouts import CONNECT_TIMEOUT_SECONDS, MAX_ATTEMPTS, READ_TIMEOUT_SECONDS
 from preview_tokens.observability import logger
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.dynamodb import default_client, dependency_call
+from preview_tokens.keys.dynamodb import default_client, dependency_call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

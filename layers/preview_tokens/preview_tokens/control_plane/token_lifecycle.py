@@ -25,24 +25,24 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
-from preview_tokens.audit import OPERATOR, AuditEntry, AuditEvent
-from preview_tokens.credentials import Caller
-from preview_tokens.dynamodb import default_client, dependency_call, dependency_call_keeping
+from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.audit import OPERATOR, AuditEntry, AuditEvent
+from preview_tokens.control_plane.credentials import Caller
+from preview_tokens.control_plane.revocations import Revocation, RevocationKind, not_before_marker
+from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, SandboxRepository
+from preview_tokens.control_plane.tenants import DISABLED, TenantRepository
+from preview_tokens.control_plane.token_records import CREDENTIAL_INDEX, TokenRecord, iso
 from preview_tokens.errors import (
     ForbiddenError,
     SandboxNotFoundError,
     ServiceUnavailableError,
     TokenRequestError,
 )
+from preview_tokens.keys.dynamodb import default_client, dependency_call, dependency_call_keeping
+from preview_tokens.keys.signing_keys import SigningKeyProvider, SigningKeyUnavailableError
+from preview_tokens.keys.tokens import InvalidTokenError, credential_claim, verify_preview_token
 from preview_tokens.observability import logger
-from preview_tokens.revocations import Revocation, RevocationKind, not_before_marker
-from preview_tokens.sandboxes import DELETED, RUNNING, SandboxRepository
 from preview_tokens.settings import MintSettings
-from preview_tokens.signing_keys import SigningKeyProvider, SigningKeyUnavailableError
-from preview_tokens.tenants import DISABLED, TenantRepository
-from preview_tokens.token_records import CREDENTIAL_INDEX, TokenRecord, iso
-from preview_tokens.tokens import InvalidTokenError, credential_claim, verify_preview_token
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -319,7 +319,7 @@ def _require_previews_write(caller: Caller) -> None:
 
 
 def token_to_revoke(body: str | None) -> str:
-    """The ``token`` of a revocation body (:class:`preview_tokens.api_models.RevokeRequest`)."""
+    """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`)."""
     try:
         document = json.loads(body or "")
     except ValueError:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from preview_tokens.aws_timeouts import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+from preview_tokens.keys.aws_timeouts import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
 
 _CONTENT_TYPES = {"kms": "application/x-amz-json-1.1", "dynamodb": "application/x-amz-json-1.0"}
 _TARGET_PREFIXES = {"kms": "TrentService", "dynamodb": "DynamoDB_20120810"}

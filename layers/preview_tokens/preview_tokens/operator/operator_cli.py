@@ -22,11 +22,13 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from preview_tokens.api_keys import PREVIEWS_WRITE, ApiKeyRepository
-from preview_tokens.audit import OPERATOR, AuditTrail
-from preview_tokens.credentials import Caller
-from preview_tokens.dynamodb import default_client
-from preview_tokens.edge_store import (
+from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.audit import OPERATOR, AuditTrail
+from preview_tokens.control_plane.credentials import Caller
+from preview_tokens.control_plane.sandboxes import SandboxIdTakenError, SandboxRepository
+from preview_tokens.control_plane.tenants import ACTIVE, TenantRepository
+from preview_tokens.control_plane.token_lifecycle import LifecycleTables, TokenLifecycle
+from preview_tokens.data_plane.edge_store import (
     CloudFrontKeyValueStore,
     EdgeStore,
     EdgeStoreEntryError,
@@ -34,14 +36,12 @@ from preview_tokens.edge_store import (
     frame_ancestors_entry,
     sandbox_tenant_entry,
 )
+from preview_tokens.data_plane.frame_ancestors import FrameAncestorsError, parse_frame_ancestors
 from preview_tokens.errors import PreviewError, ServiceUnavailableError
-from preview_tokens.frame_ancestors import FrameAncestorsError, parse_frame_ancestors
-from preview_tokens.origin_key_admin import OriginKeyAdmin
-from preview_tokens.sandboxes import SandboxIdTakenError, SandboxRepository
-from preview_tokens.signing_key_admin import SigningKeyAdmin
-from preview_tokens.signing_keys import ACTIVE as ACTIVE_KEY
-from preview_tokens.tenants import ACTIVE, TenantRepository
-from preview_tokens.token_lifecycle import LifecycleTables, TokenLifecycle
+from preview_tokens.keys.dynamodb import default_client
+from preview_tokens.keys.signing_keys import ACTIVE as ACTIVE_KEY
+from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
+from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 _OUTPUT_ENV = {
     "TenantsTableName": "TENANTS_TABLE",

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
-from preview_tokens.edge_store import EdgeStore, encode_signing_key, signing_key_entry
-from preview_tokens.signing_keys import (
+from preview_tokens.data_plane.edge_store import EdgeStore, encode_signing_key, signing_key_entry
+from preview_tokens.keys.signing_keys import (
     ACTIVE,
     KEY_SET,
     RETIRED,

@@ -1,0 +1,1 @@
+"""The operator's tools: the ``preview-tokens`` CLI and the signing/origin key admin."""
