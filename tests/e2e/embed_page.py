@@ -6,7 +6,7 @@ from typing import Any
 
 from playwright.sync_api import Frame, Page
 
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # a wait, not a speed check: generous for a loaded 2-core machine
 VISIBLE_FRAME = "#preview iframe[data-state=visible]"
 EVENT_NAMES = (
     "preview-minted",
