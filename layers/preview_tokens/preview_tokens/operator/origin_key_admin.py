@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.exceptions import ClientError
 
 from preview_tokens.data_plane.origin_assertion import (
     ORIGIN_KEY_BYTES,
@@ -24,7 +23,8 @@ from preview_tokens.data_plane.origin_assertion import (
     public_key_of,
     published_origin_keys,
 )
-from preview_tokens.keys.signing_keys import ACTIVE, RETIRED
+from preview_tokens.keys.signing_keys import ACTIVE
+from preview_tokens.operator.signing_key_admin import mark_retired
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -70,20 +70,7 @@ class OriginKeyAdmin:
 
     def retire(self, kid: str) -> bool:
         """Stop signing with ``kid`` and stop publishing it; ``False`` if there is no such key."""
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key={"key_set": {"S": ORIGIN_KEY_SET}, "kid": {"S": kid}},
-                UpdateExpression="SET #status = :retired",
-                ConditionExpression="attribute_exists(kid)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":retired": {"S": RETIRED}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return mark_retired(self._dynamodb, self._table, ORIGIN_KEY_SET, kid)
 
     def rows(self) -> list[dict[str, str]]:
         """Every origin key, oldest first: kid, status, created_at."""

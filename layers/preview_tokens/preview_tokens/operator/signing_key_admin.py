@@ -81,19 +81,8 @@ class SigningKeyAdmin:
 
         Idempotent: retiring a retired key deletes it from the edge again (a retry after an edge
         store failure)."""
-        try:
-            self._dynamodb.update_item(
-                TableName=self._table,
-                Key={"key_set": {"S": KEY_SET}, "kid": {"S": kid}},
-                UpdateExpression="SET #status = :retired",
-                ConditionExpression="attribute_exists(kid)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":retired": {"S": RETIRED}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
+        if not mark_retired(self._dynamodb, self._table, KEY_SET, kid):
+            return False
         if self._edge_store is not None:
             self._edge_store.delete(signing_key_entry(kid))
         return True
@@ -117,3 +106,21 @@ class SigningKeyAdmin:
             ),
             key=lambda key: key.created_at,
         )
+
+
+def mark_retired(dynamodb: DynamoDBClient, table: str, key_set: str, kid: str) -> bool:
+    """Set a stored key's status to retired; ``False`` when the key set has no such ``kid``."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"key_set": {"S": key_set}, "kid": {"S": kid}},
+            UpdateExpression="SET #status = :retired",
+            ConditionExpression="attribute_exists(kid)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":retired": {"S": RETIRED}},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
