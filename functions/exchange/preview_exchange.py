@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -37,18 +36,11 @@ from preview_tokens.settings import data_plane_settings
 
 
 def _embedding_origin(headers: dict[str, str]) -> str | None:
-    """``Origin``, else the origin part of ``Referer`` (a framed navigation sends no ``Origin``).
-
-    Only scheme, host and port are kept: a ``Referer`` path or query is never recorded.
-    """
+    """``Origin``, else ``Referer`` (a framed navigation sends no ``Origin``); the audit trail keeps
+    only its ``scheme://host[:port]`` (:func:`preview_tokens.control_plane.audit.embedding_origin`)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     origin = lowered.get("origin")
-    if origin and origin != "null":
-        return origin
-    referer = urlsplit(lowered.get("referer") or "")
-    if referer.scheme in ("http", "https") and referer.hostname:
-        return f"{referer.scheme}://{referer.netloc.rpartition('@')[2]}"
-    return None
+    return origin if origin and origin != "null" else lowered.get("referer")
 
 
 def _security_headers(script_hash: str = SCRIPT_HASH) -> dict[str, str]:
