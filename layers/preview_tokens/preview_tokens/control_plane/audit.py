@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from preview_tokens.keys.tokens import PreviewClaims
+
 OPERATOR = "operator"
 VIEWER = "viewer"
 MAX_ORIGIN_LENGTH = 200
@@ -66,6 +68,23 @@ class AuditEntry:
     origin: str | None = None
     revoked: str | None = None
     """For a revocation: what was revoked (``token``, ``sandbox``, ``tenant``, ``credential``)."""
+
+    @classmethod
+    def of_token(
+        cls, event: AuditEvent, claims: PreviewClaims, actor: str, request_id: str, **details: Any
+    ) -> AuditEntry:
+        """An entry about one token: its tenant, sandbox, ``jti``, scope and ``exp``, plus ``details``."""
+        return cls(
+            event,
+            claims.tenant_id,
+            actor,
+            request_id,
+            sandbox_id=claims.sandbox_id,
+            token_id=claims.token_id,
+            scope=claims.scope.value,
+            token_expires_at=claims.expires_at,
+            **details,
+        )
 
     def to_item(self, retention_days: int) -> dict[str, Any]:
         at = self.at.astimezone(UTC)

@@ -358,15 +358,11 @@ class PreviewMinter:
         self, caller: Caller, claims: PreviewClaims, window: MintWindow, tenant: Tenant, request_id: str
     ) -> list[dict[str, Any]]:
         tables = self.store.tables
-        audit = AuditEntry(
+        audit = AuditEntry.of_token(
             AuditEvent.MINT,
-            claims.tenant_id,
+            claims,
             caller.credential_id,
             request_id,
-            sandbox_id=claims.sandbox_id,
-            token_id=claims.token_id,
-            scope=claims.scope.value,
-            token_expires_at=claims.expires_at,
             credential_id=caller.credential_id,
         )
         return [

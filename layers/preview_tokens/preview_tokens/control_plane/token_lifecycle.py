@@ -104,15 +104,11 @@ class TokenLifecycle:
             return
         now = self._clock()
         entry = Revocation(RevocationKind.TOKEN, claims.token_id, claims.expires_at, int(now * 1000))
-        audit = AuditEntry(
+        audit = AuditEntry.of_token(
             AuditEvent.REVOKE,
-            claims.tenant_id,
+            claims,
             caller.credential_id,
             request_id,
-            sandbox_id=claims.sandbox_id,
-            token_id=claims.token_id,
-            scope=claims.scope.value,
-            token_expires_at=claims.expires_at,
             credential_id=claims.credential_id or None,
             revoked="token",
         )

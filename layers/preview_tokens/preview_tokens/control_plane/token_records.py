@@ -103,16 +103,12 @@ class FirstUseRecorder:
     def record(self, claims: PreviewClaims, origin_header: str | None, request_id: str) -> None:
         """Never raises: a failed write is logged, the preview still opens (audit is not a gate)."""
         now = datetime.now(UTC)
-        entry = AuditEntry(
+        entry = AuditEntry.of_token(
             AuditEvent.FIRST_USE,
-            claims.tenant_id,
+            claims,
             VIEWER,
             request_id,
             at=now,
-            sandbox_id=claims.sandbox_id,
-            token_id=claims.token_id,
-            scope=claims.scope.value,
-            token_expires_at=claims.expires_at,
             credential_id=claims.credential_id or None,
             origin=embedding_origin(origin_header),
         )
