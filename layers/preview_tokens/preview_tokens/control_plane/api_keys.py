@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from preview_tokens.keys.dynamodb import default_client, dependency_call
+from preview_tokens.keys.dynamodb import DynamoDbRepository, dependency_call
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 API_KEY_PREFIX = "msk_"
 PREVIEWS_WRITE = "previews:write"
@@ -49,16 +49,7 @@ class IssuedApiKey:
     secret: str
 
 
-class ApiKeyRepository:
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self._table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        self._client = self._client or default_client()
-        return self._client
-
+class ApiKeyRepository(DynamoDbRepository):
     def find_by_secret(self, api_key: str) -> ApiKey | None:
         with dependency_call("GetItem api_keys"):
             item = self.client.get_item(

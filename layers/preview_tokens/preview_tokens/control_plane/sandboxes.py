@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from preview_tokens.keys.dynamodb import default_client, dependency_call
+from preview_tokens.keys.dynamodb import DynamoDbRepository, dependency_call
 from preview_tokens.keys.tokens import SANDBOX_ID_RE
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 RUNNING = "running"
 DELETED = "deleted"
@@ -52,16 +52,7 @@ def is_sandbox_id(value: str) -> bool:
     return bool(SANDBOX_ID_RE.match(value))
 
 
-class SandboxRepository:
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self._table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        self._client = self._client or default_client()
-        return self._client
-
+class SandboxRepository(DynamoDbRepository):
     def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
         """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
         if not is_sandbox_id(sandbox_id):

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from preview_tokens.keys.dynamodb import default_client, dependency_call
+from preview_tokens.keys.dynamodb import DynamoDbRepository, dependency_call
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    pass
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -38,16 +38,7 @@ class Tenant:
         return self.status == ACTIVE
 
 
-class TenantRepository:
-    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
-        self._table = table
-        self._client = client
-
-    @property
-    def client(self) -> DynamoDBClient:
-        self._client = self._client or default_client()
-        return self._client
-
+class TenantRepository(DynamoDbRepository):
     def get(self, tenant_id: str) -> Tenant | None:
         with dependency_call("GetItem tenants"):
             item = self.client.get_item(

@@ -38,6 +38,19 @@ def default_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=bounded_config())
 
 
+class DynamoDbRepository:
+    """A repository of one table; its client is passed in, or the shared default made on first use."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None) -> None:
+        self._table = table
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        self._client = self._client or default_client()
+        return self._client
+
+
 @contextmanager
 def dependency_call(operation: str) -> Iterator[None]:
     """Turn a DynamoDB failure into :class:`ServiceUnavailableError` (503, retry later)."""
