@@ -1,4 +1,4 @@
-"""The embed helper as integrators pin it: the README's SRI hash and version match the shipped file."""
+"""The embed helper as integrators pin it: every SRI hash and version the docs show match the shipped file."""
 
 from __future__ import annotations
 
@@ -9,21 +9,32 @@ import re
 from preview_local.cfn_template import PROJECT_ROOT
 from preview_local.embed_script import EMBED_SCRIPT_FILE, embed_script
 
-README = PROJECT_ROOT / "README.md"
+# The pinned <script> tag moved from the README to the embedding docs when the README was split
+# (issue 15); wherever a page shows one, it must be the shipped helper's.
+DOCS_PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 
 
-def test_the_readme_pins_the_shipped_helper_by_version_and_integrity_hash() -> None:
+def test_the_docs_pin_the_shipped_helper_by_version_and_integrity_hash() -> None:
     shipped = EMBED_SCRIPT_FILE.read_bytes()
     digest = "sha384-" + base64.b64encode(hashlib.sha384(shipped).digest()).decode()
-    readme = README.read_text(encoding="utf-8")
 
-    pinned = re.findall(
-        r'src="[^"]*preview-embed-([0-9.]+)\.js"\s+integrity="(sha384-[A-Za-z0-9+/=]+)"', readme
-    )
+    pinned = {
+        page.relative_to(PROJECT_ROOT).as_posix(): re.findall(
+            r'src="[^"]*preview-embed-([0-9.]+)\.js"\s+integrity="(sha384-[A-Za-z0-9+/=]+)"',
+            page.read_text(encoding="utf-8"),
+        )
+        for page in DOCS_PAGES
+    }
+    pins = [pin for found in pinned.values() for pin in found]
 
-    assert pinned, "the README shows no <script src=...preview-embed-<version>.js integrity=...>"
-    assert pinned == [(embed_script().version, digest)], (
-        f"README is stale: the shipped helper is version {embed_script().version}, {digest}"
+    assert pins, "no docs page shows <script src=...preview-embed-<version>.js integrity=...>"
+    stale = {
+        page: found
+        for page, found in pinned.items()
+        if any(pin != (embed_script().version, digest) for pin in found)
+    }
+    assert not stale, (
+        f"stale pins (the shipped helper is version {embed_script().version}, {digest}): {stale}"
     )
 
 
