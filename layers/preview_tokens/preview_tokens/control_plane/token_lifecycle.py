@@ -16,7 +16,6 @@ disabling a tenant, revoking an API key with its tokens end the tokens they issu
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,17 @@ from botocore.exceptions import ClientError
 from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.control_plane.audit import OPERATOR, AuditEntry, AuditEvent
 from preview_tokens.control_plane.credentials import Caller
+from preview_tokens.control_plane.request_body import parse_json_object
 from preview_tokens.control_plane.revocations import Revocation, RevocationKind, not_before_marker
 from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, SandboxRepository
 from preview_tokens.control_plane.tenants import DISABLED, TenantRepository
 from preview_tokens.control_plane.token_records import CREDENTIAL_INDEX, TokenRecord, iso
 from preview_tokens.errors import (
     ForbiddenError,
+    InvalidRequestError,
     SandboxNotFoundError,
     ServiceUnavailableError,
+    TokenNotFoundError,
     TokenRequestError,
 )
 from preview_tokens.keys.dynamodb import default_client, dependency_call, dependency_call_keeping
@@ -147,6 +149,59 @@ class TokenLifecycle:
         if not self._transact([state, *self._entry_items(marker, audit)], allow_cancel=True):
             raise SandboxNotFoundError()  # deleted or handed over between the read and the write
         self._publish(marker)
+
+    def revoke_sandbox_token(self, caller: Caller, sandbox_id: str, token_id: str, request_id: str) -> None:
+        """Revoke one token of the caller's sandbox by its id (as the live-token list shows it).
+
+        Idempotent: a token already revoked or expired is done. ``token_not_found`` when no token
+        with this id was minted for this sandbox (or it was another tenant's), ``sandbox_not_found``
+        as for minting.
+        """
+        _require_previews_write(caller)
+        if (
+            SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(caller.tenant_id, sandbox_id)
+            is None
+        ):
+            raise SandboxNotFoundError()
+        with dependency_call("GetItem preview_tokens"):
+            item = self.client.get_item(
+                TableName=self.tables.preview_tokens,
+                Key={"sandbox_id": {"S": sandbox_id}, "jti": {"S": token_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        record = TokenRecord.from_item(item) if item else None
+        if record is None or record.tenant_id != caller.tenant_id:
+            raise TokenNotFoundError()
+        now = self._clock()
+        entry = Revocation(RevocationKind.TOKEN, record.token_id, record.expires_at, int(now * 1000))
+        audit = AuditEntry(
+            AuditEvent.REVOKE,
+            caller.tenant_id,
+            caller.credential_id,
+            request_id,
+            sandbox_id=sandbox_id,
+            token_id=record.token_id,
+            scope=record.scope,
+            token_expires_at=record.expires_at,
+            credential_id=record.credential_id or None,
+            revoked="token",
+        )
+        if record.revoked_at is not None or record.expires_at <= int(now):
+            logger.info("revocation not repeated", extra={"reason": "already revoked or expired"})
+            return
+        mark_record = {
+            "Update": {
+                "TableName": self.tables.preview_tokens,
+                "Key": {"sandbox_id": {"S": sandbox_id}, "jti": {"S": record.token_id}},
+                "UpdateExpression": "SET revoked_at = :now",
+                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
+                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
+            }
+        }
+        if not self._transact([mark_record, *self._entry_items(entry, audit)], allow_cancel=True):
+            logger.info("revocation not repeated", extra={"reason": "revoked meanwhile"})
+            return
+        self._publish(entry)
 
     def live_tokens(self, caller: Caller, sandbox_id: str) -> list[dict[str, object]]:
         """The sandbox's tokens that still open a preview: not expired, not revoked in any way."""
@@ -314,13 +369,14 @@ def _require_previews_write(caller: Caller) -> None:
         raise ForbiddenError("This credential lacks the previews:write scope.")
 
 
-def token_to_revoke(body: str | None) -> str:
-    """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`)."""
+def token_to_revoke(body: str | None, content_type: str | None = None) -> str:
+    """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`),
+    read by the API's one strict parser (:mod:`request_body`): ``{"token": "mp_..."}`` and nothing else."""
     try:
-        document = json.loads(body or "")
-    except ValueError:
-        raise TokenRequestError() from None
-    token = document.get("token") if isinstance(document, dict) else None
+        document = parse_json_object(body, content_type, fields=("token",))
+    except InvalidRequestError as error:
+        raise TokenRequestError(error.message) from None
+    token = document.get("token") if document is not None else None
     if not isinstance(token, str) or not token:
         raise TokenRequestError()
     return token
