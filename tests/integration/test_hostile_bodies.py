@@ -34,14 +34,9 @@ def request(
     """The event API Gateway passes for this request (a body that is not UTF-8 arrives base64)."""
     parameters = {"id": SANDBOX, "token_id": token_id}
     path = path_template.format(**parameters)
+    used = {name: value for name, value in parameters.items() if "{" + name + "}" in path_template}
     event: dict[str, Any] = load_event("list_sandbox_tokens", credential=credential)
-    event.update(
-        httpMethod=method,
-        path=path,
-        resource=path_template,
-        pathParameters={name: value for name, value in parameters.items() if "{" + name + "}" in path_template}
-        or None,
-    )
+    event.update(httpMethod=method, path=path, resource=path_template, pathParameters=used or None)
     event["requestContext"].update(httpMethod=method, resourcePath=path_template, path=f"/v1{path}")
     try:
         event.update(body=hostile.body.decode("utf-8"), isBase64Encoded=False)
