@@ -29,7 +29,7 @@ from preview_tokens.control_plane.audit import OPERATOR, AuditEntry, AuditEvent
 from preview_tokens.control_plane.credentials import Caller
 from preview_tokens.control_plane.request_body import parse_json_object
 from preview_tokens.control_plane.revocations import Revocation, RevocationKind, not_before_marker
-from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, SandboxRepository
+from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, Sandbox, SandboxRepository
 from preview_tokens.control_plane.tenants import DISABLED, TenantRepository
 from preview_tokens.control_plane.token_records import CREDENTIAL_INDEX, TokenRecord, iso
 from preview_tokens.errors import (
@@ -211,7 +211,15 @@ class TokenLifecycle:
         )
         if sandbox is None:
             raise SandboxNotFoundError()
-        tenant = TenantRepository(self.tables.tenants, self.client).get(caller.tenant_id)
+        return [record.as_listed() for record in self._live_records(caller.tenant_id, sandbox)]
+
+    def count_live_tokens(self, tenant_id: str, sandbox_id: str) -> int:
+        """How many of the tenant's running sandbox's tokens still open a preview (operator CLI)."""
+        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(tenant_id, sandbox_id)
+        return 0 if sandbox is None else len(self._live_records(tenant_id, sandbox))
+
+    def _live_records(self, tenant_id: str, sandbox: Sandbox) -> list[TokenRecord]:
+        tenant = TenantRepository(self.tables.tenants, self.client).get(tenant_id)
         not_before = max(sandbox.tokens_not_before, tenant.tokens_not_before if tenant else 0)
         now = int(self._clock())
         records: list[TokenRecord] = []
@@ -222,16 +230,16 @@ class TokenLifecycle:
                 FilterExpression="#exp > :now AND attribute_not_exists(revoked_at) AND iat >= :not_before",
                 ExpressionAttributeNames={"#exp": "exp"},
                 ExpressionAttributeValues={
-                    ":sandbox": {"S": sandbox_id},
+                    ":sandbox": {"S": sandbox.sandbox_id},
                     ":now": {"N": str(now)},
                     ":not_before": {"N": str(not_before)},
                 },
                 ConsistentRead=True,
             ):
                 records.extend(TokenRecord.from_item(item) for item in page.get("Items", []))
-        records = [record for record in records if record.tenant_id == caller.tenant_id]
+        records = [record for record in records if record.tenant_id == tenant_id]
         records.sort(key=lambda record: (record.created_at, record.token_id))
-        return [record.as_listed() for record in records]
+        return records
 
     # ------------------------------------------------------------------ operator lifecycle
 
