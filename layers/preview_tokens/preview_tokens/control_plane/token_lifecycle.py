@@ -114,15 +114,7 @@ class TokenLifecycle:
             credential_id=claims.credential_id or None,
             revoked="token",
         )
-        mark_record = {
-            "Update": {
-                "TableName": self.tables.preview_tokens,
-                "Key": {"sandbox_id": {"S": claims.sandbox_id}, "jti": {"S": claims.token_id}},
-                "UpdateExpression": "SET revoked_at = :now",
-                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
-                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
-            }
-        }
+        mark_record = self._mark_revoked(claims.sandbox_id, claims.token_id, now)
         if not self._transact([mark_record, *self._entry_items(entry, audit)], allow_cancel=True):
             logger.info("revocation not repeated", extra={"reason": "already revoked or never recorded"})
             self._transact(self._entry_items(entry, audit))
@@ -130,12 +122,7 @@ class TokenLifecycle:
 
     def revoke_sandbox_tokens(self, caller: Caller, sandbox_id: str, request_id: str) -> None:
         """Revoke every token minted for the caller's sandbox until now."""
-        _require_previews_write(caller)
-        if (
-            SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(caller.tenant_id, sandbox_id)
-            is None
-        ):
-            raise SandboxNotFoundError()
+        self._callers_sandbox(caller, sandbox_id)
         marker = not_before_marker(RevocationKind.SANDBOX, sandbox_id, self._clock())
         audit = AuditEntry(
             AuditEvent.REVOKE,
@@ -157,12 +144,7 @@ class TokenLifecycle:
         with this id was minted for this sandbox (or it was another tenant's), ``sandbox_not_found``
         as for minting.
         """
-        _require_previews_write(caller)
-        if (
-            SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(caller.tenant_id, sandbox_id)
-            is None
-        ):
-            raise SandboxNotFoundError()
+        self._callers_sandbox(caller, sandbox_id)
         with dependency_call("GetItem preview_tokens"):
             item = self.client.get_item(
                 TableName=self.tables.preview_tokens,
@@ -189,15 +171,7 @@ class TokenLifecycle:
         if record.revoked_at is not None or record.expires_at <= int(now):
             logger.info("revocation not repeated", extra={"reason": "already revoked or expired"})
             return
-        mark_record = {
-            "Update": {
-                "TableName": self.tables.preview_tokens,
-                "Key": {"sandbox_id": {"S": sandbox_id}, "jti": {"S": record.token_id}},
-                "UpdateExpression": "SET revoked_at = :now",
-                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
-                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
-            }
-        }
+        mark_record = self._mark_revoked(sandbox_id, record.token_id, now)
         if not self._transact([mark_record, *self._entry_items(entry, audit)], allow_cancel=True):
             logger.info("revocation not repeated", extra={"reason": "revoked meanwhile"})
             return
@@ -205,12 +179,7 @@ class TokenLifecycle:
 
     def live_tokens(self, caller: Caller, sandbox_id: str) -> list[dict[str, object]]:
         """The sandbox's tokens that still open a preview: not expired, not revoked in any way."""
-        _require_previews_write(caller)
-        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(
-            caller.tenant_id, sandbox_id
-        )
-        if sandbox is None:
-            raise SandboxNotFoundError()
+        sandbox = self._callers_sandbox(caller, sandbox_id)
         return [record.as_listed() for record in self._live_records(caller.tenant_id, sandbox)]
 
     def count_live_tokens(self, tenant_id: str, sandbox_id: str) -> int:
@@ -282,6 +251,28 @@ class TokenLifecycle:
         return True
 
     # ------------------------------------------------------------------ writes
+
+    def _callers_sandbox(self, caller: Caller, sandbox_id: str) -> Sandbox:
+        """The caller's running sandbox, or ``sandbox_not_found`` exactly as for minting."""
+        _require_previews_write(caller)
+        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(
+            caller.tenant_id, sandbox_id
+        )
+        if sandbox is None:
+            raise SandboxNotFoundError()
+        return sandbox
+
+    def _mark_revoked(self, sandbox_id: str, token_id: str, now: float) -> dict[str, Any]:
+        """The transaction item that sets a token record's ``revoked_at`` (once)."""
+        return {
+            "Update": {
+                "TableName": self.tables.preview_tokens,
+                "Key": {"sandbox_id": {"S": sandbox_id}, "jti": {"S": token_id}},
+                "UpdateExpression": "SET revoked_at = :now",
+                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
+                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
+            }
+        }
 
     def _entry_items(self, entry: Revocation, audit: AuditEntry) -> list[dict[str, Any]]:
         return [
