@@ -79,7 +79,8 @@ def test_the_revoke_body_check_agrees_with_the_documented_model(body: str) -> No
 def test_an_integral_float_ttl_is_the_integer_the_schema_says_it_is() -> None:
     # JSON Schema counts 609.0 as an integer; the published schema says integer, and so does the code
     assert MintBody.from_body('{"expires_in": 609.0}').expires_in == 609
-    assert MintRequest.model_json_schema()["properties"]["expires_in"]["type"] == "integer"
+    schema = MintRequest.model_json_schema()["properties"]["expires_in"]
+    assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, 86400)
     with pytest.raises(InvalidExpiresInError):
         MintBody.from_body('{"expires_in": 609.5}')
 

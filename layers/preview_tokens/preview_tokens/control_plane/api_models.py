@@ -24,8 +24,8 @@ class MintRequest(BaseModel):
     # JSON Schema's integer: 609.0 is one (a number with a zero fractional part), as the code reads it.
     expires_in: Annotated[
         int,
-        BeforeValidator(lambda value: whole_number(value) if type(value) is float else value),
         Field(ge=1, le=MAX_TTL_SECONDS, description="Token TTL in seconds (a whole number; 60.0 is 60)"),
+        BeforeValidator(lambda value: whole_number(value) if type(value) is float else value),
     ] = DEFAULT_TTL_SECONDS
     scope: Annotated[Literal["read", "interact"], Field(description="read: view only; interact: input")] = (
         "read"
