@@ -64,6 +64,7 @@ def test_tenant_key_sandbox_mint_revoke_round_trip(stack: LocalStack) -> None:
 
 
 def test_the_cli_explains_a_refused_command_on_stderr(stack: LocalStack) -> None:
+    operator(stack, "tenant", "create", "initech-2")  # a tenant that exists, and a sandbox id it does not own
     env = {**os.environ, **stack.demo["operator_environment"]}
     completed = subprocess.run(
         [str(CLI), "sandbox", "put", "--tenant", "initech-2", stack.demo["other_tenant_sandbox_id"]],
