@@ -31,7 +31,7 @@ from preview_tokens.data_plane.exchange import (
     exchange_token,
 )
 from preview_tokens.data_plane.wiring import first_use_recorder, preview_gate
-from preview_tokens.observability import logger
+from preview_tokens.observability import DENIALS, EXCHANGES, count, logger, tag_request
 from preview_tokens.settings import data_plane_settings
 
 
@@ -58,6 +58,7 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
+    count(DENIALS, ("Reason", denied.reason.value))
     if denied.reason is DenialReason.COOKIES_BLOCKED:
         headers, body = _security_headers(COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
     else:
@@ -98,6 +99,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayProxyEvent(event)
+    tag_request(event.get("headers"), request.request_context.request_id)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
@@ -120,6 +122,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
     )
+    count(EXCHANGES)
     try:
         first_use_recorder().record(
             outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id
