@@ -21,8 +21,6 @@ EXPECTED_FROM_OTHER_BRANCHES = frozenset(
         "docs/embedding.md",
         "docs/api.md",
         "docs/operator-cli.md",
-        "docs/operations.md",
-        "docs/runbooks.md",
         "docs/real-apps.md",
         "ingress/README.md",
     }

@@ -156,7 +156,8 @@ def test_edge_store_keys_follow_contract_4() -> None:
 
 def test_each_refresh_attempt_reports_how_stale_the_view_is() -> None:
     """What the RevocationViewStaleness metric shows: 0 after a refresh, growing while the feed fails."""
-    feed, clock, reported = FakeFeed(), Clock(), []
+    feed, clock = FakeFeed(), Clock()
+    reported: list[float] = []
     revocations = RevocationView(
         feed,
         refresh_seconds=2.0,

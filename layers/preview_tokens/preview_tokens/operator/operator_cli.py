@@ -40,6 +40,7 @@ from preview_tokens.data_plane.frame_ancestors import FrameAncestorsError, parse
 from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.keys.dynamodb import default_client
 from preview_tokens.keys.signing_keys import ACTIVE as ACTIVE_KEY
+from preview_tokens.operator import operations
 from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
@@ -384,11 +385,14 @@ def parser() -> argparse.ArgumentParser:
     origin.add_parser("retire", help="stop signing with and publishing a key").add_argument("kid")
     origin.add_parser("list", help="list origin keys")
     origin.add_parser("jwks", help="print the public keys as a JWKS, for the sandbox fleet's verifier")
+    operations.add_parsers(resources)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.resource in operations.COMMANDS:  # smoke, bootstrap: their own options and output
+        return operations.COMMANDS[args.resource](args)
     try:
         result = COMMANDS[(args.resource, args.action)](args, Deployment.resolve(args.stack, os.environ))
     except (CommandError, EdgeStoreEntryError) as error:
