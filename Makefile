@@ -114,9 +114,9 @@ desktop:
 ## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
 ## per 1,000 page loads and concurrency from measured durations
 bench: $(VENV)/.synced-dev node
-	$(PY) -m bench.authorizer_bench
-	$(PY) -m bench.stream_edge_bench
-	$(PY) -m bench.control_bench
+	@$(PY) -m bench.authorizer_bench
+	@$(PY) -m bench.stream_edge_bench
+	@$(PY) -m bench.control_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev
