@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import pytest
+from preview_local.moto_aws import patched_environ
 
 from tests.e2e.local_stack import LocalStack, fetch, free_port
 from tests.e2e.test_operator_cli import operator
@@ -131,3 +133,48 @@ def test_with_the_signing_key_retired_it_fails_at_the_mint(broken_stack: LocalSt
     assert result.last_line == "smoke: FAILED: mint: mint answered 503: unavailable"
     assert result.rows["cleanup"] == ("ok", "nothing was minted")
     assert json.dumps(result.rows)  # a table, even when the first check fails
+
+
+def test_with_stack_it_reads_the_api_url_and_domain_from_the_stacks_outputs(
+    stack: LocalStack,
+) -> None:
+    """``--stack NAME``: the outputs of a CloudFormation stack (here in the local stack's moto)."""
+    environment = {**os.environ, **stack.demo["operator_environment"]}
+    with patched_environ(environment):
+        boto3.client("cloudformation").create_stack(
+            StackName="smoke-target",
+            TemplateBody=json.dumps(
+                {
+                    "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                    "Outputs": {
+                        "ControlPlaneApiUrl": {"Value": stack.api_url},
+                        "PreviewDomainName": {"Value": stack.demo["preview_domain"]},
+                    },
+                }
+            ),
+        )
+    completed = subprocess.run(
+        [str(CLI), "smoke", "--stack", "smoke-target", "--sandbox", stack.demo["sandbox_id"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**environment, "PREVIEW_TOKENS_SMOKE_API_KEY": stack.demo["api_key"]},
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    last = completed.stdout.strip().splitlines()[-1]
+    assert last == "smoke: passed, 6 checks (websocket, origin assertion skipped)"
+
+
+def test_without_an_api_key_it_says_how_to_give_one(stack: LocalStack) -> None:
+    completed = subprocess.run(
+        [str(CLI), "smoke", "--api-url", stack.api_url, "--sandbox", "sbx-demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PREVIEW_TOKENS_SMOKE_API_KEY"},
+    )
+    assert completed.returncode == 2
+    assert "export PREVIEW_TOKENS_SMOKE_API_KEY" in completed.stderr
