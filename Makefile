@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 CFN_LINT_VENV := $(CURDIR)/.venv-cfn-lint
+# make bench prints its tables only: not its commands either (bench/quiet.py silences the rest).
+.SILENT: bench
 PY := $(VENV)/bin/python
 export PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
@@ -114,9 +116,9 @@ desktop:
 ## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
 ## per 1,000 page loads and concurrency from measured durations
 bench: $(VENV)/.synced-dev node
-	@$(PY) -m bench.authorizer_bench
-	@$(PY) -m bench.stream_edge_bench
-	@$(PY) -m bench.control_bench
+	$(PY) -m bench.authorizer_bench
+	$(PY) -m bench.stream_edge_bench
+	$(PY) -m bench.control_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev

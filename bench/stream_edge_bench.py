@@ -25,8 +25,6 @@ from typing import Any
 from preview_local.cfn_template import load_template
 from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
-from bench import quiet
-
 TARGET_FUNCTION_VS_FLOOR = 4.0
 ROUNDS = 15
 BLOCK = 2000
@@ -110,7 +108,6 @@ def upgrade_event(token: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    quiet.silence()
     node = shutil.which("node")
     if node is None:
         print("stream edge bench: node is not installed (apt-get install nodejs)")

@@ -98,8 +98,8 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
     request = APIGatewayProxyEvent(event)
-    tag_request(event.get("headers"), request.request_context.request_id)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
