@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from preview_tokens import observability
 from preview_tokens.data_plane.access import DenialReason, fallback_token
 from preview_tokens.data_plane.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
@@ -31,7 +32,7 @@ from preview_tokens.data_plane.exchange import (
     exchange_token,
 )
 from preview_tokens.data_plane.wiring import first_use_recorder, preview_gate
-from preview_tokens.observability import DENIALS, EXCHANGES, count, logger, tag_request
+from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 
 
@@ -58,13 +59,13 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
-    count(DENIALS, ("Reason", denied.reason.value))
     if denied.reason is DenialReason.COOKIES_BLOCKED:
         headers, body = _security_headers(COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
     else:
         headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
     headers["Content-Type"] = "text/html; charset=utf-8"
     status = HTTPStatus.FORBIDDEN
+    observability.count(observability.DENIALS, ("Reason", denied.reason.value))
     if denied.reason is DenialReason.UNAVAILABLE:
         status = HTTPStatus.SERVICE_UNAVAILABLE
         headers["Retry-After"] = str(max(1, math.ceil(denied.retry_after_seconds)))
@@ -98,7 +99,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
+    observability.tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
     request = APIGatewayProxyEvent(event)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
@@ -122,7 +123,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
     )
-    count(EXCHANGES)
+    observability.count(observability.EXCHANGES)
     try:
         first_use_recorder().record(
             outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id

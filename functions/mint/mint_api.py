@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from preview_tokens import observability
 from preview_tokens.control_plane.http_responses import (
     empty_response,
     error_response,
@@ -29,16 +30,8 @@ from preview_tokens.control_plane.token_lifecycle import (
     lifecycle_from_settings,
     token_to_revoke,
 )
-from preview_tokens.errors import PreviewError, RateLimitedError, ServiceUnavailableError
-from preview_tokens.observability import (
-    MINT_REFUSALS,
-    MINTS_RATE_LIMITED,
-    REVOCATIONS,
-    TOKENS_MINTED,
-    count,
-    logger,
-    metrics,
-)
+from preview_tokens.errors import PreviewError, ServiceUnavailableError
+from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
 
 if TYPE_CHECKING:
@@ -101,7 +94,7 @@ def _authorization() -> str | None:
 )
 def mint_preview_token(id: str) -> Response[dict[str, str]]:
     minted = mint_service().mint(_authorization(), id, app.current_event.body, _request_id())
-    count(TOKENS_MINTED, ("Scope", minted.scope))
+    observability.count(observability.TOKENS_MINTED, ("Scope", minted.scope))
     return json_response(HTTPStatus.OK, minted.as_json(), _request_id())
 
 
@@ -119,7 +112,7 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
     token = token_to_revoke(app.current_event.body)
     token_lifecycle().revoke_token(caller, token, _request_id())
-    count(REVOCATIONS, ("Kind", "token"))
+    observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return json_response(HTTPStatus.OK, {}, _request_id())
 
 
@@ -133,7 +126,7 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
 def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
     caller = mint_service().credentials.authenticate(_authorization())
     token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
-    count(REVOCATIONS, ("Kind", "sandbox"))
+    observability.count(observability.REVOCATIONS, ("Kind", "sandbox"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
 
 
@@ -239,9 +232,9 @@ def build_openapi() -> dict[str, Any]:
 @app.exception_handler(PreviewError)  # type: ignore[untyped-decorator]
 def handle_preview_error(error: PreviewError) -> Response[dict[str, Any]]:
     if app.current_event.resource == MINT_RESOURCE.replace("<id>", "{id}"):
-        count(MINT_REFUSALS, ("ErrorCode", error.code))
-        if error.code == RateLimitedError.code:
-            count(MINTS_RATE_LIMITED)
+        observability.count(observability.MINT_REFUSALS, ("ErrorCode", error.code))
+        if error.code == "rate_limited":
+            observability.count(observability.MINTS_RATE_LIMITED)
     return response_for(error, _request_id())
 
 
@@ -254,7 +247,7 @@ def handle_not_found(_: Exception) -> Response[dict[str, Any]]:
 def handle_unexpected(error: Exception) -> Response[dict[str, Any]]:
     logger.exception("unexpected error", extra={"error_type": type(error).__name__})
     if app.current_event.resource == MINT_RESOURCE:
-        count(MINT_REFUSALS, ("ErrorCode", "internal_error"))
+        observability.count(observability.MINT_REFUSALS, ("ErrorCode", "internal_error"))
     return internal_error_response(_request_id())
 
 
