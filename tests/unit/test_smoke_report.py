@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from preview_tokens.operator.smoke import CheckResult, Reply, prometheus_total, summary, table
+import json
+from pathlib import Path
+
+from preview_tokens.operator.smoke import (
+    CheckResult,
+    IngressMetricsCheck,
+    Reply,
+    SandboxStatusCheck,
+    prometheus_total,
+    summary,
+    table,
+    target_from_demo,
+)
 
 METRICS = """\
 # HELP preview_ingress_requests_total Requests answered, by route (http, websocket) and status
@@ -49,3 +61,30 @@ def test_a_refusal_is_summed_up_in_one_line() -> None:
     denied = Reply(403, [("X-Preview-Denial", "expired")], b"<h1>Preview session expired</h1>")
     assert denied.error_code() == "expired (Preview session expired)"
     assert Reply(503, [], b'{"error": {"code": "unavailable"}}').error_code() == "unavailable"
+
+
+def demo_file(tmp_path: Path, **extra: object) -> Path:
+    demo = {
+        "api_url": "http://127.0.0.1:3000",
+        "api_key": "msk_demo",
+        "sandbox_id": "sbx-demo",
+        "preview_domain": "sandboxes.localhost",
+        **extra,
+    }
+    path = tmp_path / "demo.json"
+    path.write_text(json.dumps(demo), encoding="utf-8")
+    return path
+
+
+def test_the_local_stacks_origin_check_is_its_ingress_when_demo_json_names_one(tmp_path: Path) -> None:
+    plain = target_from_demo(demo_file(tmp_path), None)
+    assert isinstance(plain.origin_check, SandboxStatusCheck)
+    assert plain.websocket_path == "/input/stream"
+
+    ports = target_from_demo(demo_file(tmp_path, ingress_admin_ports={"sbx-demo": 9123}), None)
+    assert isinstance(ports.origin_check, IngressMetricsCheck)
+    assert ports.origin_check.metrics_url == "http://127.0.0.1:9123/metrics"
+
+    other = target_from_demo(demo_file(tmp_path, ingress_admin_ports={"sbx-demo": 9123}), "sbx-other")
+    assert isinstance(other.origin_check, SandboxStatusCheck)
+    assert other.sandbox_id == "sbx-other"

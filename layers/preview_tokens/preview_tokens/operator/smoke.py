@@ -442,13 +442,20 @@ def summary(results: Sequence[CheckResult]) -> tuple[int, str]:
 
 
 def target_from_demo(path: Path, sandbox_id: str | None) -> SmokeTarget:
+    """The local stack's ``demo.json``. The origin check is the fleet ingress's ``/metrics`` when
+    the stack names it (``ingress_metrics_url``, or ``ingress_admin_ports``: sandbox id -> the
+    admin port of the ingress in front of it), else the demo app's own report."""
     demo: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    metrics_url = demo.get("ingress_metrics_url")
+    sandbox = sandbox_id or demo["sandbox_id"]
+    admin_port = (demo.get("ingress_admin_ports") or {}).get(sandbox)
+    metrics_url = demo.get("ingress_metrics_url") or (
+        f"http://127.0.0.1:{admin_port}/metrics" if admin_port else None
+    )
     check: OriginCheck = IngressMetricsCheck(metrics_url) if metrics_url else SandboxStatusCheck()
     return SmokeTarget(
         api_url=demo["api_url"],
         api_key=demo["api_key"],
-        sandbox_id=sandbox_id or demo["sandbox_id"],
+        sandbox_id=sandbox,
         preview_domain=demo["preview_domain"],
         websocket_path=demo.get("smoke_websocket_path", DEFAULT_LOCAL_WEBSOCKET_PATH),
         origin_check=check,
