@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import mint_api
 import preview_authorizer
 import preview_exchange
@@ -236,3 +238,20 @@ def test_metrics_are_off_where_the_local_stack_turns_them_off(
     capsys.readouterr()
     mint(load_event("mint_read", credential=deployment.api_key))
     assert emf_metrics(capsys.readouterr().out) == []
+
+
+def test_while_the_revocation_feed_fails_the_staleness_grows(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    preview_exchange.lambda_handler(load_event("exchange_mt", token=token_for(deployment)), lambda_context())
+    boto3.client("dynamodb").delete_table(TableName=os.environ["REVOCATIONS_TABLE"])
+    capsys.readouterr()
+
+    response = preview_exchange.lambda_handler(
+        load_event("exchange_mt", token=token_for(deployment)), lambda_context()
+    )
+
+    assert response["statusCode"] == 302  # within RevocationsMaxStalenessSeconds: still served
+    found = emf_metrics(capsys.readouterr().out)
+    [staleness] = [value for name, _, value in found if name == "RevocationViewStaleness"]
+    assert staleness > 0
