@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from preview_tokens import observability
 from preview_tokens.data_plane.access import DenialReason, fallback_token
 from preview_tokens.data_plane.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
@@ -64,6 +65,7 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
         headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
     headers["Content-Type"] = "text/html; charset=utf-8"
     status = HTTPStatus.FORBIDDEN
+    observability.count(observability.DENIALS, ("Reason", denied.reason.value))
     if denied.reason is DenialReason.UNAVAILABLE:
         status = HTTPStatus.SERVICE_UNAVAILABLE
         headers["Retry-After"] = str(max(1, math.ceil(denied.retry_after_seconds)))
@@ -97,6 +99,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    observability.tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
     request = APIGatewayProxyEvent(event)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
@@ -120,6 +123,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
     )
+    observability.count(observability.EXCHANGES)
     try:
         first_use_recorder().record(
             outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from preview_tokens import observability
 from preview_tokens.control_plane.http_responses import (
     empty_response,
     error_response,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
+MINT_RESOURCE = "/api/v1/sandboxes/{id}/preview-token"  # API Gateway's name of the mint route
 TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
 TOKEN_PATH = "/api/v1/sandboxes/<id>/preview-tokens/<token_id>"
 REVOKE_PATH = "/api/v1/preview-tokens/revoke"
@@ -124,7 +125,7 @@ def _authorization() -> str | None:
 )
 def mint_preview_token(id: str) -> Response[dict[str, str]]:
     minted = mint_service().mint(_authorization(), id, _body(), _request_id(), _content_type())
-    metrics.add_metric(name="PreviewTokensMinted", unit=MetricUnit.Count, value=1)
+    observability.count(observability.TOKENS_MINTED, ("Scope", minted.scope))
     return json_response(HTTPStatus.OK, minted.as_json(), _request_id())
 
 
@@ -146,6 +147,7 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
     token = token_to_revoke(_body(), _content_type())
     token_lifecycle().revoke_token(caller, token, _request_id())
+    observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return json_response(HTTPStatus.OK, {}, _request_id())
 
 
@@ -162,6 +164,7 @@ def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
     _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
     token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
+    observability.count(observability.REVOCATIONS, ("Kind", "sandbox"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
 
 
@@ -183,6 +186,7 @@ def revoke_sandbox_preview_token(id: str, token_id: str) -> Response[str]:
     _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
     token_lifecycle().revoke_sandbox_token(caller, id, token_id, _request_id())
+    observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
 
 
@@ -293,6 +297,10 @@ def build_openapi() -> dict[str, Any]:
 
 @app.exception_handler(PreviewError)  # type: ignore[untyped-decorator]
 def handle_preview_error(error: PreviewError) -> Response[dict[str, Any]]:
+    if app.current_event.resource == MINT_RESOURCE.replace("<id>", "{id}"):
+        observability.count(observability.MINT_REFUSALS, ("ErrorCode", error.code))
+        if error.code == "rate_limited":
+            observability.count(observability.MINTS_RATE_LIMITED)
     return response_for(error, _request_id())
 
 
@@ -304,6 +312,8 @@ def handle_not_found(_: Exception) -> Response[dict[str, Any]]:
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
 def handle_unexpected(error: Exception) -> Response[dict[str, Any]]:
     logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+    if app.current_event.resource == MINT_RESOURCE:
+        observability.count(observability.MINT_REFUSALS, ("ErrorCode", "internal_error"))
     return internal_error_response(_request_id())
 
 

@@ -19,8 +19,6 @@ EXPECTED_FROM_OTHER_BRANCHES = frozenset(
     {
         "docs/architecture.md",
         "docs/embedding.md",
-        "docs/operations.md",
-        "docs/runbooks.md",
         "docs/real-apps.md",
         "ingress/README.md",
     }

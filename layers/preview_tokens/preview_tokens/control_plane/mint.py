@@ -54,7 +54,7 @@ from preview_tokens.keys.tokens import (
     new_token_id,
     sign_preview_token,
 )
-from preview_tokens.observability import logger
+from preview_tokens.observability import count_key_refresh_failure, logger
 from preview_tokens.settings import MintSettings, PreviewUrlSettings
 
 DEFAULT_TTL_SECONDS = 3600
@@ -459,6 +459,7 @@ class MintService:
                     DynamoDbSigningKeyStore(settings.signing_keys.table),
                     KmsKeyDecrypter(),
                     settings.signing_keys.refresh_seconds,
+                    on_refresh_failure=count_key_refresh_failure,
                 ),
                 previews=settings.previews,
                 default_rate_per_minute=settings.default_mint_rate_per_minute,

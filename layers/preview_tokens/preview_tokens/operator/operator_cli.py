@@ -47,6 +47,7 @@ from preview_tokens.errors import PreviewError, ServiceUnavailableError
 from preview_tokens.keys.dynamodb import default_client
 from preview_tokens.keys.signing_keys import ACTIVE as ACTIVE_KEY
 from preview_tokens.keys.tokens import MAX_TTL_SECONDS
+from preview_tokens.operator import operations
 from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
@@ -714,11 +715,14 @@ def parser() -> argparse.ArgumentParser:
         "print the public keys as a JWKS, for the sandbox fleet's verifier",
         ["origin-key jwks"],
     )
+    operations.add_parsers(resources)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.resource in operations.COMMANDS:  # smoke, bootstrap: their own options and output
+        return operations.COMMANDS[args.resource](args)
     try:
         deployment = Deployment.resolve(args.stack, os.environ, args.demo)
         result = COMMANDS[(args.resource, args.action)](args, deployment)
