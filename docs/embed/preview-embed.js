@@ -688,6 +688,11 @@
         this._emit("preview-message", detail);
         return;
       }
+      if (data.type === "preview.expired" && fromLoading && Date.now() < Date.parse(loading.target.expiresAt || "") - EXPIRY_LEAD_MS) {
+        detail.ignored = true; // a fresh preview the helper knows is valid: nothing to retry
+        this._emit("preview-message", detail);
+        return;
+      }
       var session = this._session;
       if (
         data.type === "preview.expired" &&
