@@ -133,12 +133,12 @@ def test_an_expired_preview_shows_the_denied_page_and_the_parent_re_mints(
     open_demo(page, stack)
     # Renewal off: the helper does not renew ahead of the end (with it, no page ever expires),
     # and the page cancels its automatic re-mint: the frame's next navigation shows the denial page.
-    open_preview(page, sandbox_id, "read", 2, renew="off")
-    wait_for_sandbox(page, sandbox_id, "read")
     page.evaluate(
         "document.getElementById('preview').addEventListener('preview-expired', (e) => {"
         " if (!window.__cancelled) { window.__cancelled = true; e.preventDefault(); } })"
     )
+    open_preview(page, sandbox_id, "read", 4, renew="off")
+    wait_for_sandbox(page, sandbox_id, "read")
     first_url = page.get_attribute(VISIBLE_FRAME, "src")
     expires_at = datetime.fromisoformat(page.inner_text("#expires-at").replace("Z", "+00:00")).timestamp()
     time.sleep(max(0.0, expires_at - time.time() + 0.5))

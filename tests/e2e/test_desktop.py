@@ -47,9 +47,15 @@ def desktop_received(stack: LocalStack) -> dict[str, Any]:
 
 
 def open_desktop(
-    page: Page, stack: LocalStack, scope: str, ttl_seconds: int = 600, renew: str = "auto"
+    page: Page,
+    stack: LocalStack,
+    scope: str,
+    ttl_seconds: int = 600,
+    renew: str = "auto",
+    navigate: bool = True,
 ) -> FrameLocator:
-    page.goto(stack.demo["demo_url"])
+    if navigate:
+        page.goto(stack.demo["demo_url"])
     page.locator("#mint-status[data-state=ok]").wait_for(timeout=TIMEOUT_MS)
     open_preview(page, stack.demo["desktop_sandbox_id"], scope, ttl_seconds, renew)
     frame = preview(page)
@@ -108,12 +114,17 @@ def test_read_shows_the_desktop_and_input_never_reaches_it_while_interact_does(
 def test_after_expiry_the_stream_closes_and_the_parent_is_told(
     page: Page, stack: LocalStack, artifacts: Path
 ) -> None:
-    # Renewal off: nothing renews the session, so the stream's end is the preview's end.
-    frame = open_desktop(page, stack, "interact", ttl_seconds=6, renew="off")
+    # Renewal off, and the page handles the end itself (no re-mint): the stream's end is the
+    # preview's end, and the page learns it from the frame.
+    page.goto(stack.demo["demo_url"])
+    page.evaluate(
+        "document.getElementById('preview').addEventListener('preview-expired', (e) => e.preventDefault())"
+    )
+    frame = open_desktop(page, stack, "interact", ttl_seconds=6, renew="off", navigate=False)
     wait_for_changing_desktop(page, frame)
     opened = len(origin_lines(stack))
 
-    page.locator("#remint-count:text-is('1')").wait_for(timeout=20_000)
+    page.locator("#message-log li:has-text('preview.expired')").first.wait_for(timeout=20_000)
 
     ended = [line for line in origin_lines(stack)[opened:] if "/websockify -> stream ended" in line]
     assert ended, "the origin's stream ended"
