@@ -104,7 +104,25 @@ def test_read_preview_shows_the_sandbox_with_its_assets_and_refuses_input(
     assert "mt=" not in preview_frame(page).url
     assert typed not in preview(page).locator("#received").inner_text()
     assert typed not in "".join(stack.origin_status(sandbox_id)["inputs"])
+    # The sandbox page says why: view-only (not "expired", not "revoked").
+    assert preview(page).locator("#input-status").get_attribute("data-reason") == "read_only"
+    assert "view-only" in preview(page).locator("#input-status").inner_text()
     page.screenshot(path=artifacts / "a-read-preview.png")
+
+
+def test_read_mode_does_not_show_input_from_an_earlier_session(page: Page, stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    typed = "earlier" + secrets.token_hex(3)
+    open_demo(page, stack)
+    open_preview(page, sandbox_id, "interact", 3600)
+    wait_for_sandbox(page, sandbox_id, "interact")
+    type_into_sandbox(page, typed, "delivered")
+
+    open_preview(page, sandbox_id, "read", 3600)
+    wait_for_sandbox(page, sandbox_id, "read")
+
+    assert typed in "".join(stack.origin_status(sandbox_id)["inputs"]), "the sandbox did receive it"
+    assert typed not in preview(page).locator("#received").inner_text()
 
 
 def test_interact_preview_forwards_typing_to_the_sandbox(
