@@ -96,6 +96,12 @@
     return { url: parsed.href, origin: parsed.origin };
   }
 
+  var MAX_TIMER_MS = 2147483647; // a longer setTimeout fires at once
+
+  function after(ms, callback) {
+    return setTimeout(callback, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+  }
+
   function later(ms) {
     return new Promise(function (resolve) {
       setTimeout(resolve, ms);
@@ -470,13 +476,13 @@
       var self = this;
       var now = Date.now();
       if (this._renewMode() === "auto" && !this._stopped && !this._renewal) {
-        this._renewTimer = setTimeout(function () {
+        this._renewTimer = after(this._renewAt(session) - now, function () {
           self._renewInPlace();
-        }, Math.max(0, this._renewAt(session) - now));
+        });
       }
-      this._expiryTimer = setTimeout(function () {
+      this._expiryTimer = after(session.expiresAtMs - EXPIRY_LEAD_MS - now, function () {
         self._checkExpiry("clock");
-      }, Math.max(0, session.expiresAtMs - EXPIRY_LEAD_MS - now));
+      });
     }
 
     // When to renew: `renew-before` seconds before the end; else 30% of the lifetime before it,

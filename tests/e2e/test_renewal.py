@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +300,31 @@ def test_a_failing_renewal_ends_with_the_denial_page_and_preview_failed_and_no_l
     assert events(page, "preview-renewed") == []
     assert events(page, "preview-expired") == []
     assert page.locator("#preview iframe").count() == 1
+
+
+def test_a_tab_asleep_past_the_end_renews_on_waking_and_keeps_its_document(
+    page: Page, stack: LocalStack, backend: str, artifacts: Path
+) -> None:
+    sandbox_id = stack.demo["sandbox_ids"][0]
+    page.clock.install(time=datetime.now(UTC))  # the page's timers, ours to stop: a tab put to sleep
+    open_with(page, backend, {"scope": "interact", "expires-in": "12", "renew-before": "3"})
+    # Asleep: no timer of the page runs, past the session's end.
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.01)  # seconds
+    asleep_at = time.time()
+    assert events(page, "preview-renewing") == [], "fell asleep before the renewal was due"
+    visible_frame(page).evaluate(SET_MARKER)
+    end = expires_at(page)
+    time.sleep(max(0.0, end - time.time() + 1.5))
+    page.screenshot(path=artifacts / "renewal-asleep-past-the-end.png")
+    assert events(page, "preview-renewing") == [], "nothing ran while the tab slept"
+    # Woken, as a laptop lid reopened: the clock jumps, every due timer fires once.
+    page.clock.fast_forward(int((time.time() - asleep_at) * 1000))
+    page.clock.resume()
+    wait_for_events(page, "preview-renewed", 1)
+    type_key(page, "w", "delivered", 1)
+    page.screenshot(path=artifacts / "renewal-after-sleep.png")
+
+    assert events(page, "preview-renewed")[0]["renewals"] == 1
+    assert visible_frame(page).evaluate(MARKER) == "set in the first document", "no reload"
+    assert events(page, "preview-failed") == []
+    assert "w" in "".join(stack.origin_status(sandbox_id)["inputs"])
