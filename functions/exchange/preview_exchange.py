@@ -4,7 +4,9 @@ Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), wher
 sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
 ``X-Preview-Token``. A bad token gets the access-denied page. The redirect goes through
 ``/__preview/cookie-check/{proxy+}``, also served here: with the session cookie back it
-redirects on to the page, without it answers the cookies-blocked page.
+redirects on to the page, without it answers the cookies-blocked page. For a renewal (the embed
+helper's hidden frame at ``/__preview/exchange/__preview/renewed?mt=``) the check answers the
+renewed page, which posts ``preview.renewed`` to the helper, instead of redirecting.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from preview_tokens.data_plane.denial_page import (
     cookies_blocked_page,
     denial_for,
     render_page,
+    renewed_page,
 )
 from preview_tokens.data_plane.exchange import (
     COOKIE_CHECK_PATH,
     ExchangeDenied,
+    SessionRenewed,
     check_session_cookie,
     exchange_token,
 )
@@ -91,6 +95,13 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
     )
     if isinstance(outcome, ExchangeDenied):
         return denied_response(outcome)
+    if isinstance(outcome, SessionRenewed):
+        logger.info("preview session renewed")
+        return {
+            "statusCode": int(HTTPStatus.OK),
+            "headers": {**_security_headers(), "Content-Type": "text/html; charset=utf-8"},
+            "body": renewed_page(outcome.expires_at),
+        }
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(), "Location": outcome},
