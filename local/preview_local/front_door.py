@@ -166,25 +166,31 @@ class OriginRelay:
         failure: OSError = OSError("no attempt")
         for _ in range(max(1, self.timeouts.attempts)):
             try:
-                return socket.create_connection((self.host, self.port), timeout=self.timeouts.connect_seconds)
+                connection = socket.create_connection(
+                    (self.host, self.port), timeout=self.timeouts.connect_seconds
+                )
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return connection
             except OSError as error:
                 failure = error
         raise failure
 
     def _answer_back(self, client: socket.socket, upstream: socket.socket) -> str:
         upstream.settimeout(self.timeouts.read_seconds)
-        sent = 0
+        status = ""
         while True:
             try:
                 data = upstream.recv(_CHUNK)
             except TimeoutError:
-                if not sent:
+                if not status:
                     _answer(client, 504, "the origin did not answer in time")
-                return "origin response timeout"
+                    return "504 origin response timeout"
+                return f"{status} (origin response timeout)"
             if not data:
-                return "answered" if sent else "origin closed without an answer"
+                return status or "502 origin closed without an answer"
+            if not status:
+                status = _status_of(data)
             client.sendall(data)
-            sent += len(data)
 
     def _both_ways(self, client: socket.socket, reader: Any, upstream: socket.socket) -> str:
         upstream.settimeout(None)
@@ -198,12 +204,20 @@ class OriginRelay:
 
         forward = threading.Thread(target=viewer_to_origin, name="front-door-ws", daemon=True)
         forward.start()
+        status = ""
         with contextlib.suppress(OSError):
             while data := upstream.recv(_CHUNK):
+                status = status or _status_of(data)
                 client.sendall(data)
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_RDWR)
-        return "stream ended"
+        return f"{status} stream ended" if status == "101" else status or "502 origin closed"
+
+
+def _status_of(first_bytes: bytes) -> str:
+    """The status code of a response, from its first bytes (``HTTP/1.1 200 OK``), for the log line."""
+    parts = first_bytes.split(b"\r\n", 1)[0].split(b" ")
+    return parts[1].decode("ascii", "replace") if len(parts) > 1 and parts[1].isdigit() else "???"
 
 
 def _answer(client: socket.socket, status: int, text: str) -> None:
