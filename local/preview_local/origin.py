@@ -51,6 +51,7 @@ from preview_tokens.keys.tokens import Scope
 
 from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.rfb_view import ViewOnlyDesktop
 from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade, request_head, text_frame
 
 FORWARDED_HOST_HEADER = "X-Forwarded-Host"
@@ -182,20 +183,24 @@ class SandboxOrigin:
         if request.path == DESKTOP_STREAM_PATH and desktop is not None:
             # Server-side view-only unless the ingress says the session may interact.
             granted = Scope.INTERACT if scope == Scope.INTERACT.value else Scope.READ
-            bridge = desktop.bridge_ports[granted]
             with self._lock:
                 seen.streams_opened.append(f"desktop:{granted.value}")
+            if granted is Scope.READ:  # the viewer's frames never arrive: the app plays the RFB client
+                return ViewOnlyDesktop(
+                    connect=_no_upstream, request=request, rfb_port=desktop.rfb_ports[granted]
+                )
+            bridge = desktop.bridge_ports[granted]
             return StreamRelay(connect=lambda: _open_upstream(bridge, request))
         if request.path == self._input_stream_path:
             with self._lock:
-                seen.streams_opened.append("input")
+                seen.streams_opened.append(f"input:{scope or 'unknown'}")
             answer = (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Accept: {accept_key(request.header('Sec-WebSocket-Key') or '')}\r\n\r\n"
             ).encode("latin-1")
             return StreamRelay(
                 connect=_input_stream_sink,
-                greeting=answer + text_frame(f"input stream of {sandbox_id}"),
+                greeting=answer + text_frame(f"input stream of {sandbox_id} ({scope or 'unknown'})"),
             )
         return HttpResponse.text(404, "no such stream in this sandbox")
 
@@ -272,6 +277,10 @@ def _open_upstream(port: int, request: HttpRequest) -> socket.socket:
     headers = [(name, value) for name, value in request.headers if name.lower() != "host"]
     upstream.sendall(request_head(request.method, request.path, [("Host", f"127.0.0.1:{port}"), *headers]))
     return upstream
+
+
+def _no_upstream() -> socket.socket:
+    raise OSError("the view-only desktop connects by itself")
 
 
 def _input_stream_sink() -> socket.socket:
