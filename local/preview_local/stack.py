@@ -98,7 +98,6 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
         "JwtJwksUrl": identity_provider.jwks_url,
         "JwtTenantClaim": TENANT_CLAIM,
         "LogLevel": os.environ.get("LOG_LEVEL", "INFO"),
-        "StreamPathPatterns": STREAM_PATH_PATTERNS,
         "SigningKeysRefreshSeconds": SIGNING_KEYS_REFRESH_SECONDS,
         # A developer (and the e2e suite) mints far more than a tenant would: the default limit is
         # high here, and tenant-limited (5 a minute) is the one to try 429 with.
@@ -267,7 +266,9 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
         # its KeyValueStore: the signing-key commands write it.
         streams = StreamBehaviours(
             StreamEdge(edge_store.get, input_path_prefix),
-            tuple(deployment.parameters["StreamPathPatterns"].split(",")),
+            # StreamPathPatterns retired from the template (issue 13): the local stack keeps its own
+            # stream paths until it runs on the PreviewEdge topology (preview_local.edge.PreviewEdge).
+            tuple(STREAM_PATH_PATTERNS.split(",")),
             origin_server.port,
         )
         sandboxes = [SandboxChoice(sandbox_id, sandbox_id) for sandbox_id in SANDBOXES[DEMO_TENANT]]
