@@ -19,7 +19,7 @@ import fnmatch
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -40,6 +40,7 @@ from preview_tokens.keys.tokens import (
     verify_preview_token,
 )
 
+from preview_local.edge import EdgeKeys
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.streams import StreamRelay, request_head
 
@@ -66,37 +67,6 @@ def is_stream_path(path: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns if pattern)
 
 
-class _EdgeKeys(Mapping[str, bytes]):
-    """The KeyValueStore seen as the ``kid -> key`` mapping the token codec verifies with."""
-
-    def __init__(self, read: EdgeKeyReader) -> None:
-        self._read = read
-
-    def __getitem__(self, kid: str) -> bytes:
-        value = self._read(f"key.{kid}")
-        if value is None:
-            raise KeyError(kid)
-        try:
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        except (binascii.Error, ValueError):
-            raise KeyError(kid) from None
-
-    def __contains__(self, kid: object) -> bool:
-        if not isinstance(kid, str):
-            return False
-        try:
-            self[kid]
-        except KeyError:
-            return False
-        return True
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
 @dataclass(frozen=True)
 class StreamDecision:
     allowed: bool
@@ -115,7 +85,7 @@ class StreamEdge:
     def __init__(
         self, edge_key: EdgeKeyReader, input_path_prefix: str, clock: Callable[[], float] = time.time
     ) -> None:
-        self._keys = _EdgeKeys(edge_key)
+        self._keys = EdgeKeys(edge_key)
         self._input_prefix = input_path_segments(input_path_prefix)
         self._clock = clock
 
