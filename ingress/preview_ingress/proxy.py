@@ -76,6 +76,7 @@ _WS_HANDSHAKE = frozenset(
 _CHUNK = 256 * 1024
 # The client's read buffer: large enough that a fast download is not paused every 64 KiB.
 _READ_BUFFER = 1 << 20
+_SMALL_BODY = 64 * 1024
 _MAX_VERIFIED = 4096
 _VERIFIED_TTL_SECONDS = 60.0
 _DENIAL_STATUS = {DenialReason.UNAVAILABLE: 503, DenialReason.ORIGIN_UNREACHABLE: 502}
@@ -361,8 +362,17 @@ class IngressProxy:
         stream = _Stream(assertion, task=asyncio.current_task())
         self._streams.add(stream)
         try:
+            headers = self._response_headers(upstream.headers.items(), assertion)
+            length = upstream.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) <= _SMALL_BODY and _has_body(request.method, upstream.status):
+                # A small body of known length: read it whole, answer headers and body in one write.
+                body_bytes = await upstream.read()
+                whole = web.Response(status=upstream.status, reason=upstream.reason, body=body_bytes)
+                whole.headers.extend((k, v) for k, v in headers.items() if k.lower() != "content-length")
+                log.fields["bytes_out"] = int(length)
+                return self._finish(log, "http", whole)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            response.headers.extend(self._response_headers(upstream.headers.items(), assertion))
+            response.headers.extend(headers)
             if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
                 response.enable_chunked_encoding()
             await response.prepare(request)
@@ -500,6 +510,10 @@ async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[by
         received += len(chunk)
         log.fields["bytes_in"] = received
         yield chunk
+
+
+def _has_body(method: str, status: int) -> bool:
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
 def _without_preview_cookies(cookie_header: str) -> str:

@@ -151,7 +151,7 @@ def sandbox_app(state: AppState) -> web.Application:
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         response.content_length = size
         await response.prepare(request)
-        sent = 0
+        sent = size if request.method == "HEAD" else 0
         while sent < size:
             chunk = PATTERN[: min(len(PATTERN), size - sent)]
             await response.write(chunk)

@@ -60,6 +60,7 @@ def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sen
     )
 
     assert answer.status == 200
+    assert answer.headers.getall("Content-Length") == [str(len(answer.body))]
     seen = answer.json()
     assert seen["path"] == "/echo/@vite/client?x=%40a&y=1"
     headers = {name.lower(): value for name, value in seen["headers"].items()}
@@ -136,6 +137,12 @@ def test_read_scope_blocks_a_method_override(ingress: Ingress, sandbox: Sandbox)
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
 def test_read_scope_lets_safe_methods_through(ingress: Ingress, sandbox: Sandbox, method: str) -> None:
     assert fetch(method, f"{ingress.url}/echo", cloudfront(assertion(scope="read"))).status == 200
+
+
+def test_head_keeps_the_apps_content_length(ingress: Ingress, sandbox: Sandbox) -> None:
+    answer = fetch("HEAD", f"{ingress.url}/download?bytes=1000", cloudfront(assertion(scope="read")))
+
+    assert (answer.status, answer.headers.getall("Content-Length"), answer.body) == (200, ["1000"], b"")
 
 
 def test_interact_scope_posts_input(ingress: Ingress, sandbox: Sandbox) -> None:
