@@ -13,8 +13,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template checkov built e2e bench openapi edge chromium desktop \
-	node requirements lock clean
+.PHONY: run test lint typecheck unit integration ingress template checkov built e2e bench openapi edge chromium \
+	desktop node requirements lock clean
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -51,7 +51,11 @@ unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: $(VENV)/.synced-dev node
-	$(VENV)/bin/pytest tests/integration -q
+	$(VENV)/bin/pytest tests/integration tests/ingress -q
+
+## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
+ingress: $(VENV)/.synced-dev
+	$(VENV)/bin/pytest tests/ingress -q
 
 template: $(VENV)/.synced-dev checkov
 	$(VENV)/bin/sam validate --lint
@@ -104,12 +108,13 @@ desktop:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
 ## bench: the authorizer's hot path and cold start, the edge function's cost per request, the
-## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
-## per 1,000 page loads and concurrency from measured durations
+## mint's round trips and cold start (ratios against baselines measured in the same run), cost
+## per 1,000 page loads and concurrency from measured durations, and the fleet ingress against the app direct
 bench: $(VENV)/.synced-dev node
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.edge_bench
 	$(PY) -m bench.control_bench
+	$(PY) -m bench.ingress_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev
