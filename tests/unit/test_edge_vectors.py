@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from preview_local.edge import PreviewEdge
-from preview_local.http_messages import HttpRequest
-from preview_local.stream_edge import StreamEdge
 from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
 from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
@@ -91,50 +88,3 @@ def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]
 
     reason = decision.reason.value if decision.reason else None
     assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
-
-
-@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
-def test_the_local_stacks_stream_edge_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
-    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
-    edge = StreamEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
-    request = vector["request"]
-    headers = (
-        [("Cookie", request["cookie"]), *request["headers"].items()]
-        if request["cookie"]
-        else [*request["headers"].items()]
-    )
-
-    decision = edge.decide(request["method"], request["path"], "", request["host"], headers)
-
-    reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
-
-
-def test_every_route_and_the_origin_assertion_rule_have_vectors() -> None:
-    routes = {c["expect"]["route"] for c in EVERY_CASE}
-    assert routes == {"exchange", "denied", "ingress"}
-    edge_only = [c for c in EVERY_CASE if c.get("edge_only")]
-    assert any("origin assertion" in c["name"] for c in edge_only)
-    assert all(c["expect"]["route"] == ("ingress" if c["expect"]["allowed"] else "denied") for c in CASES)
-
-
-def mirror_request(request: Mapping[str, Any]) -> HttpRequest:
-    headers = [("Host", request["host"]), *request["headers"].items()]
-    if request["cookie"]:
-        headers.append(("Cookie", request["cookie"]))
-    return HttpRequest(request["method"], request["path"], request["query"], tuple(headers))
-
-
-@pytest.mark.parametrize("vector", EVERY_CASE, ids=[c["name"] for c in EVERY_CASE])
-def test_the_python_mirror_of_the_edge_function_routes_every_vector_as_expected(
-    vector: dict[str, Any],
-) -> None:
-    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
-    edge = PreviewEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
-
-    decision = edge.decide(mirror_request(vector["request"]))
-
-    assert {"route": decision.route, "reason": decision.reason} == {
-        "route": vector["expect"]["route"],
-        "reason": vector["expect"]["reason"],
-    }
