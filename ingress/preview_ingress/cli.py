@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,8 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps({"event": "listening", "port": port, "admin_port": admin_port})
         )
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host))
+    async def run() -> None:
+        # SIGTERM (docker stop, systemd, Kubernetes) and SIGINT: close every stream, then exit.
+        task = asyncio.current_task()
+        assert task is not None
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(stop, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host)
+
+    asyncio.run(run())
+    logging.getLogger("preview_ingress").info(json.dumps({"event": "stopped"}))
     return 0
 
 

@@ -375,6 +375,8 @@ class IngressProxy:
             response.headers.extend(headers)
             if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
                 response.enable_chunked_encoding()
+            if request.transport is not None:
+                request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
             copied = await self._copy_body(upstream, response, stream)
             self._streams.discard(stream)
