@@ -43,7 +43,11 @@ def parser() -> argparse.ArgumentParser:
     keys.add_argument("--jwks-url", help="the data plane's origin keys (stack output OriginKeysUrl)")
     keys.add_argument("--jwks-file", type=Path, help="the keys pinned (`preview-tokens origin-key jwks`)")
     cli.add_argument("--audience", required=True, help="stack output OriginAssertionAudience")
-    cli.add_argument("--secret-file", type=Path, help="file holding X-Preview-Ingress-Secret's value")
+    cli.add_argument(
+        "--secret-file",
+        type=Path,
+        help="X-Preview-Ingress-Secret's value (a 2nd line: rotating)",
+    )
     cli.add_argument("--secret-env", default=DEFAULT_SECRET_ENV, help="else this environment variable")
     feed = cli.add_mutually_exclusive_group(required=True)
     feed.add_argument("--revocations-table", help="stack output RevocationsTableName (dynamodb:Query)")
@@ -62,13 +66,17 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def _secret(args: argparse.Namespace) -> str:
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """The accepted secrets: one per line of the file (two while rotating), else the variable."""
     if args.secret_file is not None:
-        return str(args.secret_file.read_text(encoding="utf-8").strip())
-    value = os.environ.get(args.secret_env, "")
-    if not value:
-        raise IngressConfigError(f"no secret: give --secret-file or set {args.secret_env}")
-    return value
+        values: list[str] = Path(args.secret_file).read_text(encoding="utf-8").split()
+    else:
+        values = os.environ.get(args.secret_env, "").split()
+    if not 1 <= len(values) <= 2:
+        raise IngressConfigError(
+            f"give one secret (two while rotating) in --secret-file or {args.secret_env}"
+        )
+    return values
 
 
 def config_from(args: argparse.Namespace) -> IngressConfig:
@@ -77,8 +85,10 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         if args.jwks_file is not None
         else HttpJwks(args.jwks_url)
     )
+    secrets = _secrets(args)
     return IngressConfig(
-        secret=_secret(args),
+        secret=secrets[0],
+        next_secret=secrets[1] if len(secrets) == 2 else None,
         verifier=OriginAssertionVerifier(jwks, args.audience),
         revocation_feed=None if args.no_revocations else RevocationFeed(args.revocations_table),
         revocations_disabled=bool(args.no_revocations),

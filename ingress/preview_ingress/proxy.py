@@ -142,7 +142,9 @@ class IngressProxy:
         self._config = config
         self._watch = watch
         self._metrics = metrics
-        self._secret = config.secret.encode()
+        self._secrets = tuple(
+            secret.encode() for secret in (config.secret, config.next_secret) if secret is not None
+        )
         self._input_prefix = input_path_segments(config.input_path_prefix)
         self._verified: dict[tuple[str, str], tuple[OriginAssertion, float]] = {}
         self._streams: set[_Stream] = set()
@@ -208,7 +210,7 @@ class IngressProxy:
 
     async def _admit(self, request: web.Request, path: str) -> OriginAssertion:
         presented = request.headers.getall(SECRET_HEADER, [])
-        if len(presented) != 1 or not hmac.compare_digest(presented[0].encode(), self._secret):
+        if len(presented) != 1 or not self._is_secret(presented[0].encode("latin-1")):
             raise RefusedError(DenialReason.INVALID_TOKEN, "secret")
         sandbox_id = self._sandbox_of(request)
         if sandbox_id is None:
@@ -227,6 +229,10 @@ class IngressProxy:
             if not read_scope_allows(request.method, path, overrides, self._input_prefix):
                 raise RefusedError(DenialReason.READ_ONLY, "read_only", assertion)
         return assertion
+
+    def _is_secret(self, presented: bytes) -> bool:
+        matches = [hmac.compare_digest(presented, secret) for secret in self._secrets]  # each compared
+        return any(matches)
 
     def _sandbox_of(self, request: web.Request) -> str | None:
         if self._config.sandbox_id is not None:

@@ -84,6 +84,19 @@ def test_without_cloudfronts_secret_a_valid_assertion_is_refused(
     assert sandbox.state.requests == []
 
 
+def test_while_rotating_both_secrets_are_accepted(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    next_secret = "the-next-cloudfront-secret-0001"
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, next_secret=next_secret)
+
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion())).status == 200
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret)).status == 200
+    assert (
+        fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret + "x")).status == 403
+    )
+
+
 @pytest.mark.parametrize(
     ("token", "title"),
     [
