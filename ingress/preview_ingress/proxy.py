@@ -11,7 +11,9 @@ Admission, in order (any failure answers the styled denial page, never the app):
    the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
 
 Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
-two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host``; bodies
+two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
+``X-Preview-Scope`` (the verified scope, replacing any the viewer sent: an app such as a desktop
+may enforce ``read`` itself too, x11vnc ``-viewonly``); bodies
 stream both ways (a ``Content-Length`` is kept, else chunked); connections to the app are pooled
 and kept alive. On every answer, whatever its status: no ``__Host-mp_*`` ``Set-Cookie``, no
 ``X-Frame-Options``, and ``Content-Security-Policy`` gets ``frame-ancestors`` from the
@@ -54,6 +56,7 @@ from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
 logger = logging.getLogger("preview_ingress")
 
 ASSERTION_HEADER = "X-Preview-Assertion"
+SCOPE_HEADER = "X-Preview-Scope"
 REQUEST_ID_HEADER = "X-Amz-Cf-Id"
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must not pass on either way.
 HOP_BY_HOP = frozenset(
@@ -69,7 +72,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
+# ``Expect: 100-continue`` is answered here (aiohttp does when the body is read), not passed on.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
 _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
@@ -346,6 +350,7 @@ class IngressProxy:
     ) -> web.StreamResponse:
         assert self._session is not None
         headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
         body: Any = None
         if request.body_exists:
             body = _counted(request.content, log)
@@ -431,6 +436,7 @@ class IngressProxy:
         assert self._session is not None
         target = target.with_scheme("wss" if target.scheme == "https" else "ws")
         headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
         for name in list(headers):
             if name.lower() in _WS_HANDSHAKE:
                 headers.popall(name, None)
