@@ -12,7 +12,9 @@ its ingress, as ``cf.selectRequestOriginById('fleet-ingress')`` does in AWS.
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sys
 import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -34,6 +36,21 @@ class FleetSettings:
     """What CloudFront's origin custom header carries: a new one at every start."""
 
 
+INGRESS_LOGGER = "preview_ingress"
+
+
+def log_to_stderr() -> None:
+    """The ingresses' one line per request or stream, on the stack's stderr as ``[ingress] {...}``."""
+    logger = logging.getLogger(INGRESS_LOGGER)
+    if not any(getattr(handler, "preview_local", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[ingress] %(message)s"))
+        handler.preview_local = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 class LocalFleet:
     """``sandbox id -> running ingress`` for every app; :meth:`stop` ends them all.
 
@@ -51,6 +68,7 @@ class LocalFleet:
         self._lock = threading.Lock()
         self._verifier = OriginAssertionVerifier(HttpJwks(settings.origin_keys_url), settings.audience)
         self._feed = RevocationFeed(settings.revocations_table)
+        log_to_stderr()
 
     def start(self, apps: Mapping[str, str]) -> LocalFleet:
         for sandbox_id, upstream in apps.items():
