@@ -71,7 +71,9 @@ def upgrade(stack: LocalStack, sandbox_id: str, path: str, cookie: str = "") -> 
         if status == 101 and len(rest) < 2:
             rest += client.recv(4096)
         elif status != 101:  # the denial page: read it all (it names the reason)
-            while chunk := client.recv(65536):
+            length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            wanted = int(length.group(1)) if length else 1 << 20
+            while len(rest) < wanted and (chunk := client.recv(65536)):
                 rest += chunk
     return Handshake(status, head.decode("latin-1"), rest)
 
