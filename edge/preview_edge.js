@@ -29,11 +29,13 @@ for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
 var INPUT = segments('${InputPathPrefix}');
 
+// Canonical unpadded base64url: no unused bits set in the last character.
+var TAIL = { 2: /[AQgw]$/, 3: /[AEIMQUYcgkosw048]$/ };
 function b64(text, canonical) {
-  if (typeof text !== 'string' || !SEGMENT.test(text) || text.length % 4 === 1) return null;
-  var raw = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-  var back = raw.toString('base64').replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  return canonical && back !== text ? null : raw;
+  if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
+  var rest = text.length % 4;
+  if (rest === 1 || (canonical && rest > 1 && !TAIL[rest].test(text))) return null;
+  return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 function jsonOf(text) {
   var raw = b64(text, true);

@@ -44,6 +44,11 @@ from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, Pre
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"
+# Where the edge sends a denied request (any method: a CloudFront Function cannot change it), with
+# the reason in DENIAL_HEADER and, when a verified token proved it, the sandbox in DENIAL_SANDBOX_HEADER.
+DENIED_PATH = "/__preview/denied"
+DENIAL_HEADER = "x-preview-denial"
+DENIAL_SANDBOX_HEADER = "x-preview-denial-sandbox"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
