@@ -17,6 +17,7 @@ sandbox, or when the tenant cannot be read).
 from __future__ import annotations
 
 import math
+import time
 from http import HTTPStatus
 from typing import Any
 
@@ -72,14 +73,23 @@ def _host_sandbox(request: APIGatewayProxyEvent) -> str:
     return _host(request).split(".", 1)[0].strip().lower()
 
 
+# After a failed read, denial pages use the default for this long instead of asking the store again:
+# a store that stalls must not hold every denial page for its retry budget (the 503 page backs off).
+FRAME_ANCESTORS_BACKOFF_SECONDS = 5.0
+_frame_ancestors_unreadable_until = [0.0]
+
+
 def page_frame_ancestors(request: APIGatewayProxyEvent) -> str:
     """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read."""
     resolver = frame_ancestors()
     if resolver is None:
         return data_plane_settings().frame_ancestors
+    if time.monotonic() < _frame_ancestors_unreadable_until[0]:
+        return resolver.default
     try:
         return resolver.for_sandbox(_host_sandbox(request))
     except Exception as error:  # a denial page still renders, with the stack's default
+        _frame_ancestors_unreadable_until[0] = time.monotonic() + FRAME_ANCESTORS_BACKOFF_SECONDS
         logger.warning("frame ancestors not read", extra={"error_type": type(error).__name__})
         return resolver.default
 
