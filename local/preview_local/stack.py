@@ -72,10 +72,9 @@ DEMO_FILE = "demo.json"
 # The CloudFront KeyValueStore's stand-in (signing keys, frame ancestors, sandbox tenants).
 EDGE_STORE_NAME = "edge-store.json"
 DEFAULT_PORT = 3000
-# Local-only knobs (README "Local stack"): the sandbox origin the gateway proxies to (default: the
-# demo origin), its integration timeout (default API Gateway's 29 s), the moto server's address.
+# Local-only knobs (docs/local-stack.md): the app behind the seeded sandboxes (default: the demo
+# app), the fleet-ingress origin's response timeout, the moto server's address.
 ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
-INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
 # The fleet-ingress origin's response timeout (OriginReadTimeout), shortened for tests of a hanging app.
 ORIGIN_READ_TIMEOUT_ENV = "PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
@@ -217,19 +216,6 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _integration_timeout(env: Mapping[str, str]) -> float | None:
-    raw = env.get(INTEGRATION_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds <= 29:
-        raise SystemExit(f"preview-local: {INTEGRATION_TIMEOUT_ENV} must be seconds in (0, 29], got {raw!r}")
-    return seconds
-
-
 def _origin_timeouts(env: Mapping[str, str]) -> OriginTimeouts:
     """The template's fleet-ingress timeouts; ``PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS`` shortens
     the response timeout (CloudFront allows 1-60 s without a quota increase)."""
@@ -260,7 +246,6 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
         running.callback(moto.stop)
         os.environ.update(moto.environment())
         demo_app_url = os.environ.get(ORIGIN_URL_ENV) or origin_server.url
-        integration_timeout = _integration_timeout(os.environ)
         user_apps = dict(apps or {})
         # Every seeded sandbox is the demo app; the developer's apps come on top (and may replace one).
         served_apps = {
@@ -318,7 +303,6 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
             RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
             functions,
             port,
-            integration_timeout_seconds=integration_timeout,
         )
         # The edge reads key.<kid> from the edge store, as the CloudFront Function reads its
         # KeyValueStore: the signing-key commands write it.

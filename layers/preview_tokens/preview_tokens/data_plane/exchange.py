@@ -21,6 +21,7 @@ may just have ended) the check redirects on to the page. The check reads no key 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,10 +87,18 @@ class ExchangeDenied:
     """For ``unavailable``: when the key store will be tried again."""
 
 
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
 def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
     """Same-host path and query without ``mt``; never a protocol-relative or absolute URL."""
     clean_path = "/" + path.replace("\\", "/").lstrip("/")
-    encoded_path = quote(clean_path, safe="/:@!$&'()*+,;=-._~")
+    # The path arrives as the browser sent it (API Gateway passes REST path parameters undecoded):
+    # its escapes are kept as they are (never %40 -> %2540), anything else unsafe is escaped once.
+    encoded_path = "".join(
+        part if _ESCAPE.fullmatch(part) else quote(part, safe="/:@!$&'()*+,;=-._~")
+        for part in _ESCAPE.split(clean_path)
+    )
     kept = [(name, value) for name, values in query.items() if name != TOKEN_PARAMETER for value in values]
     return encoded_path + (f"?{urlencode(kept)}" if kept else "")
 
