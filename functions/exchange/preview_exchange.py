@@ -71,10 +71,13 @@ def _host_sandbox(request: APIGatewayProxyEvent) -> str:
     return _host(request).split(".", 1)[0].strip().lower()
 
 
-def page_frame_ancestors(request: APIGatewayProxyEvent) -> str:
-    """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read."""
+def page_frame_ancestors(request: APIGatewayProxyEvent, reason: DenialReason | None = None) -> str:
+    """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read.
+
+    For ``unavailable`` (a store is failing) the default, without trying the store again.
+    """
     resolver = frame_ancestors()
-    if resolver is None:
+    if resolver is None or reason is DenialReason.UNAVAILABLE:
         return data_plane_settings().frame_ancestors
     try:
         return resolver.for_sandbox(_host_sandbox(request))
@@ -130,7 +133,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
         _cookie_header(request), (request.path_parameters or {}).get("proxy", ""), query
     )
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome, page_frame_ancestors(request))
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(page_frame_ancestors(request)), "Location": outcome},
@@ -150,7 +153,7 @@ def denial_page(request: APIGatewayProxyEvent) -> dict[str, Any]:
         reason = DenialReason.NO_TOKEN
     proven = _header(request, DENIAL_SANDBOX_HEADER).strip()
     sandbox_id = proven if proven and proven == _host_sandbox(request) else None
-    return denied_response(ExchangeDenied(reason, sandbox_id), page_frame_ancestors(request))
+    return denied_response(ExchangeDenied(reason, sandbox_id), page_frame_ancestors(request, reason))
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("exchange failed closed", extra={"error_type": type(error).__name__})
         outcome = ExchangeDenied(DenialReason.UNAVAILABLE, None)
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome, page_frame_ancestors(request))
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
     logger.info(
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},

@@ -2,8 +2,8 @@
 
 At start-up the stack writes into its state directory (``.local/``):
 
-* ``events/mint.json``, ``events/authorizer.json``, ``events/exchange.json``,
-  ``events/cookie_check.json``: the events the local gateway would send each function, with the
+* ``events/mint.json``, ``events/exchange.json``, ``events/cookie_check.json``,
+  ``events/denied.json``: the events the local gateway would send each function, with the
   stack's demo API key and a fresh preview token (minted by the stack's own mint function, valid
   for a day) filled in. ``sam local invoke <LogicalId> -e <event>`` and ``preview-local invoke``
   take them as they are.
@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from preview_tokens.data_plane.access import SESSION_COOKIE
-from preview_tokens.data_plane.exchange import COOKIE_CHECK_PATH
+from preview_tokens.data_plane.exchange import COOKIE_CHECK_PATH, DENIAL_HEADER, DENIED_PATH
 
 from preview_local.deployment import LocalDeployment, LocalDeploymentError, deploy_locally
 from preview_local.edge import viewer_request
@@ -104,7 +104,7 @@ def ready_events(
     preview_host: str,
     api_host: str,
 ) -> dict[str, dict[str, Any]]:
-    """The four ready events; a fresh token for the data-plane ones from the stack's mint function."""
+    """The ready events (mint, exchange, cookie check, denial page), with a fresh token from the mint."""
     mint_request = HttpRequest(
         "POST",
         f"/api/v1/sandboxes/{sandbox_id}/preview-token",
@@ -123,8 +123,11 @@ def ready_events(
         raise RuntimeError("the template's mint route changed: update the ready events")
     token = _fresh_token(mint, mint_event)
     document = (("Host", preview_host), ("Accept", "text/html"), ("User-Agent", _BROWSER))
-    authorizer_request = HttpRequest("GET", "/", "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}")))
-    authorizer_event, _ = data_plane.lambda_events(authorizer_request)
+    # No authorizer event: no route runs the authorizer any more (issue 13: PreviewEdge decides every
+    # request; the REST API serves the exchange, the cookie check and the denial page).
+    _, denied_event = data_plane.lambda_events(
+        HttpRequest("GET", DENIED_PATH, "", (*document, (DENIAL_HEADER, "no_token")))
+    )
     _, exchange_event = data_plane.lambda_events(
         viewer_request(HttpRequest("GET", "/", f"mt={token}", document))
     )
@@ -132,13 +135,13 @@ def ready_events(
         "GET", COOKIE_CHECK_PATH, "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}"))
     )
     _, check_event = data_plane.lambda_events(check_request)
-    if authorizer_event is None or exchange_event is None or check_event is None:
+    if exchange_event is None or check_event is None or denied_event is None:
         raise RuntimeError("the template's data-plane routes changed: update the ready events")
     return {
         "mint": mint_event,
-        "authorizer": authorizer_event,
         "exchange": exchange_event,
         "cookie_check": check_event,
+        "denied": denied_event,
     }
 
 

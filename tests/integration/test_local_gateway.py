@@ -2,14 +2,14 @@
 
 The gateway is driven with the real template (after the SAM transform) and fake functions, so
 each behaviour of API Gateway the local stack relies on is pinned here: which route a request
-reaches, what an authorizer's policy allows, what a denied or failed request renders, and
-what the sandbox origin receives on an allowed one.
+reaches, what an authorizer's policy allows, what a Gateway Response renders, and what a Lambda
+proxy integration receives and answers. (Sandbox traffic has no REST route since issue 13; the
+tests of the authorizer and ``http_proxy`` on those routes went with them.)
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,13 +37,9 @@ from preview_local.gateway_responses import (
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import LoopbackServer
 from preview_local.rest_api import GatewayResponseTemplate, RestApi
-from preview_tokens.data_plane.access import SESSION_COOKIE, DenialReason
+from preview_tokens.data_plane.access import DenialReason
 from preview_tokens.data_plane.denial_page import (
-    authorizer_failure_page,
-    content_security_policy,
     denial_for,
-    origin_failure_page,
-    render_page,
 )
 from preview_tokens.settings import DataPlaneSettings, MintSettings
 
@@ -250,10 +246,9 @@ def test_the_control_plane_customizes_every_response_type_it_can_meet(control_pl
 @pytest.mark.parametrize(
     ("method", "path", "resource", "target"),
     [
-        ("GET", "/", "/", "http_proxy"),
-        ("POST", "/input/keys", "/{proxy+}", "http_proxy"),
-        ("GET", "/static/app.js", "/{proxy+}", "http_proxy"),
         ("GET", "/__preview/exchange", "/__preview/exchange", "ExchangeFunction"),
+        ("POST", "/__preview/denied", "/__preview/denied", "ExchangeFunction"),
+        ("GET", "/__preview/cookie-check/app", "/__preview/cookie-check/{proxy+}", "ExchangeFunction"),
         ("GET", "/__preview/exchange/app/index.html", "/__preview/exchange/{proxy+}", "ExchangeFunction"),
     ],
 )
@@ -267,15 +262,13 @@ def test_data_plane_routes_come_from_the_preview_api_definition(
     assert (integration.function_name if integration.type == "aws_proxy" else integration.type) == target
 
 
-def test_sandbox_routes_run_the_authorizer_uncached_and_the_exchange_runs_none(data_plane: RestApi) -> None:
-    proxied = data_plane.match("GET", "/a")
-    exchange = data_plane.match("GET", "/__preview/exchange/a")
-    assert proxied is not None
-    assert exchange is not None
-    assert proxied.method.authorizer is not None
-    assert proxied.method.authorizer.function_name == "PreviewAuthorizerFunction"
-    assert proxied.method.authorizer.result_ttl_seconds == 0
-    assert exchange.method.authorizer is None
+def test_sandbox_paths_have_no_route_and_no_route_runs_the_authorizer(data_plane: RestApi) -> None:
+    for method, path in [("GET", "/"), ("POST", "/input/keys"), ("GET", "/static/app.js")]:
+        assert data_plane.match(method, path) is None, "PreviewEdge sends sandbox traffic to the ingress"
+    for path in ("/__preview/exchange/a", "/__preview/cookie-check/a", "/__preview/denied"):
+        matched = data_plane.match("GET", path)
+        assert matched is not None
+        assert matched.method.authorizer is None
 
 
 def test_a_non_get_exchange_request_does_not_fall_back_to_the_proxy_route(data_plane: RestApi) -> None:
@@ -397,40 +390,6 @@ def test_context_values_reach_templates_as_text() -> None:
 # ----------------------------------------------------------------- gateway responses
 
 
-@pytest.mark.parametrize(
-    ("reason", "sandbox_id"),
-    [(DenialReason.EXPIRED, "sbx-demo"), (DenialReason.NO_TOKEN, None), (DenialReason.READ_ONLY, "sbx-demo")],
-)
-def test_a_deny_renders_the_templates_access_denied_page_from_the_authorizer_context(
-    data_plane: RestApi, reason: DenialReason, sandbox_id: str | None
-) -> None:
-    authorizer = FakeFunction(deny(reason, sandbox_id))
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
-    assert response.status == 403
-    assert response.body.decode() == render_page(denial_for(reason, sandbox_id))
-    assert response.header("Content-Type") == "text/html; charset=utf-8"
-    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
-    assert response.header("Cache-Control") == "no-store"
-
-
-@pytest.mark.parametrize(
-    "answer",
-    [RuntimeError("boom"), {"principalId": "p"}, "Allow", {**allow(), "context": {"list": [1]}}],
-)
-def test_an_authorizer_that_fails_renders_the_unavailable_page(data_plane: RestApi, answer: object) -> None:
-    authorizer = FakeFunction(answer)
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/"))
-    assert response.status == 503
-    assert response.body.decode() == authorizer_failure_page()
-
-
-def test_an_authorizer_raising_unauthorized_is_a_401(data_plane: RestApi) -> None:
-    authorizer = FakeFunction(RuntimeError("Unauthorized"))
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/"))
-    assert response.status == 401
-    assert json.loads(response.body) == {"message": "Unauthorized"}
-
-
 def test_template_references_are_substituted_and_unknown_ones_render_empty() -> None:
     rendered = render_template(
         "<b>$context.authorizer.title</b> ${context.authorizer.title} "
@@ -487,60 +446,6 @@ def test_the_template_is_chosen_by_accept_and_the_status_can_be_overridden() -> 
 # -------------------------------------------------------------- integrations and events
 
 
-def test_an_allowed_request_reaches_the_origin_with_mapped_headers_and_no_credential(
-    data_plane: RestApi, origin: tuple[RecordingOrigin, LoopbackServer]
-) -> None:
-    recorder, _ = origin
-    arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{data_plane.api_id}/preview"
-    authorizer = FakeFunction(allow(scope="interact", origin_cookie="theme=dark", arn_prefix=arn_prefix))
-    sent = request(
-        "GET",
-        "/static/app.js",
-        "v=2",
-        (
-            ("Cookie", f"theme=dark; {SESSION_COOKIE}=mp_secret"),
-            ("X-Sandbox-Id", "sbx-spoofed"),
-            ("X-Preview-Scope", "interact-spoofed"),
-            ("x-preview-token", "mp_secret"),
-        ),
-    )
-    before = len(recorder.requests)
-
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(sent)
-
-    assert response.status == 201
-    assert response.body == b"from the origin"
-    assert [value for name, value in response.headers if name == "Set-Cookie"] == ["a=1", "b=2"]
-    forwarded = recorder.requests[before]
-    assert forwarded.path == "/static/app.js"
-    assert forwarded.query_items() == [("v", "2")]
-    assert forwarded.header("X-Preview-Token") == "none"
-    assert forwarded.header("X-Sandbox-Id") == "sbx-demo"
-    assert forwarded.header("X-Preview-Scope") == "interact"
-    assert forwarded.header("Cookie") == "theme=dark"
-    assert [name for name, _ in forwarded.headers].count("X-Sandbox-Id") == 1
-
-
-def test_the_authorizer_event_is_a_rest_request_event(data_plane: RestApi) -> None:
-    authorizer = FakeFunction(deny(DenialReason.NO_TOKEN))
-    gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(
-        request("POST", "/input/keys", "a=1&a=2")
-    )
-    event = authorizer.events[0]
-    api_id = data_plane.api_id
-    assert event["type"] == "REQUEST"
-    assert (
-        event["methodArn"] == f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/preview/POST/input/keys"
-    )
-    assert (event["resource"], event["path"], event["httpMethod"]) == ("/{proxy+}", "/input/keys", "POST")
-    assert event["headers"]["Host"] == HOST
-    assert event["queryStringParameters"] == {"a": "2"}
-    assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
-    assert event["pathParameters"] == {"proxy": "input/keys"}
-    assert event["requestContext"]["domainName"] == "sbx-demo.sandboxes.localhost"
-    assert event["requestContext"]["stage"] == "preview"
-
-
 def test_the_exchange_gets_a_proxy_event_and_its_answer_is_returned(data_plane: RestApi) -> None:
     exchange = FakeFunction(
         {
@@ -571,48 +476,3 @@ def test_a_malformed_proxy_answer_is_a_502(data_plane: RestApi) -> None:
     exchange = FakeFunction({"body": "no status"})
     response = gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", "/__preview/exchange"))
     assert response.status == 502
-
-
-# ------------------------------------------------------------------ origin failures
-
-
-def sandbox_origin_gateway(origin_url: str, timeout_seconds: float) -> RestApiGateway:
-    """The data plane of a deployment whose sandbox origin is ``origin_url``, allowing every request."""
-    deployed = deploy_locally(
-        {
-            "PreviewDomain": "sandboxes.localhost",
-            "SandboxOriginUrl": origin_url,
-            "FrameAncestors": FRAME_ANCESTORS,
-        },
-        placeholder_physical_ids(),
-    )
-    api = RestApi.from_deployment(deployed.rest_apis["PreviewApi"])
-    arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{api.api_id}/preview"
-    authorizer = FakeFunction(allow(arn_prefix=arn_prefix))
-    return RestApiGateway(
-        api, {"PreviewAuthorizerFunction": authorizer}, PORT, integration_timeout_seconds=timeout_seconds
-    )
-
-
-def test_an_origin_that_refuses_the_connection_renders_the_templates_sandbox_not_responding_page() -> None:
-    closed = LoopbackServer(0, "closed")
-    closed_url = closed.url
-    closed.stop()  # nothing listens there any more
-
-    response = sandbox_origin_gateway(closed_url, 5).handle(request("GET", "/"))
-
-    assert response.status == 504
-    assert response.body.decode() == origin_failure_page()
-    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
-
-
-def test_an_origin_that_never_answers_renders_the_same_page_after_the_integration_timeout() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
-    try:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        response = sandbox_origin_gateway(url, 0.3).handle(request("GET", "/app"))
-    finally:
-        listener.close()
-
-    assert response.status == 504
-    assert response.body.decode() == origin_failure_page()
