@@ -17,7 +17,6 @@ sandbox, or when the tenant cannot be read).
 from __future__ import annotations
 
 import math
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -73,23 +72,17 @@ def _host_sandbox(request: APIGatewayProxyEvent) -> str:
     return _host(request).split(".", 1)[0].strip().lower()
 
 
-# After a failed read, denial pages use the default for this long instead of asking the store again:
-# a store that stalls must not hold every denial page for its retry budget (the 503 page backs off).
-FRAME_ANCESTORS_BACKOFF_SECONDS = 5.0
-_frame_ancestors_unreadable_until = [0.0]
+def page_frame_ancestors(request: APIGatewayProxyEvent, reason: DenialReason | None = None) -> str:
+    """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read.
 
-
-def page_frame_ancestors(request: APIGatewayProxyEvent) -> str:
-    """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read."""
+    For ``unavailable`` (a store is failing) the default, without trying the store again.
+    """
     resolver = frame_ancestors()
-    if resolver is None:
+    if resolver is None or reason is DenialReason.UNAVAILABLE:
         return data_plane_settings().frame_ancestors
-    if time.monotonic() < _frame_ancestors_unreadable_until[0]:
-        return resolver.default
     try:
         return resolver.for_sandbox(_host_sandbox(request))
     except Exception as error:  # a denial page still renders, with the stack's default
-        _frame_ancestors_unreadable_until[0] = time.monotonic() + FRAME_ANCESTORS_BACKOFF_SECONDS
         logger.warning("frame ancestors not read", extra={"error_type": type(error).__name__})
         return resolver.default
 
@@ -141,7 +134,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
         _cookie_header(request), (request.path_parameters or {}).get("proxy", ""), query
     )
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome, page_frame_ancestors(request))
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(page_frame_ancestors(request)), "Location": outcome},
@@ -161,7 +154,7 @@ def denial_page(request: APIGatewayProxyEvent) -> dict[str, Any]:
         reason = DenialReason.NO_TOKEN
     proven = _header(request, DENIAL_SANDBOX_HEADER).strip()
     sandbox_id = proven if proven and proven == _host_sandbox(request) else None
-    return denied_response(ExchangeDenied(reason, sandbox_id), page_frame_ancestors(request))
+    return denied_response(ExchangeDenied(reason, sandbox_id), page_frame_ancestors(request, reason))
 
 
 # Every line tagged with this function's own name and request (Lambda's context), not a stale one.
@@ -187,7 +180,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("exchange failed closed", extra={"error_type": type(error).__name__})
         outcome = ExchangeDenied(DenialReason.UNAVAILABLE, None)
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome, page_frame_ancestors(request))
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
     logger.info(
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},

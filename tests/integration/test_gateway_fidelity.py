@@ -16,15 +16,18 @@ from typing import Any
 
 import pytest
 from preview_local.deployment import deploy_locally
+from preview_local.edge import PreviewEdge
 from preview_local.gateway import HEADER_LIMIT_BYTES, RestApiGateway, request_size
 from preview_local.http_messages import HttpRequest, HttpResponse
 from preview_local.http_server import MAX_BODY_BYTES, PAYLOAD_TOO_LARGE, LoopbackServer
 from preview_local.rest_api import RestApi
+from preview_tokens.data_plane.access import SESSION_COOKIE
 from preview_tokens.data_plane.exchange import EXCHANGE_PATH
 
 from tests.support.template import placeholder_physical_ids
 
 HOST = "sbx-demo.sandboxes.localhost:3999"
+TOKEN = "mp_eyJ0b2tlbiI6InNlY3JldCJ9.c2lnbmF0dXJl"
 PHYSICAL_IDS = placeholder_physical_ids()
 
 
@@ -208,3 +211,34 @@ def test_a_payload_of_exactly_10_mb_passes(echo_server: LoopbackServer) -> None:
 
 
 # --------------------------------------------------------------------------------- the mt leak
+
+
+# --------------------------------------------------------------------------------- the mt leak
+# Through PreviewEdge (its Python mirror; the function: tests/integration/test_preview_edge_function.py):
+# a request with any spelling of mt is routed to the exchange, never to the ingress, and the viewer's
+# own X-Preview-Token never passes. (The previous REST mappings that leaked it are retired.)
+
+VARIANTS = {
+    "GET ?mt=": ("GET", "/app.js", f"mt={TOKEN}&v=1", ()),
+    "GET ?m%74=": ("GET", "/app.js", f"m%74={TOKEN}", ()),
+    "HEAD ?mt=": ("HEAD", "/", f"mt={TOKEN}", ()),
+    "POST ?mt=": ("POST", "/input/keys", f"mt={TOKEN}", ()),
+    "POST ?%6D%74=": ("POST", "/input/keys", f"%6D%74={TOKEN}&v=1", ()),
+    "PUT ?%6d%74=": ("PUT", "/state", f"%6d%74={TOKEN}", ()),
+    "DELETE ?mt=&mt=": ("DELETE", "/state", f"mt={TOKEN}&mt={TOKEN}", ()),
+    "PATCH X-Preview-Token": ("PATCH", "/state", "v=1", (("X-Preview-Token", TOKEN),)),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_the_ingress_never_receives_the_token_through_the_edge(name: str) -> None:
+    method, path, query, client_headers = VARIANTS[name]
+    sent = viewer(method, path, query, ("Cookie", f"theme=dark; {SESSION_COOKIE}={TOKEN}"), *client_headers)
+
+    decision = PreviewEdge(lambda key: None, "/input").decide(sent)
+
+    assert decision.route != "ingress"
+    if decision.route == "exchange":
+        assert TOKEN not in decision.request.query, "mt leaves the query for X-Preview-Token"
+    else:
+        assert all(TOKEN not in value for name, value in decision.request.headers if name.lower() != "cookie")
