@@ -14,7 +14,7 @@ SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
 .PHONY: run test lint typecheck unit integration template checkov built e2e bench openapi chromium desktop node \
-	requirements lock clean
+	requirements lock clean real-apps
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -76,8 +76,21 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
-e2e: $(VENV)/.synced-dev chromium desktop
+e2e: $(VENV)/.synced-dev chromium desktop real-apps
 	$(VENV)/bin/pytest tests/e2e -q
+
+## real-apps: the third-party apps the e2e tests run as sandboxes (tests/apps/, docs/real-apps.md), from
+## their locks only: Vite + React with `npm ci` (package-lock.json), Jupyter Server + ipykernel with
+## `uv sync --locked` (tests/apps/jupyter/uv.lock) into .venv-jupyter. Nothing is fetched at test time.
+REAL_APPS_VITE := tests/apps/vite-react
+JUPYTER_VENV := $(CURDIR)/.venv-jupyter
+$(REAL_APPS_VITE)/node_modules/.installed: $(REAL_APPS_VITE)/package.json $(REAL_APPS_VITE)/package-lock.json | node
+	cd $(REAL_APPS_VITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+$(JUPYTER_VENV)/.synced: tests/apps/jupyter/pyproject.toml tests/apps/jupyter/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(JUPYTER_VENV) $(UV) sync --locked --python python3.11 --quiet --project tests/apps/jupyter
+	touch $@
+real-apps: $(REAL_APPS_VITE)/node_modules/.installed $(JUPYTER_VENV)/.synced
 
 ## chromium: Debian's chromium for the browser tests (never a downloaded browser build)
 chromium:
