@@ -13,6 +13,7 @@ import math
 from http import HTTPStatus
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens.data_plane.access import DenialReason, fallback_token
@@ -96,6 +97,8 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
     }
 
 
+# Every line tagged with this function's own name and request (Lambda's context), not a stale one.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = APIGatewayProxyEvent(event)
     if request.resource.startswith(COOKIE_CHECK_PATH):

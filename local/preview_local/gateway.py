@@ -125,9 +125,7 @@ class RestApiGateway:
             response = self._invoke_proxy(request, integration, fields)
         else:
             response = self._forward(request, request_id, match, integration, authorizer_context or {})
-        return HttpResponse(
-            response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body
-        )
+        return dataclasses.replace(response, headers=(*response.headers, ("x-amzn-RequestId", request_id)))
 
     # ------------------------------------------------------------------ authorizer
     def _authorize(
@@ -313,7 +311,7 @@ class RestApiGateway:
         authorizer_context: Mapping[str, str] | None = None,
         message: str | None = None,
     ) -> HttpResponse:
-        return render_gateway_response(
+        rendered = render_gateway_response(
             self.api.gateway_responses,
             GatewayError(
                 response_type=response_type,
@@ -324,6 +322,9 @@ class RestApiGateway:
                 message=message,
             ),
         )
+        # The log line says why (the access log's $context.authorizer.reason, else the response type).
+        reason = (authorizer_context or {}).get("reason") or response_type
+        return dataclasses.replace(rendered, log_reason=reason)
 
 
 def _proxy_result(result: Any) -> HttpResponse:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 
 from preview_tokens.data_plane.access import SESSION_COOKIE
 from preview_tokens.data_plane.exchange import COOKIE_CHECK_PATH
+from preview_tokens.observability import SERVICE
 
 from preview_local.deployment import LocalDeployment, LocalDeploymentError, deploy_locally
 from preview_local.edge import viewer_request
@@ -143,8 +145,16 @@ def ready_events(
 
 
 def _fresh_token(mint: LambdaFunction, mint_event: dict[str, Any]) -> str:
+    """A token for the ready events, minted before the banner: the mint's log line is not printed
+    (it is the stack preparing itself, not a request anyone made; issue 15)."""
     event = {**mint_event, "body": json.dumps({"scope": "interact", "expires_in": EVENT_TOKEN_SECONDS})}
-    result = mint.invoke(event)
+    function_logger = logging.getLogger(SERVICE)
+    was_disabled = function_logger.disabled
+    function_logger.disabled = True
+    try:
+        result = mint.invoke(event)
+    finally:
+        function_logger.disabled = was_disabled
     body = json.loads(result["body"]) if isinstance(result, dict) else {}
     if not isinstance(body, dict) or not isinstance(body.get("token"), str):
         raise RuntimeError(f"the local mint function did not mint (status {result.get('statusCode')})")

@@ -28,13 +28,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from preview_tokens.data_plane.access import is_data_plane_cookie
 from preview_tokens.data_plane.edge_store import frame_ancestors_entry, sandbox_tenant_entry
 from preview_tokens.data_plane.exchange import EXCHANGE_PATH, TOKEN_PARAMETER
+from preview_tokens.data_plane.frame_ancestors import merge_frame_ancestors
 
 from preview_local.http_messages import HttpResponse
 
 RESERVED_PREFIX = "/__preview/"
-DATA_PLANE_COOKIE_PREFIX = "__host-mp_"
 _SANDBOX_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -47,16 +48,6 @@ def from_exchange(method: str, path: str, query_names: Iterable[str]) -> bool:
     return not path.startswith(RESERVED_PREFIX) and TOKEN_PARAMETER in set(query_names)
 
 
-def set_cookie_name(set_cookie: str) -> str:
-    """The cookie name a ``Set-Cookie`` value sets (a value with no ``=`` is a nameless cookie)."""
-    pair = set_cookie.split(";", 1)[0]
-    return pair.split("=", 1)[0].strip() if "=" in pair else pair.strip()
-
-
-def is_data_plane_cookie(set_cookie: str) -> bool:
-    return set_cookie_name(set_cookie).lower().startswith(DATA_PLANE_COOKIE_PREFIX)
-
-
 def frame_ancestors_for(host_name: str, lookup: Callable[[str], str | None], default: str) -> str:
     """The declared origins of the host's tenant, else ``default``."""
     label = host_name.lower().split(".", 1)[0]
@@ -66,22 +57,6 @@ def frame_ancestors_for(host_name: str, lookup: Callable[[str], str | None], def
     if tenant_id is None:
         return default
     return lookup(frame_ancestors_entry(tenant_id)) or default
-
-
-def merge_frame_ancestors(policies: Iterable[str], ancestors: str) -> str:
-    """The response's CSP without its ``frame-ancestors`` directives, plus ours as its own policy."""
-    merged: list[str] = []
-    for value in policies:
-        for policy in value.split(","):
-            kept = [
-                directive.strip()
-                for directive in policy.split(";")
-                if directive.strip() and directive.split()[0].lower() != "frame-ancestors"
-            ]
-            if kept:
-                merged.append("; ".join(kept))
-    merged.append(f"frame-ancestors {ancestors}")
-    return ", ".join(merged)
 
 
 @dataclass(frozen=True)

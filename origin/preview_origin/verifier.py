@@ -17,7 +17,9 @@ An assertion is a compact JWS the data plane signs with Ed25519 for every reques
   one sandbox is worth nothing on another;
 * the claims are exactly ``aud``, ``cid``, ``exp``, ``iat``, ``jti``, ``scope``, ``sub`` and
   ``tid`` (``tid`` the tenant, ``cid`` the minting credential, ``""`` when the token names
-  none: with ``jti``, ``sub`` and ``iat`` they let the fleet check revocations itself).
+  none: with ``jti``, ``sub`` and ``iat`` they let the fleet check revocations itself), plus
+  optionally ``fa``: the tenant's ``frame-ancestors`` source list, one non-empty printable ASCII
+  string without ``;`` or ``,`` (the fleet sets it on every response; absent, its default applies).
 
 Dependencies: the standard library and ``cryptography``. Thread-safe.
 """
@@ -48,6 +50,10 @@ SCOPES = frozenset({"read", "interact"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ"})
 _CLAIM_NAMES = frozenset({"aud", "cid", "exp", "iat", "jti", "scope", "sub", "tid"})
+_OPTIONAL_CLAIM_NAMES = frozenset({"fa"})
+# A CSP source list: printable ASCII, no directive (;) or policy (,) separator, no quote tricks beyond 'none'.
+_FRAME_ANCESTORS = re.compile(r"[\x21-\x2b\x2d-\x3a\x3c-\x7e]+(?: [\x21-\x2b\x2d-\x3a\x3c-\x7e]+)*")
+_MAX_FRAME_ANCESTORS_LENGTH = 1024
 _MAX_JWKS_BYTES = 65_536
 
 
@@ -82,6 +88,8 @@ class OriginAssertion:
     """The tenant that minted the token (``tid``): for tenant-wide revocations."""
     credential_id: str
     """The minting credential's claim (``cid``), ``""`` when the token names none."""
+    frame_ancestors: str | None = None
+    """The tenant's CSP ``frame-ancestors`` source list (``fa``), ``None`` when the assertion has none."""
 
 
 class KeySource(Protocol):
@@ -286,8 +294,23 @@ class OriginAssertionVerifier:
             raise AssertionRejectedError("malformed")
         if not isinstance(tenant_id, str) or not tenant_id or not isinstance(credential_id, str):
             raise AssertionRejectedError("malformed")
-        if set(claims) != _CLAIM_NAMES:
+        if set(claims) - _OPTIONAL_CLAIM_NAMES != _CLAIM_NAMES:
+            raise AssertionRejectedError("malformed")
+        frame_ancestors = claims.get("fa")
+        if frame_ancestors is not None and (
+            not isinstance(frame_ancestors, str)
+            or len(frame_ancestors) > _MAX_FRAME_ANCESTORS_LENGTH
+            or not _FRAME_ANCESTORS.fullmatch(frame_ancestors)
+        ):
             raise AssertionRejectedError("malformed")
         return OriginAssertion(
-            subject, str(scope), expires_at, issued_at, token_id, kid, tenant_id, credential_id
+            subject,
+            str(scope),
+            expires_at,
+            issued_at,
+            token_id,
+            kid,
+            tenant_id,
+            credential_id,
+            frame_ancestors,
         )

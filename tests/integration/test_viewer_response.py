@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 from preview_local.http_messages import HttpResponse
-from preview_local.viewer_response import ViewerResponse, set_cookie_name
+from preview_local.viewer_response import ViewerResponse
+from preview_tokens.data_plane.access import set_cookie_name
 from preview_tokens.operator.operator_cli import _OUTPUT_ENV
 
 from tests.support.template import Template, cloudformation, sam_template, substitute

@@ -213,6 +213,16 @@ def read_scope_allows(
         return False
 
 
+def set_cookie_name(set_cookie: str) -> str:
+    """The cookie name a ``Set-Cookie`` value sets (a value with no ``=`` is a nameless cookie)."""
+    pair = set_cookie.split(";", 1)[0]
+    return pair.split("=", 1)[0].strip() if "=" in pair else pair.strip()
+
+
+def is_data_plane_cookie(set_cookie: str) -> bool:
+    return set_cookie_name(set_cookie).lower().startswith(_PREFIX_LOWER)
+
+
 @dataclass(frozen=True)
 class PreviewCookies:
     session_token: str | None

@@ -1,0 +1,113 @@
+"""``preview-ingress``: the fleet ingress from the command line (ingress/README.md).
+
+    preview-ingress --upstream http://127.0.0.1:3000 --sandbox sbx-1 --jwks-url URL --audience AUD \\
+        --secret-file /run/secrets/ingress --revocations-table TABLE
+    preview-ingress --upstream-template 'http://{sandbox}.internal:8080' ...
+
+The secret comes from a file (``--secret-file``) or an environment variable
+(``--secret-env``, default ``PREVIEW_INGRESS_SECRET``), never from the command line (which
+``ps`` shows), and is never logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwks
+from preview_tokens.control_plane.revocations import RevocationFeed
+
+from preview_ingress.config import IngressConfig, IngressConfigError
+from preview_ingress.server import serve
+
+DEFAULT_SECRET_ENV = "PREVIEW_INGRESS_SECRET"
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(prog="preview-ingress", description=__doc__.split("\n\n")[0])
+    where = cli.add_mutually_exclusive_group(required=True)
+    where.add_argument("--upstream", help="the one sandbox app this host serves, e.g. http://127.0.0.1:3000")
+    where.add_argument(
+        "--upstream-template", help="shared: each sandbox's app, e.g. 'http://{sandbox}.internal:8080'"
+    )
+    cli.add_argument("--sandbox", help="the sandbox id served (with --upstream)")
+    keys = cli.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks-url", help="the data plane's origin keys (stack output OriginKeysUrl)")
+    keys.add_argument("--jwks-file", type=Path, help="the keys pinned (`preview-tokens origin-key jwks`)")
+    cli.add_argument("--audience", required=True, help="stack output OriginAssertionAudience")
+    cli.add_argument("--secret-file", type=Path, help="file holding X-Preview-Ingress-Secret's value")
+    cli.add_argument("--secret-env", default=DEFAULT_SECRET_ENV, help="else this environment variable")
+    feed = cli.add_mutually_exclusive_group(required=True)
+    feed.add_argument("--revocations-table", help="stack output RevocationsTableName (dynamodb:Query)")
+    feed.add_argument(
+        "--no-revocations", action="store_true", help="nothing is revoked before exp (experiments only)"
+    )
+    cli.add_argument("--revocation-poll-seconds", type=float, default=2.0)
+    cli.add_argument("--input-path-prefix", default="/input", help="refused to read scope (InputPathPrefix)")
+    cli.add_argument(
+        "--default-frame-ancestors", default="'none'", help="when an assertion carries no fa claim"
+    )
+    cli.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server; reachability is the network's job
+    cli.add_argument("--port", type=int, default=8080)
+    cli.add_argument("--admin-host", default="127.0.0.1")
+    cli.add_argument("--admin-port", type=int, default=9090)
+    return cli
+
+
+def _secret(args: argparse.Namespace) -> str:
+    if args.secret_file is not None:
+        return str(args.secret_file.read_text(encoding="utf-8").strip())
+    value = os.environ.get(args.secret_env, "")
+    if not value:
+        raise IngressConfigError(f"no secret: give --secret-file or set {args.secret_env}")
+    return value
+
+
+def config_from(args: argparse.Namespace) -> IngressConfig:
+    jwks = (
+        StaticJwks(json.loads(args.jwks_file.read_text(encoding="utf-8")))
+        if args.jwks_file is not None
+        else HttpJwks(args.jwks_url)
+    )
+    return IngressConfig(
+        secret=_secret(args),
+        verifier=OriginAssertionVerifier(jwks, args.audience),
+        revocation_feed=None if args.no_revocations else RevocationFeed(args.revocations_table),
+        revocations_disabled=bool(args.no_revocations),
+        upstream=args.upstream,
+        sandbox_id=args.sandbox,
+        upstream_template=args.upstream_template,
+        input_path_prefix=args.input_path_prefix,
+        default_frame_ancestors=args.default_frame_ancestors,
+        revocation_poll_seconds=args.revocation_poll_seconds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        config = config_from(args)
+    except (IngressConfigError, OSError, ValueError) as error:
+        print(f"preview-ingress: {error}", file=sys.stderr)
+        return 2
+
+    def started(port: int, admin_port: int) -> None:
+        logging.getLogger("preview_ingress").info(
+            json.dumps({"event": "listening", "port": port, "admin_port": admin_port})
+        )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
