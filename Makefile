@@ -119,10 +119,11 @@ desktop:
 ## bench: the authorizer's hot path and cold start, the stream edge function's cost per upgrade, the
 ## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
 ## per 1,000 page loads and concurrency from measured durations
-bench: $(VENV)/.synced-dev node
+bench: $(VENV)/.synced-dev node chromium real-apps
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.stream_edge_bench
 	$(PY) -m bench.control_bench
+	$(PY) -m bench.apps_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev

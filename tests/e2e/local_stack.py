@@ -22,8 +22,10 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
+from preview_local.apps import APPS_ENV
+
 READY_TIMEOUT_SECONDS = 60.0
-APPS_ENV = "PREVIEW_LOCAL_APPS"
+
 STOP_TIMEOUT_SECONDS = 15.0
 
 
