@@ -1,9 +1,8 @@
 import { defineConfig } from 'vite'
 import react from '@vitejs/plugin-react'
 
-// Stock config. The preview host (sbx-app.preview.localhost) is not localhost, so Vite's
-// DNS-rebinding guard must be told it is expected: that is the one line a sandbox needs.
+// Stock: nothing here for the preview. The fleet ingress sends Vite its own Host
+// (127.0.0.1:port), so Vite's allowedHosts check passes as it does on localhost.
 export default defineConfig({
   plugins: [react()],
-  server: { allowedHosts: ['.localhost'] },
 })
