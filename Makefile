@@ -13,8 +13,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template checkov built e2e bench openapi chromium desktop node \
-	requirements lock clean real-apps
+.PHONY: run test lint typecheck unit integration ingress template checkov built e2e bench openapi edge chromium \
+	desktop node requirements lock clean real-apps
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -51,7 +51,11 @@ unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: $(VENV)/.synced-dev node
-	$(VENV)/bin/pytest tests/integration -q
+	$(VENV)/bin/pytest tests/integration tests/ingress -q
+
+## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
+ingress: $(VENV)/.synced-dev
+	$(VENV)/bin/pytest tests/ingress -q
 
 template: $(VENV)/.synced-dev checkov
 	$(VENV)/bin/sam validate --lint
@@ -116,19 +120,25 @@ desktop:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
-## bench: the authorizer's hot path and cold start, the stream edge function's cost per upgrade, the
-## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
-## per 1,000 page loads and concurrency from measured durations
+## bench: the authorizer's hot path and cold start, the edge function's cost per request, the
+## mint's round trips and cold start (ratios against baselines measured in the same run), cost
+## per 1,000 page loads and concurrency from measured durations, the fleet ingress against the app
+## direct, and the Vite app's page load through the local stack against the app direct (chromium)
 bench: $(VENV)/.synced-dev node chromium real-apps
 	$(PY) -m bench.authorizer_bench
-	$(PY) -m bench.stream_edge_bench
+	$(PY) -m bench.edge_bench
 	$(PY) -m bench.control_bench
+	$(PY) -m bench.ingress_bench
 	$(PY) -m bench.apps_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev
 	PYTHONPATH=functions/mint POWERTOOLS_TRACE_DISABLED=1 $(PY) -c \
 	  'import json, mint_api; print(json.dumps(mint_api.build_openapi(), indent=2, sort_keys=True))' > docs/openapi.json
+
+## edge: write edge/preview_edge.js (the PreviewEdge CloudFront Function) into template.yaml
+edge: $(VENV)/.synced-dev
+	$(PY) tools/build_edge.py
 
 ## lock: re-resolve uv.lock after a change to pyproject.toml, and re-export the layer's requirements
 lock: | $(UV)

@@ -11,7 +11,9 @@ Admission, in order (any failure answers the styled denial page, never the app):
    the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
 
 Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
-two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host``; bodies
+two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
+``X-Preview-Scope`` (the verified scope, replacing any the viewer sent: an app such as a desktop
+may enforce ``read`` itself too, x11vnc ``-viewonly``); bodies
 stream both ways (a ``Content-Length`` is kept, else chunked); connections to the app are pooled
 and kept alive. On every answer, whatever its status: no ``__Host-mp_*`` ``Set-Cookie``, no
 ``X-Frame-Options``, and ``Content-Security-Policy`` gets ``frame-ancestors`` from the
@@ -54,6 +56,7 @@ from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
 logger = logging.getLogger("preview_ingress")
 
 ASSERTION_HEADER = "X-Preview-Assertion"
+SCOPE_HEADER = "X-Preview-Scope"
 REQUEST_ID_HEADER = "X-Amz-Cf-Id"
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must not pass on either way.
 HOP_BY_HOP = frozenset(
@@ -74,6 +77,9 @@ _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
 _CHUNK = 256 * 1024
+# The client's read buffer: large enough that a fast download is not paused every 64 KiB.
+_READ_BUFFER = 1 << 20
+_SMALL_BODY = 64 * 1024
 _MAX_VERIFIED = 4096
 _VERIFIED_TTL_SECONDS = 60.0
 _DENIAL_STATUS = {DenialReason.UNAVAILABLE: 503, DenialReason.ORIGIN_UNREACHABLE: 502}
@@ -100,11 +106,15 @@ class _Stream:
     """Something still flowing to a viewer: ended at ``exp`` or when its token is revoked."""
 
     assertion: OriginAssertion
+    task: asyncio.Task[Any] | None = None
+    """Cancelled on close (a streamed body); a WebSocket waits on :attr:`end` instead."""
     end: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def close(self, why: str) -> None:
         if not self.end.done():
             self.end.set_result(why)
+            if self.task is not None:
+                self.task.cancel()
 
 
 @dataclass
@@ -117,6 +127,8 @@ class _Log:
     fields: dict[str, Any] = field(default_factory=dict)
 
     def write(self) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
         line = {
             "event": self.kind,
             "method": self.method,
@@ -150,6 +162,7 @@ class IngressProxy:
                 total=None, sock_connect=self._config.upstream_connect_timeout_seconds
             ),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            read_bufsize=_READ_BUFFER,
         )
 
     async def close(self) -> None:
@@ -330,6 +343,7 @@ class IngressProxy:
     ) -> web.StreamResponse:
         assert self._session is not None
         headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
         body: Any = None
         if request.body_exists:
             body = _counted(request.content, log)
@@ -349,15 +363,26 @@ class IngressProxy:
             return self._finish(
                 log, "http", denial, denied="upstream_unreachable", error=type(error).__name__
             )
-        stream = _Stream(assertion)
+        stream = _Stream(assertion, task=asyncio.current_task())
         self._streams.add(stream)
         try:
+            headers = self._response_headers(upstream.headers.items(), assertion)
+            length = upstream.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) <= _SMALL_BODY and _has_body(request.method, upstream.status):
+                # A small body of known length: read it whole, answer headers and body in one write.
+                body_bytes = await upstream.read()
+                whole = web.Response(status=upstream.status, reason=upstream.reason, body=body_bytes)
+                whole.headers.extend((k, v) for k, v in headers.items() if k.lower() != "content-length")
+                log.fields["bytes_out"] = int(length)
+                return self._finish(log, "http", whole)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            response.headers.extend(self._response_headers(upstream.headers.items(), assertion))
+            response.headers.extend(headers)
             if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
                 response.enable_chunked_encoding()
             await response.prepare(request)
             copied = await self._copy_body(upstream, response, stream)
+            self._streams.discard(stream)
+            stream.task = None  # past the body, nothing may cancel the handler
             log.fields["bytes_out"] = copied[0]
             if copied[1] is None:
                 await response.write_eof()
@@ -374,27 +399,25 @@ class IngressProxy:
     async def _copy_body(
         self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, stream: _Stream
     ) -> tuple[int, str | None]:
-        """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended."""
+        """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended.
+
+        Ending a stream (:meth:`_Stream.close`) cancels this task: no per-chunk bookkeeping."""
         copied = 0
-        chunks = upstream.content.iter_chunked(_CHUNK)
-        while True:
-            read: asyncio.Future[bytes] = asyncio.ensure_future(chunks.__anext__())
-            waiting: set[asyncio.Future[Any]] = {read, stream.end}
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if read not in done:
-                read.cancel()
-                return copied, stream.end.result()
-            try:
-                chunk = read.result()
-            except StopAsyncIteration:
-                return copied, None
-            except aiohttp.ClientPayloadError:
-                return copied, "upstream_error"
-            copied += len(chunk)
-            try:
+        try:
+            async for chunk in upstream.content.iter_any():
+                copied += len(chunk)
                 await response.write(chunk)
-            except ConnectionError:
-                return copied, "viewer_gone"
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not stream.end.done() or task is None:
+                raise
+            task.uncancel()
+            return copied, stream.end.result()
+        except aiohttp.ClientPayloadError:
+            return copied, "upstream_error"
+        except ConnectionError:
+            return copied, "viewer_gone"
+        return copied, None
 
     # ---- WebSocket -------------------------------------------------------------------------
 
@@ -404,6 +427,7 @@ class IngressProxy:
         assert self._session is not None
         target = target.with_scheme("wss" if target.scheme == "https" else "ws")
         headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
         for name in list(headers):
             if name.lower() in _WS_HANDSHAKE:
                 headers.popall(name, None)
@@ -491,6 +515,10 @@ async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[by
         received += len(chunk)
         log.fields["bytes_in"] = received
         yield chunk
+
+
+def _has_body(method: str, status: int) -> bool:
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
 def _without_preview_cookies(cookie_header: str) -> str:

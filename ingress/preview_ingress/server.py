@@ -56,9 +56,11 @@ class _Ingress:
         admin_app.router.add_get("/metrics", self._metrics)
         ports = []
         for app, address, wanted in ((proxy_app, host, port), (admin_app, admin_host, admin_port)):
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
+            )
             await runner.setup()
-            site = web.TCPSite(runner, address, wanted, shutdown_timeout=_SHUTDOWN_SECONDS)
+            site = web.TCPSite(runner, address, wanted)
             await site.start()
             self._runners.append(runner)
             ports.append(_bound_port(runner))

@@ -17,8 +17,9 @@ whatever the status.
 
 For the tests it also records, per sandbox, whether a request ever carried a preview credential
 (a token-shaped value anywhere, a non-empty ``mt``, any ``__Host-mp_*`` cookie, the ingress
-secret or the assertion): it never must. ``/api/request`` answers what this very request brought
-(cookie, query and header names), for the tests to check what reached the app on each path.
+secret or the assertion): it never must. ``/api/request`` (and any path below it) answers what this very
+request brought (its raw path; cookie, query and header names), for the tests to check what
+reached the app on each path.
 
 Streams: the desktop sandbox's ``/websockify`` is relayed to the RFB bridge (view-only x11vnc
 unless the request says ``X-Preview-Scope: interact``); every sandbox has an input stream at
@@ -51,6 +52,7 @@ from preview_tokens.keys.tokens import Scope
 
 from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.rfb_view import ViewOnlyDesktop
 from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade, request_head, text_frame
 
 FORWARDED_HOST_HEADER = "X-Forwarded-Host"
@@ -67,6 +69,9 @@ _STATIC = {
     "/static/desktop.js": "text/javascript; charset=utf-8",
 }
 DESKTOP_STREAM_PATH = "/websockify"
+# A response that streams: its first part at once, its second when released (tests: no buffering).
+SLOW_PATH = "/api/slow"
+SLOW_RELEASE_TIMEOUT_SECONDS = 20.0
 NOVNC_PREFIX = "/novnc/"
 
 
@@ -117,6 +122,7 @@ class SandboxOrigin:
         self._desktop_page = Template(static_text("desktop.html"))
         self._desktop = desktop
         self._desktop_sandbox_id = desktop_sandbox_id
+        self._slow_releases: dict[str, threading.Event] = {}
 
     def observations(self, sandbox_id: str) -> SandboxObservations:
         with self._lock:
@@ -126,7 +132,7 @@ class SandboxOrigin:
         sandbox_id = sandbox_of(request)
         scope = request.header(SCOPE_HEADER) or ""
         seen = self._record(sandbox_id, request)
-        if request.path == "/api/request":
+        if request.path == "/api/request" or request.path.startswith("/api/request/"):
             return HttpResponse.json(200, _what_arrived(request))
         if is_websocket_upgrade(request):
             return self._stream(request, seen, sandbox_id, scope)
@@ -146,11 +152,38 @@ class SandboxOrigin:
         if request.method == "GET" and request.path == HOSTILE_PAGE:
             status = dict(request.query_items()).get("status", "200")
             return self._hostile_response(int(status) if status in ("200", "404", "500") else 200)
+        if request.method == "GET" and request.path == SLOW_PATH:
+            return self._slow(dict(request.query_items()).get("id", ""))
+        if request.method == "GET" and request.path == SLOW_PATH + "/release":
+            with self._lock:
+                release = self._slow_releases.pop(dict(request.query_items()).get("id", ""), None)
+            if release is not None:
+                release.set()
+            return HttpResponse.text(200 if release else 404, "released\n" if release else "no such stream\n")
         if request.method == "GET" and request.path == "/api/status":
             return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
         if request.method == "POST" and request.path == self._input_path:
             return self._receive_input(sandbox_id, scope, request)
         return HttpResponse.text(404, "no such page in this sandbox")
+
+    def _slow(self, stream_id: str) -> StreamRelay:
+        """A response in two parts: ``first`` now, ``second`` once ``/api/slow/release?id=`` is asked."""
+        release = threading.Event()
+        with self._lock:
+            self._slow_releases[stream_id] = release
+        ours, theirs = socket.socketpair()
+
+        def finish() -> None:
+            with theirs:
+                release.wait(SLOW_RELEASE_TIMEOUT_SECONDS)
+                theirs.sendall(_chunk(b"second\n") + b"0\r\n\r\n")
+
+        threading.Thread(target=finish, name="slow-response", daemon=True).start()
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        return StreamRelay(connect=lambda: ours, greeting=head + _chunk(b"first\n"))
 
     def _record(self, sandbox_id: str, request: HttpRequest) -> SandboxObservations:
         cookie_names = {
@@ -182,20 +215,24 @@ class SandboxOrigin:
         if request.path == DESKTOP_STREAM_PATH and desktop is not None:
             # Server-side view-only unless the ingress says the session may interact.
             granted = Scope.INTERACT if scope == Scope.INTERACT.value else Scope.READ
-            bridge = desktop.bridge_ports[granted]
             with self._lock:
                 seen.streams_opened.append(f"desktop:{granted.value}")
+            if granted is Scope.READ:  # the viewer's frames never arrive: the app plays the RFB client
+                return ViewOnlyDesktop(
+                    connect=_no_upstream, request=request, rfb_port=desktop.rfb_ports[granted]
+                )
+            bridge = desktop.bridge_ports[granted]
             return StreamRelay(connect=lambda: _open_upstream(bridge, request))
         if request.path == self._input_stream_path:
             with self._lock:
-                seen.streams_opened.append("input")
+                seen.streams_opened.append(f"input:{scope or 'unknown'}")
             answer = (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Accept: {accept_key(request.header('Sec-WebSocket-Key') or '')}\r\n\r\n"
             ).encode("latin-1")
             return StreamRelay(
                 connect=_input_stream_sink,
-                greeting=answer + text_frame(f"input stream of {sandbox_id}"),
+                greeting=answer + text_frame(f"input stream of {sandbox_id} ({scope or 'unknown'})"),
             )
         return HttpResponse.text(404, "no such stream in this sandbox")
 
@@ -255,6 +292,7 @@ def _what_arrived(request: HttpRequest) -> dict[str, object]:
     """What this request brought to the origin: names only, never values."""
     return {
         "method": request.method,
+        "path": request.path,  # the request target's path exactly as it arrived (never decoded)
         "cookie_names": [
             crumb.split("=", 1)[0].strip()
             for crumb in (request.header("Cookie") or "").split(";")
@@ -272,6 +310,14 @@ def _open_upstream(port: int, request: HttpRequest) -> socket.socket:
     headers = [(name, value) for name, value in request.headers if name.lower() != "host"]
     upstream.sendall(request_head(request.method, request.path, [("Host", f"127.0.0.1:{port}"), *headers]))
     return upstream
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _no_upstream() -> socket.socket:
+    raise OSError("the view-only desktop connects by itself")
 
 
 def _input_stream_sink() -> socket.socket:

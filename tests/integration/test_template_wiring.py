@@ -7,13 +7,8 @@ the settings the functions read, the edge routing rule of the local stack).
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -22,8 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from preview_authorizer import policy_for
 from preview_local.cfn_template import PROJECT_ROOT
-from preview_local.edge import edge_route, viewer_request
-from preview_local.http_messages import HttpRequest
+from preview_local.edge import edge_route
 from preview_tokens.data_plane.access import (
     ORIGIN_FALLBACK_TOKEN_VALUE,
     Decision,
@@ -521,8 +515,7 @@ EDGE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/66666666-7777-8888-9
 EDGE_RESOURCES = {
     "PreviewDomainName",
     "PreviewBasePathMapping",
-    "PreviewEdgeRouter",
-    "PreviewEdgeResponse",
+    "PreviewEdge",
     "PreviewDistribution",
 }
 
@@ -564,13 +557,13 @@ def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resource
 
 def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:
     config = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]
-    origin, stream_origin = config["Origins"]  # the stream ingress: tests/integration/test_stream_template.py
+    origin, ingress = config["Origins"]  # the fleet ingress: tests/integration/test_edge_template.py
     behavior = config["DefaultCacheBehavior"]
 
     assert config["Aliases"] == [{"Fn::Sub": "*.${PreviewDomain}"}]
     assert config["ViewerCertificate"]["AcmCertificateArn"] == {"Ref": "CloudFrontCertificateArn"}
     assert origin["DomainName"] == {"Fn::GetAtt": ["PreviewDomainName", "RegionalDomainName"]}
-    assert stream_origin["Fn::If"][0] == "HasStreams"
+    assert ingress["Id"] == "fleet-ingress"
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert behavior["TargetOriginId"] == origin["Id"]
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
@@ -580,14 +573,10 @@ def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resource
     assert behavior["FunctionAssociations"] == [
         {
             "EventType": "viewer-request",
-            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeRouter", "FunctionMetadata.FunctionARN"]},
-        },
-        {
-            "EventType": "viewer-response",
-            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeResponse", "FunctionMetadata.FunctionARN"]},
+            "FunctionARN": {"Fn::GetAtt": ["PreviewEdge", "FunctionMetadata.FunctionARN"]},
         },
     ]
-    assert resources["PreviewEdgeRouter"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert resources["PreviewEdge"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
 
 
 def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template: Template) -> None:
@@ -607,163 +596,7 @@ def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template
 
 
 # --------------------------------------------------------------------------------- the edge
-
-
-@dataclass(frozen=True)
-class EdgeCase:
-    """A viewer request (method, path, raw query, its own X-Preview-Token) and what the edge makes of it."""
-
-    method: str
-    path: str
-    query: str | None
-    path_after: str
-    query_after: str | None
-    token_header: str | None
-    client_token_header: str | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.path}?{self.query}" + (" +header" if self.client_token_header else "")
-
-
-# Names are decoded as API Gateway decodes a query (form decoding, once): m%74, %6D%74, %6d%74 are mt.
-EDGE_CASES = [
-    # GET with a token: the exchange, mt off the query, the value in X-Preview-Token
-    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T"),
-    EdgeCase("GET", "/", "lang=en&mt=T", "/__preview/exchange", "lang=en", "T"),
-    EdgeCase("GET", "/app/index.html", "mt=T&lang=en", "/__preview/exchange/app/index.html", "lang=en", "T"),
-    EdgeCase("GET", "/app/", "mt=T", "/__preview/exchange/app/", "", "T"),
-    EdgeCase("GET", "/", "%6D%74=T&a=1", "/__preview/exchange", "a=1", "T"),
-    EdgeCase("GET", "/", "%6d%74=T", "/__preview/exchange", "", "T"),
-    EdgeCase("GET", "/", "mt=", "/__preview/exchange", "", None),
-    EdgeCase("GET", "/", "mt", "/__preview/exchange", "", None),
-    EdgeCase("GET", "/__preview/exchange", "mt=T", "/__preview/exchange", "", "T"),
-    EdgeCase(
-        "GET", "/__preview/exchange/app/index.html", "mt=T", "/__preview/exchange/app/index.html", "", "T"
-    ),
-    # every other method: same stripping, no rewrite
-    EdgeCase("HEAD", "/", "mt=T", "/", "", "T"),
-    EdgeCase("OPTIONS", "/", "mt=T", "/", "", "T"),
-    EdgeCase("POST", "/api/save", "mt=T&x=1", "/api/save", "x=1", "T"),
-    EdgeCase("PUT", "/api/save", "x=1&m%74=T", "/api/save", "x=1", "T"),
-    EdgeCase("PATCH", "/api", "%6D%74=T", "/api", "", "T"),
-    EdgeCase("DELETE", "/api", "%6d%74=T&%6D%74=T", "/api", "", "invalid"),
-    EdgeCase("POST", "/api", "mt=", "/api", "", None),
-    # several mt values, or one a header cannot carry as it is: "invalid", which never verifies
-    EdgeCase("POST", "/", "mt=A&mt=B", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T&m%74=T", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=&mt=T", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T%2C", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=a+b", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T%0D%0AX-Sandbox-Id:%20x", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=%E2%9C%93", "/", "", "invalid"),
-    # the value is decoded as API Gateway would have decoded it for the authorizer
-    EdgeCase("POST", "/", "mt=mp_a%2Eb", "/", "", "mp_a.b"),
-    # other names stay, byte for byte, and so do the other parameters
-    EdgeCase("GET", "/app/main.js", None, "/app/main.js", None, None),
-    EdgeCase("GET", "/", "lang=en", "/", "lang=en", None),
-    EdgeCase("GET", "/app", "MT=T", "/app", "MT=T", None),
-    EdgeCase("GET", "/app", "mtx=1&xmt=2", "/app", "mtx=1&xmt=2", None),
-    EdgeCase("POST", "/", "m%2574=T", "/", "m%2574=T", None),
-    EdgeCase("POST", "/", "mt+=T&+mt=T&mt%20=T", "/", "mt+=T&+mt=T&mt%20=T", None),
-    EdgeCase("POST", "/", "m%74%=T", "/", "m%74%=T", None),
-    EdgeCase("POST", "/", "a=1&&mt=T&b=%20+x&c", "/", "a=1&&b=%20+x&c", "T"),
-    # the client's own X-Preview-Token never passes the edge
-    EdgeCase("POST", "/", "a=1", "/", "a=1", None, client_token_header="mp_forged"),
-    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T", client_token_header="mp_forged"),
-]
-
-_NODE_HARNESS = """
-const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const results = cases.map(([method, uri, raw, clientHeader]) => {
-  const querystring = {};
-  (raw || '').split('&').filter((p) => p).forEach((piece) => {
-    const [name, value] = piece.split('=');
-    querystring[name] = { value: value || '' };
-  });
-  const headers = { host: { value: 'sbx-abc123.sandboxes.example.com' } };
-  if (clientHeader !== null) headers['x-preview-token'] = { value: clientHeader };
-  const request = {
-    method, uri, querystring, headers, cookies: {},
-    rawQueryString: () => (raw === null ? undefined : raw),
-  };
-  const out = handler({
-    version: '1.0',
-    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', eventType: 'viewer-request' },
-    viewer: { ip: '203.0.113.10' },
-    request,
-  });
-  const token = out.headers['x-preview-token'];
-  return {
-    uri: out.uri,
-    query: typeof out.querystring === 'string' ? out.querystring : raw,
-    header: token === undefined ? null : token.value,
-  };
-});
-process.stdout.write(JSON.stringify(results));
-"""
-
-
-def run_cloudfront_function(tmp_path: Path, harness: str, cases: object) -> Any:
-    """The CloudFront Function of template.yaml run by node on viewer-request events."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the CloudFront Function's JavaScript cannot be run")
-    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
-    script = tmp_path / "edge_router.js"
-    script.write_text(code + harness, encoding="utf-8")
-    completed = subprocess.run(
-        [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
-    )
-    return json.loads(completed.stdout)
-
-
-@pytest.fixture(scope="module")
-def cloudfront_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    cases = [[c.method, c.path, c.query, c.client_token_header] for c in EDGE_CASES]
-    results: list[dict[str, Any]] = run_cloudfront_function(
-        tmp_path_factory.mktemp("cloudfront"), _NODE_HARNESS, cases
-    )
-    return results
-
-
-@pytest.mark.parametrize(("index", "case"), list(enumerate(EDGE_CASES)), ids=[c.id for c in EDGE_CASES])
-def test_cloudfront_takes_mt_off_every_query_into_the_token_header_and_routes_get_to_the_exchange(
-    cloudfront_results: Sequence[Mapping[str, Any]], index: int, case: EdgeCase
-) -> None:
-    assert cloudfront_results[index] == {
-        "uri": case.path_after,
-        "query": case.query_after,
-        "header": case.token_header,
-    }
-
-
-@pytest.mark.parametrize("case", EDGE_CASES, ids=[c.id for c in EDGE_CASES])
-def test_the_local_edge_does_exactly_what_cloudfront_does(case: EdgeCase) -> None:
-    headers = [("Host", "sbx-abc123.sandboxes.example.com")]
-    if case.client_token_header is not None:
-        headers.append(("X-Preview-Token", case.client_token_header))
-    request = HttpRequest(case.method, case.path, case.query or "", tuple(headers))
-
-    forwarded = viewer_request(request)
-
-    assert forwarded.path == case.path_after
-    assert forwarded.query == (case.query_after or "")
-    assert [value for name, value in forwarded.headers if name.lower() == "x-preview-token"] == (
-        [case.token_header] if case.token_header is not None else []
-    )
-
-
-def test_without_the_raw_query_the_cloudfront_function_fails_closed(tmp_path: Path) -> None:
-    harness = """
-const request = { method: 'GET', uri: '/', querystring: { mt: { value: 'T' } }, headers: {} };
-const out = handler({ request });
-process.stdout.write(JSON.stringify(out));
-"""
-    assert run_cloudfront_function(tmp_path, harness, []) == {
-        "statusCode": 503,
-        "statusDescription": "Service Unavailable",
-    }
+# PreviewEdge, its ?mt= handling and its Python mirror: tests/integration/test_preview_edge_function.py
 
 
 def test_the_origin_gets_a_fixed_token_header_and_cloudfront_forwards_the_edges_one(
@@ -777,12 +610,6 @@ def test_the_origin_gets_a_fixed_token_header_and_cloudfront_forwards_the_edges_
         )
     behavior = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
     assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # Managed-AllViewer
-
-
-def test_cloudfront_function_stays_within_its_size_limit() -> None:
-    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
-
-    assert len(code.encode()) < 10 * 1024
 
 
 # ------------------------------------------------------------------------------------- events

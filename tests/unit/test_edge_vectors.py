@@ -1,8 +1,8 @@
-"""The shared access-rule vectors through the Python gate (the authorizer's decision).
+"""The shared access-rule vectors through the Python gate (the authorizer's and exchange's decision).
 
-The same file runs through the stream edge's CloudFront Function in node
-(``tests/integration/test_stream_edge_function.py``) and through the local stack's Python mirror
-of that function: one rule set, every verifier.
+The same file runs through the edge's CloudFront Function ``PreviewEdge`` in node
+(``tests/integration/test_preview_edge_function.py``) and through its Python mirror, the local
+stack's :class:`preview_local.edge.PreviewEdge` (here): one rule set, every verifier.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from preview_local.stream_edge import StreamEdge
 from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
 from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
 from tests.support.edge_vectors import VECTORS_PATH, build_vectors, load_vectors, render
 
 VECTORS = load_vectors()
-CASES: list[dict[str, Any]] = VECTORS["cases"]
+EVERY_CASE: list[dict[str, Any]] = VECTORS["cases"]
+CASES = [c for c in EVERY_CASE if not c.get("edge_only")]
+"""The access-rule cases (every verifier); the others are the edge's routing alone."""
+
+
+def gate_expectation(vector: dict[str, Any]) -> dict[str, Any]:
+    return {"allowed": vector["expect"]["allowed"], "reason": vector["expect"]["reason"]}
 
 
 class VectorKeys:
@@ -82,21 +87,4 @@ def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]
     decision = gate().authorize(python_request(vector["request"]))
 
     reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
-
-
-@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
-def test_the_local_stacks_stream_edge_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
-    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
-    edge = StreamEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
-    request = vector["request"]
-    headers = (
-        [("Cookie", request["cookie"]), *request["headers"].items()]
-        if request["cookie"]
-        else [*request["headers"].items()]
-    )
-
-    decision = edge.decide(request["method"], request["path"], "", request["host"], headers)
-
-    reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
+    assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
