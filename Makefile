@@ -89,6 +89,7 @@ e2e: $(VENV)/.synced-dev chromium desktop real-apps
 REAL_APPS_VITE := tests/apps/vite-react
 JUPYTER_VENV := $(CURDIR)/.venv-jupyter
 $(REAL_APPS_VITE)/node_modules/.installed: $(REAL_APPS_VITE)/package.json $(REAL_APPS_VITE)/package-lock.json | node
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("Vite 8 needs node >= 20.19, this is " + process.version); process.exit(1); }'
 	cd $(REAL_APPS_VITE) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 $(JUPYTER_VENV)/.synced: tests/apps/jupyter/pyproject.toml tests/apps/jupyter/uv.lock | $(UV)
