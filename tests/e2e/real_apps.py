@@ -193,18 +193,20 @@ EMBEDDING_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>An integrator's page</title>
 <style>body{font:14px system-ui,sans-serif;margin:8px}
 iframe{width:1060px;height:700px;border:1px solid #888}</style>
-</head><body><p>Embedding page on <b id="embedder"></b>, framing a preview:</p>
+</head><body><p>Embedding page on <b id="embedder"></b>, framing a preview: %s</p>
 <iframe id="app" src="%s" allow="clipboard-write"></iframe>
 <script>document.getElementById('embedder').textContent = location.origin;</script>
 </body></html>"""
 
 
 class _EmbeddingPage(BaseHTTPRequestHandler):
-    """``GET /?src=<minted URL>``: a page of another origin (127.0.0.1) with the preview in an iframe."""
+    """``GET /?src=<minted URL>&label=<text>``: a page of another origin (127.0.0.1) with the preview
+    in an iframe."""
 
     def do_GET(self) -> None:
-        source = parse_qs(urlsplit(self.path).query).get("src", ["about:blank"])[0]
-        body = (EMBEDDING_PAGE % html.escape(source, quote=True)).encode()
+        query = parse_qs(urlsplit(self.path).query)
+        source, label = query.get("src", ["about:blank"])[0], query.get("label", [""])[0]
+        body = (EMBEDDING_PAGE % (html.escape(label), html.escape(source, quote=True))).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -229,5 +231,5 @@ def embedding_server() -> Iterator[str]:
         server.server_close()
 
 
-def embedding_url(base_url: str, preview_url: str) -> str:
-    return f"{base_url}/?{urlencode({'src': preview_url})}"
+def embedding_url(base_url: str, preview_url: str, label: str = "") -> str:
+    return f"{base_url}/?{urlencode({'src': preview_url, 'label': label})}"

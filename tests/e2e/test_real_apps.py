@@ -115,7 +115,7 @@ def open_framed(page: Page, stack: LocalStack, embedder: str, sandbox_id: str, s
     minted = stack.mint(stack.demo["api_key"], sandbox_id, {"scope": scope})
     assert minted.status == 200, minted.text
     framed = Framed(page, stack, sandbox_id)
-    page.goto(embedding_url(embedder, minted.json()["url"]))
+    page.goto(embedding_url(embedder, minted.json()["url"], f"{sandbox_id}, scope {scope}"))
     page.wait_for_function(
         "origin => { const f = document.getElementById('app'); "
         "try { return f.contentWindow.location.href.startsWith(origin); } catch (e) { return true; } }",
@@ -288,6 +288,7 @@ def test_server_sent_events_arrive_one_by_one(
     # The app holds its last event until it is released, on the app itself: it is not sent yet.
     assert _streams_status(streams)["events_sent"] != EVENTS
     assert int(frame.locator("#events").get_attribute("data-count") or 0) < EVENTS
+    page.screenshot(path=artifacts / "real-apps-sse-before-the-last.png")
     assert fetch(f"{streams.url}/release", "POST").status == 200
     frame.locator(f"#events[data-count='{EVENTS}']").wait_for(timeout=TIMEOUT_MS)
 
