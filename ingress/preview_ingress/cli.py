@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +43,11 @@ def parser() -> argparse.ArgumentParser:
     keys.add_argument("--jwks-url", help="the data plane's origin keys (stack output OriginKeysUrl)")
     keys.add_argument("--jwks-file", type=Path, help="the keys pinned (`preview-tokens origin-key jwks`)")
     cli.add_argument("--audience", required=True, help="stack output OriginAssertionAudience")
-    cli.add_argument("--secret-file", type=Path, help="file holding X-Preview-Ingress-Secret's value")
+    cli.add_argument(
+        "--secret-file",
+        type=Path,
+        help="X-Preview-Ingress-Secret's value (a 2nd line: rotating)",
+    )
     cli.add_argument("--secret-env", default=DEFAULT_SECRET_ENV, help="else this environment variable")
     feed = cli.add_mutually_exclusive_group(required=True)
     feed.add_argument("--revocations-table", help="stack output RevocationsTableName (dynamodb:Query)")
@@ -61,13 +66,17 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def _secret(args: argparse.Namespace) -> str:
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """The accepted secrets: one per line of the file (two while rotating), else the variable."""
     if args.secret_file is not None:
-        return str(args.secret_file.read_text(encoding="utf-8").strip())
-    value = os.environ.get(args.secret_env, "")
-    if not value:
-        raise IngressConfigError(f"no secret: give --secret-file or set {args.secret_env}")
-    return value
+        values: list[str] = Path(args.secret_file).read_text(encoding="utf-8").split()
+    else:
+        values = os.environ.get(args.secret_env, "").split()
+    if not 1 <= len(values) <= 2:
+        raise IngressConfigError(
+            f"give one secret (two while rotating) in --secret-file or {args.secret_env}"
+        )
+    return values
 
 
 def config_from(args: argparse.Namespace) -> IngressConfig:
@@ -76,8 +85,10 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         if args.jwks_file is not None
         else HttpJwks(args.jwks_url)
     )
+    secrets = _secrets(args)
     return IngressConfig(
-        secret=_secret(args),
+        secret=secrets[0],
+        next_secret=secrets[1] if len(secrets) == 2 else None,
         verifier=OriginAssertionVerifier(jwks, args.audience),
         revocation_feed=None if args.no_revocations else RevocationFeed(args.revocations_table),
         revocations_disabled=bool(args.no_revocations),
@@ -104,8 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps({"event": "listening", "port": port, "admin_port": admin_port})
         )
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host))
+    async def run() -> None:
+        # SIGTERM (docker stop, systemd, Kubernetes) and SIGINT: close every stream, then exit.
+        task = asyncio.current_task()
+        assert task is not None
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(stop, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host)
+
+    asyncio.run(run())
+    logging.getLogger("preview_ingress").info(json.dumps({"event": "stopped"}))
     return 0
 
 

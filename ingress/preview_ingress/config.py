@@ -49,11 +49,16 @@ class IngressConfig:
     revocations_disabled: bool = False
     upstream_connect_timeout_seconds: float = 10.0
     upstream_pool_size: int = 256
+    next_secret: str | None = field(default=None, repr=False)
+    """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
     """Keep-alive connections to the upstreams (aiohttp's connector limit)."""
 
     def __post_init__(self) -> None:
-        if len(self.secret) < MIN_SECRET_LENGTH:
-            raise IngressConfigError(f"the ingress secret must be at least {MIN_SECRET_LENGTH} characters")
+        for secret in (self.secret, self.next_secret or self.secret):
+            if len(secret) < MIN_SECRET_LENGTH or not secret.isascii() or not secret.isprintable():
+                raise IngressConfigError(
+                    f"an ingress secret is at least {MIN_SECRET_LENGTH} printable ASCII characters"
+                )
         forms = (self.upstream, self.upstream_template, self.upstream_resolver)
         if sum(form is not None for form in forms) != 1:
             raise IngressConfigError(

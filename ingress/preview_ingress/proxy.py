@@ -72,7 +72,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-_NOT_FORWARDED = HOP_BY_HOP | {"host", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
+# ``Expect: 100-continue`` is answered here (aiohttp does when the body is read), not passed on.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
 _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
@@ -145,7 +146,9 @@ class IngressProxy:
         self._config = config
         self._watch = watch
         self._metrics = metrics
-        self._secret = config.secret.encode()
+        self._secrets = tuple(
+            secret.encode() for secret in (config.secret, config.next_secret) if secret is not None
+        )
         self._input_prefix = input_path_segments(config.input_path_prefix)
         self._verified: dict[tuple[str, str], tuple[OriginAssertion, float]] = {}
         self._streams: set[_Stream] = set()
@@ -211,7 +214,7 @@ class IngressProxy:
 
     async def _admit(self, request: web.Request, path: str) -> OriginAssertion:
         presented = request.headers.getall(SECRET_HEADER, [])
-        if len(presented) != 1 or not hmac.compare_digest(presented[0].encode(), self._secret):
+        if len(presented) != 1 or not self._is_secret(presented[0].encode("latin-1")):
             raise RefusedError(DenialReason.INVALID_TOKEN, "secret")
         sandbox_id = self._sandbox_of(request)
         if sandbox_id is None:
@@ -230,6 +233,10 @@ class IngressProxy:
             if not read_scope_allows(request.method, path, overrides, self._input_prefix):
                 raise RefusedError(DenialReason.READ_ONLY, "read_only", assertion)
         return assertion
+
+    def _is_secret(self, presented: bytes) -> bool:
+        matches = [hmac.compare_digest(presented, secret) for secret in self._secrets]  # each compared
+        return any(matches)
 
     def _sandbox_of(self, request: web.Request) -> str | None:
         if self._config.sandbox_id is not None:
@@ -379,6 +386,8 @@ class IngressProxy:
             response.headers.extend(headers)
             if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
                 response.enable_chunked_encoding()
+            if request.transport is not None:
+                request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
             copied = await self._copy_body(upstream, response, stream)
             self._streams.discard(stream)

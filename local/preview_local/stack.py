@@ -15,6 +15,7 @@ provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``), ready Lamb
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -75,6 +76,8 @@ DEFAULT_PORT = 3000
 # demo origin), its integration timeout (default API Gateway's 29 s), the moto server's address.
 ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
 INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
+# The fleet-ingress origin's response timeout (OriginReadTimeout), shortened for tests of a hanging app.
+ORIGIN_READ_TIMEOUT_ENV = "PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
 # The shortest refresh the template allows: a retired key stops verifying within seconds here.
@@ -227,6 +230,22 @@ def _integration_timeout(env: Mapping[str, str]) -> float | None:
     return seconds
 
 
+def _origin_timeouts(env: Mapping[str, str]) -> OriginTimeouts:
+    """The template's fleet-ingress timeouts; ``PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS`` shortens
+    the response timeout (CloudFront allows 1-60 s without a quota increase)."""
+    timeouts = OriginTimeouts.from_template(project_template())
+    raw = env.get(ORIGIN_READ_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return timeouts
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 180:
+        raise SystemExit(f"preview-local: {ORIGIN_READ_TIMEOUT_ENV} must be seconds in (0, 180], got {raw!r}")
+    return dataclasses.replace(timeouts, read_seconds=seconds)
+
+
 def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, str] | None = None) -> None:
     with ExitStack() as running:
         try:
@@ -279,7 +298,8 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
                 revocations_table=RevocationSettings.from_env(environment).table,
                 input_path_prefix=input_path_prefix,
                 frame_ancestors=deployment.parameters["FrameAncestors"],
-            )
+            ),
+            default_upstream=demo_app_url,
         ).start(served_apps)
         running.callback(fleet.stop)
         origin = SandboxOrigin(input_path_prefix, desktop, DESKTOP_SANDBOX)
@@ -313,7 +333,7 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
             edge=PreviewEdge(edge_store.get, input_path_prefix),
             ingress_secret=fleet.settings.secret,
             ingress_port=fleet.port,
-            origin_timeouts=OriginTimeouts.from_template(project_template()),
+            origin_timeouts=_origin_timeouts(os.environ),
         )
         operator_environment = {
             **moto.environment(),

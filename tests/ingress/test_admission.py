@@ -67,6 +67,7 @@ def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sen
     assert "x-preview-ingress-secret" not in headers
     assert "x-preview-assertion" not in headers
     assert headers["cookie"] == "app=1"
+    assert headers["x-preview-scope"] == "interact"
     assert headers["origin"] == "https://x"
     assert headers["x-forwarded-for"] == "127.0.0.1"
     assert headers["x-forwarded-host"].startswith("127.0.0.1:")
@@ -82,6 +83,19 @@ def test_without_cloudfronts_secret_a_valid_assertion_is_refused(
     assert "Preview link invalid" in answer.text
     assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
     assert sandbox.state.requests == []
+
+
+def test_while_rotating_both_secrets_are_accepted(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    next_secret = "the-next-cloudfront-secret-0001"
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, next_secret=next_secret)
+
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion())).status == 200
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret)).status == 200
+    assert (
+        fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret + "x")).status == 403
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,6 +140,14 @@ def test_read_scope_blocks_the_input_path_however_spelled(
 
     assert answer.status == 403
     assert sandbox.state.requests == []
+
+
+def test_the_app_is_told_the_verified_scope_never_the_viewers(ingress: Ingress, sandbox: Sandbox) -> None:
+    answer = fetch(
+        "GET", f"{ingress.url}/echo", cloudfront(assertion(scope="read"), **{"X-Preview-Scope": "interact"})
+    )
+
+    assert answer.json()["headers"]["X-Preview-Scope"] == "read"
 
 
 def test_read_scope_blocks_a_method_override(ingress: Ingress, sandbox: Sandbox) -> None:

@@ -8,6 +8,7 @@ import io
 import os
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType
 
 from tests.ingress.conftest import PATTERN, Ingress, Sandbox, assertion, cloudfront
@@ -56,14 +57,20 @@ def test_a_100_mb_download_arrives_intact(ingress: Ingress, sandbox: Sandbox) ->
     assert asyncio.run(go()) == (expected.hexdigest(), DOWNLOAD_BYTES, str(DOWNLOAD_BYTES))
 
 
-def test_a_20_mb_upload_arrives_intact_with_its_content_length(ingress: Ingress, sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("expect_100_continue", [False, True], ids=["plain", "expect-100-continue"])
+def test_a_20_mb_upload_arrives_intact_with_its_content_length(
+    ingress: Ingress, sandbox: Sandbox, expect_100_continue: bool
+) -> None:
     body = os.urandom(UPLOAD_BYTES)
 
     async def go() -> dict[str, object]:
         async with (
             aiohttp.ClientSession() as session,
             session.post(
-                f"{ingress.url}/upload", data=io.BytesIO(body), headers=cloudfront(assertion())
+                f"{ingress.url}/upload",
+                data=io.BytesIO(body),
+                headers=cloudfront(assertion()),
+                expect100=expect_100_continue,
             ) as response,
         ):
             assert response.status == 200
