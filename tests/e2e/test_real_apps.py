@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Frame, Page
@@ -249,6 +250,10 @@ def test_jupyter_with_read_shows_the_notebook_and_runs_nothing(
         return count
 
     _wait_for(lambda: connections() == 0, "the viewer's kernel connection to close")
+    channels = f"/api/kernels/{kernel_id}/channels"
+    _wait_for(lambda: _stream_lines(apps_stack, channels), "the ingress's line for the viewer's WebSocket")
+    [stream] = _stream_lines(apps_stack, channels)
+    assert (stream["scope"], stream["to_app"], stream["dropped"]) == ("read", 0, 1), stream
     # The owner, on the app directly, runs a cell: it is the kernel's first execution.
     probe = "probe-" + secrets.token_hex(4)
     direct = browser.new_page()
@@ -265,6 +270,17 @@ def test_jupyter_with_read_shows_the_notebook_and_runs_nothing(
     log = jupyter.log()
     assert probe in log, "the kernel's debug log shows every message it receives"
     assert marker not in log, "the viewer's message reached the app"
+
+
+def _stream_lines(stack: LocalStack, path: str) -> list[dict[str, Any]]:
+    """The fleet ingress's lines (``[ingress] {...}`` on the stack's stderr) for WebSockets on ``path``."""
+    lines = []
+    for line in stack.stderr_path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("[ingress] {"):
+            record: dict[str, Any] = json.loads(line.removeprefix("[ingress] "))
+            if record.get("event") == "websocket" and record.get("path") == path:
+                lines.append(record)
+    return lines
 
 
 # --- Server-sent events, a 100 MB download, a 20 MB upload ---------------------------------------
