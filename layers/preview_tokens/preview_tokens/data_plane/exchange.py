@@ -5,7 +5,7 @@ routed to ``EXCHANGE_PATH`` + the original path, ``mt`` taken off its query and 
 in ``X-Preview-Token`` (CloudFront Function in AWS, its mirror locally); the exchange verifies
 the token for the request's host and redirects to the same path and query without ``mt``,
 setting the session cookie for exactly the token's remaining life (and, as long, the token's
-origin assertion, for the authorizer and the stream edge to forward: :mod:`origin_assertion`),
+origin assertion, for the edge to forward to the fleet ingress: :mod:`origin_assertion`),
 and beside it a marker
 cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
