@@ -477,8 +477,12 @@ class IngressProxy:
             for task in (to_viewer, to_app):
                 task.cancel()
             await asyncio.gather(to_viewer, to_app, return_exceptions=True)
-            close_code = aiohttp.WSCloseCode.POLICY_VIOLATION if why != "ended" else aiohttp.WSCloseCode.OK
-            await viewer.close(code=close_code, message=why.encode()[:120])
+            if why != "ended":
+                await viewer.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=why.encode())
+            elif to_viewer in done:  # the app closed: the viewer gets its code (not its reason)
+                await viewer.close(code=_relayable(app.close_code))
+            else:
+                await viewer.close()
             await app.close()
         finally:
             self._streams.discard(stream)
@@ -524,6 +528,13 @@ async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[by
         received += len(chunk)
         log.fields["bytes_in"] = received
         yield chunk
+
+
+def _relayable(code: int | None) -> int:
+    """A close code that may be sent in a close frame (RFC 6455 §7.4), else 1000."""
+    if code is not None and (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        return code
+    return int(aiohttp.WSCloseCode.OK)
 
 
 def _has_body(method: str, status: int) -> bool:

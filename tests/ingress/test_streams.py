@@ -142,6 +142,23 @@ async def _closed(ws: aiohttp.ClientWebSocketResponse) -> tuple[WSMsgType, str]:
             return message.type, str(message.extra or "")
 
 
+def test_when_the_app_closes_its_websocket_the_viewer_gets_its_close_code(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> int | None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion())) as ws,
+        ):
+            await _messages(ws, 1)
+            async with session.post(f"{sandbox.url}/ws/push?close=4001") as pushed:
+                assert pushed.status == 200
+            await _closed(ws)
+            return ws.close_code
+
+    assert asyncio.run(go()) == 4001
+
+
 def test_a_revoked_token_loses_its_websocket_and_then_its_http_within_a_poll(
     ingress: Ingress, sandbox: Sandbox
 ) -> None:
