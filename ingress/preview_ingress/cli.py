@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwks
-from preview_tokens.control_plane.revocations import RevocationFeed
+from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, RevocationFeed
+from preview_tokens.keys.aws_json import AwsJsonClient
 
+from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
 from preview_ingress.server import serve
 
@@ -79,6 +81,17 @@ def _secrets(args: argparse.Namespace) -> list[str]:
     return values
 
 
+def _feed(table: str) -> RevocationFeed:
+    """The revocations table, read with whatever credentials this host has (instance or task role...)."""
+    client = AwsJsonClient(
+        "dynamodb",
+        env=CredentialChainEnvironment(),
+        connect_timeout_seconds=FEED_TIMEOUT_SECONDS,
+        read_timeout_seconds=FEED_TIMEOUT_SECONDS,
+    )
+    return RevocationFeed(table, client)
+
+
 def config_from(args: argparse.Namespace) -> IngressConfig:
     jwks = (
         StaticJwks(json.loads(args.jwks_file.read_text(encoding="utf-8")))
@@ -90,7 +103,7 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         secret=secrets[0],
         next_secret=secrets[1] if len(secrets) == 2 else None,
         verifier=OriginAssertionVerifier(jwks, args.audience),
-        revocation_feed=None if args.no_revocations else RevocationFeed(args.revocations_table),
+        revocation_feed=None if args.no_revocations else _feed(args.revocations_table),
         revocations_disabled=bool(args.no_revocations),
         upstream=args.upstream,
         sandbox_id=args.sandbox,

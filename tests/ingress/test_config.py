@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from preview_ingress import IngressConfig, IngressConfigError
+from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.cli import main
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
@@ -73,3 +74,42 @@ def test_the_command_line_without_a_secret_exits_2(
 
     assert status == 2
     assert "PREVIEW_INGRESS_SECRET" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Nothing of this machine's AWS setup, and no instance metadata lookups."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    return tmp_path
+
+
+def test_the_revocation_feed_signs_with_credentials_from_a_profile_not_only_the_environment(
+    no_ambient_aws: Path,
+) -> None:
+    (no_ambient_aws / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIDFROMPROFILE\naws_secret_access_key = secret-from-profile\n"
+    )
+
+    env = CredentialChainEnvironment()
+
+    assert env["AWS_ACCESS_KEY_ID"] == "AKIDFROMPROFILE"
+    assert env["AWS_SECRET_ACCESS_KEY"] == "secret-from-profile"
+    assert env.get("AWS_SESSION_TOKEN") is None
+    assert env["AWS_REGION"] == "eu-west-2"
+
+
+def test_environment_credentials_still_come_first(
+    no_ambient_aws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-from-env")
+
+    env = CredentialChainEnvironment()
+
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SESSION_TOKEN"]) == ("AKIDFROMENV", "session-from-env")
