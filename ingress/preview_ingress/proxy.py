@@ -451,7 +451,10 @@ class IngressProxy:
                 target, protocols=protocols, headers=headers, autoping=True, max_msg_size=0, compress=0
             )
         except aiohttp.WSServerHandshakeError as refused:
-            response = web.Response(status=refused.status if refused.status >= 400 else 502)
+            response = web.Response(
+                status=refused.status if refused.status >= 400 else 502,
+                headers=self._response_headers([], assertion),  # frame-ancestors on this one too
+            )
             return self._finish(log, "websocket", response, upstream_refused=refused.status)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             self._metrics.denials.labels(reason="upstream_unreachable").inc()
