@@ -153,8 +153,8 @@ def test_the_optional_frame_ancestors_claim_is_accepted_and_read() -> None:
 
 @pytest.mark.parametrize(
     "fa",
-    ["", 7, ["https://a.example"], "https://a.example; script-src *", "https://a.example, *", " x", "a\nb"],
-    ids=["empty", "number", "list", "second-directive", "second-policy", "leading-space", "newline"],
+    ["", 7, ["https://a.example"], "https://a.example; script-src *", "https://a.example, *", "a\nb"],
+    ids=["empty", "number", "list", "second-directive", "second-policy", "newline"],
 )
 def test_a_frame_ancestors_claim_that_is_not_one_source_list_is_refused(fa: object) -> None:
     assert rejection(resigned({"fa": fa})) == "malformed"
