@@ -13,7 +13,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template checkov built e2e bench openapi chromium desktop node \
+.PHONY: run test lint typecheck unit integration ingress template checkov built e2e bench openapi chromium desktop node \
 	requirements lock clean
 
 .tools/bin/uv:
@@ -54,7 +54,6 @@ integration: $(VENV)/.synced-dev node
 	$(VENV)/bin/pytest tests/integration tests/ingress -q
 
 ## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
-.PHONY: ingress
 ingress: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/ingress -q
 
@@ -109,8 +108,8 @@ desktop:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
 ## bench: the authorizer's hot path and cold start, the stream edge function's cost per upgrade, the
-## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
-## per 1,000 page loads and concurrency from measured durations
+## mint's round trips and cold start (ratios against baselines measured in the same run), cost
+## per 1,000 page loads and concurrency from measured durations, and the fleet ingress against the app direct
 bench: $(VENV)/.synced-dev node
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.stream_edge_bench
