@@ -73,6 +73,20 @@ def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sen
     assert headers["x-forwarded-host"].startswith("127.0.0.1:")
 
 
+def test_hop_by_hop_headers_stop_at_the_ingress(ingress: Ingress, sandbox: Sandbox) -> None:
+    hop = {
+        "Connection": "keep-alive, X-Per-Hop",
+        "X-Per-Hop": "1",
+        "TE": "trailers",
+        "Keep-Alive": "timeout=5",
+    }
+
+    seen = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), **hop)).json()
+
+    headers = {name.lower() for name in seen["headers"]}
+    assert headers.isdisjoint({"x-per-hop", "te", "keep-alive"})
+
+
 @pytest.mark.parametrize("secret", [None, "", "cloudfront-only-0123456789abcdeX", "wrong"])
 def test_without_cloudfronts_secret_a_valid_assertion_is_refused(
     ingress: Ingress, sandbox: Sandbox, secret: str | None
