@@ -370,8 +370,6 @@ class IngressProxy:
             return self._finish(
                 log, "http", denial, denied="upstream_unreachable", error=type(error).__name__
             )
-        stream = _Stream(assertion, task=asyncio.current_task())
-        self._streams.add(stream)
         try:
             headers = self._response_headers(upstream.headers.items(), assertion)
             length = upstream.headers.get("Content-Length", "")
@@ -389,20 +387,24 @@ class IngressProxy:
             if request.transport is not None:
                 request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
-            copied = await self._copy_body(upstream, response, stream)
-            self._streams.discard(stream)
-            stream.task = None  # past the body, nothing may cancel the handler
-            log.fields["bytes_out"] = copied[0]
-            if copied[1] is None:
+            # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
+            stream = _Stream(assertion, task=asyncio.current_task())
+            self._streams.add(stream)
+            try:
+                copied, why = await self._copy_body(upstream, response, stream)
+            finally:
+                self._streams.discard(stream)
+                stream.task = None
+            log.fields["bytes_out"] = copied
+            if why is None:
                 await response.write_eof()
             else:
-                log.fields["closed"] = copied[1]
-                self._metrics.streams_closed.labels(why=copied[1]).inc()
+                log.fields["closed"] = why
+                self._metrics.streams_closed.labels(why=why).inc()
                 if request.transport is not None:
                     request.transport.close()
             return self._finish(log, "http", response)
         finally:
-            self._streams.discard(stream)
             upstream.release()
 
     async def _copy_body(
