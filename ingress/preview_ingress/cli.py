@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--default-frame-ancestors", default="'none'", help="when an assertion carries no fa claim"
     )
+    cli.add_argument(
+        "--preserve-host", action="store_true", help="send the app the viewer's Host, not the upstream's"
+    )
     cli.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server; reachability is the network's job
     cli.add_argument("--port", type=int, default=8080)
     cli.add_argument("--admin-host", default="127.0.0.1")
@@ -111,6 +114,7 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         input_path_prefix=args.input_path_prefix,
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
+        preserve_host=bool(args.preserve_host),
     )
 
 

@@ -308,7 +308,11 @@ class IngressProxy:
                 if not value:
                     continue
             headers.add(name, value)
-        headers["Host"] = upstream.raw_authority
+        headers["Host"] = (
+            request.headers.get("Host", upstream.raw_authority)
+            if self._config.preserve_host
+            else upstream.raw_authority
+        )
         peer = request.remote or ""
         forwarded_for = ", ".join([*request.headers.getall("X-Forwarded-For", []), peer]).strip(", ")
         headers["X-Forwarded-For"] = forwarded_for
