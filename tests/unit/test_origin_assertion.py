@@ -145,21 +145,6 @@ def test_an_assertion_with_other_claims_or_bad_ids_is_refused(change: Mapping[st
     assert rejection(resigned(change)) == "malformed"
 
 
-def test_the_optional_frame_ancestors_claim_is_accepted_and_read() -> None:
-    fa = "https://app.example.com https://*.tenant.example"
-    assert verifier().verify(resigned({"fa": fa}), SANDBOX).frame_ancestors == fa
-    assert verifier().verify(signed(), SANDBOX).frame_ancestors is None
-
-
-@pytest.mark.parametrize(
-    "fa",
-    ["", 7, ["https://a.example"], "https://a.example; script-src *", "https://a.example, *", "a\nb"],
-    ids=["empty", "number", "list", "second-directive", "second-policy", "newline"],
-)
-def test_a_frame_ancestors_claim_that_is_not_one_source_list_is_refused(fa: object) -> None:
-    assert rejection(resigned({"fa": fa})) == "malformed"
-
-
 # ------------------------------------------------------------------------------ expiry
 def test_an_expired_assertion_is_refused() -> None:
     assertion = signed(claims_for(expires_at=NOW - 60))
