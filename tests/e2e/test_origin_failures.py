@@ -52,6 +52,7 @@ class SilentOrigin:
 
     def close(self) -> None:
         self._listener.close()
+        self._thread.join(timeout=5)  # no connection is accepted after this
         for connection in self._accepted:
             connection.close()
 

@@ -39,7 +39,7 @@ STREAM_WAYS: dict[str, Callable[[LocalStack, Tenant, str], None]] = {
 
 @contextmanager
 def open_stream(stack: LocalStack, sandbox_id: str, cookie: str) -> Iterator[socket.socket]:
-    """An upgraded input stream over a real socket, past its 101 and the origin's greeting."""
+    """An upgraded input stream over a real socket, past its 101 and the app's greeting."""
     key = base64.b64encode(os.urandom(16)).decode()
     head = (
         f"GET {INPUT_STREAM} HTTP/1.1\r\n"
@@ -60,11 +60,13 @@ def open_stream(stack: LocalStack, sandbox_id: str, cookie: str) -> Iterator[soc
 
 
 def closed_by_the_server_within(client: socket.socket, seconds: float) -> bool:
-    """Read until EOF; False if the server kept the socket open for ``seconds`` without a byte."""
+    """Whether the server closed the stream within ``seconds``: its WebSocket close frame (opcode 8,
+    RFC 6455 5.5.1: the ingress starts the closing handshake) or the end of the connection."""
     client.settimeout(seconds)
     try:
-        while client.recv(4096):
-            pass
+        while data := client.recv(4096):
+            if b"\x88" in data:  # FIN + close (the stream sent nothing else since its greeting)
+                return True
     except TimeoutError:
         return False
     return True
