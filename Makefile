@@ -1,6 +1,9 @@
 # One command per task. Every target installs what it needs, from the committed uv.lock.
 SHELL := /bin/bash
 VENV := .venv
+CFN_LINT_VENV := $(CURDIR)/.venv-cfn-lint
+# make bench prints its tables only: not its commands either (bench/quiet.py silences the rest).
+.SILENT: bench
 PY := $(VENV)/bin/python
 export PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
@@ -14,7 +17,7 @@ SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
 .PHONY: run test lint typecheck unit integration ingress template checkov built e2e bench openapi edge chromium \
-	desktop node requirements lock clean
+	desktop node requirements lock clean real-apps
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -57,10 +60,16 @@ integration: $(VENV)/.synced-dev node
 ingress: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/ingress -q
 
-template: $(VENV)/.synced-dev checkov
+template: $(VENV)/.synced-dev checkov $(CFN_LINT_VENV)/.synced
 	$(VENV)/bin/sam validate --lint
-	$(VENV)/bin/cfn-lint template.yaml
+	$(CFN_LINT_VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam build --cached --parallel
+
+# cfn-lint at a release whose AWS data knows the Lambda runtimes' deprecation dates; aws-sam-cli pins
+# an older one (~=1.41.0), so it has its own environment, from tools/cfn-lint/uv.lock.
+$(CFN_LINT_VENV)/.synced: tools/cfn-lint/pyproject.toml tools/cfn-lint/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CFN_LINT_VENV) $(UV) sync --locked --python python3.11 --quiet --project tools/cfn-lint
+	touch $@
 
 # checkov pins boto3 and packaging below what the project locks, so it lives in its own environment,
 # installed from tools/checkov/uv.lock. Every check passes or is skipped inline in template.yaml with
@@ -80,8 +89,22 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
-e2e: $(VENV)/.synced-dev chromium desktop
+e2e: $(VENV)/.synced-dev chromium desktop real-apps
 	$(VENV)/bin/pytest tests/e2e -q
+
+## real-apps: the third-party apps the e2e tests run as sandboxes (tests/apps/, docs/real-apps.md), from
+## their locks only: Vite + React with `npm ci` (package-lock.json), Jupyter Server + ipykernel with
+## `uv sync --locked` (tests/apps/jupyter/uv.lock) into .venv-jupyter. Nothing is fetched at test time.
+REAL_APPS_VITE := tests/apps/vite-react
+JUPYTER_VENV := $(CURDIR)/.venv-jupyter
+$(REAL_APPS_VITE)/node_modules/.installed: $(REAL_APPS_VITE)/package.json $(REAL_APPS_VITE)/package-lock.json | node
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("Vite 8 needs node >= 20.19, this is " + process.version); process.exit(1); }'
+	cd $(REAL_APPS_VITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+$(JUPYTER_VENV)/.synced: tests/apps/jupyter/pyproject.toml tests/apps/jupyter/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(JUPYTER_VENV) $(UV) sync --locked --python python3.11 --quiet --project tests/apps/jupyter
+	touch $@
+real-apps: $(REAL_APPS_VITE)/node_modules/.installed $(JUPYTER_VENV)/.synced
 
 ## chromium: Debian's chromium for the browser tests (never a downloaded browser build)
 chromium:
@@ -109,12 +132,14 @@ desktop:
 
 ## bench: the authorizer's hot path and cold start, the edge function's cost per request, the
 ## mint's round trips and cold start (ratios against baselines measured in the same run), cost
-## per 1,000 page loads and concurrency from measured durations, and the fleet ingress against the app direct
-bench: $(VENV)/.synced-dev node
+## per 1,000 page loads and concurrency from measured durations, the fleet ingress against the app
+## direct, and the Vite app's page load through the local stack against the app direct (chromium)
+bench: $(VENV)/.synced-dev node chromium real-apps
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.edge_bench
 	$(PY) -m bench.control_bench
 	$(PY) -m bench.ingress_bench
+	$(PY) -m bench.apps_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev
@@ -129,6 +154,7 @@ edge: $(VENV)/.synced-dev
 lock: | $(UV)
 	$(UV) lock
 	$(UV) lock --project tools/checkov
+	$(UV) lock --project tools/cfn-lint
 	@$(MAKE) --no-print-directory requirements
 
 # The layer ships exactly the locked runtime versions (boto3 included), so Lambda runs what the tests ran.

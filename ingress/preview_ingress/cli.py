@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwks
-from preview_tokens.control_plane.revocations import RevocationFeed
+from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, RevocationFeed
+from preview_tokens.keys.aws_json import AwsJsonClient
 
+from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
 from preview_ingress.server import serve
 
@@ -59,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--default-frame-ancestors", default="'none'", help="when an assertion carries no fa claim"
     )
+    cli.add_argument(
+        "--preserve-host", action="store_true", help="send the app the viewer's Host, not the upstream's"
+    )
     cli.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server; reachability is the network's job
     cli.add_argument("--port", type=int, default=8080)
     cli.add_argument("--admin-host", default="127.0.0.1")
@@ -79,6 +84,17 @@ def _secrets(args: argparse.Namespace) -> list[str]:
     return values
 
 
+def _feed(table: str) -> RevocationFeed:
+    """The revocations table, read with whatever credentials this host has (instance or task role...)."""
+    client = AwsJsonClient(
+        "dynamodb",
+        env=CredentialChainEnvironment(),
+        connect_timeout_seconds=FEED_TIMEOUT_SECONDS,
+        read_timeout_seconds=FEED_TIMEOUT_SECONDS,
+    )
+    return RevocationFeed(table, client)
+
+
 def config_from(args: argparse.Namespace) -> IngressConfig:
     jwks = (
         StaticJwks(json.loads(args.jwks_file.read_text(encoding="utf-8")))
@@ -90,7 +106,7 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         secret=secrets[0],
         next_secret=secrets[1] if len(secrets) == 2 else None,
         verifier=OriginAssertionVerifier(jwks, args.audience),
-        revocation_feed=None if args.no_revocations else RevocationFeed(args.revocations_table),
+        revocation_feed=None if args.no_revocations else _feed(args.revocations_table),
         revocations_disabled=bool(args.no_revocations),
         upstream=args.upstream,
         sandbox_id=args.sandbox,
@@ -98,6 +114,7 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         input_path_prefix=args.input_path_prefix,
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
+        preserve_host=bool(args.preserve_host),
     )
 
 

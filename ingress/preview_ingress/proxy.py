@@ -308,7 +308,11 @@ class IngressProxy:
                 if not value:
                     continue
             headers.add(name, value)
-        headers["Host"] = upstream.raw_authority
+        headers["Host"] = (
+            request.headers.get("Host", upstream.raw_authority)
+            if self._config.preserve_host
+            else upstream.raw_authority
+        )
         peer = request.remote or ""
         forwarded_for = ", ".join([*request.headers.getall("X-Forwarded-For", []), peer]).strip(", ")
         headers["X-Forwarded-For"] = forwarded_for
@@ -370,8 +374,6 @@ class IngressProxy:
             return self._finish(
                 log, "http", denial, denied="upstream_unreachable", error=type(error).__name__
             )
-        stream = _Stream(assertion, task=asyncio.current_task())
-        self._streams.add(stream)
         try:
             headers = self._response_headers(upstream.headers.items(), assertion)
             length = upstream.headers.get("Content-Length", "")
@@ -389,20 +391,24 @@ class IngressProxy:
             if request.transport is not None:
                 request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
-            copied = await self._copy_body(upstream, response, stream)
-            self._streams.discard(stream)
-            stream.task = None  # past the body, nothing may cancel the handler
-            log.fields["bytes_out"] = copied[0]
-            if copied[1] is None:
+            # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
+            stream = _Stream(assertion, task=asyncio.current_task())
+            self._streams.add(stream)
+            try:
+                copied, why = await self._copy_body(upstream, response, stream)
+            finally:
+                self._streams.discard(stream)
+                stream.task = None
+            log.fields["bytes_out"] = copied
+            if why is None:
                 await response.write_eof()
             else:
-                log.fields["closed"] = copied[1]
-                self._metrics.streams_closed.labels(why=copied[1]).inc()
+                log.fields["closed"] = why
+                self._metrics.streams_closed.labels(why=why).inc()
                 if request.transport is not None:
                     request.transport.close()
             return self._finish(log, "http", response)
         finally:
-            self._streams.discard(stream)
             upstream.release()
 
     async def _copy_body(
@@ -451,7 +457,10 @@ class IngressProxy:
                 target, protocols=protocols, headers=headers, autoping=True, max_msg_size=0, compress=0
             )
         except aiohttp.WSServerHandshakeError as refused:
-            response = web.Response(status=refused.status if refused.status >= 400 else 502)
+            response = web.Response(
+                status=refused.status if refused.status >= 400 else 502,
+                headers=self._response_headers([], assertion),  # frame-ancestors on this one too
+            )
             return self._finish(log, "websocket", response, upstream_refused=refused.status)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             self._metrics.denials.labels(reason="upstream_unreachable").inc()
@@ -477,8 +486,12 @@ class IngressProxy:
             for task in (to_viewer, to_app):
                 task.cancel()
             await asyncio.gather(to_viewer, to_app, return_exceptions=True)
-            close_code = aiohttp.WSCloseCode.POLICY_VIOLATION if why != "ended" else aiohttp.WSCloseCode.OK
-            await viewer.close(code=close_code, message=why.encode()[:120])
+            if why != "ended":
+                await viewer.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=why.encode())
+            elif to_viewer in done:  # the app closed: the viewer gets its code (not its reason)
+                await viewer.close(code=_relayable(app.close_code))
+            else:
+                await viewer.close()
             await app.close()
         finally:
             self._streams.discard(stream)
@@ -524,6 +537,13 @@ async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[by
         received += len(chunk)
         log.fields["bytes_in"] = received
         yield chunk
+
+
+def _relayable(code: int | None) -> int:
+    """A close code that may be sent in a close frame (RFC 6455 §7.4), else 1000."""
+    if code is not None and (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        return code
+    return int(aiohttp.WSCloseCode.OK)
 
 
 def _has_body(method: str, status: int) -> bool:

@@ -190,7 +190,11 @@ def sandbox_app(state: AppState) -> web.Application:
 
     async def push(request: web.Request) -> web.Response:
         for peer in state.ws_peers:
-            if not peer.closed:
+            if peer.closed:
+                continue
+            if "close" in request.query:
+                await peer.close(code=int(request.query["close"]), message=b"app says bye")
+            else:
                 await peer.send_str(request.query.get("text", "pushed"))
         return web.Response(text="pushed")
 

@@ -73,6 +73,35 @@ def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sen
     assert headers["x-forwarded-host"].startswith("127.0.0.1:")
 
 
+def test_the_app_sees_its_own_host_unless_the_viewers_is_preserved(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    preview_host = {"Host": f"{SANDBOX}.preview.example"}
+    default = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX)
+    preserving = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, preserve_host=True)
+
+    own = fetch("GET", f"{default.url}/echo", cloudfront(assertion(), **preview_host)).json()
+    kept = fetch("GET", f"{preserving.url}/echo", cloudfront(assertion(), **preview_host)).json()
+
+    assert own["headers"]["Host"] == sandbox.url.removeprefix("http://")
+    assert own["headers"]["X-Forwarded-Host"] == f"{SANDBOX}.preview.example"
+    assert kept["headers"]["Host"] == f"{SANDBOX}.preview.example"
+
+
+def test_hop_by_hop_headers_stop_at_the_ingress(ingress: Ingress, sandbox: Sandbox) -> None:
+    hop = {
+        "Connection": "keep-alive, X-Per-Hop",
+        "X-Per-Hop": "1",
+        "TE": "trailers",
+        "Keep-Alive": "timeout=5",
+    }
+
+    seen = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), **hop)).json()
+
+    headers = {name.lower() for name in seen["headers"]}
+    assert headers.isdisjoint({"x-per-hop", "te", "keep-alive"})
+
+
 @pytest.mark.parametrize("secret", [None, "", "cloudfront-only-0123456789abcdeX", "wrong"])
 def test_without_cloudfronts_secret_a_valid_assertion_is_refused(
     ingress: Ingress, sandbox: Sandbox, secret: str | None

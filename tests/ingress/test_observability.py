@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import aiohttp
@@ -52,7 +53,11 @@ def test_metrics_count_requests_denials_and_streams(ingress: Ingress, sandbox: S
             await ws.receive()
 
     asyncio.run(open_and_close_a_websocket())
+    closed = 'preview_ingress_streams_closed_total{why="ended"}'
+    deadline = time.monotonic() + 15  # the ingress counts the stream once both sides are closed
     metrics = fetch("GET", f"{ingress.admin}/metrics")
+    while closed not in metrics.text and time.monotonic() < deadline:
+        metrics = fetch("GET", f"{ingress.admin}/metrics")
 
     assert metrics.status == 200
     assert metrics.headers["Content-Type"].startswith("text/plain")
@@ -62,6 +67,7 @@ def test_metrics_count_requests_denials_and_streams(ingress: Ingress, sandbox: S
     assert samples['preview_ingress_denials_total{reason="assertion_missing"}'] == 1.0
     assert samples['preview_ingress_denials_total{reason="secret"}'] == 1.0
     assert samples["preview_ingress_streams_opened_total"] == 1.0
+    assert samples['preview_ingress_streams_closed_total{why="ended"}'] == 1.0
     assert 0 <= samples["preview_ingress_revocation_feed_staleness_seconds"] < 10
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from tests.ingress.conftest import PATTERN, Ingress, Sandbox, assertion, cloudfront
+from tests.ingress.conftest import PATTERN, TENANT_FA, Ingress, Sandbox, assertion, cloudfront
 
 GENEROUS_SECONDS = 15.0  # a bound on waiting, never a claim about speed
 DOWNLOAD_BYTES = 100 * 1024 * 1024
@@ -140,6 +140,38 @@ async def _closed(ws: aiohttp.ClientWebSocketResponse) -> tuple[WSMsgType, str]:
         message = await asyncio.wait_for(ws.receive(), GENEROUS_SECONDS)
         if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
             return message.type, str(message.extra or "")
+
+
+def test_when_the_app_closes_its_websocket_the_viewer_gets_its_close_code(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> int | None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion())) as ws,
+        ):
+            await _messages(ws, 1)
+            async with session.post(f"{sandbox.url}/ws/push?close=4001") as pushed:
+                assert pushed.status == 200
+            await _closed(ws)
+            return ws.close_code
+
+    assert asyncio.run(go()) == 4001
+
+
+def test_an_upgrade_the_app_refuses_gets_its_status_and_frame_ancestors(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            await session.ws_connect(f"{ingress.url}/no-socket-here", headers=cloudfront(assertion()))
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        asyncio.run(go())
+
+    assert refused.value.status == 404
+    assert refused.value.headers is not None
+    assert refused.value.headers["Content-Security-Policy"] == f"frame-ancestors {TENANT_FA}"
 
 
 def test_a_revoked_token_loses_its_websocket_and_then_its_http_within_a_poll(

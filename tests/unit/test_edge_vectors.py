@@ -12,10 +12,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from preview_local.edge import PreviewEdge
+from preview_local.http_messages import HttpRequest
 from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
 from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
-from tests.support.edge_vectors import VECTORS_PATH, build_vectors, load_vectors, render
+from tests.support.edge_vectors import (
+    HOST,
+    ORIGIN_COOKIE,
+    VECTORS_PATH,
+    build_vectors,
+    load_vectors,
+    render,
+    token,
+)
 
 VECTORS = load_vectors()
 EVERY_CASE: list[dict[str, Any]] = VECTORS["cases"]
@@ -88,3 +98,71 @@ def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]
 
     reason = decision.reason.value if decision.reason else None
     assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
+
+
+def test_every_route_and_the_origin_assertion_rule_have_vectors() -> None:
+    routes = {c["expect"]["route"] for c in EVERY_CASE}
+    assert routes == {"exchange", "denied", "ingress"}
+    edge_only = [c for c in EVERY_CASE if c.get("edge_only")]
+    assert any("origin assertion" in c["name"] for c in edge_only)
+    assert all(c["expect"]["route"] == ("ingress" if c["expect"]["allowed"] else "denied") for c in CASES)
+
+
+def mirror_request(request: Mapping[str, Any]) -> HttpRequest:
+    headers = [("Host", request["host"]), *request["headers"].items()]
+    if request["cookie"]:
+        headers.append(("Cookie", request["cookie"]))
+    return HttpRequest(request["method"], request["path"], request["query"], tuple(headers))
+
+
+@pytest.mark.parametrize("vector", EVERY_CASE, ids=[c["name"] for c in EVERY_CASE])
+def test_the_python_mirror_of_the_edge_function_routes_every_vector_as_expected(
+    vector: dict[str, Any],
+) -> None:
+    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+    edge = PreviewEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+
+    decision = edge.decide(mirror_request(vector["request"]))
+
+    assert {"route": decision.route, "reason": decision.reason} == {
+        "route": vector["expect"]["route"],
+        "reason": vector["expect"]["reason"],
+    }
+
+
+def test_the_mirror_forwards_an_allowed_request_as_sent_minus_our_credentials() -> None:
+    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+    edge = PreviewEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    session = f"__Host-mp_session={token('interact')}; {ORIGIN_COOKIE}; __HOST-MP_x=1"
+    sent = HttpRequest(
+        "POST",
+        "/@vite/client",
+        "a=%40b&c",
+        (("Host", HOST), ("Cookie", f"theme=dark; {session}"), ("X-Preview-Assertion", "forged")),
+    )
+
+    decision = edge.decide(sent)
+
+    assert decision.route == "ingress"
+    assert (decision.request.method, decision.request.path, decision.request.query) == (
+        "POST", "/@vite/client", "a=%40b&c"
+    )  # fmt: skip
+    assert decision.request.header("Cookie") == "theme=dark"
+    assert [v for n, v in decision.request.headers if n.lower() == "x-preview-assertion"] == [
+        ORIGIN_COOKIE.partition("=")[2]
+    ]
+    assert decision.claims is not None
+    assert decision.claims.sandbox_id == "sbx-a"
+
+
+def test_the_mirror_sends_a_refusal_to_the_denial_page_with_its_reason_only() -> None:
+    edge = PreviewEdge(lambda key: None, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    sent = HttpRequest("PUT", "/api/x", "q=1", (("Host", HOST), ("X-Preview-Denial", "forged")))
+
+    decision = edge.decide(sent)
+
+    assert (decision.route, decision.reason) == ("denied", "no_token")
+    assert (decision.request.method, decision.request.path, decision.request.query) == (
+        "PUT", "/__preview/denied", ""
+    )  # fmt: skip
+    assert [v for n, v in decision.request.headers if n.lower() == "x-preview-denial"] == ["no_token"]

@@ -8,8 +8,8 @@ container's :class:`~preview_tokens.control_plane.revocations.RevocationView`), 
 method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
 naming another method), never the input channel, and no path that could be read as the input
 channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
-only (authorizer hot path). The stream edge's CloudFront Function applies the same rule in
-JavaScript; ``tests/vectors/edge_access.json`` holds both to it.
+only (authorizer hot path). The edge's CloudFront Function ``PreviewEdge`` applies the same rule
+in JavaScript (edge/preview_edge.js); ``tests/vectors/edge_access.json`` holds both to it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SESSION_COOKIE = "__Host-mp_session"
 # is told "session expired" (and the embedding page re-mints) rather than "no token".
 SESSION_ENDS_COOKIE = "__Host-mp_session_ends"
 # The origin assertion the exchange signed for the session's token (``origin_assertion``): the
-# authorizer forwards it when it is this token's, and the stream edge, which cannot sign, too.
+# edge (PreviewEdge, which cannot sign) forwards it as X-Preview-Assertion when it is this token's.
 ORIGIN_ASSERTION_COOKIE = "__Host-mp_origin"
 # Every cookie the data plane sets starts with this; none ever reaches the origin (compared
 # case-insensitively: browsers treat the __Host- prefix so).
