@@ -51,13 +51,20 @@ def test_the_ready_mint_event_mints_a_token_with_the_stacks_api_key(stack: Local
     assert stack.mint(stack.demo["api_key"], stack.demo["sandbox_id"]).status == 200
 
 
-def test_the_ready_authorizer_event_is_allowed(stack: LocalStack) -> None:
-    code, result, _ = invoke(stack, "PreviewAuthorizerFunction", "authorizer.json")
+def test_the_ready_denied_event_renders_the_denial_page_with_the_tenants_frame_ancestors(
+    stack: LocalStack,
+) -> None:
+    """``denied.json``: the request PreviewEdge sends the REST API for an expired session."""
+    code, result, _ = invoke(stack, "ExchangeFunction", "denied.json")
 
     assert code == 0
-    assert result["principalId"] == stack.demo["sandbox_id"]
-    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
-    assert result["context"]["sandbox_id"] == stack.demo["sandbox_id"]
+    assert result["statusCode"] == 403
+    assert "<h1>Preview session expired</h1>" in result["body"]
+    assert (
+        "frame-ancestors http://127.0.0.1:* http://localhost:*"
+        in result["headers"]["Content-Security-Policy"]
+    )
+    assert not (stack.state_dir / "events" / "authorizer.json").exists()  # no route runs the authorizer
 
 
 def test_the_ready_exchange_event_answers_a_redirect_with_the_session_cookie(stack: LocalStack) -> None:

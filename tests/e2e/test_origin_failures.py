@@ -11,6 +11,7 @@ never answers: CloudFront gives up at its response timeout with a 504, as CloudF
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -51,7 +52,10 @@ class SilentOrigin:
             self._accepted.append(connection)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
         self._listener.close()
+        self._thread.join(timeout=5)  # no connection is accepted after this
         for connection in self._accepted:
             connection.close()
 

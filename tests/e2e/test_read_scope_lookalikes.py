@@ -97,7 +97,9 @@ def test_only_the_canonical_spelling_of_a_token_is_a_credential(stack: LocalStac
 
     cookie_reply, marker = get(stack, "/", f"__Host-mp_session={respelled(token)}")
     exchange = fetch(f"{stack.preview_origin(stack.demo['sandbox_id'])}/?mt={respelled(token)}")
-    canonical, _ = get(stack, "/", f"__Host-mp_session={token}")
+    opened = fetch(f"{stack.preview_origin(stack.demo['sandbox_id'])}/?mt={token}")
+    cookies = "; ".join(value.split(";", 1)[0] for value in opened.headers.get_all("Set-Cookie", []))
+    canonical, _ = get(stack, "/", cookies)
 
     assert cookie_reply.status == 403
     assert '"reason": "invalid_token"' in cookie_reply.text
