@@ -1,6 +1,9 @@
 # One command per task. Every target installs what it needs, from the committed uv.lock.
 SHELL := /bin/bash
 VENV := .venv
+CFN_LINT_VENV := $(CURDIR)/.venv-cfn-lint
+# make bench prints its tables only: not its commands either (bench/quiet.py silences the rest).
+.SILENT: bench
 PY := $(VENV)/bin/python
 export PORT ?= 3000
 export SAM_CLI_TELEMETRY := 0
@@ -57,10 +60,16 @@ integration: $(VENV)/.synced-dev node
 ingress: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/ingress -q
 
-template: $(VENV)/.synced-dev checkov
+template: $(VENV)/.synced-dev checkov $(CFN_LINT_VENV)/.synced
 	$(VENV)/bin/sam validate --lint
-	$(VENV)/bin/cfn-lint template.yaml
+	$(CFN_LINT_VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/sam build --cached --parallel
+
+# cfn-lint at a release whose AWS data knows the Lambda runtimes' deprecation dates; aws-sam-cli pins
+# an older one (~=1.41.0), so it has its own environment, from tools/cfn-lint/uv.lock.
+$(CFN_LINT_VENV)/.synced: tools/cfn-lint/pyproject.toml tools/cfn-lint/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CFN_LINT_VENV) $(UV) sync --locked --python python3.11 --quiet --project tools/cfn-lint
+	touch $@
 
 # checkov pins boto3 and packaging below what the project locks, so it lives in its own environment,
 # installed from tools/checkov/uv.lock. Every check passes or is skipped inline in template.yaml with
@@ -125,6 +134,7 @@ openapi: $(VENV)/.synced-dev
 lock: | $(UV)
 	$(UV) lock
 	$(UV) lock --project tools/checkov
+	$(UV) lock --project tools/cfn-lint
 	@$(MAKE) --no-print-directory requirements
 
 # The layer ships exactly the locked runtime versions (boto3 included), so Lambda runs what the tests ran.

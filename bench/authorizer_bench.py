@@ -60,6 +60,8 @@ from preview_tokens.keys.tokens import PreviewClaims, Scope, new_token_id, sign_
 from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
+from bench import quiet
+
 ROOT = Path(__file__).resolve().parents[1]
 AUTHORIZER_DIR = ROOT / "functions" / "authorizer"
 LAYER_DIR = ROOT / "layers" / "preview_tokens"
@@ -266,6 +268,7 @@ def effect(policy: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    quiet.silence()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the moto server's request log
     started = time.perf_counter()
     aws = MotoAws().start()

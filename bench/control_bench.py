@@ -40,6 +40,7 @@ from preview_tokens.keys.aws_json import AwsJsonClient
 from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
+from bench import quiet
 from bench.authorizer_bench import ColdRun, authorizer_event, session_cookie_header, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,6 +340,7 @@ def capacity(measured: Measured) -> None:
 
 
 def main() -> int:
+    quiet.silence()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)
     started = time.perf_counter()

@@ -39,7 +39,7 @@ from preview_tokens.data_plane.access import (
 )
 from preview_tokens.data_plane.denial_page import denial_for
 from preview_tokens.data_plane.wiring import preview_gate
-from preview_tokens.observability import logger
+from preview_tokens.observability import DENIALS, cloudfront_request_id, count, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -185,10 +185,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         policy = policy_for(event, decision)
     except Exception as error:  # fail closed: never an Allow, never API Gateway's bare 500
         logger.exception("authorizer failed closed", extra={"error_type": type(error).__name__})
+        count(DENIALS, ("Reason", DenialReason.UNAVAILABLE.value))
         raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE) from None
     reason = policy["context"].get("reason")
     if reason == DenialReason.UNAVAILABLE.value:  # a 503, not a Deny (see the module's docstring)
-        logger.warning("preview request unavailable", extra={"reason": reason})
+        logger.warning(
+            "preview request unavailable",
+            extra={"reason": reason, "request_id": cloudfront_request_id(event.get("headers"))},
+        )
+        count(DENIALS, ("Reason", reason))
         raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE)
     if reason is not None:
         logger.info(
@@ -197,6 +202,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "reason": reason,
                 "method": event.get("httpMethod") if isinstance(event, Mapping) else None,
                 "sandbox_id": decision.claims.sandbox_id if decision.claims else None,
+                "request_id": cloudfront_request_id(event.get("headers")),
             },
         )
+        count(DENIALS, ("Reason", reason))
     return policy

@@ -4,7 +4,9 @@ Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), wher
 sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
 ``X-Preview-Token``. A bad token gets the access-denied page. The redirect goes through
 ``/__preview/cookie-check/{proxy+}``, also served here: with the session cookie back it
-redirects on to the page, without it answers the cookies-blocked page.
+redirects on to the page, without it answers the cookies-blocked page. For a renewal (the embed
+helper's hidden frame at ``/__preview/exchange/__preview/renewed?mt=``) the check answers the
+renewed page, which posts ``preview.renewed`` to the helper, instead of redirecting.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from preview_tokens import observability
 from preview_tokens.data_plane.access import DenialReason, fallback_token
 from preview_tokens.data_plane.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
@@ -23,10 +26,12 @@ from preview_tokens.data_plane.denial_page import (
     cookies_blocked_page,
     denial_for,
     render_page,
+    renewed_page,
 )
 from preview_tokens.data_plane.exchange import (
     COOKIE_CHECK_PATH,
     ExchangeDenied,
+    SessionRenewed,
     check_session_cookie,
     exchange_token,
 )
@@ -64,6 +69,7 @@ def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
         headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
     headers["Content-Type"] = "text/html; charset=utf-8"
     status = HTTPStatus.FORBIDDEN
+    observability.count(observability.DENIALS, ("Reason", denied.reason.value))
     if denied.reason is DenialReason.UNAVAILABLE:
         status = HTTPStatus.SERVICE_UNAVAILABLE
         headers["Retry-After"] = str(max(1, math.ceil(denied.retry_after_seconds)))
@@ -89,6 +95,13 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
     )
     if isinstance(outcome, ExchangeDenied):
         return denied_response(outcome)
+    if isinstance(outcome, SessionRenewed):
+        logger.info("preview session renewed")
+        return {
+            "statusCode": int(HTTPStatus.OK),
+            "headers": {**_security_headers(), "Content-Type": "text/html; charset=utf-8"},
+            "body": renewed_page(outcome.expires_at),
+        }
     return {
         "statusCode": int(HTTPStatus.FOUND),
         "headers": {**_security_headers(), "Location": outcome},
@@ -97,6 +110,7 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
 
 
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    observability.tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
     request = APIGatewayProxyEvent(event)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
@@ -120,6 +134,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
     )
+    observability.count(observability.EXCHANGES)
     try:
         first_use_recorder().record(
             outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id

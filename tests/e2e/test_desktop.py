@@ -46,10 +46,18 @@ def desktop_received(stack: LocalStack) -> dict[str, Any]:
     return received
 
 
-def open_desktop(page: Page, stack: LocalStack, scope: str, ttl_seconds: int = 600) -> FrameLocator:
-    page.goto(stack.demo["demo_url"])
+def open_desktop(
+    page: Page,
+    stack: LocalStack,
+    scope: str,
+    ttl_seconds: int = 600,
+    renew: str = "auto",
+    navigate: bool = True,
+) -> FrameLocator:
+    if navigate:
+        page.goto(stack.demo["demo_url"])
     page.locator("#mint-status[data-state=ok]").wait_for(timeout=TIMEOUT_MS)
-    open_preview(page, stack.demo["desktop_sandbox_id"], scope, ttl_seconds)
+    open_preview(page, stack.demo["desktop_sandbox_id"], scope, ttl_seconds, renew)
     frame = preview(page)
     frame.locator("#status[data-state=connected]").wait_for(timeout=TIMEOUT_MS)
     return frame
@@ -106,7 +114,13 @@ def test_read_shows_the_desktop_and_input_never_reaches_it_while_interact_does(
 def test_after_expiry_the_stream_closes_and_the_parent_is_told(
     page: Page, stack: LocalStack, artifacts: Path
 ) -> None:
-    frame = open_desktop(page, stack, "interact", ttl_seconds=6)
+    # Renewal off, and the page handles the end itself (no re-mint): the stream's end is the
+    # preview's end, and the page learns it from the frame.
+    page.goto(stack.demo["demo_url"])
+    page.evaluate(
+        "document.getElementById('preview').addEventListener('preview-expired', (e) => e.preventDefault())"
+    )
+    frame = open_desktop(page, stack, "interact", ttl_seconds=6, renew="off", navigate=False)
     wait_for_changing_desktop(page, frame)
     opened = len(origin_lines(stack))
 

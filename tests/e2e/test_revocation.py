@@ -134,6 +134,11 @@ def test_revoking_an_open_preview_refuses_its_next_request_within_5_s(
         time.sleep(0.1)
         status = frame_request_status(page)
     assert status == 403, f"still {status} {time.monotonic() - revoked_at:.1f} s after the revocation"
+    if way == "by-token":
+        # The sandbox page says why its input is refused: revoked (not view-only, not expired).
+        preview(page).locator("#keys").press("r")
+        preview(page).locator("#input-status[data-refused='1']").wait_for(timeout=TIMEOUT_MS)
+        assert preview(page).locator("#input-status").get_attribute("data-reason") == "revoked"
 
     # And the frame shows the denial page, and the parent receives preview.denied / revoked
     preview_frame(page).evaluate("location.reload()")

@@ -152,3 +152,26 @@ def test_edge_store_keys_follow_contract_4() -> None:
     assert not_before_marker(RevocationKind.SANDBOX, "sbx-a", NOW).edge_key == "rs.sbx-a"
     assert not_before_marker(RevocationKind.TENANT, "t1", NOW).edge_key == "rt.t1"
     assert not_before_marker(RevocationKind.CREDENTIAL, "key_1", NOW).edge_key == "rc.key_1"
+
+
+def test_each_refresh_attempt_reports_how_stale_the_view_is() -> None:
+    """What the RevocationViewStaleness metric shows: 0 after a refresh, growing while the feed fails."""
+    feed, clock = FakeFeed(), Clock()
+    reported: list[float] = []
+    revocations = RevocationView(
+        feed,
+        refresh_seconds=2.0,
+        max_staleness_seconds=10.0,
+        clock=clock,
+        wall_clock=clock,
+        on_staleness=reported.append,
+    )
+    revocations.check(claims())
+    feed.failing = True
+    clock.now += 3
+    revocations.check(claims())
+    clock.now += 3
+    revocations.check(claims())
+
+    assert reported == [0.0, 3.0, 6.0]
+    assert revocations.staleness_seconds() == 6.0

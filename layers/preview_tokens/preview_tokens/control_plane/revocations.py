@@ -166,6 +166,7 @@ class RevocationView:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         on_refresh_failure: Callable[[RevocationFeedError], None] | None = None,
+        on_staleness: Callable[[float], None] | None = None,
     ) -> None:
         self._feed = feed
         self._refresh_seconds = refresh_seconds
@@ -173,6 +174,7 @@ class RevocationView:
         self._clock = clock
         self._wall_clock = wall_clock
         self._on_failure = on_refresh_failure
+        self._on_staleness = on_staleness
         self._attempted_at = -math.inf
         self._refreshed_at = -math.inf
         self._loaded_until_ms: int | None = None
@@ -228,10 +230,22 @@ class RevocationView:
         except RevocationFeedError as error:
             if self._on_failure is not None:
                 self._on_failure(error)
+            self._report_staleness(now)
             return
         self.apply(entries, int(wall))
         self._refreshed_at = now
         self._loaded_until_ms = int(wall * 1000)
+        self._report_staleness(now)
+
+    def staleness_seconds(self, now: float | None = None) -> float:
+        """Seconds since the view last refreshed (``inf`` before its first refresh)."""
+        return (self._clock() if now is None else now) - self._refreshed_at
+
+    def _report_staleness(self, now: float) -> None:
+        """After each refresh attempt: 0 when it succeeded, else the age of what the view holds."""
+        staleness = self.staleness_seconds(now)
+        if self._on_staleness is not None and math.isfinite(staleness):
+            self._on_staleness(staleness)
 
     def apply(self, entries: Iterable[Revocation], now: int) -> None:
         """Merge entries (idempotent: an entry seen twice changes nothing) and drop expired ones."""

@@ -66,6 +66,21 @@ class SandboxRepository(DynamoDbRepository):
             return None
         return sandbox
 
+    def list_for_tenant(self, tenant_id: str) -> list[Sandbox]:
+        """The tenant's running sandboxes, by id. A Scan: the table is keyed by sandbox id alone,
+        and listing is the operator's occasional command, never on a request's path."""
+        sandboxes: list[Sandbox] = []
+        with dependency_call("Scan sandboxes"):
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="tenant_id = :tenant AND #status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":tenant": {"S": tenant_id}, ":running": {"S": RUNNING}},
+                ConsistentRead=True,
+            ):
+                sandboxes.extend(sandbox_from_item(item) for item in page.get("Items", []))
+        return sorted(sandboxes, key=lambda sandbox: sandbox.sandbox_id)
+
     def put(self, tenant_id: str, sandbox_id: str) -> Sandbox:
         if not is_sandbox_id(sandbox_id):
             raise ValueError("a sandbox id is a lower-case DNS label: a-z, 0-9 and '-', 1 to 63 long")

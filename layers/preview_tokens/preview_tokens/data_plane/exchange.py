@@ -17,6 +17,13 @@ The redirect goes through :data:`COOKIE_CHECK_PATH` first: a browser that droppe
 without it and is told so (``cookies_blocked``, with "Open in a new tab") instead of reaching the
 page and being refused with "no token". With the cookie (or its session-ends marker: the session
 may just have ended) the check redirects on to the page. The check reads no key and no token.
+
+Renewal without a reload (issue 14): the embed helper loads a *new* token in a hidden frame of the
+same partition at :data:`RENEWAL_EXCHANGE_PATH` (``?mt=`` on the exchange's reserved
+:data:`RENEWED_PATH`). The exchange sets the new cookies as for any token, in the cookie jar the
+visible preview shares, and its cookie check answers the "renewed" page instead of redirecting: it
+posts ``preview.renewed`` with the session-ends marker's ``exp`` it received, so the helper knows the
+new cookie is in the jar. The visible document keeps running; its next requests carry the new session.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, Pre
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"
+RENEWED_PATH = "__preview/renewed"
+"""The exchange's own page for a renewal (a proxy path under the exchange: never the sandbox's)."""
+RENEWAL_EXCHANGE_PATH = f"{EXCHANGE_PATH}/{RENEWED_PATH}"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
@@ -81,6 +91,14 @@ class ExchangeDenied:
     """For ``unavailable``: when the key store will be tried again."""
 
 
+@dataclass(frozen=True)
+class SessionRenewed:
+    """The cookie check of a renewal: the cookies came back; ``expires_at`` is the session-ends
+    marker's value (not a credential), which the helper compares with the token it minted."""
+
+    expires_at: int | None
+
+
 def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
     """Same-host path and query without ``mt``; never a protocol-relative or absolute URL."""
     clean_path = "/" + path.replace("\\", "/").lstrip("/")
@@ -97,10 +115,14 @@ def cookie_check_location(location: str) -> str:
 
 def check_session_cookie(
     cookie_header: str, path: str, query: Mapping[str, Sequence[str]]
-) -> str | ExchangeDenied:
-    """Where the page is, if the session cookie came back after the exchange; else cookies_blocked."""
+) -> str | SessionRenewed | ExchangeDenied:
+    """Where the page is, if the session cookie came back after the exchange; else cookies_blocked.
+
+    For the renewal path the answer is :class:`SessionRenewed` (a page, never a redirect)."""
     cookies = split_preview_cookies(cookie_header)
     if cookies.session_token or cookies.session_ends_at is not None:
+        if path.strip("/") == RENEWED_PATH:
+            return SessionRenewed(cookies.session_ends_at)
         return redirect_location(path, query)
     return ExchangeDenied(DenialReason.COOKIES_BLOCKED, None)
 

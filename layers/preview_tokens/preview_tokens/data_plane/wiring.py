@@ -13,7 +13,7 @@ from preview_tokens.data_plane.origin_assertion import (
     origin_key_context,
 )
 from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
-from preview_tokens.observability import logger
+from preview_tokens.observability import count_key_refresh_failure, logger, report_revocation_staleness
 from preview_tokens.settings import data_plane_settings, first_use_settings
 
 
@@ -29,12 +29,14 @@ def preview_gate() -> PreviewGate:
         DynamoDbSigningKeyStore(settings.signing_keys.table),
         decrypter,
         settings.signing_keys.refresh_seconds,
+        on_refresh_failure=count_key_refresh_failure,
     )
     origin_keys = SigningKeyProvider(
         DynamoDbSigningKeyStore(settings.signing_keys.table, key_set=ORIGIN_KEY_SET),
         decrypter,
         settings.signing_keys.refresh_seconds,
         context_for=origin_key_context,
+        on_refresh_failure=count_key_refresh_failure,
     )
     assertions = OriginAssertionSigner(origin_keys, settings.origin_audience)
     revocations = RevocationView(
@@ -42,6 +44,7 @@ def preview_gate() -> PreviewGate:
         refresh_seconds=settings.revocations.refresh_seconds,
         max_staleness_seconds=settings.revocations.max_staleness_seconds,
         on_refresh_failure=_log_refresh_failure,
+        on_staleness=report_revocation_staleness,
     )
     return PreviewGate(keys, settings.input_path_prefix, assertions=assertions, revocations=revocations)
 

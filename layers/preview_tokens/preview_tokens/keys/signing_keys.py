@@ -176,8 +176,10 @@ class SigningKeyProvider:
         refresh_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         context_for: Callable[[str], Mapping[str, str]] = encryption_context,
+        on_refresh_failure: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_refresh_failure = on_refresh_failure
         self._decrypter = decrypter
         self._context_for = context_for
         self._refresh_seconds = refresh_seconds
@@ -197,6 +199,8 @@ class SigningKeyProvider:
             try:
                 ring = self._load()
             except SigningKeyUnavailableError as error:
+                if self._on_refresh_failure is not None:
+                    self._on_refresh_failure()
                 self._failures += 1
                 wait = min(RETRY_MAX_SECONDS, RETRY_INITIAL_SECONDS * 2 ** (self._failures - 1))
                 self._retry_at = self._clock() + wait
