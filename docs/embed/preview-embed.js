@@ -486,11 +486,13 @@
     }
 
     // When to renew: `renew-before` seconds before the end; else 30% of the lifetime before it,
-    // at least 2 s and at most 60 s.
+    // at least 2 s and at most 60 s — but never before half of it (a very short token is not
+    // renewed the moment it shows).
     _renewAt(session) {
+      var lifetime = session.expiresAtMs - session.startedAtMs;
       var before = Number(this.getAttribute("renew-before"));
-      var lead = before > 0 ? before * 1000 : Math.min(60000, Math.max(2000, 0.3 * (session.expiresAtMs - session.startedAtMs)));
-      return session.expiresAtMs - lead;
+      var lead = before > 0 ? before * 1000 : Math.min(60000, Math.max(2000, 0.3 * lifetime));
+      return session.expiresAtMs - Math.min(lead, lifetime / 2);
     }
 
     _onWake() {

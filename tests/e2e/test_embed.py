@@ -73,7 +73,7 @@ def test_after_a_short_ttl_the_helper_re_mints_and_no_denial_page_stays_visible(
     open_embedding_page(page, python_backend)
     page.evaluate(
         "() => { const p = document.getElementById('preview');"
-        " p.setAttribute('renew', 'off'); p.setAttribute('expires-in', '2'); }"
+        " p.setAttribute('renew', 'off'); p.setAttribute('expires-in', '3'); }"
     )
     wait_for_events(page, "preview-ready", 2)
     wait_for_sandbox(page, sandbox_id)

@@ -53,15 +53,19 @@ def is_sandbox_id(value: str) -> bool:
 
 
 class SandboxRepository(DynamoDbRepository):
-    def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
-        """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
+    def get(self, sandbox_id: str) -> Sandbox | None:
+        """The sandbox with this id, whatever its tenant and status; ``None`` when absent."""
         if not is_sandbox_id(sandbox_id):
             return None
         with dependency_call("GetItem sandboxes"):
             item = self.client.get_item(
                 TableName=self._table, Key={"sandbox_id": {"S": sandbox_id}}, ConsistentRead=True
             ).get("Item")
-        sandbox = sandbox_from_item(item) if item is not None else None
+        return sandbox_from_item(item) if item is not None else None
+
+    def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
+        """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
+        sandbox = self.get(sandbox_id)
         if sandbox is None or sandbox.tenant_id != tenant_id or sandbox.status != RUNNING:
             return None
         return sandbox

@@ -5,7 +5,7 @@ routed to ``EXCHANGE_PATH`` + the original path, ``mt`` taken off its query and 
 in ``X-Preview-Token`` (CloudFront Function in AWS, its mirror locally); the exchange verifies
 the token for the request's host and redirects to the same path and query without ``mt``,
 setting the session cookie for exactly the token's remaining life (and, as long, the token's
-origin assertion, for the authorizer and the stream edge to forward: :mod:`origin_assertion`),
+origin assertion, for the edge to forward to the fleet ingress: :mod:`origin_assertion`),
 and beside it a marker
 cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
@@ -28,6 +28,7 @@ new cookie is in the jar. The visible document keeps running; its next requests 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ COOKIE_CHECK_PATH = "/__preview/cookie-check"
 RENEWED_PATH = "__preview/renewed"
 """The exchange's own page for a renewal (a proxy path under the exchange: never the sandbox's)."""
 RENEWAL_EXCHANGE_PATH = f"{EXCHANGE_PATH}/{RENEWED_PATH}"
+# Where the edge sends a denied request (any method: a CloudFront Function cannot change it), with
+# the reason in DENIAL_HEADER and, when a verified token proved it, the sandbox in DENIAL_SANDBOX_HEADER.
+DENIED_PATH = "/__preview/denied"
+DENIAL_HEADER = "x-preview-denial"
+DENIAL_SANDBOX_HEADER = "x-preview-denial-sandbox"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
@@ -99,10 +105,18 @@ class SessionRenewed:
     expires_at: int | None
 
 
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
 def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
     """Same-host path and query without ``mt``; never a protocol-relative or absolute URL."""
     clean_path = "/" + path.replace("\\", "/").lstrip("/")
-    encoded_path = quote(clean_path, safe="/:@!$&'()*+,;=-._~")
+    # The path arrives as the browser sent it (API Gateway passes REST path parameters undecoded):
+    # its escapes are kept as they are (never %40 -> %2540), anything else unsafe is escaped once.
+    encoded_path = "".join(
+        part if _ESCAPE.fullmatch(part) else quote(part, safe="/:@!$&'()*+,;=-._~")
+        for part in _ESCAPE.split(clean_path)
+    )
     kept = [(name, value) for name, values in query.items() if name != TOKEN_PARAMETER for value in values]
     return encoded_path + (f"?{urlencode(kept)}" if kept else "")
 
