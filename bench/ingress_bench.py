@@ -39,6 +39,8 @@ from preview_tokens.data_plane.origin_assertion import (
     public_key_of,
 )
 
+from bench import quiet
+
 ROUNDS = 5
 CONCURRENCY = 16
 SMALL_REQUESTS = 2000
@@ -182,6 +184,7 @@ async def _download_rate(url: str, headers: dict[str, str]) -> float:
 
 
 def main() -> None:
+    quiet.silence()
     if sys.argv[1:2] == ["upstream"]:
         serve_upstream()
         return
