@@ -16,8 +16,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 SYNC := $(UV) sync --locked --python python3.11 --quiet
 LAYER_REQUIREMENTS := layers/preview_tokens/requirements.txt
 
-.PHONY: run test lint typecheck unit integration template checkov built e2e bench openapi chromium desktop node \
-	requirements lock clean
+.PHONY: run test lint typecheck unit integration ingress template checkov built e2e bench openapi edge chromium \
+	desktop node requirements lock clean real-apps
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -54,7 +54,11 @@ unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: $(VENV)/.synced-dev node
-	$(VENV)/bin/pytest tests/integration -q
+	$(VENV)/bin/pytest tests/integration tests/ingress -q
+
+## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
+ingress: $(VENV)/.synced-dev
+	$(VENV)/bin/pytest tests/ingress -q
 
 template: $(VENV)/.synced-dev checkov $(CFN_LINT_VENV)/.synced
 	$(VENV)/bin/sam validate --lint
@@ -85,8 +89,22 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
-e2e: $(VENV)/.synced-dev chromium desktop
+e2e: $(VENV)/.synced-dev chromium desktop real-apps
 	$(VENV)/bin/pytest tests/e2e -q
+
+## real-apps: the third-party apps the e2e tests run as sandboxes (tests/apps/, docs/real-apps.md), from
+## their locks only: Vite + React with `npm ci` (package-lock.json), Jupyter Server + ipykernel with
+## `uv sync --locked` (tests/apps/jupyter/uv.lock) into .venv-jupyter. Nothing is fetched at test time.
+REAL_APPS_VITE := tests/apps/vite-react
+JUPYTER_VENV := $(CURDIR)/.venv-jupyter
+$(REAL_APPS_VITE)/node_modules/.installed: $(REAL_APPS_VITE)/package.json $(REAL_APPS_VITE)/package-lock.json | node
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); if (a < 20 || (a === 20 && b < 19)) { console.error("Vite 8 needs node >= 20.19, this is " + process.version); process.exit(1); }'
+	cd $(REAL_APPS_VITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+$(JUPYTER_VENV)/.synced: tests/apps/jupyter/pyproject.toml tests/apps/jupyter/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(JUPYTER_VENV) $(UV) sync --locked --python python3.11 --quiet --project tests/apps/jupyter
+	touch $@
+real-apps: $(REAL_APPS_VITE)/node_modules/.installed $(JUPYTER_VENV)/.synced
 
 ## chromium: Debian's chromium for the browser tests (never a downloaded browser build)
 chromium:
@@ -112,18 +130,25 @@ desktop:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
-## bench: the authorizer's hot path and cold start, the stream edge function's cost per upgrade, the
-## mint's round trips and cold start (ratios against baselines measured in the same run), and cost
-## per 1,000 page loads and concurrency from measured durations
-bench: $(VENV)/.synced-dev node
+## bench: the authorizer's hot path and cold start, the edge function's cost per request, the
+## mint's round trips and cold start (ratios against baselines measured in the same run), cost
+## per 1,000 page loads and concurrency from measured durations, the fleet ingress against the app
+## direct, and the Vite app's page load through the local stack against the app direct (chromium)
+bench: $(VENV)/.synced-dev node chromium real-apps
 	$(PY) -m bench.authorizer_bench
-	$(PY) -m bench.stream_edge_bench
+	$(PY) -m bench.edge_bench
 	$(PY) -m bench.control_bench
+	$(PY) -m bench.ingress_bench
+	$(PY) -m bench.apps_bench
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(VENV)/.synced-dev
 	PYTHONPATH=functions/mint POWERTOOLS_TRACE_DISABLED=1 $(PY) -c \
 	  'import json, mint_api; print(json.dumps(mint_api.build_openapi(), indent=2, sort_keys=True))' > docs/openapi.json
+
+## edge: write edge/preview_edge.js (the PreviewEdge CloudFront Function) into template.yaml
+edge: $(VENV)/.synced-dev
+	$(PY) tools/build_edge.py
 
 ## lock: re-resolve uv.lock after a change to pyproject.toml, and re-export the layer's requirements
 lock: | $(UV)

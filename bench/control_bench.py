@@ -64,6 +64,10 @@ LAMBDA_REQUEST_PER_MILLION = 0.20
 LAMBDA_GB_SECOND_ARM = 0.0000133334
 LAMBDA_GB_SECOND_X86 = 0.0000166667
 CLOUDFRONT_FUNCTION_PER_MILLION = 0.10
+# Not in DESIGN.md, printed apart (issue 13): CloudFront's own HTTPS requests (North America, first
+# 10 M a month free) and KeyValueStore reads by the edge function.
+CLOUDFRONT_HTTPS_REQUEST_PER_MILLION = 1.00
+CLOUDFRONT_KVS_READ_PER_MILLION = 0.03
 DYNAMODB_READ_PER_MILLION = 0.125
 DYNAMODB_WRITE_PER_MILLION = 0.625
 # A page load: the document, 50 subresources, one stream upgrade; a fresh token each time.
@@ -287,21 +291,27 @@ def report(measured: Measured, elapsed_s: float) -> None:
 
 
 def capacity(measured: Measured) -> None:
-    """Cost per 1,000 page loads and concurrency at RATE_PAGE_LOADS_PER_SECOND, from measured durations."""
-    requests_per_load = 1 + SUBRESOURCES  # the document and its subresources, each through the authorizer
+    """Cost per 1,000 page loads and concurrency at RATE_PAGE_LOADS_PER_SECOND, from measured durations.
+
+    The topology of issue 13: PreviewEdge (a CloudFront Function) verifies every viewer request and
+    sends allowed ones straight to the fleet ingress; API Gateway and Lambda see the mint, the ``?mt=``
+    exchange and its cookie check only (no authorizer per request).
+    """
+    viewer_requests = 1 + SUBRESOURCES + 1  # the document, its subresources, the stream upgrade
     invocations = [
         Invocation("mint", 1, 256, measured.mint_ms),
-        Invocation("exchange", 1, 128, measured.exchange_ms),
-        Invocation("authorizer", requests_per_load, 128, measured.authorizer_ms),
+        Invocation("exchange + cookie check", 2, 128, measured.exchange_ms),
     ]
     per_thousand = 1000
-    rest_requests = 1 + 1 + requests_per_load  # mint, exchange redirect, authorized requests
-    edge_functions = 1 + requests_per_load + 1  # the edge router on every viewer request, and the upgrade
+    rest_requests = 1 + 2  # mint, the exchange and its cookie check
+    edge_functions = 2 + viewer_requests  # PreviewEdge on every viewer request of the preview host
+    kvs_reads = viewer_requests  # key.<kid> for every request that carries the session
     lambda_requests = sum(i.per_page_load for i in invocations)
     gb_seconds = sum(i.gb_seconds() for i in invocations)
     # DynamoDB: mint = BatchGetItem (2 strongly consistent reads) + a transaction of 3 writes and
-    # 1 condition check (transactions cost 2 units per item); first use = a transaction of 2 writes.
-    reads = 2 + 2 * 1
+    # 1 condition check (transactions cost 2 units per item); first use = a transaction of 2 writes;
+    # the exchange's frame-ancestors = sandbox + tenant GetItem (at most, cached a minute per instance).
+    reads = 2 + 2 * 1 + 2
     writes = 2 * 3 + 2 * 2
     costs = {
         "API Gateway REST": rest_requests * REST_PER_MILLION / 1e6,
@@ -313,15 +323,19 @@ def capacity(measured: Measured) -> None:
     total = sum(costs.values()) * per_thousand
     print(
         f"cost per 1,000 preview page loads (document + {SUBRESOURCES} subresources + 1 stream, "
-        f"a fresh token each): ${total:.4f}"
+        f"a fresh token each): ${total:.4f} (before the edge routing: $0.208)"
     )
     for name, cost in costs.items():
         print(f"   {name:<24} ${cost * per_thousand:.4f}")
+    cloudfront = (2 + viewer_requests) * CLOUDFRONT_HTTPS_REQUEST_PER_MILLION / 1e6 * per_thousand
+    kvs = kvs_reads * CLOUDFRONT_KVS_READ_PER_MILLION / 1e6 * per_thousand
     print(
-        f"   (warm durations measured here: authorizer {measured.authorizer_ms * 1000:.0f} µs, "
-        "billed 1 ms; "
-        f"exchange {measured.exchange_ms:.1f} ms; mint {measured.mint_ms:.1f} ms; CloudFront's own request "
-        "and transfer prices are not in DESIGN.md and not included)"
+        f"   with CloudFront's own HTTPS requests (${cloudfront:.4f}, North America, beyond the free 10 M a "
+        f"month) and KeyValueStore reads (${kvs:.4f}): ${total + cloudfront + kvs:.4f}"
+    )
+    print(
+        f"   (warm durations measured here: exchange {measured.exchange_ms:.1f} ms; "
+        f"mint {measured.mint_ms:.1f} ms)"
     )
     concurrency = (
         sum(i.per_page_load * i.duration_ms / 1000 for i in invocations) * RATE_PAGE_LOADS_PER_SECOND
@@ -329,8 +343,7 @@ def capacity(measured: Measured) -> None:
     billed = sum(i.per_page_load * i.billed_ms / 1000 for i in invocations) * RATE_PAGE_LOADS_PER_SECOND
     print(
         f"Lambda concurrency at {RATE_PAGE_LOADS_PER_SECOND} page loads/s: {concurrency:.1f} from measured "
-        f"handler durations, {billed:.1f} counting each invocation at least 1 ms "
-        f"(authorizer {RATE_PAGE_LOADS_PER_SECOND * requests_per_load} invocations/s)"
+        f"handler durations, {billed:.1f} counting each invocation at least 1 ms"
     )
     refreshes_per_day = 86_400 / 2
     print(

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from preview_tokens.data_plane.access import (
     METHOD_OVERRIDE_HEADERS,
     Decision,
@@ -177,6 +178,8 @@ def policy_for(event: Mapping[str, Any], decision: Decision) -> dict[str, Any]:
     )
 
 
+# Every line tagged with this function's own name and request (Lambda's context), not a stale one.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         decision = preview_gate().authorize(preview_request(event))

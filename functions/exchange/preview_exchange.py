@@ -4,7 +4,16 @@ Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), wher
 sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
 ``X-Preview-Token``. A bad token gets the access-denied page. The redirect goes through
 ``/__preview/cookie-check/{proxy+}``, also served here: with the session cookie back it
-redirects on to the page, without it answers the cookies-blocked page.
+redirects on to the page, without it answers the cookies-blocked page. For a renewal (the embed
+helper's hidden frame at ``/__preview/exchange/__preview/renewed?mt=``) the check answers the
+renewed page, which posts ``preview.renewed`` to the helper, instead of redirecting.
+
+It also renders the denial page on ``/__preview/denied`` (any method), where the edge function
+sends every request it refuses, the reason in ``x-preview-denial``: status 403 (503 for
+``unavailable``), the event posted to the parent, and the sandbox's tenant's CSP
+``frame-ancestors`` (no viewer-response function runs on a status of 400 or more). Every page
+this function answers carries that tenant's ``frame-ancestors`` (the default for an unknown
+sandbox, or when the tenant cannot be read).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import math
 from http import HTTPStatus
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens import observability
@@ -24,14 +34,19 @@ from preview_tokens.data_plane.denial_page import (
     cookies_blocked_page,
     denial_for,
     render_page,
+    renewed_page,
 )
 from preview_tokens.data_plane.exchange import (
     COOKIE_CHECK_PATH,
+    DENIAL_HEADER,
+    DENIAL_SANDBOX_HEADER,
+    DENIED_PATH,
     ExchangeDenied,
+    SessionRenewed,
     check_session_cookie,
     exchange_token,
 )
-from preview_tokens.data_plane.wiring import first_use_recorder, preview_gate
+from preview_tokens.data_plane.wiring import first_use_recorder, frame_ancestors, preview_gate
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 
@@ -44,25 +59,60 @@ def _embedding_origin(headers: dict[str, str]) -> str | None:
     return origin if origin and origin != "null" else lowered.get("referer")
 
 
-def _security_headers(script_hash: str = SCRIPT_HASH) -> dict[str, str]:
+def _header(request: APIGatewayProxyEvent, name: str) -> str:
+    """A request header, its name compared case-insensitively (CloudFront sends lower case)."""
+    lowered = name.lower()
+    for key, value in (request.headers or {}).items():
+        if key.lower() == lowered:
+            return str(value)
+    return ""
+
+
+def _host(request: APIGatewayProxyEvent) -> str:
+    return _header(request, "Host") or request.request_context.domain_name or ""
+
+
+def _host_sandbox(request: APIGatewayProxyEvent) -> str:
+    """The sandbox id the host names (its first label), lower-cased."""
+    return _host(request).split(".", 1)[0].strip().lower()
+
+
+def page_frame_ancestors(request: APIGatewayProxyEvent, reason: DenialReason | None = None) -> str:
+    """The frame-ancestors of the host's sandbox's tenant; the default when it cannot be read.
+
+    For ``unavailable`` (a store is failing) the default, without trying the store again.
+    """
+    resolver = frame_ancestors()
+    if resolver is None or reason is DenialReason.UNAVAILABLE:
+        return data_plane_settings().frame_ancestors
+    try:
+        return resolver.for_sandbox(_host_sandbox(request))
+    except Exception as error:  # a denial page still renders, with the stack's default
+        logger.warning("frame ancestors not read", extra={"error_type": type(error).__name__})
+        return resolver.default
+
+
+def _security_headers(ancestors: str, script_hash: str = SCRIPT_HASH) -> dict[str, str]:
     return {
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": content_security_policy(
-            data_plane_settings().frame_ancestors, script_hash
-        ),
+        "Content-Security-Policy": content_security_policy(ancestors, script_hash),
         "X-Content-Type-Options": "nosniff",
     }
 
 
-def denied_response(denied: ExchangeDenied) -> dict[str, Any]:
+def denied_response(denied: ExchangeDenied, ancestors: str | None = None) -> dict[str, Any]:
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
+    ancestors = ancestors or data_plane_settings().frame_ancestors
     if denied.reason is DenialReason.COOKIES_BLOCKED:
-        headers, body = _security_headers(COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
+        headers, body = _security_headers(ancestors, COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
     else:
-        headers, body = _security_headers(), render_page(denial_for(denied.reason, denied.sandbox_id))
+        headers, body = (
+            _security_headers(ancestors),
+            render_page(denial_for(denied.reason, denied.sandbox_id)),
+        )
     headers["Content-Type"] = "text/html; charset=utf-8"
     status = HTTPStatus.FORBIDDEN
     observability.count(observability.DENIALS, ("Reason", denied.reason.value))
@@ -90,22 +140,51 @@ def cookie_check(request: APIGatewayProxyEvent) -> dict[str, Any]:
         _cookie_header(request), (request.path_parameters or {}).get("proxy", ""), query
     )
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome)
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
+    if isinstance(outcome, SessionRenewed):
+        logger.info("preview session renewed")
+        return {
+            "statusCode": int(HTTPStatus.OK),
+            "headers": {
+                **_security_headers(page_frame_ancestors(request)),
+                "Content-Type": "text/html; charset=utf-8",
+            },
+            "body": renewed_page(outcome.expires_at),
+        }
     return {
         "statusCode": int(HTTPStatus.FOUND),
-        "headers": {**_security_headers(), "Location": outcome},
+        "headers": {**_security_headers(page_frame_ancestors(request)), "Location": outcome},
         "body": "",
     }
 
 
+def denial_page(request: APIGatewayProxyEvent) -> dict[str, Any]:
+    """The page for a request the edge refused: the reason it sent, never anything else of the request.
+
+    An unknown or missing reason (a request that did not come through the edge) is ``no_token``. The
+    sandbox id is named only when the edge says a verified token proved it and it is this host's.
+    """
+    try:
+        reason = DenialReason(_header(request, DENIAL_HEADER).strip())
+    except ValueError:
+        reason = DenialReason.NO_TOKEN
+    proven = _header(request, DENIAL_SANDBOX_HEADER).strip()
+    sandbox_id = proven if proven and proven == _host_sandbox(request) else None
+    return denied_response(ExchangeDenied(reason, sandbox_id), page_frame_ancestors(request, reason))
+
+
+# Every line tagged with this function's own name and request (Lambda's context), not a stale one.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     observability.tag_request(event.get("headers"), (event.get("requestContext") or {}).get("requestId"))
     request = APIGatewayProxyEvent(event)
+    if request.resource.startswith(DENIED_PATH):
+        return denial_page(request)
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
     token = fallback_token(event.get("headers")) or ""
-    host = (request.headers or {}).get("Host") or request.request_context.domain_name or ""
+    host = _host(request)
     try:
         outcome = exchange_token(
             preview_gate(),
@@ -118,7 +197,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("exchange failed closed", extra={"error_type": type(error).__name__})
         outcome = ExchangeDenied(DenialReason.UNAVAILABLE, None)
     if isinstance(outcome, ExchangeDenied):
-        return denied_response(outcome)
+        return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
     logger.info(
         "preview session started",
         extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
@@ -132,7 +211,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("first use not recorded", extra={"error_type": type(error).__name__})
     return {
         "statusCode": int(HTTPStatus.FOUND),
-        "headers": {**_security_headers(), "Location": outcome.location},
+        "headers": {**_security_headers(page_frame_ancestors(request)), "Location": outcome.location},
         "multiValueHeaders": {"Set-Cookie": outcome.set_cookies(token)},
         "body": "",
     }

@@ -8,6 +8,7 @@ them only when the document is asked for. This keeps the cold start within its b
 "Performance").
 """
 
+import base64
 from functools import cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -25,12 +26,13 @@ from preview_tokens.control_plane.http_responses import (
     response_for,
 )
 from preview_tokens.control_plane.mint import MintService
+from preview_tokens.control_plane.request_body import require_no_body
 from preview_tokens.control_plane.token_lifecycle import (
     TokenLifecycle,
     lifecycle_from_settings,
     token_to_revoke,
 )
-from preview_tokens.errors import PreviewError, ServiceUnavailableError
+from preview_tokens.errors import InvalidRequestError, PreviewError, ServiceUnavailableError
 from preview_tokens.observability import logger, metrics
 from preview_tokens.settings import mint_settings
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 MINT_PATH = "/api/v1/sandboxes/<id>/preview-token"
 MINT_RESOURCE = "/api/v1/sandboxes/{id}/preview-token"  # API Gateway's name of the mint route
 TOKENS_PATH = "/api/v1/sandboxes/<id>/preview-tokens"
+TOKEN_PATH = "/api/v1/sandboxes/<id>/preview-tokens/<token_id>"
 REVOKE_PATH = "/api/v1/preview-tokens/revoke"
 OPENAPI_PATH = "/api/v1/openapi.json"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
@@ -65,10 +68,37 @@ def _responses(*statuses: tuple[int, str]) -> dict[int, OpenAPIResponse]:
 
 _AUTH_ERRORS = ((401, "unauthorized"), (403, "forbidden (no previews:write, tenant disabled)"))
 _UNAVAILABLE = (503, "unavailable (with Retry-After)")
+# Every operation reads its body with the one strict parser (request_body): bounded, one JSON object.
+_JSON_BODY_ERRORS = (
+    (413, "request_too_large (over 16 KiB)"),
+    (415, "unsupported_media_type (not application/json)"),
+)
+_NO_BODY_ERRORS = ((400, "invalid_request (this operation takes no body)"), (413, "request_too_large"))
 
 
 def _request_id() -> str:
     return app.current_event.request_context.request_id or "unknown"
+
+
+def _body() -> str | None:
+    """The raw request body as text; a base64-encoded body that is not UTF-8 is a 400."""
+    event = app.current_event
+    if not event.is_base64_encoded or not event.body:
+        return event.body
+    try:
+        return base64.b64decode(event.body, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
+        raise InvalidRequestError("The request body is not UTF-8 JSON.") from None
+
+
+def _content_type() -> str | None:
+    content_type: str | None = app.current_event.headers.get("Content-Type")
+    return content_type
+
+
+def _no_body() -> None:
+    """Operations without a request body refuse one: the same parser's answers (413 or 400)."""
+    require_no_body(_body())
 
 
 def _authorization() -> str | None:
@@ -86,6 +116,7 @@ def _authorization() -> str | None:
         (400, "invalid_request"),
         *_AUTH_ERRORS,
         (404, "sandbox_not_found"),
+        *_JSON_BODY_ERRORS,
         (422, "invalid_scope or invalid_expires_in"),
         (429, "rate_limited (with Retry-After)"),
         _UNAVAILABLE,
@@ -93,7 +124,7 @@ def _authorization() -> str | None:
     tags=["preview tokens"],
 )
 def mint_preview_token(id: str) -> Response[dict[str, str]]:
-    minted = mint_service().mint(_authorization(), id, app.current_event.body, _request_id())
+    minted = mint_service().mint(_authorization(), id, _body(), _request_id(), _content_type())
     observability.count(observability.TOKENS_MINTED, ("Scope", minted.scope))
     return json_response(HTTPStatus.OK, minted.as_json(), _request_id())
 
@@ -104,13 +135,17 @@ def mint_preview_token(id: str) -> Response[dict[str, str]]:
     description="As RFC 7009: 200 {} whether the token was live, unknown, expired, already revoked or "
     "another tenant's; only the caller's own live token is revoked. Effective on the data plane within 5 s.",
     responses=_responses(
-        (200, "Done (or nothing to do)"), (400, "invalid_request"), *_AUTH_ERRORS, _UNAVAILABLE
+        (200, "Done (or nothing to do)"),
+        (400, "invalid_request"),
+        *_AUTH_ERRORS,
+        *_JSON_BODY_ERRORS,
+        _UNAVAILABLE,
     ),
     tags=["preview tokens"],
 )
 def revoke_preview_token() -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
-    token = token_to_revoke(app.current_event.body)
+    token = token_to_revoke(_body(), _content_type())
     token_lifecycle().revoke_token(caller, token, _request_id())
     observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return json_response(HTTPStatus.OK, {}, _request_id())
@@ -120,13 +155,38 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
     TOKENS_PATH,
     summary="Revoke every preview token of a sandbox",
     description="Every token minted for this sandbox until now stops working within 5 s.",
-    responses=_responses((204, "Revoked"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
+    responses=_responses(
+        (204, "Revoked"), *_NO_BODY_ERRORS, *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE
+    ),
     tags=["preview tokens"],
 )
 def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
+    _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
     token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
     observability.count(observability.REVOCATIONS, ("Kind", "sandbox"))
+    return empty_response(HTTPStatus.NO_CONTENT, _request_id())
+
+
+@app.delete(
+    TOKEN_PATH,
+    summary="Revoke one preview token of a sandbox",
+    description="The token with this id (as the list of live tokens shows it) stops working within 5 s. "
+    "204 also when it was already revoked or has expired.",
+    responses=_responses(
+        (204, "Revoked (or already revoked or expired)"),
+        *_NO_BODY_ERRORS,
+        *_AUTH_ERRORS,
+        (404, "sandbox_not_found, or token_not_found: no token with this id was minted for this sandbox"),
+        _UNAVAILABLE,
+    ),
+    tags=["preview tokens"],
+)
+def revoke_sandbox_preview_token(id: str, token_id: str) -> Response[str]:
+    _no_body()
+    caller = mint_service().credentials.authenticate(_authorization())
+    token_lifecycle().revoke_sandbox_token(caller, id, token_id, _request_id())
+    observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
 
 
@@ -134,10 +194,13 @@ def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
     TOKENS_PATH,
     summary="List a sandbox's live preview tokens",
     description="Not expired and not revoked; never the token itself.",
-    responses=_responses((200, "The live tokens"), *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE),
+    responses=_responses(
+        (200, "The live tokens"), *_NO_BODY_ERRORS, *_AUTH_ERRORS, (404, "sandbox_not_found"), _UNAVAILABLE
+    ),
     tags=["preview tokens"],
 )
 def list_sandbox_preview_tokens(id: str) -> Response[dict[str, Any]]:
+    _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
     tokens = token_lifecycle().live_tokens(caller, id)
     return json_response(HTTPStatus.OK, {"tokens": tokens}, _request_id())
@@ -157,10 +220,11 @@ def origin_keys() -> "OriginKeyAdmin":
     summary="Public keys of the origin assertions",
     description="JSON Web Key Set (Ed25519, alg EdDSA) the sandbox fleet verifies the X-Preview-Assertion "
     "header with. Public; no credential needed.",
-    responses=_responses((200, "The active origin assertion keys (JWKS)"), _UNAVAILABLE),
+    responses=_responses((200, "The active origin assertion keys (JWKS)"), *_NO_BODY_ERRORS, _UNAVAILABLE),
     tags=["origin assertion"],
 )
 def origin_key_set() -> Response[dict[str, Any]]:
+    _no_body()
     try:
         from preview_tokens.keys.dynamodb import dependency_call
 
@@ -176,6 +240,7 @@ def origin_key_set() -> Response[dict[str, Any]]:
 
 @app.get(OPENAPI_PATH, include_in_schema=False)
 def openapi_document() -> Response[dict[str, Any]]:
+    _no_body()
     return json_response(HTTPStatus.OK, build_openapi(), _request_id())
 
 
@@ -204,6 +269,7 @@ def build_openapi() -> dict[str, Any]:
         ("/api/v1/sandboxes/{id}/preview-token", "post"): (api_models.MintRequest, api_models.MintResponse),
         ("/api/v1/preview-tokens/revoke", "post"): (api_models.RevokeRequest, None),
         ("/api/v1/sandboxes/{id}/preview-tokens", "delete"): (None, None),
+        ("/api/v1/sandboxes/{id}/preview-tokens/{token_id}", "delete"): (None, None),
         ("/api/v1/sandboxes/{id}/preview-tokens", "get"): (None, api_models.LiveTokens),
     }
     for (path, method), (request, answer) in bodies.items():

@@ -5,7 +5,8 @@ tenant's API key, which never reaches the browser: the page receives only the if
 ``expires_at`` and ``scope``, or the mint API's error. The page embeds with the embed helper
 (``<sandbox-preview>``, served at ``/embed/preview-embed-<version>.js`` with its SRI hash), lets
 you choose the sandbox (another tenant's included, to show the 404), the scope and the TTL, and
-logs what the preview posts; the helper re-mints by itself on ``preview.expired``.
+logs what the preview posts; the helper re-mints by itself on ``preview.expired``. ``/?sandbox=<id>``
+opens it on that sandbox (the banner prints one such link per app).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class DemoEmbeddingApp:
 
     def respond(self, request: HttpRequest) -> HttpResponse:
         if request.method == "GET" and request.path in PAGE_PATHS:
-            return self._page()
+            return self._page(dict(request.query_items()).get("sandbox", ""))
         if request.method == "GET" and request.path in _STATIC:
             name, content_type = _STATIC[request.path]
             return HttpResponse.text(200, static_text(name), content_type)
@@ -71,15 +72,20 @@ class DemoEmbeddingApp:
             return self._mint(request)
         return HttpResponse.text(404, "not found")
 
-    def _page(self) -> HttpResponse:
+    def _page(self, wanted: str = "") -> HttpResponse:
+        """The page; ``?sandbox=<id>`` (one of the choices) is the sandbox it opens with."""
+        chosen = next((c.sandbox_id for c in self.sandboxes if c.sandbox_id == wanted), None)
+        chosen = chosen or self.sandboxes[0].sandbox_id
         options = "".join(
-            f'<option value="{html.escape(choice.sandbox_id)}">{html.escape(choice.label)}</option>'
+            f'<option value="{html.escape(choice.sandbox_id)}"'
+            + (" selected" if choice.sandbox_id == chosen else "")
+            + f">{html.escape(choice.label)}</option>"
             for choice in self.sandboxes
         )
         page = Template(static_text("demo.html")).substitute(
             sandbox_options=options,
             preview_origin_suffix=html.escape(self.preview_origin_suffix),
-            default_sandbox=html.escape(self.sandboxes[0].sandbox_id),
+            default_sandbox=html.escape(chosen),
             embed_script_path=embed_script().path,
             embed_script_integrity=embed_script().integrity,
         )

@@ -81,6 +81,8 @@ class DesktopSandbox:
 
     log_path: Path
     bridge_ports: dict[Scope, int]
+    rfb_ports: dict[Scope, int] = field(default_factory=dict)
+    """The x11vnc servers themselves (RFB over TCP), by scope: the view-only driver's."""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -115,6 +117,7 @@ class DesktopSandbox:
                 )
                 _wait_for_port(bridge_port, bridge, "websockify")
                 desktop.bridge_ports[scope] = bridge_port
+                desktop.rfb_ports[scope] = rfb_port
         except Exception:
             desktop.stop()
             raise

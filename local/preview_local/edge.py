@@ -1,6 +1,21 @@
-"""The edge, as CloudFront applies it in AWS (``PreviewEdgeRouter`` in template.yaml), in Python.
+"""The edge, as CloudFront applies it in AWS (``PreviewEdge`` in template.yaml), in Python.
 
-Two steps on every viewer request to a sandbox host, for every method:
+:class:`PreviewEdge` is the mirror of the viewer-request CloudFront Function (source
+``edge/preview_edge.js``; the shared vectors ``tests/vectors/edge_access.json`` hold both): every
+request, any path, HTTP and WebSocket, gets ONE route:
+
+* ``exchange``: the query carries ``mt`` (steps 1 and 2 below), or the path is under
+  ``/__preview/``: on to the REST PreviewApi (the exchange, the cookie check, the denial page).
+* ``denied``: no, invalid, expired or wrong-sandbox session, ``read`` on input, or a session
+  without its ``__Host-mp_origin`` assertion (or with another token's): rewritten to
+  ``/__preview/denied`` on the REST API, query dropped, the reason in ``x-preview-denial`` (the
+  method stays: a CloudFront Function cannot change it).
+* ``ingress``: allowed: to the ``fleet-ingress`` origin with every ``__Host-mp_*`` cookie removed
+  and the origin assertion in ``x-preview-assertion``; path, query and other headers as sent.
+
+Headers only the edge may set (:data:`EDGE_HEADERS`) are removed from every viewer request first.
+
+The ``mt`` steps, kept from the former ``PreviewEdgeRouter``, on every viewer request:
 
 1. :func:`take_preview_token` - the token never reaches the origin, by construction: every query
    parameter whose name API Gateway would decode to ``mt`` is removed from the query, and its
@@ -22,12 +37,37 @@ CloudFront Function under node against these functions on the same cases.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import json
 import re
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from preview_tokens.data_plane.access import FALLBACK_TOKEN_HEADER, TOKEN_PARAMETER
+from preview_tokens.data_plane.access import (
+    FALLBACK_TOKEN_HEADER,
+    METHOD_OVERRIDE_HEADERS,
+    ORIGIN_ASSERTION_COOKIE,
+    PREVIEW_COOKIE_PREFIX,
+    SESSION_COOKIE,
+    SESSION_ENDS_COOKIE,
+    TOKEN_PARAMETER,
+    DenialReason,
+    input_path_segments,
+    normalize_host,
+    read_scope_allows,
+)
 from preview_tokens.data_plane.exchange import EXCHANGE_PATH
+from preview_tokens.keys.tokens import (
+    ExpiredTokenError,
+    InvalidTokenError,
+    PreviewClaims,
+    Scope,
+    verify_preview_token,
+)
 
 from preview_local.http_messages import HttpRequest
 
@@ -99,3 +139,165 @@ def viewer_request(request: HttpRequest) -> HttpRequest:
     """Both steps, as ``PreviewEdgeRouter`` changes a viewer request before API Gateway."""
     stripped, taken = strip_preview_token(request)
     return dataclasses.replace(stripped, path=edge_route(stripped.path, taken.carried, stripped.method))
+
+
+# ------------------------------------------------------------------------------ PreviewEdge
+
+Route = Literal["exchange", "denied", "ingress"]
+EdgeKeySource = Callable[[str], str | None]
+"""Reads the edge KeyValueStore: ``key.<kid>`` -> the HS256 key (base64url), ``None`` when absent."""
+DENIED_PATH = "/__preview/denied"
+DENIAL_HEADER = "x-preview-denial"
+DENIAL_SANDBOX_HEADER = "x-preview-denial-sandbox"
+ASSERTION_HEADER = "x-preview-assertion"
+INGRESS_ORIGIN_ID = "fleet-ingress"
+EDGE_HEADERS = (
+    "x-preview-token",
+    ASSERTION_HEADER,
+    DENIAL_HEADER,
+    DENIAL_SANDBOX_HEADER,
+    "x-preview-ingress-secret",
+    "x-sandbox-id",
+    "x-preview-scope",
+    "x-preview-expires",
+)
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class EdgeDecision:
+    route: Route
+    request: HttpRequest
+    """The request as the function forwards it (to the REST API, or to the ingress)."""
+    reason: str | None = None
+    """The denial reason (``denied`` only): one the denial page knows."""
+    claims: PreviewClaims | None = None
+    """The verified session's claims, when a token verified (also on some denials)."""
+
+
+class EdgeKeys(Mapping[str, bytes]):
+    """The KeyValueStore seen as the ``kid -> key`` mapping the token codec verifies with."""
+
+    def __init__(self, read: EdgeKeySource) -> None:
+        self._read = read
+
+    def __getitem__(self, kid: str) -> bytes:
+        value = self._read(f"key.{kid}")
+        if value is None:
+            raise KeyError(kid)
+        try:
+            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raise KeyError(kid) from None
+
+    def __contains__(self, kid: object) -> bool:
+        if not isinstance(kid, str):
+            return False
+        try:
+            self[kid]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _cookie(cookie_header: str, name: str) -> str:
+    """The last value of cookie ``name`` (as CloudFront's ``multiValue``), quotes and spaces trimmed."""
+    found = ""
+    for crumb in cookie_header.split(";"):
+        key, _, value = crumb.strip().partition("=")
+        if key.strip() == name:
+            found = value
+    return found.strip().strip('"')
+
+
+def _json_segment(text: str) -> dict[str, Any] | None:
+    """A canonical unpadded base64url segment holding a JSON object, as the function reads one."""
+    if not _SEGMENT.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _without_our_cookies(cookie_header: str) -> str:
+    prefix = PREVIEW_COOKIE_PREFIX.lower()
+    crumbs = [crumb.strip() for crumb in cookie_header.split(";") if crumb.strip()]
+    return "; ".join(crumb for crumb in crumbs if not crumb.lower().startswith(prefix))
+
+
+class PreviewEdge:
+    """``PreviewEdge`` (edge/preview_edge.js) in Python: the local CloudFront's brain."""
+
+    def __init__(
+        self, edge_key_source: EdgeKeySource, input_path_prefix: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._keys = EdgeKeys(edge_key_source)
+        self._input_prefix = input_path_segments(input_path_prefix)
+        self._clock = clock
+
+    def decide(self, request: HttpRequest) -> EdgeDecision:
+        headers = tuple((n, v) for n, v in request.headers if n.lower() not in EDGE_HEADERS)
+        request = dataclasses.replace(request, headers=headers)
+        stripped, taken = strip_preview_token(request)
+        if taken.carried or request.path.startswith(RESERVED_PREFIX):
+            path = edge_route(stripped.path, taken.carried, stripped.method)
+            return EdgeDecision("exchange", dataclasses.replace(stripped, path=path))
+        reason, claims, assertion = self._verdict(request)
+        if reason is not None:
+            denial: tuple[tuple[str, str], ...] = ((DENIAL_HEADER, reason.value),)
+            if claims is not None:
+                denial += ((DENIAL_SANDBOX_HEADER, claims.sandbox_id),)
+            denied = dataclasses.replace(request, path=DENIED_PATH, query="", headers=headers + denial)
+            return EdgeDecision("denied", denied, reason.value, claims)
+        forwarded: list[tuple[str, str]] = []
+        for name, value in headers:
+            if name.lower() == "cookie":
+                value = _without_our_cookies(value)
+                if not value:
+                    continue
+            forwarded.append((name, value))
+        forwarded.append((ASSERTION_HEADER, assertion))
+        return EdgeDecision("ingress", dataclasses.replace(request, headers=tuple(forwarded)), None, claims)
+
+    def _verdict(self, request: HttpRequest) -> tuple[DenialReason | None, PreviewClaims | None, str]:
+        cookie_header = "; ".join(v for n, v in request.headers if n.lower() == "cookie")
+        now = int(self._clock())
+        token = _cookie(cookie_header, SESSION_COOKIE)
+        if not token:
+            ends = _cookie(cookie_header, SESSION_ENDS_COOKIE)
+            ended = re.fullmatch(r"[0-9]{1,15}", ends) is not None and int(ends) <= now
+            return (DenialReason.EXPIRED if ended else DenialReason.NO_TOKEN), None, ""
+        try:
+            claims = verify_preview_token(token, self._keys, now)
+        except ExpiredTokenError as expired:
+            return DenialReason.EXPIRED, expired.claims, ""
+        except InvalidTokenError:
+            return DenialReason.INVALID_TOKEN, None, ""
+        if claims.host != normalize_host(request.header("host") or ""):
+            return DenialReason.WRONG_SANDBOX, claims, ""
+        overrides = [v for n, v in request.headers if n.lower() in METHOD_OVERRIDE_HEADERS]
+        if claims.scope is Scope.READ and not read_scope_allows(
+            request.method, request.path, overrides, self._input_prefix
+        ):
+            return DenialReason.READ_ONLY, claims, ""
+        assertion = _cookie(cookie_header, ORIGIN_ASSERTION_COOKIE)
+        parts = assertion.split(".")
+        payload = _json_segment(parts[1]) if assertion and len(parts) > 1 else None
+        if (
+            payload is None
+            or payload.get("jti") != claims.token_id
+            or payload.get("sub") != claims.sandbox_id
+        ):
+            return DenialReason.INVALID_TOKEN, None, ""
+        return None, claims, assertion

@@ -1,23 +1,20 @@
 """One REST API stage served locally the way API Gateway serves it.
 
 For each request: match a resource and method (:mod:`rest_api`), else ``403 Missing
-Authentication Token``; run the method's Lambda ``REQUEST`` authorizer on every request (no
-result cache) with an API-Gateway-shaped event and apply its policy to the method ARN
+Authentication Token``; run the method's Lambda ``REQUEST`` authorizer, if it has one, on every
+request (no result cache) with an API-Gateway-shaped event and apply its policy to the method ARN
 (:mod:`authorizer_policy`); a deny renders ``ACCESS_DENIED``, an authorizer that raises or
 answers garbage renders ``AUTHORIZER_CONFIGURATION_ERROR`` (``Unauthorized`` raised: 401
 ``UNAUTHORIZED``), all through the API's Gateway Responses (:mod:`gateway_responses`). Then the
-integration: ``aws_proxy`` invokes the function with a proxy event and maps its answer back;
-``http_proxy`` forwards to the URI after applying ``requestParameters`` and returns the origin's
-status, headers and body.
+integration: ``aws_proxy`` invokes the function with a proxy event (path and path parameters as
+the client sent them, undecoded, as REST APIs pass them) and maps its answer back. The template
+has no other integration since the REST sandbox routes retired (issue 13: allowed traffic goes
+from the edge to the fleet ingress), so no other is emulated.
 
 What API Gateway does to a request, as recorded against AWS (sources in
 ``local/preview_local/README.md``): headers in :data:`DROPPED_FROM_REQUEST` (hop-by-hop,
-``Upgrade``...) never reach an event or an integration; request line and header values above
-:data:`HEADER_LIMIT_BYTES` are refused; an ``http_proxy`` integration gets the client's query
-with the integration URI's and the mapped parameters *added* (``foobar,bar``: merged, never
-replaced), a mapped header *replaces* the client's, and a mapping whose value is missing or empty
-is not applied at all (so the client's own header or parameter passes); the integration answers
-within its ``timeoutInMillis`` (default 29 s) or the request gets ``INTEGRATION_TIMEOUT``.
+``Upgrade``...) never reach an event; request line and header values above
+:data:`HEADER_LIMIT_BYTES` are refused.
 """
 
 from __future__ import annotations
@@ -25,13 +22,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import http.client
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from preview_local.authorizer_policy import (
     AuthorizerOutput,
@@ -67,21 +61,6 @@ DROPPED_FROM_REQUEST = frozenset(
         "proxy-authorization",
     }
 )
-# Not passed on by an HTTP_PROXY integration unless a mapping sets them (LocalStack, validated).
-NOT_PROXIED = frozenset({"host", "content-encoding", "via"})
-# Not copied from the origin's answer: this gateway frames the response itself.
-RESPONSE_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-    }
-)
 # REST API quota "Total combined size of request line and header values" (the payload's, 10 MB,
 # is http_server's; the integration timeout is each integration's timeoutInMillis, 29 s by default).
 HEADER_LIMIT_BYTES = 10_240
@@ -95,14 +74,11 @@ class RestApiGateway:
         functions: Mapping[str, Invocable],
         forwarded_port: int,
         scheme: str = "http",
-        integration_timeout_seconds: float | None = None,
     ) -> None:
-        """``integration_timeout_seconds`` overrides every integration's ``timeoutInMillis`` (tests)."""
         self.api = api
         self._functions = functions
         self._forwarded_port = forwarded_port
         self._scheme = scheme
-        self._integration_timeout = integration_timeout_seconds
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request_size(request) > HEADER_LIMIT_BYTES:
@@ -113,21 +89,13 @@ class RestApiGateway:
         if match is None:
             return self._gateway_error(request, request_id, "MISSING_AUTHENTICATION_TOKEN")
         fields = self._request_fields(request, match, request_id)
-        authorizer_context: dict[str, Any] | None = None
         if match.method.authorizer is not None:
             outcome = self._authorize(request, match.method.authorizer, fields, request_id)
             if isinstance(outcome, HttpResponse):
                 return outcome
-            authorizer_context = outcome
             fields["requestContext"]["authorizer"] = outcome
-        integration = match.method.integration
-        if integration.type == "aws_proxy":
-            response = self._invoke_proxy(request, integration, fields)
-        else:
-            response = self._forward(request, request_id, match, integration, authorizer_context or {})
-        return HttpResponse(
-            response.status, (*response.headers, ("x-amzn-RequestId", request_id)), response.body
-        )
+        response = self._invoke_proxy(request, match.method.integration, fields)
+        return dataclasses.replace(response, headers=(*response.headers, ("x-amzn-RequestId", request_id)))
 
     # ------------------------------------------------------------------ authorizer
     def _authorize(
@@ -166,56 +134,6 @@ class RestApiGateway:
         except Exception:
             return HttpResponse(502, (("Content-Type", "application/json"),), _INTERNAL_ERROR)
         return _proxy_result(result)
-
-    def _forward(
-        self,
-        request: HttpRequest,
-        request_id: str,
-        match: RouteMatch,
-        integration: Integration,
-        authorizer: Mapping[str, Any],
-    ) -> HttpResponse:
-        headers = [(name, value) for name, value in request.headers if name.lower() not in NOT_PROXIED]
-        mapped_query: list[tuple[str, str]] = []
-        path_values: dict[str, str] = {}
-        for target, source in integration.request_parameters.items():
-            value = _mapped_value(source, request, match, authorizer)
-            kind, _, name = target.removeprefix("integration.request.").partition(".")
-            if not value:  # missing or empty: not applied, whatever the client sent stays
-                continue
-            if kind == "header":
-                headers = [(key, old) for key, old in headers if key.lower() != name.lower()] + [
-                    (name, value)
-                ]
-            elif kind == "querystring":
-                mapped_query.append((name, value))
-            elif kind == "path":
-                path_values[name] = value
-        uri = integration.uri
-        for name, value in path_values.items():
-            uri = uri.replace("{" + name + "}", quote(value, safe="/"))
-        endpoint = urlsplit(uri)
-        # Merged, never replaced: the URI's parameters, the client's, then the mapped ones.
-        query = [*parse_qsl(endpoint.query, keep_blank_values=True), *request.query_items(), *mapped_query]
-        path = (endpoint.path or "/") + (f"?{urlencode(query)}" if query else "")
-        timeout = self._integration_timeout or integration.timeout_seconds
-        deadline = time.monotonic() + timeout
-        connection = http.client.HTTPConnection(endpoint.hostname or "", endpoint.port, timeout=timeout)
-        try:
-            connection.request(request.method, path, body=request.body or None, headers=dict(_merge(headers)))
-            _time_left(connection, deadline)
-            response = connection.getresponse()
-            body = _read_until(response, connection, deadline)
-        except TimeoutError:
-            return self._gateway_error(request, request_id, "INTEGRATION_TIMEOUT")
-        except (OSError, http.client.HTTPException):
-            return self._gateway_error(request, request_id, "INTEGRATION_FAILURE")
-        finally:
-            connection.close()
-        kept = tuple(
-            (name, value) for name, value in response.getheaders() if name.lower() not in RESPONSE_HOP_BY_HOP
-        )
-        return HttpResponse(response.status, kept, body)
 
     # ----------------------------------------------------------------------- events
     def lambda_events(self, request: HttpRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -313,7 +231,7 @@ class RestApiGateway:
         authorizer_context: Mapping[str, str] | None = None,
         message: str | None = None,
     ) -> HttpResponse:
-        return render_gateway_response(
+        rendered = render_gateway_response(
             self.api.gateway_responses,
             GatewayError(
                 response_type=response_type,
@@ -324,6 +242,9 @@ class RestApiGateway:
                 message=message,
             ),
         )
+        # The log line says why (the access log's $context.authorizer.reason, else the response type).
+        reason = (authorizer_context or {}).get("reason") or response_type
+        return dataclasses.replace(rendered, log_reason=reason)
 
 
 def _proxy_result(result: Any) -> HttpResponse:
@@ -349,25 +270,6 @@ def _proxy_result(result: Any) -> HttpResponse:
         merged["Content-Type"] = ["application/json"]
     headers = tuple((name, value) for name, values in merged.items() for value in values)
     return HttpResponse(status, headers, body)
-
-
-def _mapped_value(
-    source: str, request: HttpRequest, match: RouteMatch, authorizer: Mapping[str, Any]
-) -> str | None:
-    """The value of an integration ``requestParameters`` source expression."""
-    if len(source) >= 2 and source.startswith("'") and source.endswith("'"):
-        return source[1:-1]
-    if source.startswith("context.authorizer."):
-        value = authorizer.get(source.removeprefix("context.authorizer."))
-        return None if value is None else str(value)
-    if source.startswith("method.request.path."):
-        return match.path_parameters.get(source.removeprefix("method.request.path."))
-    if source.startswith("method.request.header."):
-        return request.header(source.removeprefix("method.request.header."))
-    if source.startswith("method.request.querystring."):
-        wanted = source.removeprefix("method.request.querystring.")
-        return next((value for name, value in reversed(request.query_items()) if name == wanted), None)
-    raise ValueError(f"request parameter source {source} is not emulated")
 
 
 def _identity_present(request: HttpRequest, fields: Mapping[str, Any], sources: tuple[str, ...]) -> bool:
@@ -406,38 +308,6 @@ def _without_dropped_headers(request: HttpRequest) -> HttpRequest:
         if name.lower() not in DROPPED_FROM_REQUEST and name.lower() not in named
     )
     return dataclasses.replace(request, headers=headers)
-
-
-def _read_until(
-    response: http.client.HTTPResponse, connection: http.client.HTTPConnection, deadline: float
-) -> bytes:
-    """The whole body, or TimeoutError once the integration's time is up (not per read: in total)."""
-    chunks: list[bytes] = []
-    while True:
-        _time_left(connection, deadline)
-        chunk = response.read1(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def _time_left(connection: http.client.HTTPConnection, deadline: float) -> None:
-    """The socket waits no longer than the integration's time left; TimeoutError when none is."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("integration timeout")
-    if connection.sock is not None:
-        connection.sock.settimeout(remaining)
-
-
-def _merge(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Headers for http.client: repeated names joined with ', ' (Cookie with '; ')."""
-    merged: dict[str, tuple[str, list[str]]] = {}
-    for name, value in headers:
-        merged.setdefault(name.lower(), (name, []))[1].append(value)
-    return [
-        (name, ("; " if name.lower() == "cookie" else ", ").join(values)) for name, values in merged.values()
-    ]
 
 
 def _short_id(text: str) -> str:

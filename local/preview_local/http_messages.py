@@ -81,6 +81,10 @@ class HttpResponse:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = field(default=b"", repr=False)
+    log_reason: str | None = field(default=None, compare=False)
+    """Why the request was refused, for the request log line only (never sent): the edge's
+    denial reason or the authorizer's ``reason``, as the API's access log records
+    ``$context.authorizer.reason``."""
 
     def header(self, name: str) -> str | None:
         return last_header(self.headers, name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
 import sys
 import threading
 import time
@@ -29,6 +30,19 @@ from preview_local.http_messages import HttpRequest, HttpResponse, log_field
 from preview_local.streams import StreamRelay
 
 Responder = Callable[[HttpRequest], HttpResponse | StreamRelay]
+
+
+class TakeOver(Protocol):
+    """Takes a connection over before its body is read (the local CloudFront's relay to an origin)."""
+
+    @property
+    def log_reason(self) -> str | None: ...
+
+    def run(self, client: socket.socket, reader: Any, length: int | None) -> str: ...
+
+
+# Asked with the request head (no body yet): a TakeOver, an answer, or None (read the body, respond).
+HeadHandler = Callable[[HttpRequest], "TakeOver | HttpResponse | None"]
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota (10 MB)
 PAYLOAD_TOO_LARGE = f"HTTP content length exceeded {MAX_BODY_BYTES} bytes."  # API Gateway's 413 text
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # read and discard an oversized body up to this, so the 413 is seen
@@ -76,6 +90,71 @@ def read_body(headers: Message, stream: _Readable, limit: int = MAX_BODY_BYTES) 
     if len(body) != length:
         raise FramingError(400, "the body is shorter than its Content-Length")
     return body
+
+
+def body_framing(headers: Message) -> int | None:
+    """How the request body is framed: its ``Content-Length`` (0: none), or ``None`` for chunked.
+
+    Raises :class:`FramingError` for a framing that cannot be trusted (as :func:`read_body`).
+    """
+    encodings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("Content-Length") or []
+    if encodings:
+        if lengths:
+            raise FramingError(400, "both Content-Length and Transfer-Encoding")
+        codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
+        if codings != ["chunked"]:
+            raise FramingError(501, "only the chunked transfer coding is implemented")
+        return None
+    if not lengths:
+        return 0
+    values = {part.strip().encode("latin-1", "replace") for value in lengths for part in value.split(",")}
+    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
+        raise FramingError(400, "malformed Content-Length")
+    return int(next(iter(values)))
+
+
+def copy_body(length: int | None, stream: _Readable, send: Callable[[bytes], object]) -> None:
+    """Pass the request body on as it arrives, in its own framing, and not one byte past its end.
+
+    ``length`` from :func:`body_framing`; a chunked body is copied chunk by chunk with its framing
+    (a malformed one raises :class:`FramingError` and stops the copy). No size limit: a proxy
+    streams (CloudFront sets none on a custom origin's request body).
+    """
+    if length is not None:
+        while length > 0:
+            data = stream.read(min(length, 1 << 16))
+            if not data:
+                raise FramingError(400, "the body is shorter than its Content-Length")
+            send(data)
+            length -= len(data)
+        return
+    while True:
+        line = stream.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE or not line.endswith(b"\r\n"):
+            raise FramingError(400, "malformed chunk size line")
+        size_text = line[:-2].split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            raise FramingError(400, "malformed chunk size")
+        send(line)
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        left = size + 2
+        while left > 0:
+            data = stream.read(min(left, 1 << 16))
+            if not data:
+                raise FramingError(400, "malformed chunk")
+            send(data)
+            left -= len(data)
+    for _ in range(100):
+        line = stream.readline(_MAX_LINE + 1)
+        if not line.endswith(b"\r\n") or len(line) > _MAX_LINE:
+            break
+        send(line)
+        if line == b"\r\n":
+            return
+    raise FramingError(400, "malformed chunked trailer")
 
 
 def _read_chunked(stream: _Readable, limit: int) -> bytes:
@@ -130,6 +209,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.log_connections = log_connections
         self.log: TextIO = log or sys.stderr
         self._respond: Responder | None = None
+        self._on_head: HeadHandler | None = None
         self._thread: threading.Thread | None = None
         super().__init__((host, port), _RequestHandler)
 
@@ -152,8 +232,12 @@ class LoopbackServer(ThreadingHTTPServer):
             return HttpResponse.text(503, "starting")
         return self._respond(request)
 
-    def start(self, respond: Responder) -> LoopbackServer:
+    def on_head(self, request: HttpRequest) -> TakeOver | HttpResponse | None:
+        return None if self._on_head is None else self._on_head(request)
+
+    def start(self, respond: Responder, on_head: HeadHandler | None = None) -> LoopbackServer:
         self._respond = respond
+        self._on_head = on_head
         self._thread = threading.Thread(target=self.serve_forever, name=f"{self.label}-server", daemon=True)
         self._thread.start()
         return self
@@ -182,6 +266,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
             client_ip=self.client_address[0],
         )
         try:
+            early = self.server.on_head(request)
+        except Exception as error:  # a bug in the local stack: say so, keep serving
+            print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
+            early = HttpResponse.text(500, "local stack error: see its output")
+        if early is not None and not isinstance(early, HttpResponse):
+            self.close_connection = True
+            try:
+                length = body_framing(self.headers)
+            except FramingError as error:
+                self._write(HttpResponse.text(error.status, error.text), head=False)
+                self._log(request, str(error.status), started)
+                return
+            ended = early.run(self.connection, self.rfile, length)
+            self._log(
+                request, f"{ended}" + (f" {log_field(early.log_reason)}" if early.log_reason else ""), started
+            )
+            return
+        if isinstance(early, HttpResponse):
+            self.close_connection = True
+            self._write(early, head=self.command == "HEAD")
+            self._log(request, str(early.status), started)
+            return
+        try:
             request = dataclasses.replace(request, body=read_body(self.headers, self.rfile))
         except FramingError as error:
             if error.drain <= _DRAIN_LIMIT_BYTES:
@@ -201,7 +308,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._log(request, f"stream ended: {ended}", started)
             return
         self._write(response, head=self.command == "HEAD")
-        self._log(request, str(response.status), started)
+        outcome = str(response.status)
+        if response.log_reason:
+            outcome += f" {log_field(response.log_reason)}"
+        self._log(request, outcome, started)
 
     def _log(self, request: HttpRequest, outcome: str, started: float) -> None:
         elapsed = (time.monotonic() - started) * 1000

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -40,9 +41,10 @@ from urllib.parse import urlsplit
 
 from preview_tokens.data_plane.access import SESSION_COOKIE
 from preview_tokens.data_plane.exchange import COOKIE_CHECK_PATH
+from preview_tokens.observability import SERVICE
 
 from preview_local.deployment import LocalDeployment, LocalDeploymentError, deploy_locally
-from preview_local.edge import viewer_request
+from preview_local.edge import DENIAL_HEADER, DENIED_PATH, viewer_request
 from preview_local.gateway import RestApiGateway
 from preview_local.http_messages import HttpRequest
 from preview_local.lambda_runtime import LambdaFunction
@@ -104,7 +106,8 @@ def ready_events(
     preview_host: str,
     api_host: str,
 ) -> dict[str, dict[str, Any]]:
-    """The four ready events; a fresh token for the data-plane ones from the stack's mint function."""
+    """The ready events (mint, exchange, cookie check; the denial page and the authorizer when the
+    template routes to them); a fresh token for the data-plane ones from the stack's mint function."""
     mint_request = HttpRequest(
         "POST",
         f"/api/v1/sandboxes/{sandbox_id}/preview-token",
@@ -123,28 +126,49 @@ def ready_events(
         raise RuntimeError("the template's mint route changed: update the ready events")
     token = _fresh_token(mint, mint_event)
     document = (("Host", preview_host), ("Accept", "text/html"), ("User-Agent", _BROWSER))
-    authorizer_request = HttpRequest("GET", "/", "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}")))
-    authorizer_event, _ = data_plane.lambda_events(authorizer_request)
-    _, exchange_event = data_plane.lambda_events(
-        viewer_request(HttpRequest("GET", "/", f"mt={token}", document))
-    )
+    exchange_request = viewer_request(HttpRequest("GET", "/", f"mt={token}", document))
+    exchange_authorizer, exchange_event = _lambda_events(data_plane, exchange_request)
     check_request = HttpRequest(
         "GET", COOKIE_CHECK_PATH, "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}"))
     )
-    _, check_event = data_plane.lambda_events(check_request)
-    if authorizer_event is None or exchange_event is None or check_event is None:
+    _, check_event = _lambda_events(data_plane, check_request)
+    if exchange_event is None or check_event is None:
         raise RuntimeError("the template's data-plane routes changed: update the ready events")
-    return {
-        "mint": mint_event,
-        "authorizer": authorizer_event,
-        "exchange": exchange_event,
-        "cookie_check": check_event,
-    }
+    events = {"mint": mint_event, "exchange": exchange_event, "cookie_check": check_event}
+    # The denial page's route (PreviewEdge's "denied"), when the template has it.
+    denied_request = HttpRequest("GET", DENIED_PATH, "", (*document, (DENIAL_HEADER, "expired")))
+    _, denied_event = _lambda_events(data_plane, denied_request)
+    if denied_event is not None:
+        events["denied"] = denied_event
+    # The authorizer's event, for whichever route the template still guards with it (if any).
+    session_request = HttpRequest("GET", "/", "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}")))
+    authorizer_event = _lambda_events(data_plane, session_request)[0] or exchange_authorizer
+    if authorizer_event is not None:
+        events["authorizer"] = authorizer_event
+    return events
+
+
+def _lambda_events(
+    gateway: RestApiGateway, request: HttpRequest
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The gateway's events for ``request``; ``(None, None)`` when it is no route of the API."""
+    try:
+        return gateway.lambda_events(request)
+    except ValueError:
+        return None, None
 
 
 def _fresh_token(mint: LambdaFunction, mint_event: dict[str, Any]) -> str:
+    """A token for the ready events, minted before the banner: the mint's log line is not printed
+    (it is the stack preparing itself, not a request anyone made; issue 15)."""
     event = {**mint_event, "body": json.dumps({"scope": "interact", "expires_in": EVENT_TOKEN_SECONDS})}
-    result = mint.invoke(event)
+    function_logger = logging.getLogger(SERVICE)
+    was_disabled = function_logger.disabled
+    function_logger.disabled = True
+    try:
+        result = mint.invoke(event)
+    finally:
+        function_logger.disabled = was_disabled
     body = json.loads(result["body"]) if isinstance(result, dict) else {}
     if not isinstance(body, dict) or not isinstance(body.get("token"), str):
         raise RuntimeError(f"the local mint function did not mint (status {result.get('statusCode')})")

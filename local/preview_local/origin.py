@@ -1,35 +1,29 @@
-"""A demo sandbox fleet ingress: the origin the data plane forwards allowed requests to.
+"""The demo sandbox app: what ``sbx-demo`` (and the other seeded sandboxes) run behind the fleet ingress.
 
-It trusts only the data plane: every request must carry an ``X-Preview-Assertion`` that the
-fleet-side verifier (``preview_origin``, with the keys the control plane publishes at
-``GET /api/v1/origin-keys``) accepts for the sandbox the request names in ``X-Sandbox-Id``, else
-it is refused with 403 (a forged ``X-Sandbox-Id``, another sandbox's assertion, an expired or
-tampered one). The scope shown comes from the verified assertion. It serves each sandbox a small app:
-a page showing the sandbox and the ``X-Preview-Scope`` it is viewed with, a stylesheet, a script
-and an XHR that each mark themselves loaded (so the session cookie works for subresources),
-and a text box whose keystrokes are POSTed to the input channel and echoed back.
+It is an app like any other (``PREVIEW_LOCAL_APPS``): it verifies nothing, since the fleet ingress
+(``preview_ingress``) in front of it admits only CloudFront's requests with a valid origin
+assertion, applies the scope, follows revocations and closes streams at ``exp``. It learns which
+sandbox it is serving from ``X-Forwarded-Host`` (the preview host the ingress received; the
+ingress sets ``Host`` to the app's own address). It serves each sandbox a small app: a page
+showing the sandbox, a stylesheet, a script and an XHR that each mark themselves loaded (so the
+session cookie works for subresources), and a text box whose keystrokes are POSTed to the input
+channel and echoed back.
 
 A hostile page, :data:`HOSTILE_PAGE`, plays a sandbox app that attacks the data plane from the
-origin's side: its response sets the data plane's own cookies (``__Host-mp_session`` and
+app's side: its response sets the data plane's own cookies (``__Host-mp_session`` and
 ``__Host-mp_session_ends``) and forbids every framing (``frame-ancestors 'none'``,
-``X-Frame-Options: DENY``). The edge's viewer-response rule must undo all of it.
+``X-Frame-Options: DENY``); ``/hostile?status=404`` does it on a 404. The ingress must undo all of it,
+whatever the status.
 
-For the tests it also records, per sandbox, whether an accepted request ever carried a preview
-credential (a token-shaped value anywhere, a non-empty ``mt``, any ``__Host-mp_*`` cookie): it
-never must. ``/api/request`` answers what this very request brought (cookie, query and header
-names), for the tests to check what reached the origin on each path.
+For the tests it also records, per sandbox, whether a request ever carried a preview credential
+(a token-shaped value anywhere, a non-empty ``mt``, any ``__Host-mp_*`` cookie, the ingress
+secret or the assertion): it never must. ``/api/request`` (and any path below it) answers what this very
+request brought (its raw path; cookie, query and header names), for the tests to check what
+reached the app on each path.
 
-Streams (WebSocket upgrades, which reach it from the stream edge, not through API Gateway): the
-desktop sandbox's ``/websockify`` is relayed to the RFB bridge of the session's scope (view-only
-x11vnc for ``read``) and closed when the token expires; every sandbox has an input stream at
-``<InputPathPrefix>/stream``. What a stream is granted comes from the verified origin assertion
-the stream edge forwards, read in one place, :func:`stream_grant`.
-
-Revocation reaches streams here, as it must on a real fleet: the edge checks only the upgrade,
-so the origin reads the revocation feed itself (:class:`StreamRevocations`, the data plane's
-``RevocationView`` on ``RevocationsTable``), refuses the upgrade of a revoked token (403) and
-closes an open stream at most ``check_seconds`` plus the view's refresh interval after its
-token, sandbox, tenant or credential was revoked (``stream ended: token revoked``).
+Streams: the desktop sandbox's ``/websockify`` is relayed to the RFB bridge (view-only x11vnc
+unless the request says ``X-Preview-Scope: interact``); every sandbox has an input stream at
+``<InputPathPrefix>/stream`` that reads and drops what it is sent.
 """
 
 from __future__ import annotations
@@ -45,8 +39,6 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from preview_origin import ASSERTION_HEADER, AssertionRejectedError, OriginAssertion, OriginAssertionVerifier
-from preview_tokens.control_plane.revocations import RevocationsUnavailableError, RevocationView
 from preview_tokens.data_plane.access import (
     FALLBACK_TOKEN_HEADER,
     ORIGIN_FALLBACK_TOKEN_VALUE,
@@ -54,15 +46,19 @@ from preview_tokens.data_plane.access import (
     SESSION_COOKIE,
     SESSION_ENDS_COOKIE,
     TOKEN_PARAMETER,
+    normalize_host,
 )
 from preview_tokens.keys.tokens import Scope
 
 from preview_local.desktop import NOVNC_DIR, DesktopSandbox
 from preview_local.http_messages import HttpRequest, HttpResponse
+from preview_local.rfb_view import ViewOnlyDesktop
 from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade, request_head, text_frame
 
-SANDBOX_HEADER = "X-Sandbox-Id"
+FORWARDED_HOST_HEADER = "X-Forwarded-Host"
 SCOPE_HEADER = "X-Preview-Scope"
+# What only CloudFront and the ingress may hold: never an app's to see.
+CREDENTIAL_HEADERS = ("X-Preview-Assertion", "X-Preview-Ingress-Secret")
 APP_COOKIE = "sandbox_theme"
 HOSTILE_PAGE = "/hostile"
 FORGED_SESSION = "forged-by-the-origin"
@@ -73,60 +69,20 @@ _STATIC = {
     "/static/desktop.js": "text/javascript; charset=utf-8",
 }
 DESKTOP_STREAM_PATH = "/websockify"
+# A response that streams: its first part at once, its second when released (tests: no buffering).
+SLOW_PATH = "/api/slow"
+SLOW_RELEASE_TIMEOUT_SECONDS = 20.0
 NOVNC_PREFIX = "/novnc/"
+
+
+def sandbox_of(request: HttpRequest) -> str:
+    """The sandbox this request is for: the first label of the preview host the ingress received."""
+    host = request.header(FORWARDED_HOST_HEADER) or request.host
+    return normalize_host(host).split(".", 1)[0]
 
 
 def static_text(name: str) -> str:
     return resources.files("preview_local").joinpath("static", name).read_text(encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class StreamGrant:
-    sandbox_id: str
-    scope: Scope
-    expires_at: int
-
-
-class StreamRevocations:
-    """The fleet's view of the revocation feed, shared by every stream this origin holds.
-
-    ``RevocationView`` refreshes itself when asked (at most every ``refresh_seconds``) and is not
-    thread-safe: one lock serialises the streams' questions, so the feed is read at most once per
-    interval however many streams are open. When the view is older than its allowed staleness,
-    nothing can be proven live: the stream is refused or ended (fail closed).
-    """
-
-    REVOKED = "token revoked"
-    UNAVAILABLE = "revocations unavailable"
-
-    def __init__(self, view: RevocationView) -> None:
-        self._view = view
-        self._lock = threading.Lock()
-
-    def why_ended(self, assertion: OriginAssertion) -> str | None:
-        """Why a stream of this assertion's token must not run, or ``None``."""
-        with self._lock:
-            try:
-                why = self._view.revoked(
-                    assertion.token_id,
-                    assertion.sandbox_id,
-                    assertion.tenant_id,
-                    assertion.credential_id,
-                    assertion.issued_at,
-                )
-            except RevocationsUnavailableError:
-                return self.UNAVAILABLE
-        return None if why is None else f"{self.REVOKED} ({why})"
-
-
-def stream_grant(assertion: OriginAssertion) -> StreamGrant:
-    """What the data plane granted this stream: the one place the origin reads it.
-
-    From the origin assertion the stream edge forwards (``X-Preview-Assertion``, the exchange's
-    ``__Host-mp_origin`` cookie, checked by the edge against the verified session token) and
-    this origin verified: its ``sub``, ``scope`` and ``exp`` (the stream is closed at ``exp``).
-    """
-    return StreamGrant(assertion.sandbox_id, Scope(assertion.scope), assertion.expires_at)
 
 
 @dataclass
@@ -155,15 +111,9 @@ class SandboxOrigin:
     def __init__(
         self,
         input_path_prefix: str,
-        verifier: OriginAssertionVerifier,
         desktop: DesktopSandbox | None = None,
         desktop_sandbox_id: str | None = None,
-        revocations: StreamRevocations | None = None,
-        stream_check_seconds: float = 1.0,
     ) -> None:
-        self._verifier = verifier
-        self._revocations = revocations
-        self._stream_check_seconds = stream_check_seconds
         self._input_path = input_path_prefix.rstrip("/") + "/keys"
         self._input_stream_path = input_path_prefix.rstrip("/") + "/stream"
         self._observations: dict[str, SandboxObservations] = {}
@@ -172,26 +122,20 @@ class SandboxOrigin:
         self._desktop_page = Template(static_text("desktop.html"))
         self._desktop = desktop
         self._desktop_sandbox_id = desktop_sandbox_id
+        self._slow_releases: dict[str, threading.Event] = {}
 
     def observations(self, sandbox_id: str) -> SandboxObservations:
         with self._lock:
             return self._observations.setdefault(sandbox_id, SandboxObservations())
 
     def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
-        sandbox_id = request.header(SANDBOX_HEADER) or ""
-        assertions = [value for name, value in request.headers if name.lower() == ASSERTION_HEADER.lower()]
-        try:
-            if len(assertions) > 1:
-                raise AssertionRejectedError("ambiguous")
-            verified = self._verifier.verify(assertions[0] if assertions else None, sandbox_id)
-        except AssertionRejectedError as rejected:
-            return HttpResponse.text(403, f"origin assertion refused: {rejected.reason}\n")
-        scope = verified.scope
+        sandbox_id = sandbox_of(request)
+        scope = request.header(SCOPE_HEADER) or ""
         seen = self._record(sandbox_id, request)
-        if request.path == "/api/request":
+        if request.path == "/api/request" or request.path.startswith("/api/request/"):
             return HttpResponse.json(200, _what_arrived(request))
         if is_websocket_upgrade(request):
-            return self._stream(request, seen, verified)
+            return self._stream(request, seen, sandbox_id, scope)
         desktop = self._desktop if sandbox_id == self._desktop_sandbox_id else None
         if desktop is not None and request.method == "GET" and request.path.startswith(NOVNC_PREFIX):
             return _novnc_file(request.path.removeprefix(NOVNC_PREFIX))
@@ -206,12 +150,40 @@ class SandboxOrigin:
         if request.method in ("GET", "HEAD") and request.path in _STATIC:
             return HttpResponse.text(200, static_text(request.path.rsplit("/", 1)[1]), _STATIC[request.path])
         if request.method == "GET" and request.path == HOSTILE_PAGE:
-            return self._hostile_response()
+            status = dict(request.query_items()).get("status", "200")
+            return self._hostile_response(int(status) if status in ("200", "404", "500") else 200)
+        if request.method == "GET" and request.path == SLOW_PATH:
+            return self._slow(dict(request.query_items()).get("id", ""))
+        if request.method == "GET" and request.path == SLOW_PATH + "/release":
+            with self._lock:
+                release = self._slow_releases.pop(dict(request.query_items()).get("id", ""), None)
+            if release is not None:
+                release.set()
+            return HttpResponse.text(200 if release else 404, "released\n" if release else "no such stream\n")
         if request.method == "GET" and request.path == "/api/status":
             return HttpResponse.json(200, seen.as_json(sandbox_id, scope))
         if request.method == "POST" and request.path == self._input_path:
             return self._receive_input(sandbox_id, scope, request)
         return HttpResponse.text(404, "no such page in this sandbox")
+
+    def _slow(self, stream_id: str) -> StreamRelay:
+        """A response in two parts: ``first`` now, ``second`` once ``/api/slow/release?id=`` is asked."""
+        release = threading.Event()
+        with self._lock:
+            self._slow_releases[stream_id] = release
+        ours, theirs = socket.socketpair()
+
+        def finish() -> None:
+            with theirs:
+                release.wait(SLOW_RELEASE_TIMEOUT_SECONDS)
+                theirs.sendall(_chunk(b"second\n") + b"0\r\n\r\n")
+
+        threading.Thread(target=finish, name="slow-response", daemon=True).start()
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        return StreamRelay(connect=lambda: ours, greeting=head + _chunk(b"first\n"))
 
     def _record(self, sandbox_id: str, request: HttpRequest) -> SandboxObservations:
         cookie_names = {
@@ -220,7 +192,9 @@ class SandboxOrigin:
             if crumb.strip()
         }
         in_query = any(name == TOKEN_PARAMETER for name, _ in request.query_items())
-        in_header = request.header(FALLBACK_TOKEN_HEADER) not in (None, ORIGIN_FALLBACK_TOKEN_VALUE)
+        in_header = request.header(FALLBACK_TOKEN_HEADER) not in (None, ORIGIN_FALLBACK_TOKEN_VALUE) or any(
+            request.header(name) is not None for name in CREDENTIAL_HEADERS
+        )
         carries_token = (
             in_query
             or in_header
@@ -235,49 +209,30 @@ class SandboxOrigin:
             return seen
 
     def _stream(
-        self, request: HttpRequest, seen: SandboxObservations, verified: OriginAssertion
+        self, request: HttpRequest, seen: SandboxObservations, sandbox_id: str, scope: str
     ) -> HttpResponse | StreamRelay:
-        grant = stream_grant(verified)
-        revocations = self._revocations
-        ended_by = None
-        if revocations is not None:
-            refused = revocations.why_ended(verified)
-            if refused == StreamRevocations.UNAVAILABLE:
-                return HttpResponse(
-                    503,
-                    (("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5")),
-                    b"stream refused: revocations unavailable\n",
-                )
-            if refused is not None:
-                return HttpResponse.text(403, "stream refused: token revoked\n")
-
-            def ended_by() -> str | None:
-                return revocations.why_ended(verified)
-
-        desktop = self._desktop if grant.sandbox_id == self._desktop_sandbox_id else None
+        desktop = self._desktop if sandbox_id == self._desktop_sandbox_id else None
         if request.path == DESKTOP_STREAM_PATH and desktop is not None:
-            bridge = desktop.bridge_ports[grant.scope]
+            # Server-side view-only unless the ingress says the session may interact.
+            granted = Scope.INTERACT if scope == Scope.INTERACT.value else Scope.READ
             with self._lock:
-                seen.streams_opened.append(f"desktop:{grant.scope.value}")
-            return StreamRelay(
-                connect=lambda: _open_upstream(bridge, request),
-                deadline=grant.expires_at,
-                ended_by=ended_by,
-                check_seconds=self._stream_check_seconds,
-            )
+                seen.streams_opened.append(f"desktop:{granted.value}")
+            if granted is Scope.READ:  # the viewer's frames never arrive: the app plays the RFB client
+                return ViewOnlyDesktop(
+                    connect=_no_upstream, request=request, rfb_port=desktop.rfb_ports[granted]
+                )
+            bridge = desktop.bridge_ports[granted]
+            return StreamRelay(connect=lambda: _open_upstream(bridge, request))
         if request.path == self._input_stream_path:
             with self._lock:
-                seen.streams_opened.append(f"input:{grant.scope.value}")
+                seen.streams_opened.append(f"input:{scope or 'unknown'}")
             answer = (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Accept: {accept_key(request.header('Sec-WebSocket-Key') or '')}\r\n\r\n"
             ).encode("latin-1")
             return StreamRelay(
                 connect=_input_stream_sink,
-                deadline=grant.expires_at,
-                ended_by=ended_by,
-                check_seconds=self._stream_check_seconds,
-                greeting=answer + text_frame(f"input stream of {grant.sandbox_id} ({grant.scope.value})"),
+                greeting=answer + text_frame(f"input stream of {sandbox_id} ({scope or 'unknown'})"),
             )
         return HttpResponse.text(404, "no such stream in this sandbox")
 
@@ -299,14 +254,14 @@ class SandboxOrigin:
             page.encode("utf-8"),
         )
 
-    def _hostile_response(self) -> HttpResponse:
+    def _hostile_response(self, status: int = 200) -> HttpResponse:
         attributes = "Path=/; Max-Age=86400; Secure; HttpOnly; SameSite=None; Partitioned"
         page = (
             "<!doctype html><title>Hostile sandbox page</title>"
             '<h1 id="hostile">This page tried to replace the preview session</h1>'
         )
         return HttpResponse(
-            200,
+            status,
             (
                 ("Content-Type", "text/html; charset=utf-8"),
                 ("Cache-Control", "no-store"),
@@ -337,6 +292,7 @@ def _what_arrived(request: HttpRequest) -> dict[str, object]:
     """What this request brought to the origin: names only, never values."""
     return {
         "method": request.method,
+        "path": request.path,  # the request target's path exactly as it arrived (never decoded)
         "cookie_names": [
             crumb.split("=", 1)[0].strip()
             for crumb in (request.header("Cookie") or "").split(";")
@@ -354,6 +310,14 @@ def _open_upstream(port: int, request: HttpRequest) -> socket.socket:
     headers = [(name, value) for name, value in request.headers if name.lower() != "host"]
     upstream.sendall(request_head(request.method, request.path, [("Host", f"127.0.0.1:{port}"), *headers]))
     return upstream
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _no_upstream() -> socket.socket:
+    raise OSError("the view-only desktop connects by itself")
 
 
 def _input_stream_sink() -> socket.socket:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from preview_local.deployment import RestApiDeployment
 
@@ -85,7 +84,7 @@ class Resource:
                 rest = "/".join(request_segments[index:])
                 if index != len(template) - 1 or not rest:
                     return None
-                parameters[part[1:-2]] = unquote(rest)
+                parameters[part[1:-2]] = rest  # as sent: REST APIs do not decode path parameters
                 ranks.append(_GREEDY)
                 return tuple(ranks), parameters
             if index >= len(request_segments):
@@ -94,7 +93,7 @@ class Resource:
             if part.startswith("{") and part.endswith("}"):
                 if not segment:
                     return None
-                parameters[part[1:-1]] = unquote(segment)
+                parameters[part[1:-1]] = segment
                 ranks.append(_PARAMETER)
             elif part == segment:
                 ranks.append(_LITERAL)
@@ -230,7 +229,7 @@ def _method(
         request_parameters=spec.get("requestParameters", {}),
         timeout_millis=int(spec.get("timeoutInMillis", DEFAULT_TIMEOUT_MILLIS)),
     )
-    if integration.type not in ("aws_proxy", "http_proxy"):
+    if integration.type != "aws_proxy":  # the template's only kind since the REST sandbox routes retired
         raise RestApiDefinitionError(f"integration type {integration.type} is not emulated")
     authorizer = None
     for requirement in operation.get("security", default_security) or []:

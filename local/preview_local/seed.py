@@ -9,7 +9,7 @@ same keys and a developer's copied credentials keep working.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -82,14 +82,17 @@ def seed_demo(
     edge_store: EdgeStore,
     dynamodb: DynamoDBClient | None = None,
     kms: KMSClient | None = None,
+    app_sandboxes: Iterable[str] = (),
 ) -> DemoSeed:
-    """``tables`` by logical id (``TenantsTable``...) as :func:`ensure_resources` created them."""
+    """``tables`` by logical id (``TenantsTable``...) as :func:`ensure_resources` created them;
+    ``app_sandboxes``: the developer's apps, each registered as a sandbox of the demo tenant."""
     tenants = TenantRepository(tables["TenantsTable"], dynamodb)
     sandboxes = SandboxRepository(tables["SandboxesTable"], dynamodb)
+    extra = {DEMO_TENANT: tuple(app_sandboxes)}
     for tenant_id, name in TENANT_NAMES.items():
         if tenants.get(tenant_id) is None:
             tenants.put(tenant_id, name)
-        for sandbox_id in SANDBOXES[tenant_id]:
+        for sandbox_id in (*SANDBOXES[tenant_id], *extra.get(tenant_id, ())):
             if sandboxes.find_in_tenant(tenant_id, sandbox_id) is None:
                 sandboxes.put(tenant_id, sandbox_id)
             edge_store.put(sandbox_tenant_entry(sandbox_id), tenant_id)

@@ -14,29 +14,33 @@ provider. Writes ``.local/demo.json`` (``$PREVIEW_LOCAL_STATE_DIR``), ready Lamb
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from preview_origin import HttpJwks, OriginAssertionVerifier
-from preview_tokens.control_plane.revocations import RevocationFeed, RevocationView
 from preview_tokens.data_plane.edge_store import LocalEdgeStore
 from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 from preview_tokens.settings import RevocationSettings
 
 from preview_local import invocations
+from preview_local.apps import APPS_ENV, AppSpecError, parse_apps
 from preview_local.aws_resources import ensure_resources
+from preview_local.cfn_template import project_template
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
 from preview_local.deployment import deploy_locally
 from preview_local.desktop import INSTALL_COMMAND, DesktopSandbox, missing_parts
 from preview_local.dev_idp import AUDIENCE, TENANT_CLAIM, DevIdentityProvider
-from preview_local.front_door import FrontDoor
+from preview_local.edge import PreviewEdge
+from preview_local.fleet import FleetSettings, LocalFleet
+from preview_local.front_door import FrontDoor, OriginTimeouts
 from preview_local.gateway import RestApiGateway
 from preview_local.http_server import LoopbackServer
 from preview_local.invocations import (
@@ -48,7 +52,7 @@ from preview_local.invocations import (
 from preview_local.lambda_runtime import LambdaFunction
 from preview_local.local_state import LocalState
 from preview_local.moto_aws import MotoAws
-from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin, StreamRevocations
+from preview_local.origin import DESKTOP_STREAM_PATH, SandboxOrigin
 from preview_local.rest_api import RestApi
 from preview_local.seed import (
     DEMO_TENANT,
@@ -60,8 +64,6 @@ from preview_local.seed import (
     DemoSeed,
     seed_demo,
 )
-from preview_local.stream_edge import StreamBehaviours, StreamEdge
-from preview_local.viewer_response import ViewerResponse
 
 PREVIEW_DOMAIN = "sandboxes.localhost"
 CONTROL_PLANE_API = "ControlPlaneApi"
@@ -70,15 +72,13 @@ DEMO_FILE = "demo.json"
 # The CloudFront KeyValueStore's stand-in (signing keys, frame ancestors, sandbox tenants).
 EDGE_STORE_NAME = "edge-store.json"
 DEFAULT_PORT = 3000
-# Local-only knobs (README "Local stack"): the sandbox origin the gateway proxies to (default: the
-# demo origin), its integration timeout (default API Gateway's 29 s), the moto server's address.
+# Local-only knobs (docs/local-stack.md): the app behind the seeded sandboxes (default: the demo
+# app), the fleet-ingress origin's response timeout, the moto server's address.
 ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
-INTEGRATION_TIMEOUT_ENV = "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS"
+# The fleet-ingress origin's response timeout (OriginReadTimeout), shortened for tests of a hanging app.
+ORIGIN_READ_TIMEOUT_ENV = "PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
-# The template's stream path (noVNC's /websockify) and the demo sandboxes' input stream, so that
-# read tokens meet the input-path rule on a stream too.
-STREAM_PATH_PATTERNS = f"{DESKTOP_STREAM_PATH}*,/input/stream*"
 # The shortest refresh the template allows: a retired key stops verifying within seconds here.
 SIGNING_KEYS_REFRESH_SECONDS = "5"
 
@@ -87,8 +87,9 @@ LOCAL_MINT_RATE_LIMIT_PER_MINUTE = "10000"
 
 
 def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityProvider) -> dict[str, str]:
-    """The template parameters of the local deployment."""
-    return {
+    """The template parameters of the local deployment (those the template declares)."""
+    declared = project_template().get("Parameters") or {}
+    wanted = {
         "PreviewDomain": PREVIEW_DOMAIN,
         "SandboxOriginUrl": origin_url,
         # Any local port: the demo page, and the integrator backend examples of docs/embed/.
@@ -98,12 +99,12 @@ def local_parameters(port: int, origin_url: str, identity_provider: DevIdentityP
         "JwtJwksUrl": identity_provider.jwks_url,
         "JwtTenantClaim": TENANT_CLAIM,
         "LogLevel": os.environ.get("LOG_LEVEL", "INFO"),
-        "StreamPathPatterns": STREAM_PATH_PATTERNS,
         "SigningKeysRefreshSeconds": SIGNING_KEYS_REFRESH_SECONDS,
         # A developer (and the e2e suite) mints far more than a tenant would: the default limit is
         # high here, and tenant-limited (5 a minute) is the one to try 429 with.
         "MintRateLimitPerMinute": LOCAL_MINT_RATE_LIMIT_PER_MINUTE,
     }
+    return {name: value for name, value in wanted.items() if name in declared}
 
 
 def local_only_environment(port: int) -> dict[str, str]:
@@ -127,6 +128,10 @@ class DemoInfo:
     operator_environment: Mapping[str, str]
     """What ``preview-tokens`` (the operator CLI) needs to manage this stack's moto server."""
     desktop_available: bool = False
+    apps: Mapping[str, str] = field(default_factory=dict)
+    """The developer's apps (``PREVIEW_LOCAL_APPS``, ``--app``): sandbox id -> upstream URL."""
+    ingress: Mapping[str, int] = field(default_factory=dict)
+    """Sandbox id -> the port of the fleet ingress in front of its app (the demo app's included)."""
 
     @property
     def api_url(self) -> str:
@@ -161,8 +166,18 @@ class DemoInfo:
             "desktop_sandbox_id": DESKTOP_SANDBOX,
             "desktop_available": self.desktop_available,
             "stream_path": DESKTOP_STREAM_PATH,
-            "stream_path_patterns": STREAM_PATH_PATTERNS.split(","),
+            "apps": dict(self.apps),
+            "ingress_ports": dict(self.ingress),
         }
+
+    def _app_lines(self) -> list[str]:
+        """One line per developer app: where it runs and the link that opens it in the demo page."""
+        if not self.apps:
+            return [f"  your own apps          {APPS_ENV}='sbx-app=http://127.0.0.1:5173' make run"]
+        return [
+            f"  app {sandbox_id} ({url})  open {self.api_url}/?sandbox={sandbox_id}"
+            for sandbox_id, url in self.apps.items()
+        ]
 
     def banner(self, demo_path: Path) -> str:
         api_key = self.seed.api_keys["api_key"]
@@ -181,6 +196,7 @@ class DemoInfo:
                 + (
                     "running" if self.desktop_available else f"not available, install with: {INSTALL_COMMAND}"
                 ),
+                *self._app_lines(),
                 f"  API key (previews:write, local demo only)  {api_key}",
                 f"  all demo credentials (API keys, JWT) and URLs: {demo_path}",
                 f"  ready Lambda events (preview-local invoke ...): {demo_path.parent / 'events'}",
@@ -200,77 +216,82 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _integration_timeout(env: Mapping[str, str]) -> float | None:
-    raw = env.get(INTEGRATION_TIMEOUT_ENV, "").strip()
+def _origin_timeouts(env: Mapping[str, str]) -> OriginTimeouts:
+    """The template's fleet-ingress timeouts; ``PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS`` shortens
+    the response timeout (CloudFront allows 1-60 s without a quota increase)."""
+    timeouts = OriginTimeouts.from_template(project_template())
+    raw = env.get(ORIGIN_READ_TIMEOUT_ENV, "").strip()
     if not raw:
-        return None
+        return timeouts
     try:
         seconds = float(raw)
     except ValueError:
         seconds = 0.0
-    if not 0 < seconds <= 29:
-        raise SystemExit(f"preview-local: {INTEGRATION_TIMEOUT_ENV} must be seconds in (0, 29], got {raw!r}")
-    return seconds
+    if not 0 < seconds <= 180:
+        raise SystemExit(f"preview-local: {ORIGIN_READ_TIMEOUT_ENV} must be seconds in (0, 180], got {raw!r}")
+    return dataclasses.replace(timeouts, read_seconds=seconds)
 
 
-def run(port: int, state: LocalState, stop: threading.Event) -> None:
+def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, str] | None = None) -> None:
     with ExitStack() as running:
         try:
             front_server = LoopbackServer(port, "gateway")
         except OSError as error:
             raise SystemExit(f"preview-local: cannot listen on 127.0.0.1:{port}: {error.strerror}") from None
         running.callback(front_server.stop)
-        # The origin logs every connection it accepts: the tests prove refused streams never reach it.
+        # The demo sandbox app (and the desktop's page and stream): an app like any other.
         origin_server = LoopbackServer(0, "origin", log_connections=True)
         running.callback(origin_server.stop)
         moto = MotoAws(host=os.environ.get(MOTO_HOST_ENV) or "127.0.0.1").start()
         running.callback(moto.stop)
         os.environ.update(moto.environment())
-        origin_url = os.environ.get(ORIGIN_URL_ENV) or origin_server.url
-        integration_timeout = _integration_timeout(os.environ)
+        demo_app_url = os.environ.get(ORIGIN_URL_ENV) or origin_server.url
+        user_apps = dict(apps or {})
+        # Every seeded sandbox is the demo app; the developer's apps come on top (and may replace one).
+        served_apps = {
+            sandbox_id: demo_app_url for sandboxes in SANDBOXES.values() for sandbox_id in sandboxes
+        } | user_apps
 
         resources = ensure_resources()
         identity_provider = DevIdentityProvider.load_or_create(state.directory, front_server.url)
         physical_ids = {**resources.tables, "SigningKeyMasterKey": resources.kms_key_id}
-        deployment = deploy_locally(local_parameters(port, origin_url, identity_provider), physical_ids)
+        deployment = deploy_locally(local_parameters(port, demo_app_url, identity_provider), physical_ids)
         os.environ.update(deployment.combined_environment())
         os.environ.update(local_only_environment(port))
         edge_store = LocalEdgeStore(state.path(EDGE_STORE_NAME))
         edge_store.clear()  # moto starts empty, with new signing keys: so does the edge
-        seed = seed_demo(resources.tables, resources.kms_key_id, state, identity_provider, edge_store)
+        seed = seed_demo(
+            resources.tables,
+            resources.kms_key_id,
+            state,
+            identity_provider,
+            edge_store,
+            app_sandboxes=user_apps,
+        )
 
         functions = {name: LambdaFunction(spec) for name, spec in deployment.functions.items()}
         desktop = _start_desktop(state.directory / "desktop")
         if desktop is not None:
             running.callback(desktop.stop)
         input_path_prefix = deployment.parameters["InputPathPrefix"]
-        # The demo fleet verifies origin assertions as a real one would: with the keys the
-        # control plane publishes, fetched over HTTP, for the audience the data plane signs for.
-        origin_verifier = OriginAssertionVerifier(
-            HttpJwks(front_server.url + ORIGIN_KEYS_PATH),
-            deployment.combined_environment()["ORIGIN_ASSERTION_AUDIENCE"],
-        )
-        # ...and is told of revocations as a real one is: it reads the revocation feed itself (on
-        # AWS: dynamodb:Query on the RevocationsTableName output), for the streams it holds open.
-        feed = RevocationSettings.from_env(deployment.combined_environment())
-        stream_revocations = StreamRevocations(
-            RevocationView(
-                RevocationFeed(feed.table),
-                refresh_seconds=feed.refresh_seconds,
-                max_staleness_seconds=feed.max_staleness_seconds,
-            )
-        )
-        origin = SandboxOrigin(
-            input_path_prefix, origin_verifier, desktop, DESKTOP_SANDBOX, revocations=stream_revocations
-        )
-        # The stream edge reads key.<kid> from the edge store, as the CloudFront Function reads
-        # its KeyValueStore: the signing-key commands write it.
-        streams = StreamBehaviours(
-            StreamEdge(edge_store.get, input_path_prefix),
-            tuple(deployment.parameters["StreamPathPatterns"].split(",")),
-            origin_server.port,
-        )
+        environment = deployment.combined_environment()
+        # The fleet: the real ingress in front of each app, configured as a platform team's is.
+        fleet = LocalFleet(
+            FleetSettings(
+                origin_keys_url=front_server.url + ORIGIN_KEYS_PATH,
+                audience=environment["ORIGIN_ASSERTION_AUDIENCE"],
+                revocations_table=RevocationSettings.from_env(environment).table,
+                input_path_prefix=input_path_prefix,
+                frame_ancestors=deployment.parameters["FrameAncestors"],
+            ),
+            default_upstream=demo_app_url,
+        ).start(served_apps)
+        running.callback(fleet.stop)
+        origin = SandboxOrigin(input_path_prefix, desktop, DESKTOP_SANDBOX)
         sandboxes = [SandboxChoice(sandbox_id, sandbox_id) for sandbox_id in SANDBOXES[DEMO_TENANT]]
+        sandboxes += [
+            SandboxChoice(sandbox_id, f"{sandbox_id} (app {url})") for sandbox_id, url in user_apps.items()
+        ]
         sandboxes += [
             SandboxChoice(sandbox_id, f"{sandbox_id} (another tenant's)")
             for sandbox_id in SANDBOXES[OTHER_TENANT]
@@ -282,8 +303,9 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             RestApi.from_deployment(deployment.rest_apis[DATA_PLANE_API]),
             functions,
             port,
-            integration_timeout_seconds=integration_timeout,
         )
+        # The edge reads key.<kid> from the edge store, as the CloudFront Function reads its
+        # KeyValueStore: the signing-key commands write it.
         front_door = FrontDoor(
             preview_domain=PREVIEW_DOMAIN,
             control_plane=control_plane,
@@ -292,8 +314,10 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
                 front_server.url, seed.api_keys["api_key"], sandboxes, PREVIEW_DOMAIN, port
             ),
             identity_provider=identity_provider,
-            viewer_response=ViewerResponse(edge_store.get, deployment.parameters["FrameAncestors"]),
-            streams=streams,
+            edge=PreviewEdge(edge_store.get, input_path_prefix),
+            ingress_secret=fleet.settings.secret,
+            ingress_port=fleet.port,
+            origin_timeouts=_origin_timeouts(os.environ),
         )
         operator_environment = {
             **moto.environment(),
@@ -302,7 +326,14 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             EDGE_STORE_FILE: str(edge_store.path),
         }
         info = DemoInfo(
-            port, seed, identity_provider, origin_server.url, operator_environment, desktop is not None
+            port,
+            seed,
+            identity_provider,
+            demo_app_url,
+            operator_environment,
+            desktop is not None,
+            apps=user_apps,
+            ingress={sandbox_id: fleet.port(sandbox_id) or 0 for sandbox_id in served_apps},
         )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         events = ready_events(
@@ -325,7 +356,7 @@ def run(port: int, state: LocalState, stop: threading.Event) -> None:
             ),
         )
         origin_server.start(origin.respond)
-        front_server.start(front_door.respond)
+        front_server.start(front_door.respond, front_door.take_over)
         print(info.banner(demo_path), flush=True)
         stop.wait()
         print("preview-local: stopping", flush=True)
@@ -347,13 +378,43 @@ def _start_desktop(directory: Path) -> DesktopSandbox | None:
         return None
 
 
+def _arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="preview-local",
+        description="Run the whole preview service on this machine (no AWS account, no Docker): "
+        "the mint API, the data plane behind a local CloudFront and the fleet ingress, the demo pages.",
+        epilog="Also: `preview-local invoke <LogicalId> <event|->` invokes one function in-process "
+        f"against the running stack. Environment: PORT (default {DEFAULT_PORT}), {APPS_ENV} "
+        "(id=URL,...), PREVIEW_LOCAL_STATE_DIR (default .local). See docs/local-stack.md.",
+    )
+    parser.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="serve the app at URL (e.g. a dev server on http://127.0.0.1:5173) as sandbox ID of the "
+        "demo tenant, through the edge, the exchange and the fleet ingress; repeatable",
+    )
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "invoke":
         return invocations.main(argv[1:])
-    if argv:
-        print(__doc__, file=sys.stderr)
+    arguments = _arguments(argv)  # --help: prints and exits 0; a usage error exits 2
+    try:
+        apps = parse_apps([os.environ.get(APPS_ENV, ""), *arguments.app])
+    except AppSpecError as error:
+        print(f"preview-local: {error}", file=sys.stderr)
+        return 2
+    taken = sorted(set(apps) & {s for tenant, ids in SANDBOXES.items() if tenant != DEMO_TENANT for s in ids})
+    if taken:
+        print(
+            f"preview-local: {', '.join(taken)} belongs to another demo tenant; pick another id",
+            file=sys.stderr,
+        )
         return 2
     stop = threading.Event()
 
@@ -362,5 +423,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop)
+    run(_port(os.environ), LocalState.from_env(os.environ), stop, apps)
     return 0

@@ -1,12 +1,9 @@
-"""WebSocket upgrades in the local stack: recognising them, answering them, relaying their bytes.
+"""WebSocket upgrades in the demo sandbox app: recognising them, answering them, relaying their bytes.
 
 A handler that takes a request over answers with a :class:`StreamRelay` instead of an
 :class:`~preview_local.http_messages.HttpResponse`: the server then hands it the client's socket
-and the relay moves bytes both ways until either side closes, or until ``deadline`` (epoch
-seconds), when both sides are closed (a stream never outlives its token), or until ``ended_by``
-(asked at most every ``check_seconds`` while the stream is open: the origin's revocation check)
-names a reason to end it: a revoked token's stream is closed within ``check_seconds`` plus the
-revocation view's refresh interval.
+and the relay moves bytes both ways until either side closes. Everything a stream must respect
+(scope, revocation, ``exp``) is the fleet ingress's job, in front of the app.
 """
 
 from __future__ import annotations
@@ -16,9 +13,8 @@ import contextlib
 import hashlib
 import select
 import socket
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from preview_local.http_messages import HttpRequest
 
@@ -54,17 +50,11 @@ class StreamRelay:
 
     connect: Callable[[], socket.socket]
     """Opens the upstream socket, already past the handshake request (its answer flows back)."""
-    deadline: float | None = None
-    on_close: Callable[[str], None] | None = field(default=None, repr=False)
     greeting: bytes = b""
     """Bytes sent to the client before relaying (a handshake answered locally)."""
-    ended_by: Callable[[], str | None] | None = field(default=None, repr=False)
-    """Why the stream must end now (e.g. ``"token revoked"``), or ``None`` to keep relaying."""
-    check_seconds: float = 1.0
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def run(self, client: socket.socket) -> str:
-        """Relay until one side closes or the deadline passes; returns why it ended.
+        """Relay until one side closes; returns why it ended.
 
         Nothing the client sent after its request head is expected before the upgrade's answer
         (RFC 6455 4.1: no frame before the 101), so the relay reads the socket itself.
@@ -86,26 +76,12 @@ class StreamRelay:
                 with contextlib.suppress(OSError):
                     side.shutdown(socket.SHUT_RDWR)
             upstream.close()
-            if self.on_close is not None:
-                self.on_close(ended)
         return ended
 
     def _pump(self, client: socket.socket, upstream: socket.socket) -> str:
         sides = {client: upstream, upstream: client}
-        checked_at = self.clock()
         while True:
-            timeout = min(1.0, self.check_seconds)
-            if self.deadline is not None:
-                left = self.deadline - time.time()
-                if left <= 0:
-                    return "token expired"
-                timeout = min(timeout, left)
-            if self.ended_by is not None and self.clock() - checked_at >= self.check_seconds:
-                checked_at = self.clock()
-                reason = self.ended_by()
-                if reason is not None:
-                    return reason
-            readable, _, _ = select.select(list(sides), [], [], timeout)
+            readable, _, _ = select.select(list(sides), [], [], 1.0)
             for source in readable:
                 data = source.recv(_CHUNK)
                 if not data:

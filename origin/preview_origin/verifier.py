@@ -17,7 +17,9 @@ An assertion is a compact JWS the data plane signs with Ed25519 for every reques
   one sandbox is worth nothing on another;
 * the claims are exactly ``aud``, ``cid``, ``exp``, ``iat``, ``jti``, ``scope``, ``sub`` and
   ``tid`` (``tid`` the tenant, ``cid`` the minting credential, ``""`` when the token names
-  none: with ``jti``, ``sub`` and ``iat`` they let the fleet check revocations itself).
+  none: with ``jti``, ``sub`` and ``iat`` they let the fleet check revocations itself), plus
+  the optional ``fa`` (a string: the tenant's CSP ``frame-ancestors`` source list, for the
+  fleet to set on every response).
 
 Dependencies: the standard library and ``cryptography``. Thread-safe.
 """
@@ -48,6 +50,8 @@ SCOPES = frozenset({"read", "interact"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ"})
 _CLAIM_NAMES = frozenset({"aud", "cid", "exp", "iat", "jti", "scope", "sub", "tid"})
+_OPTIONAL_CLAIM_NAMES = frozenset({"fa"})
+_FRAME_ANCESTORS = re.compile(r"[^;,\"\\\x00-\x1f\x7f]{1,2048}")
 _MAX_JWKS_BYTES = 65_536
 
 
@@ -82,6 +86,8 @@ class OriginAssertion:
     """The tenant that minted the token (``tid``): for tenant-wide revocations."""
     credential_id: str
     """The minting credential's claim (``cid``), ``""`` when the token names none."""
+    frame_ancestors: str | None = None
+    """The tenant's CSP ``frame-ancestors`` source list (``fa``); ``None`` when not asserted."""
 
 
 class KeySource(Protocol):
@@ -286,8 +292,13 @@ class OriginAssertionVerifier:
             raise AssertionRejectedError("malformed")
         if not isinstance(tenant_id, str) or not tenant_id or not isinstance(credential_id, str):
             raise AssertionRejectedError("malformed")
-        if set(claims) != _CLAIM_NAMES:
+        if not _CLAIM_NAMES <= set(claims) <= _CLAIM_NAMES | _OPTIONAL_CLAIM_NAMES:
+            raise AssertionRejectedError("malformed")
+        ancestors = claims.get("fa")
+        if ancestors is not None and (
+            not isinstance(ancestors, str) or not _FRAME_ANCESTORS.fullmatch(ancestors)
+        ):
             raise AssertionRejectedError("malformed")
         return OriginAssertion(
-            subject, str(scope), expires_at, issued_at, token_id, kid, tenant_id, credential_id
+            subject, str(scope), expires_at, issued_at, token_id, kid, tenant_id, credential_id, ancestors
         )

@@ -78,3 +78,13 @@ def test_built_exchange_answers_a_redirect_with_the_session_cookie(
     assert response["statusCode"] == 302, response
     cookies = response.get("multiValueHeaders", {}).get("Set-Cookie") or [response["headers"]["Set-Cookie"]]
     assert any(cookie.startswith("__Host-mp_session=mp_") for cookie in cookies)
+
+
+def test_built_exchange_renders_the_denial_page_the_edge_routes_to(built: BuiltFunctions) -> None:
+    event = load_event("exchange_denied", reason="expired", sandbox="sbx-abc123")
+
+    response = built.invoke("ExchangeFunction", event).results[0]
+
+    assert response["statusCode"] == 403, response
+    assert '"reason": "expired"' in response["body"]
+    assert "frame-ancestors" in response["headers"]["Content-Security-Policy"]

@@ -18,6 +18,8 @@ EVENT_NAMES = (
     "preview-failed",
     "preview-error",
     "preview-message",
+    "preview-renewing",
+    "preview-renewed",
 )
 # Records the element's events (and, right after preview-expired has been handled, what its frames
 # look like) and every message the page receives.
@@ -26,7 +28,7 @@ window.__events = []; window.__messages = []; window.__afterExpired = [];
 window.addEventListener('message', (e) => window.__messages.push({origin: e.origin, data: e.data}));
 for (const name of %s) {
   document.addEventListener(name, (event) => {
-    window.__events.push({name: name, detail: event.detail});
+    window.__events.push({name: name, detail: event.detail, at: Date.now()});
     if (name === 'preview-expired') {
       const root = event.target.shadowRoot;
       queueMicrotask(() => window.__afterExpired.push({
@@ -42,6 +44,12 @@ for (const name of %s) {
 def events(page: Page, name: str) -> list[dict[str, Any]]:
     recorded: list[dict[str, Any]] = page.evaluate("window.__events")
     return [event["detail"] for event in recorded if event["name"] == name]
+
+
+def event_times(page: Page, name: str) -> list[int]:
+    """When (the page's Date.now(), ms) each ``name`` event was raised."""
+    recorded: list[dict[str, Any]] = page.evaluate("window.__events")
+    return [int(event["at"]) for event in recorded if event["name"] == name]
 
 
 def wait_for_events(page: Page, name: str, count: int) -> None:

@@ -22,7 +22,10 @@ from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
+from preview_local.apps import APPS_ENV
+
 READY_TIMEOUT_SECONDS = 60.0
+
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -129,13 +132,21 @@ class LocalStack:
         return self.stdout_path.read_text(encoding="utf-8") + self.stderr_path.read_text(encoding="utf-8")
 
     @classmethod
-    def start(cls, state_dir: Path, environment: dict[str, str] | None = None) -> LocalStack:
-        """A new stack on a free port; ``environment`` adds to (or overrides) this process's."""
+    def start(
+        cls, state_dir: Path, environment: dict[str, str] | None = None, apps: dict[str, str] | None = None
+    ) -> LocalStack:
+        """A new stack on a free port; ``environment`` adds to (or overrides) this process's.
+
+        ``apps`` (sandbox id -> upstream URL) registers each app as a sandbox of the demo tenant,
+        as ``PREVIEW_LOCAL_APPS="sbx-app=http://127.0.0.1:5173,..."`` does for ``make run``.
+        """
         port = free_port()
         stdout_path, stderr_path = state_dir / "stack.out", state_dir / "stack.err"
+        registered = {APPS_ENV: ",".join(f"{key}={url}" for key, url in apps.items())} if apps else {}
         env = {
             **os.environ,
             **(environment or {}),
+            **registered,
             "PORT": str(port),
             "PREVIEW_LOCAL_STATE_DIR": str(state_dir),
         }

@@ -49,9 +49,10 @@ def open_demo(page: Page, stack: LocalStack) -> None:
     preview(page).locator("#check-xhr[data-loaded=true]").wait_for(timeout=TIMEOUT_MS)
 
 
-def open_preview(page: Page, sandbox_id: str, scope: str, ttl_seconds: int) -> None:
+def open_preview(page: Page, sandbox_id: str, scope: str, ttl_seconds: int, renew: str = "auto") -> None:
     """Ask the demo page for a new preview and wait for its backend's answer."""
     page.select_option("#sandbox", sandbox_id)
+    page.select_option("#renew", renew)
     page.check(f"input[name=scope][value={scope}]")
     page.fill("#expires-in", str(ttl_seconds))
     page.evaluate("document.getElementById('mint-status').dataset.state = 'idle'")
@@ -103,7 +104,25 @@ def test_read_preview_shows_the_sandbox_with_its_assets_and_refuses_input(
     assert "mt=" not in preview_frame(page).url
     assert typed not in preview(page).locator("#received").inner_text()
     assert typed not in "".join(stack.origin_status(sandbox_id)["inputs"])
+    # The sandbox page says why: view-only (not "expired", not "revoked").
+    assert preview(page).locator("#input-status").get_attribute("data-reason") == "read_only"
+    assert "view-only" in preview(page).locator("#input-status").inner_text()
     page.screenshot(path=artifacts / "a-read-preview.png")
+
+
+def test_read_mode_does_not_show_input_from_an_earlier_session(page: Page, stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    typed = "earlier" + secrets.token_hex(3)
+    open_demo(page, stack)
+    open_preview(page, sandbox_id, "interact", 3600)
+    wait_for_sandbox(page, sandbox_id, "interact")
+    type_into_sandbox(page, typed, "delivered")
+
+    open_preview(page, sandbox_id, "read", 3600)
+    wait_for_sandbox(page, sandbox_id, "read")
+
+    assert typed in "".join(stack.origin_status(sandbox_id)["inputs"]), "the sandbox did receive it"
+    assert typed not in preview(page).locator("#received").inner_text()
 
 
 def test_interact_preview_forwards_typing_to_the_sandbox(
@@ -130,11 +149,18 @@ def test_an_expired_preview_shows_the_denied_page_and_the_parent_re_mints(
 ) -> None:
     sandbox_id = stack.demo["sandbox_id"]
     open_demo(page, stack)
-    open_preview(page, sandbox_id, "read", 2)
+    # Renewal off: the helper does not renew ahead of the end (with it, no page ever expires),
+    # and the page cancels its automatic re-mint: the frame's next navigation shows the denial page.
+    page.evaluate(
+        "document.getElementById('preview').addEventListener('preview-expired', (e) => {"
+        " if (!window.__cancelled) { window.__cancelled = true; e.preventDefault(); } })"
+    )
+    open_preview(page, sandbox_id, "read", 4, renew="off")
     wait_for_sandbox(page, sandbox_id, "read")
     first_url = page.get_attribute(VISIBLE_FRAME, "src")
     expires_at = datetime.fromisoformat(page.inner_text("#expires-at").replace("Z", "+00:00")).timestamp()
-    time.sleep(max(0.0, expires_at - time.time() + 0.2))
+    time.sleep(max(0.0, expires_at - time.time() + 0.5))
+    page.locator("#remint-count:text-is('1')").wait_for(timeout=TIMEOUT_MS)
 
     with page.expect_response(
         lambda response: response.url.startswith(stack.preview_origin(sandbox_id))
@@ -143,8 +169,9 @@ def test_an_expired_preview_shows_the_denied_page_and_the_parent_re_mints(
 
     assert denied.value.status == 403
     assert "Preview session expired" in denied.value.text()
-    page.locator("#remint-count:text-is('1')").wait_for(timeout=TIMEOUT_MS)
     assert '"type":"preview.expired"' in page.inner_text("#message-log")
+    # The page's own "re-mint" (its reload()), as an integrator that cancelled would do it.
+    page.evaluate("document.getElementById('preview').reload()")
     # Around expiry the browser drops the session cookie (its Max-Age is the token's life): then
     # only the session-ends marker says "expired", and it proves no sandbox (null); while the
     # expired token is still sent, its signature proves the sandbox. Either way: expired.

@@ -1,7 +1,9 @@
 """The desktop sandbox in Debian's chromium, framed by the demo page: noVNC over the stream path.
 
 What reached the desktop is read on the sandbox's side (the X app's own input log, through the
-origin), never from the page. Screenshots of both scopes go to ``test-artifacts/``.
+preview host), never from the page. With ``read`` the fleet ingress drops every frame the viewer
+sends; the desktop app drives the RFB client itself towards its view-only x11vnc.
+Screenshots of both scopes go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from playwright.sync_api import FrameLocator, Page
 
 from tests.e2e.local_stack import LocalStack, fetch
 from tests.e2e.test_browser import TIMEOUT_MS, open_preview, preview
-from tests.e2e.test_streams import origin_lines
+
+
+def ingress_lines(stack: LocalStack) -> list[str]:
+    """The fleet ingresses' lines (one per request or stream) in the stack's log."""
+    lines = stack.stderr_path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.startswith("[ingress]")]
+
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +54,18 @@ def desktop_received(stack: LocalStack) -> dict[str, Any]:
     return received
 
 
-def open_desktop(page: Page, stack: LocalStack, scope: str, ttl_seconds: int = 600) -> FrameLocator:
-    page.goto(stack.demo["demo_url"])
+def open_desktop(
+    page: Page,
+    stack: LocalStack,
+    scope: str,
+    ttl_seconds: int = 600,
+    renew: str = "auto",
+    navigate: bool = True,
+) -> FrameLocator:
+    if navigate:
+        page.goto(stack.demo["demo_url"])
     page.locator("#mint-status[data-state=ok]").wait_for(timeout=TIMEOUT_MS)
-    open_preview(page, stack.demo["desktop_sandbox_id"], scope, ttl_seconds)
+    open_preview(page, stack.demo["desktop_sandbox_id"], scope, ttl_seconds, renew)
     frame = preview(page)
     frame.locator("#status[data-state=connected]").wait_for(timeout=TIMEOUT_MS)
     return frame
@@ -106,13 +122,19 @@ def test_read_shows_the_desktop_and_input_never_reaches_it_while_interact_does(
 def test_after_expiry_the_stream_closes_and_the_parent_is_told(
     page: Page, stack: LocalStack, artifacts: Path
 ) -> None:
-    frame = open_desktop(page, stack, "interact", ttl_seconds=6)
+    # Renewal off, and the page handles the end itself (no re-mint): the stream's end is the
+    # preview's end, and the page learns it from the frame.
+    page.goto(stack.demo["demo_url"])
+    page.evaluate(
+        "document.getElementById('preview').addEventListener('preview-expired', (e) => e.preventDefault())"
+    )
+    frame = open_desktop(page, stack, "interact", ttl_seconds=6, renew="off", navigate=False)
     wait_for_changing_desktop(page, frame)
-    opened = len(origin_lines(stack))
+    opened = len(ingress_lines(stack))
 
     page.locator("#message-log li:has-text('preview.expired')").first.wait_for(timeout=20_000)
 
-    ended = [line for line in origin_lines(stack)[opened:] if "/websockify -> stream ended" in line]
-    assert ended, "the origin's stream ended"
-    assert "token expired" in ended[0], "the origin closed it at the token's exp, not the browser"
+    ended = [line for line in ingress_lines(stack)[opened:] if '"path":"/websockify"' in line]
+    assert ended, "the ingress's line for the desktop stream"
+    assert '"closed":"expired"' in ended[0], "the ingress closed it at the token's exp, not the browser"
     page.screenshot(path=artifacts / "h-desktop-expired.png")

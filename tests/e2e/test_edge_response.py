@@ -1,8 +1,9 @@
-"""The edge's viewer-response rule in Debian's chromium: the origin cannot touch the session, and
+"""What reaches the browser from an app, whatever its status: the app cannot touch the session, and
 only the tenant's declared origins can frame its previews.
 
-The local stack applies the Python mirror of ``PreviewEdgeResponse`` to every preview response;
-these tests check what a real browser does with the result.
+No viewer-response function runs (CloudFront runs none on a status of 400 or more): the fleet
+ingress removes every ``__Host-mp_*`` ``Set-Cookie`` and sets the tenant's ``frame-ancestors``
+(the assertion's ``fa``) on every answer. These tests check what a real browser does with it.
 """
 
 from __future__ import annotations
@@ -59,15 +60,18 @@ def test_an_origin_page_that_sets_the_session_cookie_does_not_change_the_session
     assert preview(page).locator("#credential-seen").inner_text() == "never"
 
 
-def test_the_edge_never_lets_an_origin_cookie_named_like_ours_through(stack: LocalStack) -> None:
-    token = stack.mint(stack.demo["api_key"], stack.demo["sandbox_id"]).json()["token"]
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_no_answer_of_any_status_lets_an_app_cookie_named_like_ours_through(
+    stack: LocalStack, status: int
+) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
 
     reply = fetch(
-        stack.preview_origin(stack.demo["sandbox_id"]) + HOSTILE_PAGE,
-        headers={"Cookie": f"{SESSION_COOKIE}={token}"},
+        f"{stack.preview_origin(sandbox_id)}{HOSTILE_PAGE}?status={status}",
+        headers={"Cookie": stack.preview_session(sandbox_id)},
     )
 
-    assert reply.status == 200
+    assert reply.status == status
     set_cookies = reply.headers.get_all("Set-Cookie") or []
     assert [c.split("=", 1)[0] for c in set_cookies] == [APP_COOKIE]
     assert reply.headers.get_all("Content-Security-Policy") == [

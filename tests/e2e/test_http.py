@@ -21,10 +21,11 @@ def minted(stack: LocalStack, scope: str = "read", sandbox_id: str = "") -> dict
 
 
 def session_cookie(exchange: Reply) -> str:
-    """``name=value`` of the session cookie an exchange answer sets."""
-    set_cookie = exchange.headers["Set-Cookie"]
-    assert set_cookie.startswith(f"{SESSION_COOKIE}=mp_")
-    return set_cookie.split(";", 1)[0]
+    """``name=value; ...`` of the cookies an exchange answer sets: the session first, and its
+    origin assertion (``__Host-mp_origin``), without which the edge admits no request."""
+    set_cookies = exchange.headers.get_all("Set-Cookie", [])
+    assert set_cookies[0].startswith(f"{SESSION_COOKIE}=mp_")
+    return "; ".join(value.split(";", 1)[0] for value in set_cookies)
 
 
 def test_an_api_key_with_previews_write_mints(stack: LocalStack) -> None:

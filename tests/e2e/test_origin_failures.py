@@ -1,9 +1,12 @@
-"""An origin that is down or hangs, in Debian's chromium: the styled page, and the parent is told.
+"""An app that is down or hangs behind the fleet ingress.
 
-A second local stack proxies to an address this test controls (``PREVIEW_LOCAL_SANDBOX_ORIGIN_URL``)
-with a 1 s integration timeout (``PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS``; API Gateway's is
-29 s): first nothing listens there (connection refused: ``INTEGRATION_FAILURE``), then a socket
-accepts connections and never answers (``INTEGRATION_TIMEOUT``).
+A second local stack serves its demo sandboxes from an address this test controls
+(``PREVIEW_LOCAL_SANDBOX_ORIGIN_URL``), with CloudFront's response timeout on the fleet-ingress
+origin shortened to 1 s (``PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS``; the template's is
+``OriginReadTimeout``). Nothing listens there: the ingress answers its styled "Sandbox not
+responding" page (502) and the parent is told, in Debian's chromium. A socket that accepts and
+never answers: CloudFront gives up at its response timeout with a 504, as CloudFront does
+("Response timeout", DownloadDistValuesOrigin.html).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from tests.e2e.embed_page import (
     open_recorded_page,
     wait_for_events,
 )
-from tests.e2e.local_stack import LocalStack, free_port
+from tests.e2e.local_stack import LocalStack, fetch, free_port
 
 pytestmark = pytest.mark.e2e
 
-UNREACHABLE = {"type": "preview.unavailable", "reason": "origin_unreachable", "sandboxId": None}
+UNREACHABLE = {"type": "preview.unavailable", "reason": "origin_unreachable", "sandboxId": "sbx-demo"}
 
 
 class SilentOrigin:
@@ -64,7 +67,7 @@ def failing_stack(tmp_path_factory: pytest.TempPathFactory, origin_port: int) ->
         tmp_path_factory.mktemp("failing-origin"),
         {
             "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL": f"http://127.0.0.1:{origin_port}",
-            "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS": "1",
+            "PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS": "1",
         },
     )
     yield running
@@ -87,16 +90,21 @@ def test_an_origin_that_is_down_gives_the_styled_page_and_the_parent_receives_un
     page_url = failing_stack.preview_origin("sbx-demo") + "/"  # after the exchange and the cookie check
     with page.expect_response(page_url) as answer:
         open_recorded_page(page, failing_stack.demo["demo_url"])
-    assert answer.value.status == 504
+    assert answer.value.status == 502
     shows_sandbox_not_responding(page, artifacts, "g-origin-down.png")
 
 
-def test_an_origin_that_hangs_gives_the_styled_page_after_the_integration_timeout(
-    page: Page, failing_stack: LocalStack, origin_port: int, artifacts: Path
+def test_an_origin_that_hangs_is_cloudfronts_504_at_the_origin_response_timeout(
+    failing_stack: LocalStack, origin_port: int
 ) -> None:
+    sandbox_id = failing_stack.demo["sandbox_id"]
     hanging = SilentOrigin(origin_port)
     try:
-        open_recorded_page(page, failing_stack.demo["demo_url"])
-        shows_sandbox_not_responding(page, artifacts, "g-origin-hangs.png")
+        reply = fetch(
+            f"{failing_stack.preview_origin(sandbox_id)}/",
+            headers={"Cookie": failing_stack.preview_session(sandbox_id)},
+        )
     finally:
         hanging.close()
+
+    assert reply.status == 504

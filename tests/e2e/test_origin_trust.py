@@ -1,7 +1,9 @@
-"""The origin trusts only the data plane, and never sees the data plane's cookies.
+"""The fleet ingress trusts only CloudFront, and the app never sees the data plane's credentials.
 
-Against the running local stack: its demo origin verifies ``X-Preview-Assertion`` with the
-fleet-side package and the keys the control plane publishes, as a real fleet would.
+Against the running local stack: every app sits behind the real fleet ingress (``preview_ingress``),
+which verifies ``X-Preview-Assertion`` with the keys the control plane publishes and admits only
+requests carrying CloudFront's origin secret (``X-Preview-Ingress-Secret``), as a real fleet does.
+``demo.json`` names each ingress's port (``ingress_ports``), never the secret.
 """
 
 from __future__ import annotations
@@ -45,44 +47,72 @@ def cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
-def direct(stack: LocalStack, path: str, headers: dict[str, str], method: str = "GET") -> Reply:
-    """A call straight to the origin's address, bypassing the data plane."""
-    return fetch(f"{stack.demo['origin_url']}{path}", method, headers)
+def direct(
+    stack: LocalStack, sandbox_id: str, path: str, headers: dict[str, str], method: str = "GET"
+) -> Reply:
+    """A call straight to the sandbox's fleet ingress, bypassing CloudFront (the front door)."""
+    port = stack.demo["ingress_ports"][sandbox_id]
+    host = f"{sandbox_id}.{stack.demo['preview_domain']}:{stack.port}"
+    return fetch(f"http://127.0.0.1:{port}{path}", method, {"Host": host, **headers})
 
 
-# -------------------------------------------------------------- the origin trusts the data plane
-def test_a_direct_call_naming_a_sandbox_is_refused(stack: LocalStack) -> None:
-    reply = direct(
-        stack, "/api/status", {"X-Sandbox-Id": stack.demo["sandbox_id"], "X-Preview-Scope": "interact"}
+# ------------------------------------------------------------ the ingress trusts only CloudFront
+def test_a_viewers_own_origin_cookie_sent_straight_to_the_ingress_is_refused(stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    cookies, _ = open_preview(stack, sandbox_id, "interact")
+    assertion = cookies["__Host-mp_origin"]  # valid, for this very sandbox
+    before = stack.origin_status(sandbox_id)["page_loads"]
+
+    as_header = direct(stack, sandbox_id, "/", {"X-Preview-Assertion": assertion})
+    as_cookie = direct(stack, sandbox_id, "/", {"Cookie": cookie_header(cookies)})
+    guessed = direct(
+        stack, sandbox_id, "/", {"X-Preview-Assertion": assertion, "X-Preview-Ingress-Secret": "x" * 43}
     )
 
-    assert reply.status == 403
-    assert "origin assertion refused" in reply.text
+    assert [as_header.status, as_cookie.status, guessed.status] == [403, 403, 403]
+    assert "<!doctype html>" in as_header.text  # the styled denial page, not the app
+    assert stack.origin_status(sandbox_id)["page_loads"] == before  # none reached the app
 
 
-def test_a_stolen_assertion_is_refused_for_another_sandbox(stack: LocalStack) -> None:
+def test_a_read_assertion_sent_straight_to_the_ingress_cannot_post_input(stack: LocalStack) -> None:
+    sandbox_id = stack.demo["sandbox_id"]
+    cookies, _ = open_preview(stack, sandbox_id, "read")
+    before = stack.origin_status(sandbox_id)["inputs"]
+
+    straight = direct(
+        stack, sandbox_id, "/input/keys", {"X-Preview-Assertion": cookies["__Host-mp_origin"]}, "POST"
+    )
+    through_the_edge = fetch(
+        f"{stack.preview_origin(sandbox_id)}/input/keys",
+        "POST",
+        {"Cookie": cookie_header(cookies)},
+        b'{"key":"r"}',
+    )
+
+    assert straight.status == 403
+    assert through_the_edge.status == 403
+    assert "View-only preview" in through_the_edge.text
+    assert stack.origin_status(sandbox_id)["inputs"] == before
+
+
+def test_a_tampered_or_foreign_assertion_is_refused_at_the_ingress_behind_a_valid_session(
+    stack: LocalStack,
+) -> None:
     demo, other = stack.demo["sandbox_ids"][:2]
     cookies, _ = open_preview(stack, demo, "interact")
-    stolen = cookies["__Host-mp_origin"]  # the assertion of a session on the demo sandbox
+    header, payload, signature = cookies["__Host-mp_origin"].split(".")
+    tampered = f"{header}.{payload}.{signature[:10]}{'A' if signature[10] != 'A' else 'B'}{signature[11:]}"
+    foreign = open_preview(stack, other, "interact")[0]["__Host-mp_origin"]
 
-    for victim in (other, stack.demo["other_tenant_sandbox_id"]):
-        reply = direct(stack, "/api/status", {"X-Sandbox-Id": victim, "X-Preview-Assertion": stolen})
+    without = {name: value for name, value in cookies.items() if name != "__Host-mp_origin"}
+    jars = [cookies | {"__Host-mp_origin": tampered}, cookies | {"__Host-mp_origin": foreign}, without]
 
-        assert reply.status == 403
-        assert "wrong_sandbox" in reply.text
-    # the same bytes are a valid statement about the demo sandbox only (a bearer statement until
-    # the token's exp: the network options in README "Origin assertion" close that path)
-    assert direct(stack, "/api/status", {"X-Sandbox-Id": demo, "X-Preview-Assertion": stolen}).status == 200
+    replies = [
+        fetch(f"{stack.preview_origin(demo)}/api/status", headers={"Cookie": cookie_header(jar)})
+        for jar in jars
+    ]
 
-
-def test_a_tampered_assertion_is_refused(stack: LocalStack) -> None:
-    demo = stack.demo["sandbox_id"]
-    header, payload, signature = open_preview(stack, demo)[0]["__Host-mp_origin"].split(".")
-    forged = f"{header}.{payload}.{signature[:10]}{'A' if signature[10] != 'A' else 'B'}{signature[11:]}"
-
-    reply = direct(stack, "/api/status", {"X-Sandbox-Id": demo, "X-Preview-Assertion": forged})
-
-    assert reply.status == 403
+    assert [reply.status for reply in replies] == [403, 403, 403]
 
 
 def test_every_request_the_data_plane_forwards_is_accepted(stack: LocalStack) -> None:
@@ -99,10 +129,6 @@ def test_every_request_the_data_plane_forwards_is_accepted(stack: LocalStack) ->
         "stylesheet": fetch(f"{base}/static/sandbox.css", headers={"Cookie": session}),
         "xhr": fetch(f"{base}/api/status", headers={"Cookie": session}),
         "input": fetch(f"{base}/input/keys", "POST", {"Cookie": session}, b'{"key": "k"}'),
-        # without the cookie the exchange set beside the session, the authorizer signs itself
-        "session cookie only": fetch(
-            f"{base}/api/status", headers={"Cookie": f"__Host-mp_session={cookies['__Host-mp_session']}"}
-        ),
     }
 
     assert {name: reply.status for name, reply in replies.items()} == dict.fromkeys(replies, 200)
@@ -160,7 +186,8 @@ def test_the_exchange_redirect_follow_up_brings_only_the_apps_cookies(stack: Loc
 
     assert seen["cookie_names"] == ["theme", "app_session"]
     assert "lang" in seen["query_names"]  # (the mt parameter itself is the edge's: issue 8)
-    assert "x-preview-assertion" in seen["header_names"]
+    assert "x-preview-assertion" not in seen["header_names"]  # the ingress's credential, never the app's
+    assert "x-preview-ingress-secret" not in seen["header_names"]
 
 
 def test_with_only_our_cookies_the_origin_gets_none_of_them(stack: LocalStack) -> None:

@@ -1,4 +1,5 @@
-"""Revocation as a user sees it: an open preview in Chromium is refused within 5 s, four ways.
+"""Revocation as a user sees it: an open preview in Chromium is refused within 5 s, four ways (by
+the fleet ingress, which polls the revocation feed; the denial page is its own, styled).
 
 Each test sets up its own tenant (operator CLI), so disabling or deleting never touches the
 demo tenant other tests use. The embedding page is the demo page (its origin is a frame
@@ -47,14 +48,10 @@ def new_tenant(stack: LocalStack) -> Tenant:
 
 
 def session_cookie_for(stack: LocalStack, url: str) -> str:
-    """Exchange a preview URL as a browser would, and return the session cookie it sets."""
+    """Exchange a preview URL as a browser would; the cookies it sets (the session and its assertion)."""
     reply = fetch(url)
     assert reply.status == 302, reply.text
-    return next(
-        cookie.split(";", 1)[0]
-        for cookie in reply.headers.get_all("Set-Cookie") or []
-        if cookie.startswith("__Host-mp_session=")
-    )
+    return "; ".join(cookie.split(";", 1)[0] for cookie in reply.headers.get_all("Set-Cookie") or [])
 
 
 def revoke_by_token(stack: LocalStack, tenant: Tenant, token: str) -> None:
@@ -134,6 +131,11 @@ def test_revoking_an_open_preview_refuses_its_next_request_within_5_s(
         time.sleep(0.1)
         status = frame_request_status(page)
     assert status == 403, f"still {status} {time.monotonic() - revoked_at:.1f} s after the revocation"
+    if way == "by-token":
+        # The sandbox page says why its input is refused: revoked (not view-only, not expired).
+        preview(page).locator("#keys").press("r")
+        preview(page).locator("#input-status[data-refused='1']").wait_for(timeout=TIMEOUT_MS)
+        assert preview(page).locator("#input-status").get_attribute("data-reason") == "revoked"
 
     # And the frame shows the denial page, and the parent receives preview.denied / revoked
     preview_frame(page).evaluate("location.reload()")

@@ -31,6 +31,7 @@ def clear_cold_start_caches() -> None:
     mint_api.mint_service.cache_clear()
     mint_api.token_lifecycle.cache_clear()
     wiring.preview_gate.cache_clear()
+    wiring.frame_ancestors.cache_clear()
     wiring.first_use_recorder.cache_clear()
 
 

@@ -109,8 +109,13 @@ def test_the_fleet_settings_come_from_the_stack_outputs(fresh_stack: Path) -> No
 
 
 def test_without_the_stacks_names_it_says_what_is_missing(
-    moto_aws: MotoAws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    moto_aws: MotoAws,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     monkeypatch.delenv("SIGNING_KEYS_TABLE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .local/demo.json to find either
     assert operator_cli.main(["bootstrap"]) == 2
-    assert "SIGNING_KEYS_TABLE is not set" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no deployment to act on: pass --stack NAME" in err

@@ -29,6 +29,7 @@ def test_the_control_plane_routes_are_the_specs_and_invoke_the_mint_function(
         ("/api/v1/preview-tokens/revoke", "post"),
         ("/api/v1/sandboxes/{id}/preview-tokens", "delete"),
         ("/api/v1/sandboxes/{id}/preview-tokens", "get"),
+        ("/api/v1/sandboxes/{id}/preview-tokens/{token_id}", "delete"),
         ("/api/v1/openapi.json", "get"),
         ("/api/v1/origin-keys", "get"),
     }
@@ -70,7 +71,12 @@ def test_the_mint_function_may_only_read_what_it_reads(resources: dict[str, Any]
             None,
         ),
         ("Allow", "dynamodb:PutItem", arns("PreviewTokensTable", "RevocationsTable", "AuditTable"), None),
-        ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["PreviewTokensTable", "Arn"]}, None),
+        (
+            "Allow",
+            ["dynamodb:Query", "dynamodb:GetItem"],
+            {"Fn::GetAtt": ["PreviewTokensTable", "Arn"]},
+            None,
+        ),
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, PURPOSE_CONDITION),
     ]

@@ -2,16 +2,18 @@
 
 The gateway is driven with the real template (after the SAM transform) and fake functions, so
 each behaviour of API Gateway the local stack relies on is pinned here: which route a request
-reaches, what an authorizer's policy allows, what a denied or failed request renders, and
-what the sandbox origin receives on an allowed one.
+reaches and what its function receives, what an authorizer's policy allows, and what a denied or
+failed request renders. The preview API serves only ``/__preview/*`` (the exchange, the cookie
+check, the denial page): allowed traffic goes from the edge to the fleet ingress, so no sandbox
+route, and no request to a sandbox origin, goes through API Gateway any more (issue 13). The
+authorizer's emulation is pinned on one route guarded by the template's ``PreviewAuthorizer``
+scheme (:func:`guarded`), as the sandbox routes were.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import socket
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,15 +36,13 @@ from preview_local.gateway_responses import (
     render_gateway_response,
     render_template,
 )
-from preview_local.http_messages import HttpRequest, HttpResponse
-from preview_local.http_server import LoopbackServer
-from preview_local.rest_api import GatewayResponseTemplate, RestApi
-from preview_tokens.data_plane.access import SESSION_COOKIE, DenialReason
+from preview_local.http_messages import HttpRequest
+from preview_local.rest_api import GatewayResponseTemplate, LambdaAuthorizer, Method, Resource, RestApi
+from preview_tokens.data_plane.access import DenialReason
 from preview_tokens.data_plane.denial_page import (
     authorizer_failure_page,
     content_security_policy,
     denial_for,
-    origin_failure_page,
     render_page,
 )
 from preview_tokens.settings import DataPlaneSettings, MintSettings
@@ -60,23 +60,6 @@ TYPE_AND_MESSAGE = '{"type": "$context.error.responseType", "message": $context.
 
 
 @dataclass
-class RecordingOrigin:
-    """A stand-in for the sandbox fleet's ingress: records requests, answers a fixed page."""
-
-    requests: list[HttpRequest] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def respond(self, request: HttpRequest) -> HttpResponse:
-        with self.lock:
-            self.requests.append(request)
-        return HttpResponse(
-            201,
-            (("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-App", "yes")),
-            b"from the origin",
-        )
-
-
-@dataclass
 class FakeFunction:
     """A Lambda function that records its events and answers with ``answer`` (or raises it)."""
 
@@ -91,19 +74,11 @@ class FakeFunction:
 
 
 @pytest.fixture(scope="module")
-def origin() -> Iterator[tuple[RecordingOrigin, LoopbackServer]]:
-    recorder = RecordingOrigin()
-    server = LoopbackServer(0, "test-origin").start(recorder.respond)
-    yield recorder, server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def deployment(origin: tuple[RecordingOrigin, LoopbackServer]) -> LocalDeployment:
+def deployment() -> LocalDeployment:
     return deploy_locally(
         {
             "PreviewDomain": "sandboxes.localhost",
-            "SandboxOriginUrl": origin[1].url,
+            "SandboxOriginUrl": "https://fleet.example.com",
             "FrameAncestors": FRAME_ANCESTORS,
         },
         placeholder_physical_ids(),
@@ -118,6 +93,17 @@ def control_plane(deployment: LocalDeployment) -> RestApi:
 @pytest.fixture(scope="module")
 def data_plane(deployment: LocalDeployment) -> RestApi:
     return RestApi.from_deployment(deployment.rest_apis["PreviewApi"])
+
+
+@pytest.fixture(scope="module")
+def guarded(data_plane: RestApi) -> RestApi:
+    """The preview API plus ``ANY /{proxy+}`` guarded by the template's ``PreviewAuthorizer`` scheme
+    (REQUEST, no cache), integrated with the exchange function: a sandbox route as it was before."""
+    exchange = data_plane.match("GET", "/__preview/exchange")
+    assert exchange is not None
+    authorizer = LambdaAuthorizer("PreviewAuthorizer", "request", "PreviewAuthorizerFunction", 0, ())
+    route = Resource("/{proxy+}", {"ANY": Method("ANY", exchange.method.integration, authorizer)})
+    return dataclasses.replace(data_plane, resources=(*data_plane.resources, route))
 
 
 def request(
@@ -248,34 +234,50 @@ def test_the_control_plane_customizes_every_response_type_it_can_meet(control_pl
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "resource", "target"),
+    ("method", "path", "resource"),
     [
-        ("GET", "/", "/", "http_proxy"),
-        ("POST", "/input/keys", "/{proxy+}", "http_proxy"),
-        ("GET", "/static/app.js", "/{proxy+}", "http_proxy"),
-        ("GET", "/__preview/exchange", "/__preview/exchange", "ExchangeFunction"),
-        ("GET", "/__preview/exchange/app/index.html", "/__preview/exchange/{proxy+}", "ExchangeFunction"),
+        ("GET", "/__preview/exchange", "/__preview/exchange"),
+        ("GET", "/__preview/exchange/app/index.html", "/__preview/exchange/{proxy+}"),
+        ("GET", "/__preview/cookie-check/app", "/__preview/cookie-check/{proxy+}"),
+        ("GET", "/__preview/denied", "/__preview/denied"),
+        ("POST", "/__preview/denied", "/__preview/denied"),
     ],
 )
 def test_data_plane_routes_come_from_the_preview_api_definition(
-    data_plane: RestApi, method: str, path: str, resource: str, target: str
+    data_plane: RestApi, method: str, path: str, resource: str
 ) -> None:
     matched = data_plane.match(method, path)
     assert matched is not None
     assert matched.resource.path == resource
-    integration = matched.method.integration
-    assert (integration.function_name if integration.type == "aws_proxy" else integration.type) == target
+    assert matched.method.integration.function_name == "ExchangeFunction"
 
 
-def test_sandbox_routes_run_the_authorizer_uncached_and_the_exchange_runs_none(data_plane: RestApi) -> None:
-    proxied = data_plane.match("GET", "/a")
-    exchange = data_plane.match("GET", "/__preview/exchange/a")
-    assert proxied is not None
-    assert exchange is not None
-    assert proxied.method.authorizer is not None
-    assert proxied.method.authorizer.function_name == "PreviewAuthorizerFunction"
-    assert proxied.method.authorizer.result_ttl_seconds == 0
-    assert exchange.method.authorizer is None
+@pytest.mark.parametrize("path", ["/", "/app.js", "/input/keys", "/@vite/client"])
+def test_no_sandbox_path_is_a_route_of_the_preview_api_and_no_route_runs_an_authorizer(
+    data_plane: RestApi, path: str
+) -> None:
+    assert data_plane.match("GET", path) is None
+    assert all(method.authorizer is None for r in data_plane.resources for method in r.methods.values())
+
+
+@pytest.mark.parametrize(
+    ("path", "proxy"),
+    [
+        ("/__preview/exchange/@vite/client", "@vite/client"),
+        ("/__preview/exchange/%40vite/a%2Fb", "%40vite/a%2Fb"),
+    ],
+)
+def test_a_proxy_path_parameter_reaches_the_function_as_sent(
+    data_plane: RestApi, path: str, proxy: str
+) -> None:
+    """REST APIs pass ``path`` and ``pathParameters`` still percent-encoded (serverless/serverless#5037:
+    ``/posts/%40`` arrives as ``%40``; middleapi/standard-server#93 on live captures), never re-encoded."""
+    exchange = FakeFunction({"statusCode": 302, "headers": {"Location": "/"}, "body": ""})
+
+    gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", path))
+
+    assert exchange.events[0]["pathParameters"] == {"proxy": proxy}
+    assert exchange.events[0]["path"] == path
 
 
 def test_a_non_get_exchange_request_does_not_fall_back_to_the_proxy_route(data_plane: RestApi) -> None:
@@ -402,10 +404,10 @@ def test_context_values_reach_templates_as_text() -> None:
     [(DenialReason.EXPIRED, "sbx-demo"), (DenialReason.NO_TOKEN, None), (DenialReason.READ_ONLY, "sbx-demo")],
 )
 def test_a_deny_renders_the_templates_access_denied_page_from_the_authorizer_context(
-    data_plane: RestApi, reason: DenialReason, sandbox_id: str | None
+    guarded: RestApi, reason: DenialReason, sandbox_id: str | None
 ) -> None:
     authorizer = FakeFunction(deny(reason, sandbox_id))
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
+    response = gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
     assert response.status == 403
     assert response.body.decode() == render_page(denial_for(reason, sandbox_id))
     assert response.header("Content-Type") == "text/html; charset=utf-8"
@@ -417,16 +419,16 @@ def test_a_deny_renders_the_templates_access_denied_page_from_the_authorizer_con
     "answer",
     [RuntimeError("boom"), {"principalId": "p"}, "Allow", {**allow(), "context": {"list": [1]}}],
 )
-def test_an_authorizer_that_fails_renders_the_unavailable_page(data_plane: RestApi, answer: object) -> None:
+def test_an_authorizer_that_fails_renders_the_unavailable_page(guarded: RestApi, answer: object) -> None:
     authorizer = FakeFunction(answer)
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/"))
+    response = gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
     assert response.status == 503
     assert response.body.decode() == authorizer_failure_page()
 
 
-def test_an_authorizer_raising_unauthorized_is_a_401(data_plane: RestApi) -> None:
+def test_an_authorizer_raising_unauthorized_is_a_401(guarded: RestApi) -> None:
     authorizer = FakeFunction(RuntimeError("Unauthorized"))
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/"))
+    response = gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
     assert response.status == 401
     assert json.loads(response.body) == {"message": "Unauthorized"}
 
@@ -487,47 +489,11 @@ def test_the_template_is_chosen_by_accept_and_the_status_can_be_overridden() -> 
 # -------------------------------------------------------------- integrations and events
 
 
-def test_an_allowed_request_reaches_the_origin_with_mapped_headers_and_no_credential(
-    data_plane: RestApi, origin: tuple[RecordingOrigin, LoopbackServer]
-) -> None:
-    recorder, _ = origin
-    arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{data_plane.api_id}/preview"
-    authorizer = FakeFunction(allow(scope="interact", origin_cookie="theme=dark", arn_prefix=arn_prefix))
-    sent = request(
-        "GET",
-        "/static/app.js",
-        "v=2",
-        (
-            ("Cookie", f"theme=dark; {SESSION_COOKIE}=mp_secret"),
-            ("X-Sandbox-Id", "sbx-spoofed"),
-            ("X-Preview-Scope", "interact-spoofed"),
-            ("x-preview-token", "mp_secret"),
-        ),
-    )
-    before = len(recorder.requests)
-
-    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(sent)
-
-    assert response.status == 201
-    assert response.body == b"from the origin"
-    assert [value for name, value in response.headers if name == "Set-Cookie"] == ["a=1", "b=2"]
-    forwarded = recorder.requests[before]
-    assert forwarded.path == "/static/app.js"
-    assert forwarded.query_items() == [("v", "2")]
-    assert forwarded.header("X-Preview-Token") == "none"
-    assert forwarded.header("X-Sandbox-Id") == "sbx-demo"
-    assert forwarded.header("X-Preview-Scope") == "interact"
-    assert forwarded.header("Cookie") == "theme=dark"
-    assert [name for name, _ in forwarded.headers].count("X-Sandbox-Id") == 1
-
-
-def test_the_authorizer_event_is_a_rest_request_event(data_plane: RestApi) -> None:
+def test_the_authorizer_event_is_a_rest_request_event(guarded: RestApi) -> None:
     authorizer = FakeFunction(deny(DenialReason.NO_TOKEN))
-    gateway(data_plane, PreviewAuthorizerFunction=authorizer).handle(
-        request("POST", "/input/keys", "a=1&a=2")
-    )
+    gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("POST", "/input/keys", "a=1&a=2"))
     event = authorizer.events[0]
-    api_id = data_plane.api_id
+    api_id = guarded.api_id
     assert event["type"] == "REQUEST"
     assert (
         event["methodArn"] == f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/preview/POST/input/keys"
@@ -571,48 +537,3 @@ def test_a_malformed_proxy_answer_is_a_502(data_plane: RestApi) -> None:
     exchange = FakeFunction({"body": "no status"})
     response = gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", "/__preview/exchange"))
     assert response.status == 502
-
-
-# ------------------------------------------------------------------ origin failures
-
-
-def sandbox_origin_gateway(origin_url: str, timeout_seconds: float) -> RestApiGateway:
-    """The data plane of a deployment whose sandbox origin is ``origin_url``, allowing every request."""
-    deployed = deploy_locally(
-        {
-            "PreviewDomain": "sandboxes.localhost",
-            "SandboxOriginUrl": origin_url,
-            "FrameAncestors": FRAME_ANCESTORS,
-        },
-        placeholder_physical_ids(),
-    )
-    api = RestApi.from_deployment(deployed.rest_apis["PreviewApi"])
-    arn_prefix = f"arn:aws:execute-api:us-east-1:123456789012:{api.api_id}/preview"
-    authorizer = FakeFunction(allow(arn_prefix=arn_prefix))
-    return RestApiGateway(
-        api, {"PreviewAuthorizerFunction": authorizer}, PORT, integration_timeout_seconds=timeout_seconds
-    )
-
-
-def test_an_origin_that_refuses_the_connection_renders_the_templates_sandbox_not_responding_page() -> None:
-    closed = LoopbackServer(0, "closed")
-    closed_url = closed.url
-    closed.stop()  # nothing listens there any more
-
-    response = sandbox_origin_gateway(closed_url, 5).handle(request("GET", "/"))
-
-    assert response.status == 504
-    assert response.body.decode() == origin_failure_page()
-    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
-
-
-def test_an_origin_that_never_answers_renders_the_same_page_after_the_integration_timeout() -> None:
-    listener = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog), never answers
-    try:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        response = sandbox_origin_gateway(url, 0.3).handle(request("GET", "/app"))
-    finally:
-        listener.close()
-
-    assert response.status == 504
-    assert response.body.decode() == origin_failure_page()

@@ -40,3 +40,17 @@ def test_the_lifecycle_endpoints_are_documented() -> None:
     tokens = paths["/api/v1/sandboxes/{id}/preview-tokens"]
     assert "LiveTokens" in json.dumps(tokens["get"]["responses"]["200"])
     assert set(tokens["delete"]["responses"]) >= {"204", "401", "403", "404", "503"}
+
+
+def test_revoking_one_token_and_the_body_limits_are_documented() -> None:
+    paths = mint_api.build_openapi()["paths"]
+    one = paths["/api/v1/sandboxes/{id}/preview-tokens/{token_id}"]["delete"]
+    assert {"204", "400", "401", "403", "404", "413", "503"} <= set(one["responses"])
+    assert "token_not_found" in one["responses"]["404"]["description"]
+    assert "ErrorResponse" in json.dumps(one["responses"]["404"])
+    assert {parameter["name"] for parameter in one["parameters"]} == {"id", "token_id"}
+    for methods in paths.values():
+        for operation in methods.values():
+            assert "413" in operation["responses"]
+            if "requestBody" in operation:
+                assert "415" in operation["responses"]

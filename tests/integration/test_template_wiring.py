@@ -7,13 +7,8 @@ the settings the functions read, the edge routing rule of the local stack).
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -22,10 +17,8 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from preview_authorizer import policy_for
 from preview_local.cfn_template import PROJECT_ROOT
-from preview_local.edge import edge_route, viewer_request
-from preview_local.http_messages import HttpRequest
+from preview_local.edge import edge_route
 from preview_tokens.data_plane.access import (
-    ORIGIN_FALLBACK_TOKEN_VALUE,
     Decision,
     DenialReason,
     fallback_token,
@@ -45,7 +38,8 @@ from tests.support.template import cloudformation, find_in_map, sam_template, su
 
 Template = dict[str, Any]
 
-SANDBOX_ROUTES = ("/", "/{proxy+}")
+# Sandbox traffic has no route on the REST API any more: PreviewEdge sends it to the fleet ingress.
+RETIRED_SANDBOX_ROUTES = ("/", "/{proxy+}")
 # The exchange function's routes: the ?mt= exchange, and the cookie check its redirect lands on.
 EXCHANGE_ROUTES = (
     "/__preview/exchange",
@@ -53,6 +47,8 @@ EXCHANGE_ROUTES = (
     "/__preview/cookie-check",
     "/__preview/cookie-check/{proxy+}",
 )
+# Where PreviewEdge sends every request it refuses, whatever its method.
+DENIED_ROUTE = "/__preview/denied"
 DATA_PLANE_FUNCTIONS = ("PreviewAuthorizerFunction", "ExchangeFunction")
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -126,113 +122,28 @@ def test_preview_api_is_a_regional_rest_api_served_on_the_preview_stage(resource
     stages = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
     preview_stages = [s for s in stages if s["Properties"]["RestApiId"] == {"Ref": "PreviewApi"}]
     unconditional = [s["Properties"]["StageName"] for s in preview_stages if "Condition" not in s]
-    assert unconditional == [
-        "preview"
-    ]  # (preview-mtls only with OriginClientCertificate: test_origin_network_options)
+    assert unconditional == ["preview"]
 
 
-def test_authorizer_runs_on_every_request_with_no_cache_and_no_identity_source(
-    api: Mapping[str, Any],
-) -> None:
-    scheme = api["components"]["securitySchemes"]["PreviewAuthorizer"]
-    authorizer = scheme["x-amazon-apigateway-authorizer"]
-
-    assert scheme["x-amazon-apigateway-authtype"] == "custom"
-    assert authorizer["type"] == "request"
-    assert authorizer["authorizerResultTtlInSeconds"] == 0
-    assert not authorizer.get("identitySource"), "identity sources are AND-ed: cookie OR ?mt= cannot pass"
-    assert "${PreviewAuthorizerFunction.Arn}" in authorizer["authorizerUri"]["Fn::Sub"]
-
-
-def test_sandbox_routes_require_the_authorizer_and_exchange_routes_do_not(api: Mapping[str, Any]) -> None:
-    for path in SANDBOX_ROUTES:
-        methods = api["paths"][path]
-        assert set(methods) - {"parameters"} == {"x-amazon-apigateway-any-method"}
-        assert methods["x-amazon-apigateway-any-method"]["security"] == [{"PreviewAuthorizer": []}]
+def test_no_route_runs_the_authorizer_and_sandbox_traffic_has_no_route_here(api: Mapping[str, Any]) -> None:
+    assert not set(RETIRED_SANDBOX_ROUTES) & set(api["paths"]), "sandbox traffic goes to the fleet ingress"
     for path in EXCHANGE_ROUTES:
         methods = api["paths"][path]
-        assert set(methods) == {"get"}, "the exchange only answers document loads"
+        assert set(methods) - {"parameters"} == {"get"}, "the exchange only answers document loads"
         assert "security" not in methods["get"], "the exchange verifies the token itself"
+    assert set(api["paths"][DENIED_ROUTE]) == {"x-amazon-apigateway-any-method"}, "a refusal keeps its method"
+    assert "security" not in api["paths"][DENIED_ROUTE]["x-amazon-apigateway-any-method"]
     assert "security" not in api, "no API-wide authorizer may reach the exchange"
 
 
-def test_every_route_of_the_preview_api_is_a_sandbox_or_exchange_route(api: Mapping[str, Any]) -> None:
-    assert set(api["paths"]) == {*SANDBOX_ROUTES, *EXCHANGE_ROUTES}
-
-
-def test_sandbox_routes_proxy_every_method_to_the_same_path_on_the_sandbox_origin(
+def test_every_route_of_the_preview_api_is_an_exchange_route_or_the_denial_page(
     api: Mapping[str, Any],
 ) -> None:
-    root, proxy = integration(api, "/"), integration(api, "/{proxy+}")
-
-    for route in (root, proxy):
-        assert route["type"] == "http_proxy"
-        assert route["httpMethod"] == "ANY"
-    assert root["uri"] == {"Fn::Sub": "${SandboxOriginUrl}/"}
-    assert proxy["uri"] == {"Fn::Sub": "${SandboxOriginUrl}/{proxy}"}
-    assert proxy["requestParameters"]["integration.request.path.proxy"] == "method.request.path.proxy"
-
-
-def test_origin_learns_sandbox_and_scope_only_from_the_authorizer(api: Mapping[str, Any]) -> None:
-    context = allow_context()
-    for path in SANDBOX_ROUTES:
-        mappings = integration(api, path)["requestParameters"]
-
-        assert mappings["integration.request.header.X-Sandbox-Id"] == "context.authorizer.sandbox_id"
-        assert mappings["integration.request.header.X-Preview-Scope"] == "context.authorizer.scope"
-        assert (
-            mappings["integration.request.header.X-Preview-Assertion"]
-            == "context.authorizer.origin_assertion"
-        )
-        for source in mappings.values():
-            if source.startswith("context.authorizer."):
-                key = source.removeprefix("context.authorizer.")
-                assert key in context, f"the authorizer's Allow has no context key {key!r}"
-    assert context["sandbox_id"] == "sbx-abc123"
-    assert context["scope"] == "interact"
-
-
-def test_origin_never_receives_the_session_cookie_and_nothing_relies_on_blanking_mt(
-    api: Mapping[str, Any],
-) -> None:
-    for path in SANDBOX_ROUTES:
-        mappings = integration(api, path)["requestParameters"]
-
-        assert mappings["integration.request.header.Cookie"] == "context.authorizer.origin_cookie"
-        # REST merges a mapped query parameter beside the client's: no query mapping at all
-        assert [target for target in mappings if target.startswith("integration.request.querystring.")] == []
-    assert allow_context()["origin_cookie"] == "theme=dark"
-
-
-def test_every_header_mapped_from_the_authorizer_is_non_empty_or_the_request_is_denied(
-    api: Mapping[str, Any],
-) -> None:
-    claims = PreviewClaims(
-        sandbox_id="sbx-abc123",
-        tenant_id="tenant-1",
-        host="sbx-abc123.sandboxes.example.com",
-        scope=Scope.READ,
-        issued_at=1_795_688_000,
-        expires_at=1_795_691_600,
-        token_id="jti-1",
-    )
-    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_cookie_get", token="t"))
-    mapped_keys = {
-        source.removeprefix("context.authorizer.")
-        for path in SANDBOX_ROUTES
-        for source in integration(api, path)["requestParameters"].values()
-        if source.startswith("context.authorizer.")
-    }
-    assert mapped_keys == set(allow_context()), "every Allow context value is mapped, every mapping filled"
-    # an Allow whose mapped value would be empty (here: no origin cookie) is a Deny instead
-    policy = policy_for(event, Decision(True, None, claims, ""))
-    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-    assert policy["context"]["reason"] == "unavailable"
-    assert not {"sandbox_id", "scope", "origin_cookie"} & set(policy["context"])
+    assert set(api["paths"]) == {*EXCHANGE_ROUTES, DENIED_ROUTE}
 
 
 def test_exchange_routes_invoke_the_exchange_function_as_a_lambda_proxy(api: Mapping[str, Any]) -> None:
-    for path in EXCHANGE_ROUTES:
+    for path in (*EXCHANGE_ROUTES, DENIED_ROUTE):
         route = integration(api, path)
 
         assert route["type"] == "aws_proxy"
@@ -434,7 +345,16 @@ def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_fo
         statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]
     ]
 
-    # The exchange also records a token's first use (its record and one audit entry).
+    # The exchange reads the tenant's frame-ancestors (sandbox -> tenant -> declared origins) ...
+    frame_ancestors = [
+        (
+            "Allow",
+            "dynamodb:GetItem",
+            [{"Fn::GetAtt": ["TenantsTable", "Arn"]}, {"Fn::GetAtt": ["SandboxesTable", "Arn"]}],
+            None,
+        )
+    ]
+    # ... and records a token's first use (its record and one audit entry).
     first_use = [
         ("Allow", "dynamodb:UpdateItem", {"Fn::GetAtt": ["PreviewTokensTable", "Arn"]}, None),
         ("Allow", "dynamodb:PutItem", {"Fn::GetAtt": ["AuditTable", "Arn"]}, None),
@@ -442,6 +362,7 @@ def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_fo
     assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == [
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["RevocationsTable", "Arn"]}, None),
+        *(frame_ancestors if logical_id == "ExchangeFunction" else []),
         *(first_use if logical_id == "ExchangeFunction" else []),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, ORIGIN_KEY_CONTEXT),
@@ -475,7 +396,7 @@ def test_api_gateway_may_invoke_the_data_plane_functions_only_through_the_previe
         assert permission["Principal"] == "apigateway.amazonaws.com"
         assert permission["Action"] == "lambda:InvokeFunction"
     assert permissions["PreviewAuthorizerFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/authorizers/*"}
-    assert permissions["ExchangeFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/*/GET/__preview/*"}
+    assert permissions["ExchangeFunction"]["SourceArn"] == {"Fn::Sub": f"{prefix}/*/*/__preview/*"}
 
 
 # --------------------------------------------------------------- custom domain and CloudFront
@@ -521,8 +442,7 @@ EDGE_CERT = "arn:aws:acm:us-east-1:123456789012:certificate/66666666-7777-8888-9
 EDGE_RESOURCES = {
     "PreviewDomainName",
     "PreviewBasePathMapping",
-    "PreviewEdgeRouter",
-    "PreviewEdgeResponse",
+    "PreviewEdge",
     "PreviewDistribution",
 }
 
@@ -557,20 +477,18 @@ def test_custom_domain_serves_every_sandbox_host_from_the_preview_stage(resource
     assert mapping["DomainName"] == {"Ref": "PreviewDomainName"}
     assert mapping["RestApiId"] == {"Ref": "PreviewApi"}
     assert "BasePath" not in mapping, "sandbox paths start at /"
-    _, mtls_stage, default_stage = mapping["Stage"]["Fn::If"]  # the mTLS option: test_origin_network_options
-    assert resources[default_stage["Ref"]]["Properties"]["StageName"] == "preview"
-    assert resources[mtls_stage["Ref"]]["Properties"]["StageName"] == "preview-mtls"
+    assert resources[mapping["Stage"]["Ref"]]["Properties"]["StageName"] == "preview"
 
 
 def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resources: Mapping[str, Any]) -> None:
     config = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]
-    origin, stream_origin = config["Origins"]  # the stream ingress: tests/integration/test_stream_template.py
+    origin, ingress = config["Origins"]  # the fleet ingress: tests/integration/test_edge_template.py
     behavior = config["DefaultCacheBehavior"]
 
     assert config["Aliases"] == [{"Fn::Sub": "*.${PreviewDomain}"}]
     assert config["ViewerCertificate"]["AcmCertificateArn"] == {"Ref": "CloudFrontCertificateArn"}
     assert origin["DomainName"] == {"Fn::GetAtt": ["PreviewDomainName", "RegionalDomainName"]}
-    assert stream_origin["Fn::If"][0] == "HasStreams"
+    assert ingress["Id"] == "fleet-ingress"
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert behavior["TargetOriginId"] == origin["Id"]
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
@@ -580,14 +498,10 @@ def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resource
     assert behavior["FunctionAssociations"] == [
         {
             "EventType": "viewer-request",
-            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeRouter", "FunctionMetadata.FunctionARN"]},
-        },
-        {
-            "EventType": "viewer-response",
-            "FunctionARN": {"Fn::GetAtt": ["PreviewEdgeResponse", "FunctionMetadata.FunctionARN"]},
+            "FunctionARN": {"Fn::GetAtt": ["PreviewEdge", "FunctionMetadata.FunctionARN"]},
         },
     ]
-    assert resources["PreviewEdgeRouter"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    assert resources["PreviewEdge"]["Properties"]["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
 
 
 def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template: Template) -> None:
@@ -607,189 +521,14 @@ def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template
 
 
 # --------------------------------------------------------------------------------- the edge
-
-
-@dataclass(frozen=True)
-class EdgeCase:
-    """A viewer request (method, path, raw query, its own X-Preview-Token) and what the edge makes of it."""
-
-    method: str
-    path: str
-    query: str | None
-    path_after: str
-    query_after: str | None
-    token_header: str | None
-    client_token_header: str | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.path}?{self.query}" + (" +header" if self.client_token_header else "")
-
-
-# Names are decoded as API Gateway decodes a query (form decoding, once): m%74, %6D%74, %6d%74 are mt.
-EDGE_CASES = [
-    # GET with a token: the exchange, mt off the query, the value in X-Preview-Token
-    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T"),
-    EdgeCase("GET", "/", "lang=en&mt=T", "/__preview/exchange", "lang=en", "T"),
-    EdgeCase("GET", "/app/index.html", "mt=T&lang=en", "/__preview/exchange/app/index.html", "lang=en", "T"),
-    EdgeCase("GET", "/app/", "mt=T", "/__preview/exchange/app/", "", "T"),
-    EdgeCase("GET", "/", "%6D%74=T&a=1", "/__preview/exchange", "a=1", "T"),
-    EdgeCase("GET", "/", "%6d%74=T", "/__preview/exchange", "", "T"),
-    EdgeCase("GET", "/", "mt=", "/__preview/exchange", "", None),
-    EdgeCase("GET", "/", "mt", "/__preview/exchange", "", None),
-    EdgeCase("GET", "/__preview/exchange", "mt=T", "/__preview/exchange", "", "T"),
-    EdgeCase(
-        "GET", "/__preview/exchange/app/index.html", "mt=T", "/__preview/exchange/app/index.html", "", "T"
-    ),
-    # every other method: same stripping, no rewrite
-    EdgeCase("HEAD", "/", "mt=T", "/", "", "T"),
-    EdgeCase("OPTIONS", "/", "mt=T", "/", "", "T"),
-    EdgeCase("POST", "/api/save", "mt=T&x=1", "/api/save", "x=1", "T"),
-    EdgeCase("PUT", "/api/save", "x=1&m%74=T", "/api/save", "x=1", "T"),
-    EdgeCase("PATCH", "/api", "%6D%74=T", "/api", "", "T"),
-    EdgeCase("DELETE", "/api", "%6d%74=T&%6D%74=T", "/api", "", "invalid"),
-    EdgeCase("POST", "/api", "mt=", "/api", "", None),
-    # several mt values, or one a header cannot carry as it is: "invalid", which never verifies
-    EdgeCase("POST", "/", "mt=A&mt=B", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T&m%74=T", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=&mt=T", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T%2C", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=a+b", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=T%0D%0AX-Sandbox-Id:%20x", "/", "", "invalid"),
-    EdgeCase("POST", "/", "mt=%E2%9C%93", "/", "", "invalid"),
-    # the value is decoded as API Gateway would have decoded it for the authorizer
-    EdgeCase("POST", "/", "mt=mp_a%2Eb", "/", "", "mp_a.b"),
-    # other names stay, byte for byte, and so do the other parameters
-    EdgeCase("GET", "/app/main.js", None, "/app/main.js", None, None),
-    EdgeCase("GET", "/", "lang=en", "/", "lang=en", None),
-    EdgeCase("GET", "/app", "MT=T", "/app", "MT=T", None),
-    EdgeCase("GET", "/app", "mtx=1&xmt=2", "/app", "mtx=1&xmt=2", None),
-    EdgeCase("POST", "/", "m%2574=T", "/", "m%2574=T", None),
-    EdgeCase("POST", "/", "mt+=T&+mt=T&mt%20=T", "/", "mt+=T&+mt=T&mt%20=T", None),
-    EdgeCase("POST", "/", "m%74%=T", "/", "m%74%=T", None),
-    EdgeCase("POST", "/", "a=1&&mt=T&b=%20+x&c", "/", "a=1&&b=%20+x&c", "T"),
-    # the client's own X-Preview-Token never passes the edge
-    EdgeCase("POST", "/", "a=1", "/", "a=1", None, client_token_header="mp_forged"),
-    EdgeCase("GET", "/", "mt=T", "/__preview/exchange", "", "T", client_token_header="mp_forged"),
-]
-
-_NODE_HARNESS = """
-const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
-const results = cases.map(([method, uri, raw, clientHeader]) => {
-  const querystring = {};
-  (raw || '').split('&').filter((p) => p).forEach((piece) => {
-    const [name, value] = piece.split('=');
-    querystring[name] = { value: value || '' };
-  });
-  const headers = { host: { value: 'sbx-abc123.sandboxes.example.com' } };
-  if (clientHeader !== null) headers['x-preview-token'] = { value: clientHeader };
-  const request = {
-    method, uri, querystring, headers, cookies: {},
-    rawQueryString: () => (raw === null ? undefined : raw),
-  };
-  const out = handler({
-    version: '1.0',
-    context: { distributionDomainName: 'd111111abcdef8.cloudfront.net', eventType: 'viewer-request' },
-    viewer: { ip: '203.0.113.10' },
-    request,
-  });
-  const token = out.headers['x-preview-token'];
-  return {
-    uri: out.uri,
-    query: typeof out.querystring === 'string' ? out.querystring : raw,
-    header: token === undefined ? null : token.value,
-  };
-});
-process.stdout.write(JSON.stringify(results));
-"""
-
-
-def run_cloudfront_function(tmp_path: Path, harness: str, cases: object) -> Any:
-    """The CloudFront Function of template.yaml run by node on viewer-request events."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the CloudFront Function's JavaScript cannot be run")
-    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
-    script = tmp_path / "edge_router.js"
-    script.write_text(code + harness, encoding="utf-8")
-    completed = subprocess.run(
-        [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
-    )
-    return json.loads(completed.stdout)
-
-
-@pytest.fixture(scope="module")
-def cloudfront_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    cases = [[c.method, c.path, c.query, c.client_token_header] for c in EDGE_CASES]
-    results: list[dict[str, Any]] = run_cloudfront_function(
-        tmp_path_factory.mktemp("cloudfront"), _NODE_HARNESS, cases
-    )
-    return results
-
-
-@pytest.mark.parametrize(("index", "case"), list(enumerate(EDGE_CASES)), ids=[c.id for c in EDGE_CASES])
-def test_cloudfront_takes_mt_off_every_query_into_the_token_header_and_routes_get_to_the_exchange(
-    cloudfront_results: Sequence[Mapping[str, Any]], index: int, case: EdgeCase
-) -> None:
-    assert cloudfront_results[index] == {
-        "uri": case.path_after,
-        "query": case.query_after,
-        "header": case.token_header,
-    }
-
-
-@pytest.mark.parametrize("case", EDGE_CASES, ids=[c.id for c in EDGE_CASES])
-def test_the_local_edge_does_exactly_what_cloudfront_does(case: EdgeCase) -> None:
-    headers = [("Host", "sbx-abc123.sandboxes.example.com")]
-    if case.client_token_header is not None:
-        headers.append(("X-Preview-Token", case.client_token_header))
-    request = HttpRequest(case.method, case.path, case.query or "", tuple(headers))
-
-    forwarded = viewer_request(request)
-
-    assert forwarded.path == case.path_after
-    assert forwarded.query == (case.query_after or "")
-    assert [value for name, value in forwarded.headers if name.lower() == "x-preview-token"] == (
-        [case.token_header] if case.token_header is not None else []
-    )
-
-
-def test_without_the_raw_query_the_cloudfront_function_fails_closed(tmp_path: Path) -> None:
-    harness = """
-const request = { method: 'GET', uri: '/', querystring: { mt: { value: 'T' } }, headers: {} };
-const out = handler({ request });
-process.stdout.write(JSON.stringify(out));
-"""
-    assert run_cloudfront_function(tmp_path, harness, []) == {
-        "statusCode": 503,
-        "statusDescription": "Service Unavailable",
-    }
-
-
-def test_the_origin_gets_a_fixed_token_header_and_cloudfront_forwards_the_edges_one(
-    api: Mapping[str, Any], resources: Mapping[str, Any]
-) -> None:
-    for path in SANDBOX_ROUTES:
-        mappings = integration(api, path)["requestParameters"]
-        assert (
-            static_value(mappings["integration.request.header.X-Preview-Token"])
-            == ORIGIN_FALLBACK_TOKEN_VALUE
-        )
-    behavior = resources["PreviewDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
-    assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # Managed-AllViewer
-
-
-def test_cloudfront_function_stays_within_its_size_limit() -> None:
-    code = sam_template()["Resources"]["PreviewEdgeRouter"]["Properties"]["FunctionCode"]
-
-    assert len(code.encode()) < 10 * 1024
+# PreviewEdge, its ?mt= handling and its Python mirror: tests/integration/test_preview_edge_function.py
 
 
 # ------------------------------------------------------------------------------------- events
 
-DATA_PLANE_EVENTS = sorted(
-    p.stem for p in EVENTS_DIR.glob("*.json") if p.stem.startswith(("authorizer_", "exchange_"))
-)
+# The authorizer_* events name the retired sandbox routes: they stay for the authorizer's own tests
+# (tests/integration/test_authorizer.py) until the function goes (docs/architecture.md).
+DATA_PLANE_EVENTS = sorted(p.stem for p in EVENTS_DIR.glob("*.json") if p.stem.startswith("exchange_"))
 
 
 @pytest.mark.parametrize("name", DATA_PLANE_EVENTS)
@@ -801,10 +540,9 @@ def test_data_plane_events_target_routes_the_template_defines(api: Mapping[str, 
     assert host == event["requestContext"]["domainName"]
     assert host.endswith(".sandboxes.example.com")
     assert event["requestContext"]["stage"] == "preview"
-    if name.startswith("authorizer_"):
-        assert event["type"] == "REQUEST"
-        assert event["methodArn"].split("/")[1:3] == ["preview", event["httpMethod"]]
-        assert route["x-amazon-apigateway-any-method"]["security"] == [{"PreviewAuthorizer": []}]
+    if event["resource"] == DENIED_ROUTE:
+        assert "security" not in route["x-amazon-apigateway-any-method"]
+        assert set(event["headers"]) >= {"x-preview-denial", "x-preview-denial-sandbox"}
     else:
         assert "security" not in route[event["httpMethod"].lower()]
         viewer_path = "/" + (event["pathParameters"] or {}).get("proxy", "")

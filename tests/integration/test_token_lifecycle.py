@@ -59,6 +59,14 @@ def delete_tokens(credential: str, sandbox_id: str = SANDBOX) -> HttpResponse:
     return call(sandbox_event("revoke_sandbox_tokens", credential, sandbox_id))
 
 
+def delete_token(credential: str, token_id: str, sandbox_id: str = SANDBOX) -> HttpResponse:
+    event = load_event("revoke_sandbox_token", credential=credential, token_id=token_id)
+    if sandbox_id != SANDBOX:
+        event["path"] = event["path"].replace(SANDBOX, sandbox_id)
+        event["pathParameters"]["id"] = sandbox_id
+    return call(event)
+
+
 def list_tokens(credential: str, sandbox_id: str = SANDBOX) -> HttpResponse:
     return call(sandbox_event("list_sandbox_tokens", credential, sandbox_id))
 
@@ -189,6 +197,64 @@ def test_a_credential_without_previews_write_is_403_everywhere(deployment: Deplo
 def test_no_credential_is_401(deployment: Deployment) -> None:
     event = set_header(load_event("revoke_token", credential="", token="mp_x"), "Authorization", None)
     assert call(event).status == 401
+
+
+# ------------------------------------------------------------------- revoke one by its id
+
+
+def test_deleting_one_token_by_its_id_ends_it_and_only_it(deployment: Deployment) -> None:
+    doomed = minted(deployment.api_key)
+    kept = minted(deployment.api_key, scope="interact")
+
+    response = delete_token(deployment.api_key, doomed["id"])
+
+    assert response.status == 204
+    assert response.body == ""
+    assert response.header("X-Request-Id")
+    assert_revoked_denial(authorize(doomed["token"]), SANDBOX)
+    assert exchange(doomed["token"]).status == 403
+    assert allowed(kept["token"])
+    assert [token["id"] for token in list_tokens(deployment.api_key).json()["tokens"]] == [kept["id"]]
+    trail = AuditTrail(deployment.resources.tables["AuditTable"], boto3.client("dynamodb"))
+    revocations = [entry for entry in trail.list(TENANT, SANDBOX) if entry["event"] == "revoke"]
+    assert len(revocations) == 1
+    assert revocations[0]["jti"] == doomed["id"]
+    assert revocations[0]["revoked"] == "token"
+    assert revocations[0]["actor"] == deployment.api_key_id
+
+
+def test_deleting_a_token_twice_is_204_both_times(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)
+    assert delete_token(deployment.api_key, token["id"]).status == 204
+    assert delete_token(deployment.api_key, token["id"]).status == 204
+    assert not allowed(token["token"])
+
+
+def test_a_token_id_not_of_this_sandbox_is_404_token_not_found(
+    deployment: Deployment, second_sandbox: str
+) -> None:
+    elsewhere = minted(deployment.api_key, second_sandbox)
+    for token_id in ("tok_unknown", elsewhere["id"]):
+        response = delete_token(deployment.api_key, token_id)
+        assert response.status == 404
+        assert response.json()["error"]["code"] == "token_not_found"
+    assert allowed(elsewhere["token"], second_sandbox)
+
+
+def test_another_tenants_sandbox_is_404_sandbox_not_found_and_its_token_lives(deployment: Deployment) -> None:
+    theirs = minted(deployment.other_tenant_api_key, OTHER_SANDBOX)
+    for sandbox_id in (OTHER_SANDBOX, "sbx-nothing"):
+        response = delete_token(deployment.api_key, theirs["id"], sandbox_id)
+        assert response.status == 404
+        assert response.json()["error"]["code"] == "sandbox_not_found"
+    assert allowed(theirs["token"], OTHER_SANDBOX)
+
+
+def test_deleting_one_token_needs_previews_write(deployment: Deployment) -> None:
+    token = minted(deployment.api_key)
+    response = delete_token(deployment.api_key_without_scope, token["id"])
+    assert response.status == 403
+    assert allowed(token["token"])
 
 
 # --------------------------------------------------------------------- revoke by sandbox

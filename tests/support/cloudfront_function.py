@@ -3,7 +3,9 @@
 CloudFront Functions (runtime 2.0) are JavaScript with two modules of their own: ``crypto`` (node's
 ``createHmac``/``createHash``) and ``cloudfront`` (``cf.kvs()``, the KeyValueStore). Here the
 ``import`` lines become ``const`` bindings to node's ``crypto`` and to an in-memory store whose
-``get`` rejects a missing key, as CloudFront's does; ``Date.now`` is the event's clock.
+``get`` rejects a missing key, as CloudFront's does; ``Date.now`` is the event's clock. An event
+whose request has ``rawQuery`` gets ``request.rawQueryString()`` returning it (``None``: no query),
+and a result whose function called ``cf.selectRequestOriginById`` names that origin in ``__origin``.
 """
 
 from __future__ import annotations
@@ -23,18 +25,32 @@ _IMPORT = re.compile(r"^import (\w+) from '([\w-]+)';$", re.MULTILINE)
 HARNESS = r"""
 const __input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
 const __store = __input.kvs;
+let __origin = null;
 const __modules = {
   crypto: require('crypto'),
-  cloudfront: { kvs: () => ({ get: async (key) => {
-    if (Object.prototype.hasOwnProperty.call(__store, key)) return __store[key];
-    throw new Error('KeyValueStore: key not found');
-  } }) },
+  cloudfront: {
+    kvs: () => ({ get: async (key) => {
+      if (Object.prototype.hasOwnProperty.call(__store, key)) return __store[key];
+      throw new Error('KeyValueStore: key not found');
+    } }),
+    selectRequestOriginById: (id) => { __origin = id; },
+  },
 };
 Date.now = () => __input.now * 1000;
 %(code)s
 (async () => {
   const results = [];
-  for (const event of __input.events) results.push(await handler(event));
+  for (const event of __input.events) {
+    __origin = null;
+    if (event.request && 'rawQuery' in event.request) {
+      const raw = event.request.rawQuery;
+      delete event.request.rawQuery;
+      event.request.rawQueryString = () => (raw === null ? undefined : raw);
+    }
+    const result = await handler(event);
+    if (__origin !== null) result.__origin = __origin;
+    results.push(result);
+  }
   process.stdout.write(JSON.stringify(results));
 })().catch((error) => { process.stderr.write(String(error && error.stack)); process.exit(1); });
 """
@@ -100,11 +116,18 @@ def viewer_request(
     cookie: str = "",
     headers: Mapping[str, str] | None = None,
     querystring: Mapping[str, str] | None = None,
+    raw_query: str | None = None,
 ) -> dict[str, Any]:
-    """A viewer-request event as CloudFront hands it to a function (header names lower-cased)."""
+    """A viewer-request event as CloudFront hands it to a function (header names lower-cased).
+
+    ``raw_query``: the query as sent, for ``rawQueryString()``; ``querystring`` then defaults to
+    its parameters (name and value as sent, the last of a name wins).
+    """
     request_headers = {name.lower(): {"value": value} for name, value in (headers or {}).items()}
     request_headers["host"] = {"value": host}
-    return {
+    if querystring is None and raw_query:
+        querystring = dict(piece.partition("=")[::2] for piece in raw_query.split("&") if piece)
+    event: dict[str, Any] = {
         "version": "1.0",
         "context": {"distributionDomainName": "d111111abcdef8.cloudfront.net", "eventType": "viewer-request"},
         "viewer": {"ip": "203.0.113.10"},
@@ -116,3 +139,6 @@ def viewer_request(
             "cookies": cloudfront_cookies(cookie),
         },
     }
+    if raw_query is not None:
+        event["request"]["rawQuery"] = raw_query
+    return event

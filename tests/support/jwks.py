@@ -29,6 +29,16 @@ class IdentityProvider:
     """The JWKS document served now (the last item)."""
     fetches: list[str] = field(default_factory=list)
     """One entry per JWKS request served."""
+    outage: list[bool] = field(default_factory=lambda: [False])
+    """``outage[0]``: the provider answers every request with a 503 (it is down)."""
+
+    @property
+    def down(self) -> bool:
+        return self.outage[0]
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self.outage[0] = value
 
     def rotate(self) -> rsa.RSAPrivateKey:
         """Withdraw every key and publish one new RSA key (kid ``rs256-next``); returns it."""
@@ -87,10 +97,14 @@ def identity_provider() -> Iterator[IdentityProvider]:
     ec_key = ec.generate_private_key(ec.SECP256R1())
     published = [_jwks([("rs256", "RS256", rsa_key), ("es256", "ES256", ec_key)])]
     fetches: list[str] = []
+    outage = [False]
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fetches.append(self.path)
+            if outage[0]:
+                self.send_error(503)
+                return
             body = published[-1]
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -106,7 +120,7 @@ def identity_provider() -> Iterator[IdentityProvider]:
     thread.start()
     try:
         yield IdentityProvider(
-            f"http://127.0.0.1:{server.server_port}/jwks.json", rsa_key, ec_key, published, fetches
+            f"http://127.0.0.1:{server.server_port}/jwks.json", rsa_key, ec_key, published, fetches, outage
         )
     finally:
         server.shutdown()

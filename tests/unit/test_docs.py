@@ -18,9 +18,6 @@ README_MAX_LINES = 220
 EXPECTED_FROM_OTHER_BRANCHES = frozenset(
     {
         "docs/architecture.md",
-        "docs/embedding.md",
-        "docs/api.md",
-        "docs/operator-cli.md",
         "docs/real-apps.md",
         "ingress/README.md",
     }

@@ -1,8 +1,8 @@
-"""The shared access-rule vectors through the Python gate (the authorizer's decision).
+"""The shared access-rule vectors through the Python gate (the authorizer's and exchange's decision).
 
-The same file runs through the stream edge's CloudFront Function in node
-(``tests/integration/test_stream_edge_function.py``) and through the local stack's Python mirror
-of that function: one rule set, every verifier.
+The same file runs through the edge's CloudFront Function ``PreviewEdge`` in node
+(``tests/integration/test_preview_edge_function.py``) and through its Python mirror, the local
+stack's :class:`preview_local.edge.PreviewEdge` (here): one rule set, every verifier.
 """
 
 from __future__ import annotations
@@ -12,14 +12,29 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from preview_local.stream_edge import StreamEdge
+from preview_local.edge import PreviewEdge
+from preview_local.http_messages import HttpRequest
 from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
 from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
-from tests.support.edge_vectors import VECTORS_PATH, build_vectors, load_vectors, render
+from tests.support.edge_vectors import (
+    HOST,
+    ORIGIN_COOKIE,
+    VECTORS_PATH,
+    build_vectors,
+    load_vectors,
+    render,
+    token,
+)
 
 VECTORS = load_vectors()
-CASES: list[dict[str, Any]] = VECTORS["cases"]
+EVERY_CASE: list[dict[str, Any]] = VECTORS["cases"]
+CASES = [c for c in EVERY_CASE if not c.get("edge_only")]
+"""The access-rule cases (every verifier); the others are the edge's routing alone."""
+
+
+def gate_expectation(vector: dict[str, Any]) -> dict[str, Any]:
+    return {"allowed": vector["expect"]["allowed"], "reason": vector["expect"]["reason"]}
 
 
 class VectorKeys:
@@ -82,21 +97,72 @@ def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]
     decision = gate().authorize(python_request(vector["request"]))
 
     reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
+    assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
 
 
-@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
-def test_the_local_stacks_stream_edge_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
+def test_every_route_and_the_origin_assertion_rule_have_vectors() -> None:
+    routes = {c["expect"]["route"] for c in EVERY_CASE}
+    assert routes == {"exchange", "denied", "ingress"}
+    edge_only = [c for c in EVERY_CASE if c.get("edge_only")]
+    assert any("origin assertion" in c["name"] for c in edge_only)
+    assert all(c["expect"]["route"] == ("ingress" if c["expect"]["allowed"] else "denied") for c in CASES)
+
+
+def mirror_request(request: Mapping[str, Any]) -> HttpRequest:
+    headers = [("Host", request["host"]), *request["headers"].items()]
+    if request["cookie"]:
+        headers.append(("Cookie", request["cookie"]))
+    return HttpRequest(request["method"], request["path"], request["query"], tuple(headers))
+
+
+@pytest.mark.parametrize("vector", EVERY_CASE, ids=[c["name"] for c in EVERY_CASE])
+def test_the_python_mirror_of_the_edge_function_routes_every_vector_as_expected(
+    vector: dict[str, Any],
+) -> None:
     kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
-    edge = StreamEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
-    request = vector["request"]
-    headers = (
-        [("Cookie", request["cookie"]), *request["headers"].items()]
-        if request["cookie"]
-        else [*request["headers"].items()]
+    edge = PreviewEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+
+    decision = edge.decide(mirror_request(vector["request"]))
+
+    assert {"route": decision.route, "reason": decision.reason} == {
+        "route": vector["expect"]["route"],
+        "reason": vector["expect"]["reason"],
+    }
+
+
+def test_the_mirror_forwards_an_allowed_request_as_sent_minus_our_credentials() -> None:
+    kvs = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+    edge = PreviewEdge(kvs.get, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    session = f"__Host-mp_session={token('interact')}; {ORIGIN_COOKIE}; __HOST-MP_x=1"
+    sent = HttpRequest(
+        "POST",
+        "/@vite/client",
+        "a=%40b&c",
+        (("Host", HOST), ("Cookie", f"theme=dark; {session}"), ("X-Preview-Assertion", "forged")),
     )
 
-    decision = edge.decide(request["method"], request["path"], "", request["host"], headers)
+    decision = edge.decide(sent)
 
-    reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == vector["expect"]
+    assert decision.route == "ingress"
+    assert (decision.request.method, decision.request.path, decision.request.query) == (
+        "POST", "/@vite/client", "a=%40b&c"
+    )  # fmt: skip
+    assert decision.request.header("Cookie") == "theme=dark"
+    assert [v for n, v in decision.request.headers if n.lower() == "x-preview-assertion"] == [
+        ORIGIN_COOKIE.partition("=")[2]
+    ]
+    assert decision.claims is not None
+    assert decision.claims.sandbox_id == "sbx-a"
+
+
+def test_the_mirror_sends_a_refusal_to_the_denial_page_with_its_reason_only() -> None:
+    edge = PreviewEdge(lambda key: None, VECTORS["input_path_prefix"], clock=lambda: float(VECTORS["now"]))
+    sent = HttpRequest("PUT", "/api/x", "q=1", (("Host", HOST), ("X-Preview-Denial", "forged")))
+
+    decision = edge.decide(sent)
+
+    assert (decision.route, decision.reason) == ("denied", "no_token")
+    assert (decision.request.method, decision.request.path, decision.request.query) == (
+        "PUT", "/__preview/denied", ""
+    )  # fmt: skip
+    assert [v for n, v in decision.request.headers if n.lower() == "x-preview-denial"] == ["no_token"]

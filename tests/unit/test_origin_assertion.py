@@ -25,6 +25,7 @@ from preview_origin import (
 from preview_tokens.data_plane.origin_assertion import (
     OriginAssertionSigner,
     PublishedOriginKey,
+    assertion_claims,
     origin_jwks,
     public_key_of,
     sign_origin_assertion,
@@ -143,6 +144,31 @@ def test_an_assertion_missing_a_claim_is_refused(missing: str) -> None:
 )
 def test_an_assertion_with_other_claims_or_bad_ids_is_refused(change: Mapping[str, Any]) -> None:
     assert rejection(resigned(change)) == "malformed"
+
+
+def test_the_tenants_frame_ancestors_are_accepted_and_returned() -> None:
+    ancestors = "https://app.acme.example https://*.acme.dev"
+
+    accepted = verifier().verify(resigned({"fa": ancestors}), SANDBOX)
+
+    assert accepted.frame_ancestors == ancestors
+    assert verifier().verify(signed(), SANDBOX).frame_ancestors is None, "fa is optional"
+
+
+@pytest.mark.parametrize(
+    "ancestors",
+    ["", 7, ["https://a.example"], "https://a.example; script-src *", "https://a.example, *", "a\r\nb"],
+    ids=["empty", "number", "list", "semicolon", "comma", "newline"],
+)
+def test_frame_ancestors_that_could_break_out_of_the_directive_are_refused(ancestors: object) -> None:
+    assert rejection(resigned({"fa": ancestors})) == "malformed"
+
+
+def test_the_data_plane_signs_the_tenants_frame_ancestors_when_asked() -> None:
+    claims = claims_for()
+
+    assert assertion_claims(claims, AUDIENCE, "https://app.acme.example")["fa"] == "https://app.acme.example"
+    assert "fa" not in assertion_claims(claims, AUDIENCE)
 
 
 # ------------------------------------------------------------------------------ expiry

@@ -22,6 +22,21 @@ class InvalidRequestError(PreviewError):
     message = "The request body must be a JSON object with only the fields expires_in and scope."
 
 
+class RequestTooLargeError(PreviewError):
+    code = "request_too_large"
+    message = "The request body is larger than 16 KiB."
+
+
+class UnsupportedMediaTypeError(PreviewError):
+    code = "unsupported_media_type"
+    message = "The request body must be sent as Content-Type: application/json."
+
+
+class TokenNotFoundError(PreviewError):
+    code = "token_not_found"
+    message = "This sandbox has no preview token with this id."
+
+
 class InvalidScopeError(PreviewError):
     code = "invalid_scope"
     message = 'scope must be "read" or "interact".'

@@ -211,6 +211,10 @@ class DataPlaneSettings:
     origin_audience: str
     """``aud`` of the origin assertions: who the fleet's verifier expects them to be for."""
     revocations: RevocationSettings
+    tenants_table: str | None = None
+    sandboxes_table: str | None = None
+    """Both set (the exchange): the tenant's frame-ancestors go into the assertion (``fa``) and
+    onto the denial page; unset (the authorizer): the assertion has no ``fa``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DataPlaneSettings:
@@ -227,6 +231,8 @@ class DataPlaneSettings:
             frame_ancestors=ancestors,
             origin_audience=_required(env, "ORIGIN_ASSERTION_AUDIENCE"),
             revocations=RevocationSettings.from_env(env),
+            tenants_table=env.get("TENANTS_TABLE") or None,
+            sandboxes_table=env.get("SANDBOXES_TABLE") or None,
         )
 
 

@@ -24,6 +24,7 @@
     preview.setAttribute("sandbox", form.elements.sandbox_id.value);
     preview.setAttribute("scope", form.elements.scope.value);
     preview.setAttribute("expires-in", String(Number(form.elements.expires_in.value)));
+    preview.setAttribute("renew", form.elements.renew.value);
     preview.reload();
   });
 
@@ -52,6 +53,13 @@
   preview.addEventListener("preview-message", function (event) {
     var detail = event.detail;
     log(JSON.stringify({ type: detail.type, sandbox_id: detail.sandboxId, reason: detail.reason }));
+  });
+
+  // Renewal in place: the same document keeps running on the new session (no reload).
+  preview.addEventListener("preview-renewed", function (event) {
+    text("renewal-count", String(event.detail.renewals));
+    text("expires-at", event.detail.expiresAt);
+    log("renewed in place until " + event.detail.expiresAt);
   });
 
   preview.addEventListener("preview-expired", function () {

@@ -11,9 +11,34 @@
     element.dataset.loaded = "true";
   }
 
+  // What the sandbox received before this page opened is not shown: a read session never shows
+  // the input of an earlier (interact) session.
+  var seenBefore = null;
+
   function show(status) {
-    received.textContent = status.inputs.join("");
+    if (seenBefore === null) {
+      seenBefore = status.inputs.length;
+    }
+    received.textContent = status.inputs.slice(seenBefore).join("");
     document.getElementById("credential-seen").textContent = status.credential_seen ? "YES" : "never";
+  }
+
+  // The data plane's denial page says why (its preview-event JSON): tell them apart.
+  var REFUSALS = {
+    read_only: "this preview is view-only.",
+    expired: "the preview session expired.",
+    revoked: "access to this preview was revoked.",
+    other: "the preview refused it.",
+  };
+
+  function refusal(page) {
+    try {
+      var parsed = new DOMParser().parseFromString(page, "text/html");
+      var event = JSON.parse(parsed.getElementById("preview-event").textContent);
+      return typeof event.reason === "string" && REFUSALS[event.reason] ? event.reason : "other";
+    } catch (error) {
+      return "other";
+    }
   }
 
   mark("check-script", "script loaded \u2713");
@@ -53,9 +78,12 @@
           inputStatus.dataset[outcome] = String(Number(inputStatus.dataset[outcome] || 0) + 1);
         }
         if (!response.ok) {
-          inputStatus.textContent = "Input refused (" + response.status + "): this preview is view-only.";
-          count("refused");
-          return null;
+          return response.text().then(function (page) {
+            var reason = refusal(page);
+            inputStatus.dataset.reason = reason;
+            inputStatus.textContent = "Input refused (" + response.status + "): " + (REFUSALS[reason] || REFUSALS.other);
+            count("refused");
+          });
         }
         return response.json().then(function (status) {
           show(status);

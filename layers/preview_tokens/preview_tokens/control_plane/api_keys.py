@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 API_KEY_PREFIX = "msk_"
 PREVIEWS_WRITE = "previews:write"
+API_KEY_SCOPES = (PREVIEWS_WRITE,)
+"""Every scope an API key can carry (the operator CLI refuses any other)."""
+MAX_LABEL_LENGTH = 128
 TENANT_INDEX = "by_tenant"
 
 
@@ -39,6 +42,10 @@ class ApiKey:
     tenant_id: str
     scopes: frozenset[str]
     revoked: bool
+    created_at: str = ""
+    """UTC ISO 8601."""
+    label: str = ""
+    """The operator's note of what the key is for (``api-key create --label``)."""
 
 
 @dataclass(frozen=True)
@@ -57,19 +64,25 @@ class ApiKeyRepository(DynamoDbRepository):
             ).get("Item")
         return None if item is None else api_key_from_item(item)
 
-    def create(self, tenant_id: str, scopes: Iterable[str], secret: str | None = None) -> IssuedApiKey:
+    def create(
+        self, tenant_id: str, scopes: Iterable[str], secret: str | None = None, label: str = ""
+    ) -> IssuedApiKey:
         """Register a new key. ``secret`` re-registers a key generated earlier (the local stack keeps
         its demo keys across restarts of its in-memory database); by default a new one is generated."""
         if secret is not None and not (secret.startswith(API_KEY_PREFIX) and len(secret) >= 36):
             raise ValueError("an API key is msk_ followed by at least 32 random characters")
         secret = secret or generate_api_key()
-        key = ApiKey("key_" + secrets.token_hex(8), tenant_id, frozenset(scopes), revoked=False)
+        created_at = datetime.now(UTC).isoformat()
+        key_id = "key_" + secrets.token_hex(8)
+        key = ApiKey(key_id, tenant_id, frozenset(scopes), False, created_at, label[:MAX_LABEL_LENGTH])
         item: dict[str, object] = {
             "key_hash": {"S": hash_api_key(secret)},
             "key_id": {"S": key.key_id},
             "tenant_id": {"S": tenant_id},
-            "created_at": {"S": datetime.now(UTC).isoformat()},
+            "created_at": {"S": created_at},
         }
+        if key.label:
+            item["label"] = {"S": key.label}
         if key.scopes:
             item["scopes"] = {"SS": sorted(key.scopes)}
         with dependency_call("PutItem api_keys"):
@@ -90,16 +103,8 @@ class ApiKeyRepository(DynamoDbRepository):
                 KeyConditionExpression="tenant_id = :tenant",
                 ExpressionAttributeValues={":tenant": {"S": tenant_id}},
             ):
-                keys.extend(
-                    ApiKey(
-                        key_id=item["key_id"]["S"],
-                        tenant_id=tenant_id,
-                        scopes=frozenset(item.get("scopes", {}).get("SS", [])),
-                        revoked="revoked_at" in item,
-                    )
-                    for item in page.get("Items", [])
-                )
-        return keys
+                keys.extend(api_key_from_item(item) for item in page.get("Items", []))
+        return sorted(keys, key=lambda key: (key.created_at, key.key_id))
 
     def revoke(self, tenant_id: str, key_id: str) -> bool:
         """Revoke the tenant's key ``key_id``; ``False`` if the tenant has no such key.
@@ -130,4 +135,6 @@ def api_key_from_item(item: Mapping[str, Any]) -> ApiKey:
         tenant_id=item["tenant_id"]["S"],
         scopes=frozenset(item.get("scopes", {}).get("SS", [])),
         revoked="revoked_at" in item,
+        created_at=item.get("created_at", {}).get("S", ""),
+        label=item.get("label", {}).get("S", ""),
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from preview_tokens.control_plane.mint import DEFAULT_TTL_SECONDS
+from preview_tokens.control_plane.mint import DEFAULT_TTL_SECONDS, whole_number
 from preview_tokens.keys.tokens import MAX_TTL_SECONDS
 
 
@@ -21,9 +21,12 @@ class MintRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    expires_in: Annotated[int, Field(ge=1, le=MAX_TTL_SECONDS, description="Token TTL in seconds")] = (
-        DEFAULT_TTL_SECONDS
-    )
+    # JSON Schema's integer: 609.0 is one (a number with a zero fractional part), as the code reads it.
+    expires_in: Annotated[
+        int,
+        Field(ge=1, le=MAX_TTL_SECONDS, description="Token TTL in seconds (a whole number; 60.0 is 60)"),
+        BeforeValidator(lambda value: whole_number(value) if type(value) is float else value),
+    ] = DEFAULT_TTL_SECONDS
     scope: Annotated[Literal["read", "interact"], Field(description="read: view only; interact: input")] = (
         "read"
     )
@@ -52,7 +55,9 @@ class ErrorResponse(BaseModel):
 
 
 class RevokeRequest(BaseModel):
-    """Body of ``POST /api/v1/preview-tokens/revoke`` (RFC 7009: other fields are ignored)."""
+    """Body of ``POST /api/v1/preview-tokens/revoke``: only ``token`` (any other field is a 400)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     token: Annotated[str, Field(min_length=1, description="The preview token (mp_...) to revoke")]
 

@@ -111,13 +111,23 @@ class AuditEntry:
 
     @staticmethod
     def item_as_json(item: Mapping[str, Any]) -> dict[str, object]:
-        """An item as the operator CLI prints it."""
-        printed: dict[str, object] = {"at": item["at"]["S"].split("#", 1)[0]}
+        """An item as the operator CLI prints it: every time in one format, UTC ISO 8601 with
+        milliseconds and a ``Z`` (``at``; the token's ``exp`` as ``token_expires_at``)."""
+        at = datetime.fromisoformat(item["at"]["S"].split("#", 1)[0])
+        printed: dict[str, object] = {"at": utc_iso(at)}
         for name, value in sorted(item.items()):
             if name in ("at", "purge_at"):
                 continue
+            if name == "exp":
+                printed["token_expires_at"] = utc_iso(datetime.fromtimestamp(int(value["N"]), UTC))
+                continue
             printed[name] = int(value["N"]) if "N" in value else value.get("S")
         return printed
+
+
+def utc_iso(moment: datetime) -> str:
+    """``2026-12-07T01:02:03.456Z``: the one time format of the audit trail as printed."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class AuditTrail:
@@ -127,16 +137,35 @@ class AuditTrail:
         self._table = table
         self._client = client
 
-    def list(self, tenant_id: str, sandbox_id: str | None = None) -> list[dict[str, object]]:
+    def list(
+        self,
+        tenant_id: str,
+        sandbox_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, object]]:
+        """The tenant's entries, oldest first: from ``since`` on (inclusive), and only the ``limit``
+        most recent of those when a limit is given."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "tenant_id = :tenant",
             "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},
+            "ScanIndexForward": limit is None,
         }
+        if since is not None:
+            request["KeyConditionExpression"] += " AND #at >= :since"
+            request["ExpressionAttributeNames"] = {"#at": "at"}
+            request["ExpressionAttributeValues"][":since"] = {
+                "S": since.astimezone(UTC).isoformat(timespec="milliseconds")
+            }
         if sandbox_id:
             request["FilterExpression"] = "sandbox_id = :sandbox"
             request["ExpressionAttributeValues"][":sandbox"] = {"S": sandbox_id}
         entries: list[dict[str, object]] = []
         for page in self._client.get_paginator("query").paginate(**request):
             entries.extend(AuditEntry.item_as_json(item) for item in page.get("Items", []))
+            if limit is not None and len(entries) >= limit:
+                break
+        if limit is not None:
+            entries = entries[:limit][::-1]
         return entries

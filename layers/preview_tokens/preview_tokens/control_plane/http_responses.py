@@ -19,9 +19,12 @@ from preview_tokens.errors import (
     InvalidScopeError,
     PreviewError,
     RateLimitedError,
+    RequestTooLargeError,
     SandboxNotFoundError,
     ServiceUnavailableError,
+    TokenNotFoundError,
     UnauthorizedError,
+    UnsupportedMediaTypeError,
 )
 
 RETRY_AFTER_SECONDS = 5
@@ -32,6 +35,9 @@ STATUS_BY_ERROR: dict[type[PreviewError], HTTPStatus] = {
     UnauthorizedError: HTTPStatus.UNAUTHORIZED,
     ForbiddenError: HTTPStatus.FORBIDDEN,
     SandboxNotFoundError: HTTPStatus.NOT_FOUND,
+    TokenNotFoundError: HTTPStatus.NOT_FOUND,
+    RequestTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    UnsupportedMediaTypeError: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     InvalidScopeError: HTTPStatus.UNPROCESSABLE_ENTITY,
     InvalidExpiresInError: HTTPStatus.UNPROCESSABLE_ENTITY,
     RateLimitedError: HTTPStatus.TOO_MANY_REQUESTS,

@@ -72,9 +72,9 @@ class MintBody:
     scope: str = "read"
 
     @classmethod
-    def from_body(cls, body: str | None) -> MintBody:
+    def from_body(cls, body: str | None, content_type: str | None = None) -> MintBody:
         """Parse a raw request body; an absent or empty body means every default."""
-        document = parse_json_object(body)
+        document = parse_json_object(body, content_type)
         if document is None:
             return cls()
         if set(document) - {"expires_in", "scope"}:
@@ -82,10 +82,20 @@ class MintBody:
         scope = document.get("scope", "read")
         if scope not in SCOPES or type(scope) is not str:
             raise InvalidScopeError()
-        expires_in = document.get("expires_in", DEFAULT_TTL_SECONDS)
-        if type(expires_in) is not int or not 1 <= expires_in <= MAX_TTL_SECONDS:
+        expires_in = whole_number(document.get("expires_in", DEFAULT_TTL_SECONDS))
+        if expires_in is None or not 1 <= expires_in <= MAX_TTL_SECONDS:
             raise InvalidExpiresInError()
         return cls(expires_in, scope)
+
+
+def whole_number(value: object) -> int | None:
+    """A JSON Schema ``integer``: ``609`` or ``609.0`` (a number with a zero fractional part), never
+    ``true``, ``"609"`` or ``609.5``; ``None`` when ``value`` is not one."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -397,7 +407,12 @@ class MintService:
     minter: PreviewMinter
 
     def mint(
-        self, authorization: str | None, sandbox_id: str, body: str | None, request_id: str
+        self,
+        authorization: str | None,
+        sandbox_id: str,
+        body: str | None,
+        request_id: str,
+        content_type: str | None = None,
     ) -> MintedToken:
         credential = bearer_credential(authorization)
         store = self.minter.store
@@ -412,7 +427,7 @@ class MintService:
             if tenant is not None:
                 self.tenants.remember(tenant)
         active = require_active(tenant)
-        request = MintBody.from_body(body)
+        request = MintBody.from_body(body, content_type)
         try:
             return self.minter.mint(caller, active, reads.sandbox, request, request_id)
         except ForbiddenError:

@@ -53,18 +53,37 @@ def is_sandbox_id(value: str) -> bool:
 
 
 class SandboxRepository(DynamoDbRepository):
-    def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
-        """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
+    def get(self, sandbox_id: str) -> Sandbox | None:
+        """The sandbox with this id, whatever its tenant and status; ``None`` when absent."""
         if not is_sandbox_id(sandbox_id):
             return None
         with dependency_call("GetItem sandboxes"):
             item = self.client.get_item(
                 TableName=self._table, Key={"sandbox_id": {"S": sandbox_id}}, ConsistentRead=True
             ).get("Item")
-        sandbox = sandbox_from_item(item) if item is not None else None
+        return sandbox_from_item(item) if item is not None else None
+
+    def find_in_tenant(self, tenant_id: str, sandbox_id: str) -> Sandbox | None:
+        """The tenant's live sandbox with this id, or ``None`` (absent, deleted or not theirs)."""
+        sandbox = self.get(sandbox_id)
         if sandbox is None or sandbox.tenant_id != tenant_id or sandbox.status != RUNNING:
             return None
         return sandbox
+
+    def list_for_tenant(self, tenant_id: str) -> list[Sandbox]:
+        """The tenant's running sandboxes, by id. A Scan: the table is keyed by sandbox id alone,
+        and listing is the operator's occasional command, never on a request's path."""
+        sandboxes: list[Sandbox] = []
+        with dependency_call("Scan sandboxes"):
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="tenant_id = :tenant AND #status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":tenant": {"S": tenant_id}, ":running": {"S": RUNNING}},
+                ConsistentRead=True,
+            ):
+                sandboxes.extend(sandbox_from_item(item) for item in page.get("Items", []))
+        return sorted(sandboxes, key=lambda sandbox: sandbox.sandbox_id)
 
     def put(self, tenant_id: str, sandbox_id: str) -> Sandbox:
         if not is_sandbox_id(sandbox_id):

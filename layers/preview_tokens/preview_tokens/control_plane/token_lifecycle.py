@@ -16,7 +16,6 @@ disabling a tenant, revoking an API key with its tokens end the tokens they issu
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +27,17 @@ from botocore.exceptions import ClientError
 from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
 from preview_tokens.control_plane.audit import OPERATOR, AuditEntry, AuditEvent
 from preview_tokens.control_plane.credentials import Caller
+from preview_tokens.control_plane.request_body import parse_json_object
 from preview_tokens.control_plane.revocations import Revocation, RevocationKind, not_before_marker
-from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, SandboxRepository
+from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, Sandbox, SandboxRepository
 from preview_tokens.control_plane.tenants import DISABLED, TenantRepository
 from preview_tokens.control_plane.token_records import CREDENTIAL_INDEX, TokenRecord, iso
 from preview_tokens.errors import (
     ForbiddenError,
+    InvalidRequestError,
     SandboxNotFoundError,
     ServiceUnavailableError,
+    TokenNotFoundError,
     TokenRequestError,
 )
 from preview_tokens.keys.dynamodb import default_client, dependency_call, dependency_call_keeping
@@ -112,15 +114,7 @@ class TokenLifecycle:
             credential_id=claims.credential_id or None,
             revoked="token",
         )
-        mark_record = {
-            "Update": {
-                "TableName": self.tables.preview_tokens,
-                "Key": {"sandbox_id": {"S": claims.sandbox_id}, "jti": {"S": claims.token_id}},
-                "UpdateExpression": "SET revoked_at = :now",
-                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
-                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
-            }
-        }
+        mark_record = self._mark_revoked(claims.sandbox_id, claims.token_id, now)
         if not self._transact([mark_record, *self._entry_items(entry, audit)], allow_cancel=True):
             logger.info("revocation not repeated", extra={"reason": "already revoked or never recorded"})
             self._transact(self._entry_items(entry, audit))
@@ -128,12 +122,7 @@ class TokenLifecycle:
 
     def revoke_sandbox_tokens(self, caller: Caller, sandbox_id: str, request_id: str) -> None:
         """Revoke every token minted for the caller's sandbox until now."""
-        _require_previews_write(caller)
-        if (
-            SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(caller.tenant_id, sandbox_id)
-            is None
-        ):
-            raise SandboxNotFoundError()
+        self._callers_sandbox(caller, sandbox_id)
         marker = not_before_marker(RevocationKind.SANDBOX, sandbox_id, self._clock())
         audit = AuditEntry(
             AuditEvent.REVOKE,
@@ -148,15 +137,58 @@ class TokenLifecycle:
             raise SandboxNotFoundError()  # deleted or handed over between the read and the write
         self._publish(marker)
 
+    def revoke_sandbox_token(self, caller: Caller, sandbox_id: str, token_id: str, request_id: str) -> None:
+        """Revoke one token of the caller's sandbox by its id (as the live-token list shows it).
+
+        Idempotent: a token already revoked or expired is done. ``token_not_found`` when no token
+        with this id was minted for this sandbox (or it was another tenant's), ``sandbox_not_found``
+        as for minting.
+        """
+        self._callers_sandbox(caller, sandbox_id)
+        with dependency_call("GetItem preview_tokens"):
+            item = self.client.get_item(
+                TableName=self.tables.preview_tokens,
+                Key={"sandbox_id": {"S": sandbox_id}, "jti": {"S": token_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        record = TokenRecord.from_item(item) if item else None
+        if record is None or record.tenant_id != caller.tenant_id:
+            raise TokenNotFoundError()
+        now = self._clock()
+        entry = Revocation(RevocationKind.TOKEN, record.token_id, record.expires_at, int(now * 1000))
+        audit = AuditEntry(
+            AuditEvent.REVOKE,
+            caller.tenant_id,
+            caller.credential_id,
+            request_id,
+            sandbox_id=sandbox_id,
+            token_id=record.token_id,
+            scope=record.scope,
+            token_expires_at=record.expires_at,
+            credential_id=record.credential_id or None,
+            revoked="token",
+        )
+        if record.revoked_at is not None or record.expires_at <= int(now):
+            logger.info("revocation not repeated", extra={"reason": "already revoked or expired"})
+            return
+        mark_record = self._mark_revoked(sandbox_id, record.token_id, now)
+        if not self._transact([mark_record, *self._entry_items(entry, audit)], allow_cancel=True):
+            logger.info("revocation not repeated", extra={"reason": "revoked meanwhile"})
+            return
+        self._publish(entry)
+
     def live_tokens(self, caller: Caller, sandbox_id: str) -> list[dict[str, object]]:
         """The sandbox's tokens that still open a preview: not expired, not revoked in any way."""
-        _require_previews_write(caller)
-        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(
-            caller.tenant_id, sandbox_id
-        )
-        if sandbox is None:
-            raise SandboxNotFoundError()
-        tenant = TenantRepository(self.tables.tenants, self.client).get(caller.tenant_id)
+        sandbox = self._callers_sandbox(caller, sandbox_id)
+        return [record.as_listed() for record in self._live_records(caller.tenant_id, sandbox)]
+
+    def count_live_tokens(self, tenant_id: str, sandbox_id: str) -> int:
+        """How many of the tenant's running sandbox's tokens still open a preview (operator CLI)."""
+        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(tenant_id, sandbox_id)
+        return 0 if sandbox is None else len(self._live_records(tenant_id, sandbox))
+
+    def _live_records(self, tenant_id: str, sandbox: Sandbox) -> list[TokenRecord]:
+        tenant = TenantRepository(self.tables.tenants, self.client).get(tenant_id)
         not_before = max(sandbox.tokens_not_before, tenant.tokens_not_before if tenant else 0)
         now = int(self._clock())
         records: list[TokenRecord] = []
@@ -167,16 +199,16 @@ class TokenLifecycle:
                 FilterExpression="#exp > :now AND attribute_not_exists(revoked_at) AND iat >= :not_before",
                 ExpressionAttributeNames={"#exp": "exp"},
                 ExpressionAttributeValues={
-                    ":sandbox": {"S": sandbox_id},
+                    ":sandbox": {"S": sandbox.sandbox_id},
                     ":now": {"N": str(now)},
                     ":not_before": {"N": str(not_before)},
                 },
                 ConsistentRead=True,
             ):
                 records.extend(TokenRecord.from_item(item) for item in page.get("Items", []))
-        records = [record for record in records if record.tenant_id == caller.tenant_id]
+        records = [record for record in records if record.tenant_id == tenant_id]
         records.sort(key=lambda record: (record.created_at, record.token_id))
-        return [record.as_listed() for record in records]
+        return records
 
     # ------------------------------------------------------------------ operator lifecycle
 
@@ -219,6 +251,28 @@ class TokenLifecycle:
         return True
 
     # ------------------------------------------------------------------ writes
+
+    def _callers_sandbox(self, caller: Caller, sandbox_id: str) -> Sandbox:
+        """The caller's running sandbox, or ``sandbox_not_found`` exactly as for minting."""
+        _require_previews_write(caller)
+        sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(
+            caller.tenant_id, sandbox_id
+        )
+        if sandbox is None:
+            raise SandboxNotFoundError()
+        return sandbox
+
+    def _mark_revoked(self, sandbox_id: str, token_id: str, now: float) -> dict[str, Any]:
+        """The transaction item that sets a token record's ``revoked_at`` (once)."""
+        return {
+            "Update": {
+                "TableName": self.tables.preview_tokens,
+                "Key": {"sandbox_id": {"S": sandbox_id}, "jti": {"S": token_id}},
+                "UpdateExpression": "SET revoked_at = :now",
+                "ConditionExpression": "attribute_exists(jti) AND attribute_not_exists(revoked_at)",
+                "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
+            }
+        }
 
     def _entry_items(self, entry: Revocation, audit: AuditEntry) -> list[dict[str, Any]]:
         return [
@@ -314,13 +368,14 @@ def _require_previews_write(caller: Caller) -> None:
         raise ForbiddenError("This credential lacks the previews:write scope.")
 
 
-def token_to_revoke(body: str | None) -> str:
-    """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`)."""
+def token_to_revoke(body: str | None, content_type: str | None = None) -> str:
+    """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`),
+    read by the API's one strict parser (:mod:`request_body`): ``{"token": "mp_..."}`` and nothing else."""
     try:
-        document = json.loads(body or "")
-    except ValueError:
-        raise TokenRequestError() from None
-    token = document.get("token") if isinstance(document, dict) else None
+        document = parse_json_object(body, content_type, fields=("token",))
+    except InvalidRequestError as error:
+        raise TokenRequestError(error.message) from None
+    token = document.get("token") if document is not None else None
     if not isinstance(token, str) or not token:
         raise TokenRequestError()
     return token

@@ -8,8 +8,8 @@ container's :class:`~preview_tokens.control_plane.revocations.RevocationView`), 
 method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
 naming another method), never the input channel, and no path that could be read as the input
 channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
-only (authorizer hot path). The stream edge's CloudFront Function applies the same rule in
-JavaScript; ``tests/vectors/edge_access.json`` holds both to it.
+only (authorizer hot path). The edge's CloudFront Function ``PreviewEdge`` applies the same rule
+in JavaScript (edge/preview_edge.js); ``tests/vectors/edge_access.json`` holds both to it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SESSION_COOKIE = "__Host-mp_session"
 # is told "session expired" (and the embedding page re-mints) rather than "no token".
 SESSION_ENDS_COOKIE = "__Host-mp_session_ends"
 # The origin assertion the exchange signed for the session's token (``origin_assertion``): the
-# authorizer forwards it when it is this token's, and the stream edge, which cannot sign, too.
+# edge (PreviewEdge, which cannot sign) forwards it as X-Preview-Assertion when it is this token's.
 ORIGIN_ASSERTION_COOKIE = "__Host-mp_origin"
 # Every cookie the data plane sets starts with this; none ever reaches the origin (compared
 # case-insensitively: browsers treat the __Host- prefix so).
@@ -70,6 +70,20 @@ METHOD_OVERRIDE_HEADERS = ("x-http-method-override", "x-method-override", "x-htt
 # is decoded; a fourth layer is ambiguous and refused for read).
 MAX_PATH_DECODINGS = 3
 _PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+# Every character NFKC (Unicode compatibility normalisation, which some servers and frameworks
+# apply to paths) maps onto a string with ``.``, ``/``, ``\\``, ``;`` or ``%``, and what it maps to:
+# full-width full stop and solidus (U+FF0E, U+FF0F), two dot leader (U+2025), small full stop... A read
+# request's path is checked as if they were already what they normalise to (issue 13). The edge's
+# JavaScript has no ``normalize``: it carries this same table (``FOLD`` in edge/preview_edge.js; a
+# test keeps the two equal, and this one equal to what ``unicodedata`` computes).
+NFKC_LOOKALIKES: dict[str, str] = {
+    "\u037e": ";", "\u2024": ".", "\u2025": "..", "\u2026": "...", "\u2100": "a/c", "\u2101": "a/s",
+    "\u2105": "c/o", "\u2106": "c/u", "\u33c2": "a.m.", "\u33c7": "Co.", "\u33d8": "p.m.", "\ufe14": ";",
+    "\ufe19": "...", "\ufe30": "..", "\ufe52": ".", "\ufe54": ";", "\ufe68": "\\", "\ufe6a": "%",
+    "\uff05": "%", "\uff0e": ".", "\uff0f": "/", "\uff1b": ";", "\uff3c": "\\", "\U0001f100": "0.",
+    **{chr(0x2487 + n): f"{n}." for n in range(1, 21)},
+}  # fmt: skip
+_LOOKALIKE = re.compile("|".join(re.escape(char) for char in NFKC_LOOKALIKES))
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -158,7 +172,8 @@ def input_path_segments(path: str) -> list[str | None]:
     against the union of them (what the origin receives is then outside the input channel
     whatever it does): percent-decoding repeated (up to :data:`MAX_PATH_DECODINGS`), ``\\`` as
     ``/``, ``;`` parameters cut from each segment (``/input;x``, ``..;``), ``.``/``..`` resolved,
-    leading and trailing spaces and trailing dots dropped (``/input.``), ASCII case folded. A
+    leading and trailing spaces and trailing dots dropped (``/input.``), ASCII case folded, the
+    compatibility lookalikes of ``.`` ``/`` ``\\`` ``;`` ``%`` read as those (:data:`NFKC_LOOKALIKES`). A
     segment with a non-ASCII character is a wildcard: Unicode normalisation (NFKC, case folding:
     fullwidth letters, the Kelvin sign) can map it onto ASCII, and the edge's JavaScript has no NFKC.
     Control characters (NUL...), invalid UTF-8 and a fourth encoding layer raise
@@ -167,6 +182,7 @@ def input_path_segments(path: str) -> list[str | None]:
     decoded = path or "/"
     decodings = 0
     while True:
+        decoded = _LOOKALIKE.sub(lambda char: NFKC_LOOKALIKES[char[0]], decoded)
         if _CONTROL.search(decoded):
             raise AmbiguousPathError("control character in path")
         if not _PERCENT_RUN.search(decoded):
@@ -211,6 +227,16 @@ def read_scope_allows(
         return not is_under_prefix(input_path_segments(path), input_prefix)
     except AmbiguousPathError:
         return False
+
+
+def set_cookie_name(set_cookie: str) -> str:
+    """The cookie name a ``Set-Cookie`` value sets (a value with no ``=`` is a nameless cookie)."""
+    pair = set_cookie.split(";", 1)[0]
+    return pair.split("=", 1)[0].strip() if "=" in pair else pair.strip()
+
+
+def is_data_plane_cookie(set_cookie: str) -> bool:
+    return set_cookie_name(set_cookie).lower().startswith(_PREFIX_LOWER)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from preview_tokens.data_plane.access import DenialReason
 EXPIRED_EVENT = "preview.expired"
 DENIED_EVENT = "preview.denied"
 UNAVAILABLE_EVENT = "preview.unavailable"
+# Posted by the exchange's renewal page (a hidden frame of the embed helper): the new session's
+# cookies are in the jar the visible preview shares.
+RENEWED_EVENT = "preview.renewed"
 # Posted by the cookies-blocked page when the user asks to open the preview top-level: only the
 # embedding page can mint the fresh ``?mt=`` URL a new tab needs (the embed helper does).
 OPEN_IN_NEW_TAB_EVENT = "preview.open_in_new_tab"
@@ -155,6 +158,18 @@ def cookies_blocked_page() -> str:
         detail=denial.detail + _OPEN_IN_NEW_TAB_BUTTON,
         event=denial.event,
         script=_SCRIPT + _OPEN_IN_NEW_TAB_SCRIPT,
+    )
+
+
+def renewed_page(expires_at: int | None) -> str:
+    """The renewal's cookie-check page: posts ``preview.renewed`` with the session-ends marker's
+    ``exp`` to the helper's hidden frame's parent. Its script is :data:`SCRIPT_HASH`'s."""
+    event = json.dumps({"type": RENEWED_EVENT, "sandbox_id": None, "reason": None, "expires_at": expires_at})
+    return _PAGE.format(
+        title="Preview renewed",
+        detail="The preview's session was renewed.",
+        event=event.replace("<", "\\u003c").replace(">", "\\u003e"),
+        script=_SCRIPT,
     )
 
 

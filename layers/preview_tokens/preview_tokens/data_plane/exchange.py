@@ -5,7 +5,7 @@ routed to ``EXCHANGE_PATH`` + the original path, ``mt`` taken off its query and 
 in ``X-Preview-Token`` (CloudFront Function in AWS, its mirror locally); the exchange verifies
 the token for the request's host and redirects to the same path and query without ``mt``,
 setting the session cookie for exactly the token's remaining life (and, as long, the token's
-origin assertion, for the authorizer and the stream edge to forward: :mod:`origin_assertion`),
+origin assertion, for the edge to forward to the fleet ingress: :mod:`origin_assertion`),
 and beside it a marker
 cookie holding the token's ``exp`` (no credential) that lives
 :data:`SESSION_ENDS_MARKER_SECONDS` longer: a request made after expiry carries no token but the
@@ -17,10 +17,18 @@ The redirect goes through :data:`COOKIE_CHECK_PATH` first: a browser that droppe
 without it and is told so (``cookies_blocked``, with "Open in a new tab") instead of reaching the
 page and being refused with "no token". With the cookie (or its session-ends marker: the session
 may just have ended) the check redirects on to the page. The check reads no key and no token.
+
+Renewal without a reload (issue 14): the embed helper loads a *new* token in a hidden frame of the
+same partition at :data:`RENEWAL_EXCHANGE_PATH` (``?mt=`` on the exchange's reserved
+:data:`RENEWED_PATH`). The exchange sets the new cookies as for any token, in the cookie jar the
+visible preview shares, and its cookie check answers the "renewed" page instead of redirecting: it
+posts ``preview.renewed`` with the session-ends marker's ``exp`` it received, so the helper knows the
+new cookie is in the jar. The visible document keeps running; its next requests carry the new session.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +52,14 @@ from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, Pre
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"
+RENEWED_PATH = "__preview/renewed"
+"""The exchange's own page for a renewal (a proxy path under the exchange: never the sandbox's)."""
+RENEWAL_EXCHANGE_PATH = f"{EXCHANGE_PATH}/{RENEWED_PATH}"
+# Where the edge sends a denied request (any method: a CloudFront Function cannot change it), with
+# the reason in DENIAL_HEADER and, when a verified token proved it, the sandbox in DENIAL_SANDBOX_HEADER.
+DENIED_PATH = "/__preview/denied"
+DENIAL_HEADER = "x-preview-denial"
+DENIAL_SANDBOX_HEADER = "x-preview-denial-sandbox"
 SESSION_ENDS_MARKER_SECONDS = 86_400
 _COOKIE_ATTRIBUTES = "Path=/; Secure; HttpOnly; SameSite=None; Partitioned"
 
@@ -81,10 +97,26 @@ class ExchangeDenied:
     """For ``unavailable``: when the key store will be tried again."""
 
 
+@dataclass(frozen=True)
+class SessionRenewed:
+    """The cookie check of a renewal: the cookies came back; ``expires_at`` is the session-ends
+    marker's value (not a credential), which the helper compares with the token it minted."""
+
+    expires_at: int | None
+
+
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
 def redirect_location(path: str, query: Mapping[str, Sequence[str]]) -> str:
     """Same-host path and query without ``mt``; never a protocol-relative or absolute URL."""
     clean_path = "/" + path.replace("\\", "/").lstrip("/")
-    encoded_path = quote(clean_path, safe="/:@!$&'()*+,;=-._~")
+    # The path arrives as the browser sent it (API Gateway passes REST path parameters undecoded):
+    # its escapes are kept as they are (never %40 -> %2540), anything else unsafe is escaped once.
+    encoded_path = "".join(
+        part if _ESCAPE.fullmatch(part) else quote(part, safe="/:@!$&'()*+,;=-._~")
+        for part in _ESCAPE.split(clean_path)
+    )
     kept = [(name, value) for name, values in query.items() if name != TOKEN_PARAMETER for value in values]
     return encoded_path + (f"?{urlencode(kept)}" if kept else "")
 
@@ -97,10 +129,14 @@ def cookie_check_location(location: str) -> str:
 
 def check_session_cookie(
     cookie_header: str, path: str, query: Mapping[str, Sequence[str]]
-) -> str | ExchangeDenied:
-    """Where the page is, if the session cookie came back after the exchange; else cookies_blocked."""
+) -> str | SessionRenewed | ExchangeDenied:
+    """Where the page is, if the session cookie came back after the exchange; else cookies_blocked.
+
+    For the renewal path the answer is :class:`SessionRenewed` (a page, never a redirect)."""
     cookies = split_preview_cookies(cookie_header)
     if cookies.session_token or cookies.session_ends_at is not None:
+        if path.strip("/") == RENEWED_PATH:
+            return SessionRenewed(cookies.session_ends_at)
         return redirect_location(path, query)
     return ExchangeDenied(DenialReason.COOKIES_BLOCKED, None)
 

@@ -15,7 +15,7 @@ loopback names, and only where the caller allows it (the local stack). At most
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from preview_tokens.data_plane.edge_store import MAX_VALUE_BYTES
 
@@ -69,3 +69,19 @@ def _parse_origin(raw: str, allow_local_http: bool) -> str:
     if port is not None and not (port[0] != "0" and 0 < int(port) < 65536):
         raise FrameAncestorsError(f"{shown} has an invalid port")
     return origin
+
+
+def merge_frame_ancestors(policies: Iterable[str], ancestors: str) -> str:
+    """The response's CSP without its ``frame-ancestors`` directives, plus ours as its own policy."""
+    merged: list[str] = []
+    for value in policies:
+        for policy in value.split(","):
+            kept = [
+                directive.strip()
+                for directive in policy.split(";")
+                if directive.strip() and directive.split()[0].lower() != "frame-ancestors"
+            ]
+            if kept:
+                merged.append("; ".join(kept))
+    merged.append(f"frame-ancestors {ancestors}")
+    return ", ".join(merged)

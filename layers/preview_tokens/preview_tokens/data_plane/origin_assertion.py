@@ -6,9 +6,12 @@ are ``sub`` (the sandbox id), ``scope``, ``exp`` and ``jti`` (the preview token'
 (the origin's audience, the ``OriginAssertionAudience`` parameter), ``iat`` (the token's
 ``iat``), ``tid`` (the tenant) and ``cid`` (the minting credential's claim, ``""`` for a token
 without one): with ``jti``, ``sub`` and ``iat`` they are what the fleet needs to check the
-revocation feed itself for the streams it holds open. The fleet verifies it with the public
-key alone (package ``preview_origin``), so nothing that can reach the fleet's ingress can name
-a sandbox without a statement signed here.
+revocation feed itself for the streams it holds open. Optional ``fa``: the tenant's CSP
+``frame-ancestors`` source list (its declared origins, else the stack's default), which the fleet
+ingress sets on every response of any status (issue 13: no viewer-response function runs on a
+status of 400 or more); absent from assertions signed without a tenant lookup. The fleet
+verifies it with the public key alone (package ``preview_origin``), so nothing that can reach
+the fleet's ingress can name a sandbox without a statement signed here.
 
 The assertion is a function of the token: same claims, and Ed25519 signatures are
 deterministic (RFC 8032), so the exchange and every authorizer instance produce the same bytes
@@ -36,7 +39,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,9 +85,13 @@ def header_segment(kid: str) -> str:
     return _segment({"alg": ALGORITHM, "kid": kid, "typ": "JWT"})
 
 
-def assertion_claims(claims: PreviewClaims, audience: str) -> dict[str, object]:
-    """The assertion's claims for a verified preview token."""
+def assertion_claims(
+    claims: PreviewClaims, audience: str, frame_ancestors: str | None = None
+) -> dict[str, object]:
+    """The assertion's claims for a verified preview token (``fa`` when ``frame_ancestors`` is given)."""
+    extra: dict[str, object] = {} if frame_ancestors is None else {"fa": frame_ancestors}
     return {
+        **extra,
         "aud": audience,
         "cid": claims.credential_id,
         "exp": claims.expires_at,
@@ -96,8 +103,8 @@ def assertion_claims(claims: PreviewClaims, audience: str) -> dict[str, object]:
     }
 
 
-def payload_segment(claims: PreviewClaims, audience: str) -> str:
-    return _segment(assertion_claims(claims, audience))
+def payload_segment(claims: PreviewClaims, audience: str, frame_ancestors: str | None = None) -> str:
+    return _segment(assertion_claims(claims, audience, frame_ancestors))
 
 
 def ed25519_private_key(seed: bytes) -> Ed25519PrivateKey:
@@ -116,9 +123,11 @@ def public_key_of(seed: bytes) -> str:
     return b64url(public)
 
 
-def sign_origin_assertion(claims: PreviewClaims, audience: str, kid: str, seed: bytes) -> str:
+def sign_origin_assertion(
+    claims: PreviewClaims, audience: str, kid: str, seed: bytes, frame_ancestors: str | None = None
+) -> str:
     """The compact JWS ``header.payload.signature`` for ``claims``, signed with the key ``kid``."""
-    signing_input = f"{header_segment(kid)}.{payload_segment(claims, audience)}"
+    signing_input = f"{header_segment(kid)}.{payload_segment(claims, audience, frame_ancestors)}"
     signature = ed25519_private_key(seed).sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}"
 
@@ -169,11 +178,20 @@ class OriginAssertionSigner:
     ``keys`` is a :class:`SigningKeyProvider` over the origin key set: every active key may have
     signed a presented assertion, the newest signs new ones. The memo is cleared whenever that
     key set changes, so a retired key's assertions stop being forwarded at the next refresh.
+    ``frame_ancestors`` (tenant id -> CSP source list) adds the ``fa`` claim; it may raise (a
+    store that cannot be read), and then nothing is signed.
     """
 
-    def __init__(self, keys: SigningKeyProvider, audience: str, max_entries: int = 2048) -> None:
+    def __init__(
+        self,
+        keys: SigningKeyProvider,
+        audience: str,
+        max_entries: int = 2048,
+        frame_ancestors: Callable[[str], str] | None = None,
+    ) -> None:
         self._keys = keys
         self._audience = audience
+        self._frame_ancestors = frame_ancestors
         self._max_entries = max_entries
         self._memo: OrderedDict[str, _TokenAssertion] = OrderedDict()
         self._ring: KeyRing | None = None
@@ -194,7 +212,8 @@ class OriginAssertionSigner:
             self._ring = ring
         entry = self._memo.get(claims.token_id)
         if entry is None:
-            entry = _TokenAssertion(payload_segment(claims, self._audience))
+            ancestors = None if self._frame_ancestors is None else self._frame_ancestors(claims.tenant_id)
+            entry = _TokenAssertion(payload_segment(claims, self._audience, ancestors))
             self._memo[claims.token_id] = entry
             if len(self._memo) > self._max_entries:
                 self._memo.popitem(last=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import cache
 
 from preview_tokens.control_plane.revocations import RevocationFeed, RevocationFeedError, RevocationView
+from preview_tokens.control_plane.sandboxes import SandboxRepository
+from preview_tokens.control_plane.tenants import TenantRepository
 from preview_tokens.control_plane.token_records import FirstUseRecorder
 from preview_tokens.data_plane.access import PreviewGate
 from preview_tokens.data_plane.origin_assertion import (
@@ -12,6 +14,7 @@ from preview_tokens.data_plane.origin_assertion import (
     OriginAssertionSigner,
     origin_key_context,
 )
+from preview_tokens.data_plane.tenant_frame_ancestors import TenantFrameAncestors
 from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 from preview_tokens.observability import count_key_refresh_failure, logger, report_revocation_staleness
 from preview_tokens.settings import data_plane_settings, first_use_settings
@@ -38,7 +41,10 @@ def preview_gate() -> PreviewGate:
         context_for=origin_key_context,
         on_refresh_failure=count_key_refresh_failure,
     )
-    assertions = OriginAssertionSigner(origin_keys, settings.origin_audience)
+    ancestors = frame_ancestors()
+    assertions = OriginAssertionSigner(
+        origin_keys, settings.origin_audience, frame_ancestors=ancestors.for_tenant if ancestors else None
+    )
     revocations = RevocationView(
         RevocationFeed(settings.revocations.table),
         refresh_seconds=settings.revocations.refresh_seconds,
@@ -47,6 +53,19 @@ def preview_gate() -> PreviewGate:
         on_staleness=report_revocation_staleness,
     )
     return PreviewGate(keys, settings.input_path_prefix, assertions=assertions, revocations=revocations)
+
+
+@cache
+def frame_ancestors() -> TenantFrameAncestors | None:
+    """Tenants' frame-ancestors, when this function may read the tenants and sandboxes (the exchange)."""
+    settings = data_plane_settings()
+    if settings.tenants_table is None or settings.sandboxes_table is None:
+        return None
+    return TenantFrameAncestors(
+        TenantRepository(settings.tenants_table),
+        SandboxRepository(settings.sandboxes_table),
+        settings.frame_ancestors,
+    )
 
 
 @cache

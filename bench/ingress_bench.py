@@ -1,0 +1,232 @@
+"""The fleet ingress against the app direct: throughput ratios measured in one run.
+
+Run with ``make bench`` (``python -m bench.ingress_bench``). Three processes on loopback: an
+aiohttp app (``/small``: a 13-byte body; ``/download``: 100 MB streamed), the real ingress in
+front of it (``preview_ingress.serve``: secret, assertion, revocation view, scope, header
+rewriting, streaming relay), and this client. Interleaved rounds, each measuring the app direct
+and then through the ingress:
+
+* SMALL GETs: ``CONCURRENCY`` clients on keep-alive connections, ``SMALL_REQUESTS`` requests;
+  requests per second through the ingress / direct (target ≥ 0.5);
+* a 100 MB DOWNLOAD: bytes per second through the ingress / direct (target ≥ 0.8).
+
+Medians of the rounds' ratios. The client shares the machine with both servers, so absolute
+figures say little; the ratios are the result. It reports, it does not fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from preview_tokens.data_plane.origin_assertion import (
+    PublishedOriginKey,
+    b64url,
+    header_segment,
+    origin_jwks,
+    public_key_of,
+)
+
+ROUNDS = 5
+CONCURRENCY = 16
+SMALL_REQUESTS = 2000
+DOWNLOAD_BYTES = 100 * 1024 * 1024
+TARGET_SMALL = 0.5
+TARGET_DOWNLOAD = 0.8
+SECRET = "bench-ingress-secret-0123456789"
+AUDIENCE = "https://ingress.bench.test"
+SANDBOX = "sbx-bench01"
+KID = "oa-bench"
+SEED = hashlib.sha256(b"bench origin key").digest()
+_BLOCK = hashlib.sha256(b"bench").digest() * 8192  # 256 KiB
+
+
+def _app() -> web.Application:
+    async def small(request: web.Request) -> web.Response:
+        return web.Response(text="hello, world\n")
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_length = DOWNLOAD_BYTES
+        await response.prepare(request)
+        for offset in range(0, DOWNLOAD_BYTES, len(_BLOCK)):
+            await response.write(_BLOCK[: DOWNLOAD_BYTES - offset])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/small", small)
+    app.router.add_get("/download", download)
+    return app
+
+
+class _EmptyFeed:
+    def entries_since(self, since_ms: int | None, now: int) -> list[Any]:
+        return []
+
+
+async def _serve_forever(start: Any) -> None:
+    port = await start()
+    print(port, flush=True)
+    await asyncio.Event().wait()
+
+
+def serve_upstream() -> None:
+    async def start() -> int:
+        runner = web.AppRunner(_app(), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return int(runner.addresses[0][1])
+
+    asyncio.run(_serve_forever(start))
+
+
+def serve_ingress(upstream: str) -> None:
+    from preview_ingress import IngressConfig, serve
+    from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
+
+    keys = StaticJwks(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))]))
+    config = IngressConfig(
+        secret=SECRET,
+        verifier=OriginAssertionVerifier(keys, AUDIENCE),
+        revocation_feed=_EmptyFeed(),
+        upstream=upstream,
+        sandbox_id=SANDBOX,
+    )
+
+    def started(port: int, admin_port: int) -> None:
+        print(port, flush=True)
+
+    asyncio.run(serve(config, "127.0.0.1", 0, 0, started))
+
+
+@contextmanager
+def _child(*argv: str) -> Iterator[int]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.ingress_bench", *argv], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield int(process.stdout.readline())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _assertion() -> str:
+    now = int(time.time())
+    claims = {
+        "aud": AUDIENCE,
+        "cid": "",
+        "exp": now + 3600,
+        "iat": now,
+        "jti": "bench",
+        "scope": "read",
+        "sub": SANDBOX,
+        "tid": "bench",
+    }
+    payload = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    signing_input = f"{header_segment(KID)}.{payload}"
+    signature = Ed25519PrivateKey.from_private_bytes(SEED).sign(signing_input.encode())
+    return f"{signing_input}.{b64url(signature)}"
+
+
+async def _small_rate(url: str, headers: dict[str, str]) -> float:
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        remaining = SMALL_REQUESTS
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.get(url) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+
+        await worker_warmup(session, url)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return SMALL_REQUESTS / (time.perf_counter() - started)
+
+
+async def worker_warmup(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(50):
+        async with session.get(url) as response:
+            await response.read()
+
+
+async def _download_rate(url: str, headers: dict[str, str]) -> float:
+    async with aiohttp.ClientSession(headers=headers) as session:
+        started = time.perf_counter()
+        received = 0
+        async with session.get(url) as response:
+            async for chunk in response.content.iter_chunked(1 << 20):
+                received += len(chunk)
+        elapsed = time.perf_counter() - started
+    if received != DOWNLOAD_BYTES:
+        raise RuntimeError(f"download ended after {received} bytes")
+    return received / elapsed
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["upstream"]:
+        serve_upstream()
+        return
+    if sys.argv[1:2] == ["ingress"]:
+        serve_ingress(sys.argv[2])
+        return
+    through = {"X-Preview-Ingress-Secret": SECRET, "X-Preview-Assertion": _assertion()}
+    small: list[tuple[float, float]] = []
+    large: list[tuple[float, float]] = []
+    with _child("upstream") as app_port, _child("ingress", f"http://127.0.0.1:{app_port}") as ingress_port:
+        direct, ingress = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{ingress_port}"
+        for _ in range(ROUNDS):
+            small.append(
+                (
+                    asyncio.run(_small_rate(f"{direct}/small", {})),
+                    asyncio.run(_small_rate(f"{ingress}/small", through)),
+                )
+            )
+            large.append(
+                (
+                    asyncio.run(_download_rate(f"{direct}/download", {})),
+                    asyncio.run(_download_rate(f"{ingress}/download", through)),
+                )
+            )
+    small_ratio = statistics.median(via / base for base, via in small)
+    large_ratio = statistics.median(via / base for base, via in large)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"fleet ingress vs the app direct (3 processes on loopback, medians of {ROUNDS} interleaved rounds; "
+        f"load average {load} on {os.cpu_count()} CPUs)"
+    )
+    small_verdict = "met" if small_ratio >= TARGET_SMALL else "MISSED"
+    print(
+        f"  small GETs, {CONCURRENCY} concurrent: "
+        f"direct {statistics.median(b for b, _ in small):,.0f} req/s, "
+        f"ingress {statistics.median(v for _, v in small):,.0f} req/s, "
+        f"ratio {small_ratio:.2f} (target >= {TARGET_SMALL}: {small_verdict})"
+    )
+    print(
+        f"  100 MB download: direct {statistics.median(b for b, _ in large) / 1e6:,.0f} MB/s, "
+        f"ingress {statistics.median(v for _, v in large) / 1e6:,.0f} MB/s, "
+        f"ratio {large_ratio:.2f} (target >= {TARGET_DOWNLOAD}: "
+        f"{'met' if large_ratio >= TARGET_DOWNLOAD else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+// PreviewEdge (viewer request, every path): docs/architecture.md. `make edge` writes this file
+// into template.yaml, where !Sub fills the input path prefix. Mirror: local/preview_local/edge.py.
+import crypto from 'crypto';
+import cf from 'cloudfront';
+
+var kvs = cf.kvs();
+var SESSION = '__Host-mp_session';
+var SESSION_ENDS = '__Host-mp_session_ends';
+var ORIGIN = '__Host-mp_origin';
+var OURS = /^__host-mp_/i;
+var READ = ['GET', 'HEAD', 'OPTIONS'];
+var OVERRIDES = ['x-http-method-override', 'x-method-override', 'x-http-method'];
+var TRUSTED = ['x-preview-token', 'x-preview-assertion', 'x-preview-denial', 'x-preview-denial-sandbox',
+  'x-preview-ingress-secret', 'x-sandbox-id', 'x-preview-scope', 'x-preview-expires'];
+var HEADER_NAMES = ['alg', 'kid', 'typ'];
+var SEGMENT = /^[A-Za-z0-9_-]+$/;
+var KID = /^[A-Za-z0-9_-]{1,128}$/;
+var SANDBOX = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+var ASCII = /^[\x00-\x7f]*$/;
+var CONTROL = /[\x00-\x1f\x7f]/;
+var PERCENT = /%[0-9A-Fa-f]{2}/;
+var PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
+// What NFKC maps onto '.', '/', '\', ';' or '%' (access.NFKC_LOOKALIKES; a test keeps them equal).
+var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u2100': 'a/c', '\u2101': 'a/s',
+  '\u2105': 'c/o', '\u2106': 'c/u', '\u33c2': 'a.m.', '\u33c7': 'Co.', '\u33d8': 'p.m.', '\ufe14': ';',
+  '\ufe19': '...', '\ufe30': '..', '\ufe52': '.', '\ufe54': ';', '\ufe68': '\\', '\ufe6a': '%',
+  '\uff05': '%', '\uff0e': '.', '\uff0f': '/', '\uff1b': ';', '\uff3c': '\\', '\ud83c\udd00': '0.'};
+for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
+var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
+var INPUT = segments('${InputPathPrefix}');
+
+// Canonical unpadded base64url: no unused bits set in the last character.
+var TAIL = { 2: /[AQgw]$/, 3: /[AEIMQUYcgkosw048]$/ };
+function b64(text, canonical) {
+  if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
+  var rest = text.length % 4;
+  if (rest === 1 || (canonical && rest > 1 && !TAIL[rest].test(text))) return null;
+  return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+function jsonOf(text) {
+  var raw = b64(text, true);
+  if (raw === null) return null;
+  try { var value = JSON.parse(raw.toString('utf8')); } catch (e) { return null; }
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+}
+function sameBytes(a, b) {
+  if (a.length !== b.length) return false;
+  var diff = 0;
+  for (var i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+function values(entry) {
+  if (!entry) return [];
+  var many = entry.multiValue && entry.multiValue.length ? entry.multiValue : [entry];
+  return many.map(function (v) { return String(v.value || ''); });
+}
+function cookie(cookies, name) {
+  var all = values(cookies[name]);
+  return (all.length ? all[all.length - 1] : '').trim().replace(/^"+|"+$/g, '');
+}
+function hostName(host) {
+  host = host.trim().toLowerCase();
+  var colon = host.lastIndexOf(':');
+  return colon >= 0 && /^[0-9]+$/.test(host.slice(colon + 1)) ? host.slice(0, colon) : host;
+}
+// The path as the most lenient server reads it (access.input_path_segments): null = ambiguous,
+// a null segment = non-ASCII, a wildcard.
+function segments(path) {
+  var decoded = path || '/';
+  for (var n = 0; ; n++) {
+    decoded = decoded.replace(FOLDS, function (c) { return FOLD[c]; });
+    if (CONTROL.test(decoded)) return null;
+    if (!PERCENT.test(decoded)) break;
+    if (n === 3) return null;
+    try { decoded = decoded.replace(PERCENT_RUN, decodeURIComponent); } catch (e) { return null; }
+  }
+  var out = [];
+  var parts = decoded.replace(/\\/g, '/').split('/');
+  for (var i = 0; i < parts.length; i++) {
+    var segment = parts[i].split(';')[0];
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') { out.pop(); continue; }
+    var trimmed = segment.replace(/^ +| +$/g, '').replace(/[. ]+$/, '');
+    if (!trimmed) return null;
+    out.push(ASCII.test(trimmed) ? trimmed.toLowerCase() : null);
+  }
+  return out;
+}
+function readAllows(request) {
+  if (READ.indexOf(request.method.toUpperCase()) < 0) return false;
+  for (var h = 0; h < OVERRIDES.length; h++) {
+    var named = values(request.headers[OVERRIDES[h]]);
+    for (var v = 0; v < named.length; v++) if (READ.indexOf(named[v].trim().toUpperCase()) < 0) return false;
+  }
+  var path = segments(request.uri);
+  if (path === null) return false;
+  if (path.length < INPUT.length) return true;
+  for (var i = 0; i < INPUT.length; i++) if (path[i] !== null && path[i] !== INPUT[i]) return true;
+  return false;
+}
+function claimsOf(p) {
+  if (p === null) return null;
+  var strings = [p.aud, p.sub, p.tid, p.jti];
+  for (var i = 0; i < strings.length; i++) if (typeof strings[i] !== 'string' || strings[i] === '') return null;
+  if (!Number.isInteger(p.iat) || !Number.isInteger(p.exp)) return null;
+  if (p.scope !== 'read' && p.scope !== 'interact') return null;
+  if (!SANDBOX.test(p.sub) || p.aud.indexOf(p.sub + '.') !== 0) return null;
+  return p;
+}
+async function verify(token, host, now) {
+  if (token.indexOf('mp_') !== 0 || token.length > 4096 || !ASCII.test(token)) return bad();
+  var parts = token.slice(3).split('.');
+  if (parts.length !== 3) return bad();
+  var header = jsonOf(parts[0]);
+  if (header === null) return bad();
+  for (var name in header) if (HEADER_NAMES.indexOf(name) < 0) return bad();
+  if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return bad();
+  if (typeof header.kid !== 'string' || !KID.test(header.kid)) return bad();
+  var stored;
+  try { stored = await kvs.get('key.' + header.kid); } catch (e) { return bad(); }
+  var key = b64(stored, false);
+  var signature = b64(parts[2], true);
+  if (key === null || signature === null) return bad();
+  var expected = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
+  if (!sameBytes(signature, expected)) return bad();
+  var claims = claimsOf(jsonOf(parts[1]));
+  if (claims === null) return bad();
+  if (claims.exp <= now) return { reason: 'expired', claims: claims };
+  if (claims.aud !== hostName(values(host).pop() || '')) return { reason: 'wrong_sandbox', claims: claims };
+  return { claims: claims };
+}
+async function decide(request, now) {
+  var token = cookie(request.cookies, SESSION);
+  if (!token) {
+    var ends = cookie(request.cookies, SESSION_ENDS);
+    return { reason: /^[0-9]{1,15}$/.test(ends) && Number(ends) <= now ? 'expired' : 'no_token' };
+  }
+  var result = await verify(token, request.headers.host, now);
+  if (result.reason) return result;
+  if (result.claims.scope === 'read' && !readAllows(request)) return { reason: 'read_only', claims: result.claims };
+  // The origin assertion the exchange set with this session: its payload names this token.
+  var assertion = cookie(request.cookies, ORIGIN);
+  var payload = assertion ? jsonOf(assertion.split('.')[1]) : null;
+  if (payload === null || payload.jti !== result.claims.jti || payload.sub !== result.claims.sub) return bad();
+  result.assertion = assertion;
+  return result;
+}
+function bad() { return { reason: 'invalid_token' }; }
+function formDecode(text) {
+  return text.replace(/\+/g, ' ').replace(/%([0-9A-Fa-f]{2})/g, function (m, hex) {
+    return String.fromCharCode(parseInt(hex, 16));
+  });
+}
+// Every parameter API Gateway would decode to mt leaves the query; one usable value goes on in
+// x-preview-token, several or an unusable one as 'invalid' (never verifies).
+function takeToken(request) {
+  var raw = request.rawQueryString();
+  var kept = [];
+  var found = [];
+  (raw ? raw.split('&') : []).forEach(function (piece) {
+    var eq = piece.indexOf('=');
+    if (formDecode(eq < 0 ? piece : piece.substring(0, eq)) === 'mt') found.push(eq < 0 ? '' : formDecode(piece.substring(eq + 1)));
+    else kept.push(piece);
+  });
+  if (found.length === 0) return false;
+  if (found.length === 1 && /^[\x21-\x2b\x2d-\x7e]+$/.test(found[0])) request.headers['x-preview-token'] = { value: found[0] };
+  else if (found.length > 1 || found[0] !== '') request.headers['x-preview-token'] = { value: 'invalid' };
+  request.querystring = kept.join('&');
+  return true;
+}
+async function handler(event) {
+  var request = event.request;
+  if (typeof request.rawQueryString !== 'function') return { statusCode: 503, statusDescription: 'Service Unavailable' };
+  var headers = request.headers;
+  for (var t = 0; t < TRUSTED.length; t++) delete headers[TRUSTED[t]];
+  var uri = request.uri;
+  var reserved = uri.indexOf('/__preview/') === 0;
+  if (takeToken(request) || reserved) {
+    if (!reserved && request.method === 'GET') request.uri = uri === '/' ? '/__preview/exchange' : '/__preview/exchange' + uri;
+    return request;
+  }
+  var decision = await decide(request, Math.floor(Date.now() / 1000));
+  if (decision.reason) {
+    request.uri = '/__preview/denied';
+    request.querystring = {};
+    headers['x-preview-denial'] = { value: decision.reason };
+    if (decision.claims) headers['x-preview-denial-sandbox'] = { value: decision.claims.sub };
+    return request;
+  }
+  for (var name in request.cookies) if (OURS.test(name)) delete request.cookies[name];
+  headers['x-preview-assertion'] = { value: decision.assertion };
+  cf.selectRequestOriginById('fleet-ingress');
+  return request;
+}

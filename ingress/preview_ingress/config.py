@@ -1,0 +1,106 @@
+"""What one ingress serves and whom it believes: :class:`IngressConfig`.
+
+One sandbox per host (``upstream`` + ``sandbox_id``) or a shared ingress that finds each
+sandbox's app from a template (``upstream_template`` with ``{sandbox}``) or a resolver
+(``upstream_resolver``, Python API only), the sandbox id taken from the ``Host`` header's first
+label. Everything is checked when the config is built: a bad one fails at start, not on a request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from preview_origin.verifier import OriginAssertionVerifier
+from preview_tokens.control_plane.revocations import RevocationSource
+
+SECRET_HEADER = "X-Preview-Ingress-Secret"
+SANDBOX_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MIN_SECRET_LENGTH = 16
+# The brief's bound: a revocation is in force within 5 s on HTTP and on open streams.
+MAX_POLL_SECONDS = 5.0
+
+
+class IngressConfigError(ValueError):
+    """The configuration cannot work; the message says which setting."""
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    secret: str = field(repr=False)
+    """The value CloudFront sends in ``X-Preview-Ingress-Secret`` (an origin custom header)."""
+    verifier: OriginAssertionVerifier
+    revocation_feed: RevocationSource | None
+    """The data plane's revocation feed (``RevocationFeed(RevocationsTableName)``). ``None`` only
+    with ``revocations_disabled``: then nothing is revoked before ``exp`` (local experiments)."""
+    upstream: str | None = None
+    sandbox_id: str | None = None
+    upstream_template: str | None = None
+    upstream_resolver: Callable[[str], str | None] | None = None
+    """Sandbox id → its app's base URL, or ``None`` for a sandbox this ingress does not serve."""
+    input_path_prefix: str = "/input"
+    default_frame_ancestors: str = "'none'"
+    """``frame-ancestors`` for responses whose assertion has no ``fa`` (and for refusals before one)."""
+    revocation_poll_seconds: float = 2.0
+    max_revocation_staleness_seconds: float = 10.0
+    """Past this without a successful poll every request is refused (503) and every stream closed."""
+    revocations_disabled: bool = False
+    upstream_connect_timeout_seconds: float = 10.0
+    upstream_pool_size: int = 256
+    preserve_host: bool = False
+    """Send the app the ``Host`` the viewer used (the preview host) instead of the upstream's own. Off:
+    dev servers that guard their Host (Vite's ``allowedHosts``) work stock. On: apps that compare a
+    WebSocket's ``Origin`` with ``Host`` (Jupyter) work without an allowed-origin setting."""
+    next_secret: str | None = field(default=None, repr=False)
+    """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
+    """Keep-alive connections to the upstreams (aiohttp's connector limit)."""
+
+    def __post_init__(self) -> None:
+        for secret in (self.secret, self.next_secret or self.secret):
+            if len(secret) < MIN_SECRET_LENGTH or not secret.isascii() or not secret.isprintable():
+                raise IngressConfigError(
+                    f"an ingress secret is at least {MIN_SECRET_LENGTH} printable ASCII characters"
+                )
+        forms = (self.upstream, self.upstream_template, self.upstream_resolver)
+        if sum(form is not None for form in forms) != 1:
+            raise IngressConfigError(
+                "give exactly one of upstream (with sandbox_id), upstream_template and upstream_resolver"
+            )
+        if self.upstream is not None:
+            if not self.sandbox_id or not SANDBOX_LABEL.match(self.sandbox_id):
+                raise IngressConfigError("upstream needs sandbox_id, a lower-case DNS label")
+            _check_base_url(self.upstream, "upstream")
+        elif self.sandbox_id is not None:
+            raise IngressConfigError("a shared ingress takes the sandbox from the Host, not sandbox_id")
+        if self.upstream_template is not None:
+            if "{sandbox}" not in self.upstream_template:
+                raise IngressConfigError("upstream_template must contain {sandbox}")
+            _check_base_url(self.upstream_template.replace("{sandbox}", "sbx"), "upstream_template")
+        if not self.input_path_prefix.startswith("/"):
+            raise IngressConfigError("input_path_prefix must start with /")
+        if not 0 < self.revocation_poll_seconds <= MAX_POLL_SECONDS:
+            raise IngressConfigError(f"revocation_poll_seconds must be in (0, {MAX_POLL_SECONDS}]")
+        if self.max_revocation_staleness_seconds <= self.revocation_poll_seconds:
+            raise IngressConfigError("max_revocation_staleness_seconds must exceed the poll interval")
+        if self.revocation_feed is None and not self.revocations_disabled:
+            raise IngressConfigError("a revocation feed is required (or revocations_disabled=True)")
+
+    def upstream_for(self, sandbox_id: str) -> str | None:
+        """The base URL (no trailing slash) of the sandbox's app; ``None`` when it is not served here."""
+        if self.upstream is not None:
+            return self.upstream.rstrip("/")
+        if self.upstream_template is not None:
+            return self.upstream_template.replace("{sandbox}", sandbox_id).rstrip("/")
+        assert self.upstream_resolver is not None
+        base = self.upstream_resolver(sandbox_id)
+        return base.rstrip("/") if base else None
+
+
+def _check_base_url(url: str, name: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise IngressConfigError(f"{name} must be an http(s) URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise IngressConfigError(f"{name} must be an origin (the request's path is appended as sent)")

@@ -1,0 +1,565 @@
+"""The reverse proxy: admit a request, then relay it to the sandbox's app and back, streaming.
+
+Admission, in order (any failure answers the styled denial page, never the app):
+
+1. ``X-Preview-Ingress-Secret`` equals the configured secret (``hmac.compare_digest``): only
+   CloudFront, which adds it as an origin custom header, knows it.
+2. ``X-Preview-Assertion`` is a valid origin assertion for the sandbox served (``--sandbox``, or
+   the ``Host`` header's first label): signature, audience, ``exp``, ``sub``.
+3. Its token is not revoked, and the revocation feed is fresh (else 503).
+4. ``read`` scope: safe methods only, no method-override header naming another, nothing under
+   the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
+
+Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
+two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
+``X-Preview-Scope`` (the verified scope, replacing any the viewer sent: an app such as a desktop
+may enforce ``read`` itself too, x11vnc ``-viewonly``); bodies
+stream both ways (a ``Content-Length`` is kept, else chunked); connections to the app are pooled
+and kept alive. On every answer, whatever its status: no ``__Host-mp_*`` ``Set-Cookie``, no
+``X-Frame-Options``, and ``Content-Security-Policy`` gets ``frame-ancestors`` from the
+assertion's ``fa`` (or the default). WebSockets relay both ways for ``interact``; for ``read``
+every data frame the viewer sends is dropped. Streams (WebSockets and response bodies still
+flowing) end at the assertion's ``exp``, and within one poll of a revocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from preview_origin.verifier import AssertionRejectedError, OriginAssertion
+from preview_tokens.data_plane.access import (
+    METHOD_OVERRIDE_HEADERS,
+    PREVIEW_COOKIE_PREFIX,
+    DenialReason,
+    input_path_segments,
+    is_data_plane_cookie,
+    read_scope_allows,
+)
+from preview_tokens.data_plane.denial_page import content_security_policy, denial_for, render_page
+from preview_tokens.data_plane.frame_ancestors import merge_frame_ancestors
+from yarl import URL
+
+from preview_ingress.config import SANDBOX_LABEL, SECRET_HEADER, IngressConfig
+from preview_ingress.metrics import IngressMetrics
+from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
+
+logger = logging.getLogger("preview_ingress")
+
+ASSERTION_HEADER = "X-Preview-Assertion"
+SCOPE_HEADER = "X-Preview-Scope"
+REQUEST_ID_HEADER = "X-Amz-Cf-Id"
+# RFC 9110 §7.6.1 hop-by-hop fields, plus what a proxy must not pass on either way.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# ``Expect: 100-continue`` is answered here (aiohttp does when the body is read), not passed on.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
+_WS_HANDSHAKE = frozenset(
+    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
+)
+_CHUNK = 256 * 1024
+# The client's read buffer: large enough that a fast download is not paused every 64 KiB.
+_READ_BUFFER = 1 << 20
+_SMALL_BODY = 64 * 1024
+_MAX_VERIFIED = 4096
+_VERIFIED_TTL_SECONDS = 60.0
+_DENIAL_STATUS = {DenialReason.UNAVAILABLE: 503, DenialReason.ORIGIN_UNREACHABLE: 502}
+_ASSERTION_REASONS = {
+    "missing": DenialReason.NO_TOKEN,
+    "expired": DenialReason.EXPIRED,
+    "wrong_sandbox": DenialReason.WRONG_SANDBOX,
+    "jwks_unavailable": DenialReason.UNAVAILABLE,
+}
+
+
+class RefusedError(Exception):
+    """The request is not admitted: ``reason`` for the page, ``cause`` for the log and metrics."""
+
+    def __init__(self, reason: DenialReason, cause: str, assertion: OriginAssertion | None = None) -> None:
+        super().__init__(cause)
+        self.reason = reason
+        self.cause = cause
+        self.assertion = assertion
+
+
+@dataclass(eq=False)
+class _Stream:
+    """Something still flowing to a viewer: ended at ``exp`` or when its token is revoked."""
+
+    assertion: OriginAssertion
+    task: asyncio.Task[Any] | None = None
+    """Cancelled on close (a streamed body); a WebSocket waits on :attr:`end` instead."""
+    end: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def close(self, why: str) -> None:
+        if not self.end.done():
+            self.end.set_result(why)
+            if self.task is not None:
+                self.task.cancel()
+
+
+@dataclass
+class _Log:
+    kind: str
+    method: str
+    path: str
+    request_id: str | None
+    started: float = field(default_factory=time.monotonic)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def write(self) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        line = {
+            "event": self.kind,
+            "method": self.method,
+            "path": self.path,
+            "request_id": self.request_id,
+            "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
+            **self.fields,
+        }
+        logger.info(json.dumps(line, separators=(",", ":")))
+
+
+class IngressProxy:
+    def __init__(self, config: IngressConfig, watch: RevocationWatch, metrics: IngressMetrics) -> None:
+        self._config = config
+        self._watch = watch
+        self._metrics = metrics
+        self._secrets = tuple(
+            secret.encode() for secret in (config.secret, config.next_secret) if secret is not None
+        )
+        self._input_prefix = input_path_segments(config.input_path_prefix)
+        self._verified: dict[tuple[str, str], tuple[OriginAssertion, float]] = {}
+        self._streams: set[_Stream] = set()
+        self._session: aiohttp.ClientSession | None = None
+        watch.on_poll = self.recheck_streams
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._config.upstream_pool_size, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self._config.upstream_connect_timeout_seconds
+            ),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            read_bufsize=_READ_BUFFER,
+        )
+
+    async def close(self) -> None:
+        for stream in list(self._streams):
+            stream.close("shutdown")
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def recheck_streams(self) -> None:
+        """End every stream whose token expired or was revoked (after each poll, and every second)."""
+        now = time.time()
+        for stream in list(self._streams):
+            if now >= stream.assertion.expires_at:
+                stream.close("expired")
+                continue
+            why = self._watch.why_refused(stream.assertion)
+            if why is not None:
+                stream.close(why)
+
+    async def tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.recheck_streams()
+
+    # ---- admission -------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.raw_path.split("?", 1)[0]
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        log = _Log("websocket" if websocket else "request", request.method, path, _request_id(request))
+        try:
+            assertion = await self._admit(request, path)
+            target = self._target(request, assertion)
+        except RefusedError as refused:
+            self._metrics.denials.labels(reason=refused.cause).inc()
+            response = self._denial(refused.reason, refused.assertion)
+            return self._finish(log, "websocket" if websocket else "http", response, denied=refused.cause)
+        log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
+        if websocket:
+            return await self._relay_websocket(request, target, assertion, log)
+        return await self._relay_http(request, target, assertion, log)
+
+    async def _admit(self, request: web.Request, path: str) -> OriginAssertion:
+        presented = request.headers.getall(SECRET_HEADER, [])
+        if len(presented) != 1 or not self._is_secret(presented[0].encode("latin-1")):
+            raise RefusedError(DenialReason.INVALID_TOKEN, "secret")
+        sandbox_id = self._sandbox_of(request)
+        if sandbox_id is None:
+            raise RefusedError(DenialReason.INVALID_TOKEN, "host")
+        assertions = request.headers.getall(ASSERTION_HEADER, [])
+        if len(assertions) > 1:
+            raise RefusedError(DenialReason.INVALID_TOKEN, "assertion_malformed")
+        assertion = await self._verify(assertions[0] if assertions else None, sandbox_id)
+        why = self._watch.why_refused(assertion)
+        if why == UNAVAILABLE:
+            raise RefusedError(DenialReason.UNAVAILABLE, UNAVAILABLE, assertion)
+        if why is not None:
+            raise RefusedError(DenialReason.REVOKED, "revoked", assertion)
+        if assertion.scope == "read":
+            overrides = [v for name in METHOD_OVERRIDE_HEADERS for v in request.headers.getall(name, [])]
+            if not read_scope_allows(request.method, path, overrides, self._input_prefix):
+                raise RefusedError(DenialReason.READ_ONLY, "read_only", assertion)
+        return assertion
+
+    def _is_secret(self, presented: bytes) -> bool:
+        matches = [hmac.compare_digest(presented, secret) for secret in self._secrets]  # each compared
+        return any(matches)
+
+    def _sandbox_of(self, request: web.Request) -> str | None:
+        if self._config.sandbox_id is not None:
+            return self._config.sandbox_id
+        label = request.headers.get("Host", "").split(".", 1)[0].split(":", 1)[0].lower()
+        return label if SANDBOX_LABEL.match(label) else None
+
+    async def _verify(self, presented: str | None, sandbox_id: str) -> OriginAssertion:
+        now = time.time()
+        if presented:
+            known = self._verified.get((presented, sandbox_id))
+            if known is not None and now < known[1] and now < known[0].expires_at:
+                return known[0]
+        try:
+            # First sight of an assertion: an Ed25519 verify, and maybe a JWKS fetch (blocking I/O).
+            assertion = await asyncio.to_thread(self._config.verifier.verify, presented, sandbox_id)
+        except AssertionRejectedError as rejected:
+            reason = _ASSERTION_REASONS.get(rejected.reason, DenialReason.INVALID_TOKEN)
+            raise RefusedError(reason, f"assertion_{rejected.reason}") from None
+        if len(self._verified) >= _MAX_VERIFIED:
+            self._verified.clear()
+        assert presented is not None
+        self._verified[(presented, sandbox_id)] = (assertion, now + _VERIFIED_TTL_SECONDS)
+        return assertion
+
+    def _denial(self, reason: DenialReason, assertion: OriginAssertion | None) -> web.Response:
+        sandbox_id = assertion.sandbox_id if assertion is not None else None
+        page = render_page(denial_for(reason, sandbox_id))
+        return web.Response(
+            status=_DENIAL_STATUS.get(reason, 403),
+            text=page,
+            content_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": content_security_policy(self._frame_ancestors(assertion)),
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
+
+    def _frame_ancestors(self, assertion: OriginAssertion | None) -> str:
+        if assertion is not None and assertion.frame_ancestors:
+            return assertion.frame_ancestors
+        return self._config.default_frame_ancestors
+
+    def _finish(
+        self, log: _Log, route: str, response: web.StreamResponse, **fields: Any
+    ) -> web.StreamResponse:
+        self._metrics.requests.labels(route=route, status=str(response.status)).inc()
+        log.fields.update(status=response.status, **fields)
+        log.write()
+        return response
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    def _upstream_request_headers(self, request: web.Request, upstream: URL) -> CIMultiDict[str]:
+        named_by_connection = {
+            token.strip().lower()
+            for value in request.headers.getall("Connection", [])
+            for token in value.split(",")
+        }
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in request.headers.items():
+            lower = name.lower()
+            if lower in _NOT_FORWARDED or lower in named_by_connection or lower.startswith("x-forwarded-"):
+                continue
+            if lower == "cookie":
+                value = _without_preview_cookies(value)
+                if not value:
+                    continue
+            headers.add(name, value)
+        headers["Host"] = (
+            request.headers.get("Host", upstream.raw_authority)
+            if self._config.preserve_host
+            else upstream.raw_authority
+        )
+        peer = request.remote or ""
+        forwarded_for = ", ".join([*request.headers.getall("X-Forwarded-For", []), peer]).strip(", ")
+        headers["X-Forwarded-For"] = forwarded_for
+        headers["X-Forwarded-Proto"] = request.headers.get("CloudFront-Forwarded-Proto", request.scheme)
+        headers["X-Forwarded-Host"] = request.headers.get("Host", "")
+        return headers
+
+    def _response_headers(
+        self, upstream_headers: Iterable[tuple[str, str]], assertion: OriginAssertion
+    ) -> CIMultiDict[str]:
+        named_by_connection: set[str] = set()
+        policies: list[str] = []
+        headers: CIMultiDict[str] = CIMultiDict()
+        items = list(upstream_headers)
+        for name, value in items:
+            if name.lower() == "connection":
+                named_by_connection |= {token.strip().lower() for token in value.split(",")}
+        for name, value in items:
+            lower = name.lower()
+            if lower in HOP_BY_HOP or lower in named_by_connection or lower == "x-frame-options":
+                continue
+            if lower == "content-security-policy":
+                policies.append(value)
+                continue
+            if lower == "set-cookie" and is_data_plane_cookie(value):
+                continue
+            headers.add(name, value)
+        headers["Content-Security-Policy"] = merge_frame_ancestors(policies, self._frame_ancestors(assertion))
+        return headers
+
+    def _target(self, request: web.Request, assertion: OriginAssertion) -> URL:
+        base = self._config.upstream_for(assertion.sandbox_id)
+        if base is None:
+            raise RefusedError(DenialReason.ORIGIN_UNREACHABLE, "unknown_sandbox", assertion)
+        return URL(base + request.raw_path, encoded=True)
+
+    async def _relay_http(
+        self, request: web.Request, target: URL, assertion: OriginAssertion, log: _Log
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
+        body: Any = None
+        if request.body_exists:
+            body = _counted(request.content, log)
+        try:
+            upstream = await self._session.request(
+                request.method,
+                target,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=None,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            self._metrics.denials.labels(reason="upstream_unreachable").inc()
+            denial = self._denial(DenialReason.ORIGIN_UNREACHABLE, assertion)
+            return self._finish(
+                log, "http", denial, denied="upstream_unreachable", error=type(error).__name__
+            )
+        try:
+            headers = self._response_headers(upstream.headers.items(), assertion)
+            length = upstream.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) <= _SMALL_BODY and _has_body(request.method, upstream.status):
+                # A small body of known length: read it whole, answer headers and body in one write.
+                body_bytes = await upstream.read()
+                whole = web.Response(status=upstream.status, reason=upstream.reason, body=body_bytes)
+                whole.headers.extend((k, v) for k, v in headers.items() if k.lower() != "content-length")
+                log.fields["bytes_out"] = int(length)
+                return self._finish(log, "http", whole)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            response.headers.extend(headers)
+            if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
+                response.enable_chunked_encoding()
+            if request.transport is not None:
+                request.transport.set_write_buffer_limits(high=_READ_BUFFER)
+            await response.prepare(request)
+            # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
+            stream = _Stream(assertion, task=asyncio.current_task())
+            self._streams.add(stream)
+            try:
+                copied, why = await self._copy_body(upstream, response, stream)
+            finally:
+                self._streams.discard(stream)
+                stream.task = None
+            log.fields["bytes_out"] = copied
+            if why is None:
+                await response.write_eof()
+            else:
+                log.fields["closed"] = why
+                self._metrics.streams_closed.labels(why=why).inc()
+                if request.transport is not None:
+                    request.transport.close()
+            return self._finish(log, "http", response)
+        finally:
+            upstream.release()
+
+    async def _copy_body(
+        self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, stream: _Stream
+    ) -> tuple[int, str | None]:
+        """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended.
+
+        Ending a stream (:meth:`_Stream.close`) cancels this task: no per-chunk bookkeeping."""
+        copied = 0
+        try:
+            async for chunk in upstream.content.iter_any():
+                copied += len(chunk)
+                await response.write(chunk)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not stream.end.done() or task is None:
+                raise
+            task.uncancel()
+            return copied, stream.end.result()
+        except aiohttp.ClientPayloadError:
+            return copied, "upstream_error"
+        except ConnectionError:
+            return copied, "viewer_gone"
+        return copied, None
+
+    # ---- WebSocket -------------------------------------------------------------------------
+
+    async def _relay_websocket(
+        self, request: web.Request, target: URL, assertion: OriginAssertion, log: _Log
+    ) -> web.StreamResponse:
+        assert self._session is not None
+        target = target.with_scheme("wss" if target.scheme == "https" else "ws")
+        headers = self._upstream_request_headers(request, target)
+        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
+        for name in list(headers):
+            if name.lower() in _WS_HANDSHAKE:
+                headers.popall(name, None)
+        protocols = [
+            token.strip()
+            for value in request.headers.getall("Sec-WebSocket-Protocol", [])
+            for token in value.split(",")
+            if token.strip()
+        ]
+        try:
+            app = await self._session.ws_connect(
+                target, protocols=protocols, headers=headers, autoping=True, max_msg_size=0, compress=0
+            )
+        except aiohttp.WSServerHandshakeError as refused:
+            response = web.Response(
+                status=refused.status if refused.status >= 400 else 502,
+                headers=self._response_headers([], assertion),  # frame-ancestors on this one too
+            )
+            return self._finish(log, "websocket", response, upstream_refused=refused.status)
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            self._metrics.denials.labels(reason="upstream_unreachable").inc()
+            denial = self._denial(DenialReason.ORIGIN_UNREACHABLE, assertion)
+            return self._finish(
+                log, "websocket", denial, denied="upstream_unreachable", error=type(error).__name__
+            )
+        viewer = web.WebSocketResponse(
+            protocols=(app.protocol,) if app.protocol else (), autoping=True, max_msg_size=0, compress=False
+        )
+        await viewer.prepare(request)
+        self._metrics.streams_opened.inc()
+        stream = _Stream(assertion)
+        self._streams.add(stream)
+        counts = {"to_app": 0, "to_viewer": 0, "dropped": 0}
+        read_only = assertion.scope == "read"
+        try:
+            to_viewer = asyncio.ensure_future(_pump_app_to_viewer(app, viewer, counts))
+            to_app = asyncio.ensure_future(_pump_viewer_to_app(viewer, app, counts, read_only))
+            waiting: set[asyncio.Future[Any]] = {to_viewer, to_app, stream.end}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            why = stream.end.result() if stream.end in done else "ended"
+            for task in (to_viewer, to_app):
+                task.cancel()
+            await asyncio.gather(to_viewer, to_app, return_exceptions=True)
+            if why != "ended":
+                await viewer.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=why.encode())
+            elif to_viewer in done:  # the app closed: the viewer gets its code (not its reason)
+                await viewer.close(code=_relayable(app.close_code))
+            else:
+                await viewer.close()
+            await app.close()
+        finally:
+            self._streams.discard(stream)
+        self._metrics.streams_closed.labels(why=why).inc()
+        return self._finish(log, "websocket", viewer, closed=why, protocol=app.protocol, **counts)
+
+
+async def _pump_app_to_viewer(
+    app: aiohttp.ClientWebSocketResponse, viewer: web.WebSocketResponse, counts: dict[str, int]
+) -> None:
+    async for message in app:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            await viewer.send_str(message.data)
+        elif message.type is aiohttp.WSMsgType.BINARY:
+            await viewer.send_bytes(message.data)
+        else:
+            return
+        counts["to_viewer"] += 1
+
+
+async def _pump_viewer_to_app(
+    viewer: web.WebSocketResponse,
+    app: aiohttp.ClientWebSocketResponse,
+    counts: dict[str, int],
+    read_only: bool,
+) -> None:
+    async for message in viewer:
+        if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+            return
+        if read_only:
+            counts["dropped"] += 1
+            continue
+        if message.type is aiohttp.WSMsgType.TEXT:
+            await app.send_str(message.data)
+        else:
+            await app.send_bytes(message.data)
+        counts["to_app"] += 1
+
+
+async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in content.iter_chunked(_CHUNK):
+        received += len(chunk)
+        log.fields["bytes_in"] = received
+        yield chunk
+
+
+def _relayable(code: int | None) -> int:
+    """A close code that may be sent in a close frame (RFC 6455 §7.4), else 1000."""
+    if code is not None and (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        return code
+    return int(aiohttp.WSCloseCode.OK)
+
+
+def _has_body(method: str, status: int) -> bool:
+    return method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def _without_preview_cookies(cookie_header: str) -> str:
+    prefix = PREVIEW_COOKIE_PREFIX.lower()
+    kept = [
+        crumb.strip()
+        for crumb in cookie_header.split(";")
+        if crumb.strip() and not crumb.strip().lower().startswith(prefix)
+    ]
+    return "; ".join(kept)
+
+
+def _request_id(request: web.Request) -> str | None:
+    value = request.headers.get(REQUEST_ID_HEADER)
+    return value[:128] if value else None

@@ -1,0 +1,46 @@
+"""The apps the local stack fronts: each one a sandbox of the demo tenant, served through the edge.
+
+``PREVIEW_LOCAL_APPS="sbx-app=http://127.0.0.1:5173,sbx-nb=http://127.0.0.1:8888"`` and
+``preview-local --app sbx-app=http://127.0.0.1:5173`` (repeatable) name them: a sandbox id (one
+DNS label, as the preview host's first label must be) and the app's base URL (``http`` or
+``https``, with a host; its path, if any, is ignored: the viewer's path is forwarded as sent).
+A later entry for the same id replaces an earlier one, so ``--app`` overrides the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+APPS_ENV = "PREVIEW_LOCAL_APPS"
+_SANDBOX_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+class AppSpecError(ValueError):
+    """An ``id=URL`` entry that names no usable sandbox id or app URL."""
+
+
+def parse_apps(specs: Iterable[str]) -> dict[str, str]:
+    """``id -> base URL`` (``scheme://host:port``) from comma-separated ``id=URL`` entries."""
+    apps: dict[str, str] = {}
+    for spec in specs:
+        for entry in (part.strip() for part in spec.split(",")):
+            if not entry:
+                continue
+            sandbox_id, equals, url = entry.partition("=")
+            sandbox_id, url = sandbox_id.strip(), url.strip()
+            if not equals or not _SANDBOX_ID.fullmatch(sandbox_id):
+                raise AppSpecError(
+                    f"{entry!r} is not ID=URL with ID a sandbox id (lower-case letters, digits, '-')"
+                )
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise AppSpecError(f"{entry!r}: the app URL must be http:// or https:// with a host")
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                raise AppSpecError(f"{entry!r}: the app URL has no valid port") from None
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            apps[sandbox_id] = f"{parts.scheme}://{host}:{port}"
+    return apps

@@ -1,0 +1,257 @@
+"""Who gets through the ingress: CloudFront's secret AND a valid assertion for the sandbox, in scope."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from tests.ingress.conftest import (
+    SANDBOX,
+    TENANT_FA,
+    Ingress,
+    Sandbox,
+    assertion,
+    cloudfront,
+)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def fetch(method: str, url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> Answer:
+    async def go() -> Answer:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                method, URL(url, encoded=True), headers=headers, data=data, allow_redirects=False
+            ) as response,
+        ):
+            return Answer(response.status, response.headers, await response.read())
+
+    return asyncio.run(go())
+
+
+def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sent(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    answer = fetch(
+        "GET",
+        f"{ingress.url}/echo/@vite/client?x=%40a&y=1",
+        cloudfront(assertion(), Cookie="__Host-mp_session=s; app=1; __Host-mp_origin=o", Origin="https://x"),
+    )
+
+    assert answer.status == 200
+    assert answer.headers.getall("Content-Length") == [str(len(answer.body))]
+    seen = answer.json()
+    assert seen["path"] == "/echo/@vite/client?x=%40a&y=1"
+    headers = {name.lower(): value for name, value in seen["headers"].items()}
+    assert "x-preview-ingress-secret" not in headers
+    assert "x-preview-assertion" not in headers
+    assert headers["cookie"] == "app=1"
+    assert headers["x-preview-scope"] == "interact"
+    assert headers["origin"] == "https://x"
+    assert headers["x-forwarded-for"] == "127.0.0.1"
+    assert headers["x-forwarded-host"].startswith("127.0.0.1:")
+
+
+def test_the_app_sees_its_own_host_unless_the_viewers_is_preserved(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    preview_host = {"Host": f"{SANDBOX}.preview.example"}
+    default = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX)
+    preserving = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, preserve_host=True)
+
+    own = fetch("GET", f"{default.url}/echo", cloudfront(assertion(), **preview_host)).json()
+    kept = fetch("GET", f"{preserving.url}/echo", cloudfront(assertion(), **preview_host)).json()
+
+    assert own["headers"]["Host"] == sandbox.url.removeprefix("http://")
+    assert own["headers"]["X-Forwarded-Host"] == f"{SANDBOX}.preview.example"
+    assert kept["headers"]["Host"] == f"{SANDBOX}.preview.example"
+
+
+def test_hop_by_hop_headers_stop_at_the_ingress(ingress: Ingress, sandbox: Sandbox) -> None:
+    hop = {
+        "Connection": "keep-alive, X-Per-Hop",
+        "X-Per-Hop": "1",
+        "TE": "trailers",
+        "Keep-Alive": "timeout=5",
+    }
+
+    seen = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), **hop)).json()
+
+    headers = {name.lower() for name in seen["headers"]}
+    assert headers.isdisjoint({"x-per-hop", "te", "keep-alive"})
+
+
+@pytest.mark.parametrize("secret", [None, "", "cloudfront-only-0123456789abcdeX", "wrong"])
+def test_without_cloudfronts_secret_a_valid_assertion_is_refused(
+    ingress: Ingress, sandbox: Sandbox, secret: str | None
+) -> None:
+    answer = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=secret))
+
+    assert answer.status == 403
+    assert "Preview link invalid" in answer.text
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    assert sandbox.state.requests == []
+
+
+def test_while_rotating_both_secrets_are_accepted(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    next_secret = "the-next-cloudfront-secret-0001"
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, next_secret=next_secret)
+
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion())).status == 200
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret)).status == 200
+    assert (
+        fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=next_secret + "x")).status == 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "title"),
+    [
+        (None, "Preview link invalid"),
+        ("not.an.assertion", "Preview link invalid"),
+        (assertion(sandbox="sbx-other"), "different sandbox"),
+        (assertion(expires_in=-60), "Preview session expired"),
+        (assertion(seed=bytes(32)), "Preview link invalid"),
+    ],
+    ids=["missing", "malformed", "other-sandbox", "expired", "bad-signature"],
+)
+def test_without_a_valid_assertion_for_this_sandbox_the_secret_alone_is_refused(
+    ingress: Ingress, sandbox: Sandbox, token: str | None, title: str
+) -> None:
+    answer = fetch("GET", f"{ingress.url}/echo", cloudfront(token))
+
+    assert answer.status == 403
+    assert title in answer.text
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert sandbox.state.requests == []
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_read_scope_blocks_unsafe_methods(ingress: Ingress, sandbox: Sandbox, method: str) -> None:
+    answer = fetch(method, f"{ingress.url}/echo", cloudfront(assertion(scope="read")), data=b"x")
+
+    assert answer.status == 403
+    assert "view-only" in answer.text
+    assert f"frame-ancestors {TENANT_FA}" in answer.headers["Content-Security-Policy"]
+    assert sandbox.state.requests == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/input", "/input/keys", "/INPUT", "/%69nput", "/echo/../input", "/input;x", "/%EF%BD%89nput"]
+)
+def test_read_scope_blocks_the_input_path_however_spelled(
+    ingress: Ingress, sandbox: Sandbox, path: str
+) -> None:
+    answer = fetch("GET", f"{ingress.url}{path}", cloudfront(assertion(scope="read")))
+
+    assert answer.status == 403
+    assert sandbox.state.requests == []
+
+
+def test_the_app_is_told_the_verified_scope_never_the_viewers(ingress: Ingress, sandbox: Sandbox) -> None:
+    answer = fetch(
+        "GET", f"{ingress.url}/echo", cloudfront(assertion(scope="read"), **{"X-Preview-Scope": "interact"})
+    )
+
+    assert answer.json()["headers"]["X-Preview-Scope"] == "read"
+
+
+def test_read_scope_blocks_a_method_override(ingress: Ingress, sandbox: Sandbox) -> None:
+    headers = cloudfront(assertion(scope="read"), **{"X-HTTP-Method-Override": "DELETE"})
+
+    assert fetch("GET", f"{ingress.url}/echo", headers).status == 403
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+def test_read_scope_lets_safe_methods_through(ingress: Ingress, sandbox: Sandbox, method: str) -> None:
+    assert fetch(method, f"{ingress.url}/echo", cloudfront(assertion(scope="read"))).status == 200
+
+
+def test_head_keeps_the_apps_content_length(ingress: Ingress, sandbox: Sandbox) -> None:
+    answer = fetch("HEAD", f"{ingress.url}/download?bytes=1000", cloudfront(assertion(scope="read")))
+
+    assert (answer.status, answer.headers.getall("Content-Length"), answer.body) == (200, ["1000"], b"")
+
+
+def test_interact_scope_posts_input(ingress: Ingress, sandbox: Sandbox) -> None:
+    answer = fetch("POST", f"{ingress.url}/input/keys", cloudfront(assertion()), data=b"abc")
+
+    assert answer.status == 200
+    assert answer.json()["body_length"] == 3
+
+
+def test_a_shared_ingress_serves_the_sandbox_its_host_names(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    shared = make_ingress(upstream_resolver={"sbx-two": sandbox.url}.get)
+    host = {"Host": "sbx-two.preview.example"}
+
+    served = fetch("GET", f"{shared.url}/echo", cloudfront(assertion(sandbox="sbx-two"), **host))
+    other = fetch("GET", f"{shared.url}/echo", cloudfront(assertion(sandbox=SANDBOX), **host))
+    unknown = fetch("GET", f"{shared.url}/echo", cloudfront(assertion(), Host=f"{SANDBOX}.preview.example"))
+
+    assert served.status == 200
+    assert other.status == 403
+    assert "different sandbox" in other.text
+    assert unknown.status == 502
+
+
+@pytest.mark.parametrize("status", [404, 500, 200])
+def test_our_cookies_never_leave_an_app_response_whatever_its_status(
+    ingress: Ingress, sandbox: Sandbox, status: int
+) -> None:
+    answer = fetch("GET", f"{ingress.url}/cookies?status={status}", cloudfront(assertion()))
+
+    assert answer.status == status
+    assert answer.headers.getall("Set-Cookie") == ["app_cookie=kept; Path=/"]
+    assert "X-Frame-Options" not in answer.headers
+    assert answer.headers["Content-Security-Policy"] == f"default-src 'self', frame-ancestors {TENANT_FA}"
+
+
+def test_frame_ancestors_come_from_the_assertion_else_the_default(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    ingress = make_ingress(
+        upstream=sandbox.url, sandbox_id=SANDBOX, default_frame_ancestors="https://default.example"
+    )
+
+    with_fa = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(fa="https://a.example")))
+    without = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(fa=None)))
+
+    assert with_fa.headers["Content-Security-Policy"] == "frame-ancestors https://a.example"
+    assert without.headers["Content-Security-Policy"] == "frame-ancestors https://default.example"
+
+
+def test_an_unreachable_app_gets_the_sandbox_not_responding_page(
+    make_ingress: Callable[..., Ingress],
+) -> None:
+    ingress = make_ingress(upstream="http://127.0.0.1:9", sandbox_id=SANDBOX)
+
+    answer = fetch("GET", f"{ingress.url}/", cloudfront(assertion()))
+
+    assert answer.status == 502
+    assert "Sandbox not responding" in answer.text
+    assert f"frame-ancestors {TENANT_FA}" in answer.headers["Content-Security-Policy"]

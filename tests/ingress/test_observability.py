@@ -1,0 +1,107 @@
+"""What an operator sees: one JSON log line per request or stream without credentials, /healthz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from tests.ingress.conftest import SECRET, Ingress, Sandbox, assertion, cloudfront
+from tests.ingress.test_admission import fetch
+
+
+def test_one_log_line_per_request_with_the_request_id_and_no_credential(
+    ingress: Ingress, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = assertion(scope="read")
+    with caplog.at_level(logging.INFO, logger="preview_ingress"):
+        fetch("GET", f"{ingress.url}/echo?q=1", cloudfront(token, **{"X-Amz-Cf-Id": "cf-req-1"}))
+        fetch("POST", f"{ingress.url}/echo", cloudfront(token, **{"X-Amz-Cf-Id": "cf-req-2"}), data=b"x")
+        fetch("GET", f"{ingress.url}/echo", cloudfront(token, secret="wrong-secret-wrong-secret"))
+
+    lines = [json.loads(record.getMessage()) for record in caplog.records if record.name == "preview_ingress"]
+    assert [(line["request_id"], line["status"]) for line in lines] == [
+        ("cf-req-1", 200),
+        ("cf-req-2", 403),
+        (None, 403),
+    ]
+    assert lines[0]["path"] == "/echo"
+    assert (lines[0]["sandbox"], lines[0]["scope"]) == ("sbx-one", "read")
+    assert (lines[1]["denied"], lines[2]["denied"]) == ("read_only", "secret")
+    logged = caplog.text
+    assert SECRET not in logged
+    assert token not in logged
+    assert token.rsplit(".", 1)[1] not in logged
+
+
+def test_metrics_count_requests_denials_and_streams(ingress: Ingress, sandbox: Sandbox) -> None:
+    fetch("GET", f"{ingress.url}/echo", cloudfront(assertion()))
+    fetch("GET", f"{ingress.url}/echo", cloudfront(assertion()))
+    fetch("GET", f"{ingress.url}/echo", cloudfront(None))
+    fetch("GET", f"{ingress.url}/echo", cloudfront(assertion(), secret=None))
+
+    async def open_and_close_a_websocket() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion())) as ws,
+        ):
+            await ws.receive()
+
+    asyncio.run(open_and_close_a_websocket())
+    closed = 'preview_ingress_streams_closed_total{why="ended"}'
+    deadline = time.monotonic() + 15  # the ingress counts the stream once both sides are closed
+    metrics = fetch("GET", f"{ingress.admin}/metrics")
+    while closed not in metrics.text and time.monotonic() < deadline:
+        metrics = fetch("GET", f"{ingress.admin}/metrics")
+
+    assert metrics.status == 200
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(metrics.text)
+    assert samples['preview_ingress_requests_total{route="http",status="200"}'] == 2.0
+    assert samples['preview_ingress_requests_total{route="http",status="403"}'] == 2.0
+    assert samples['preview_ingress_denials_total{reason="assertion_missing"}'] == 1.0
+    assert samples['preview_ingress_denials_total{reason="secret"}'] == 1.0
+    assert samples["preview_ingress_streams_opened_total"] == 1.0
+    assert samples['preview_ingress_streams_closed_total{why="ended"}'] == 1.0
+    assert 0 <= samples["preview_ingress_revocation_feed_staleness_seconds"] < 10
+
+
+def _samples(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_healthz_is_ok_while_the_revocation_feed_is_fresh(ingress: Ingress) -> None:
+    health = fetch("GET", f"{ingress.admin}/healthz")
+
+    assert health.status == 200
+    assert health.json()["status"] == "ok"
+
+
+class FailingFeed:
+    def entries_since(self, since_ms: int | None, now: int) -> list[object]:
+        from preview_tokens.control_plane.revocations import RevocationFeedError
+
+        raise RevocationFeedError("AccessDenied")
+
+
+def test_without_a_readable_revocation_feed_everything_is_refused_and_unhealthy(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id="sbx-one", revocation_feed=FailingFeed())
+
+    answer = fetch("GET", f"{ingress.url}/echo", cloudfront(assertion()))
+
+    assert answer.status == 503
+    assert "Preview unavailable" in answer.text
+    assert fetch("GET", f"{ingress.admin}/healthz").status == 503
+    assert sandbox.state.requests == []

@@ -1,0 +1,224 @@
+"""Streaming through the ingress: SSE, large bodies both ways, WebSockets, and their end."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+
+from tests.ingress.conftest import PATTERN, TENANT_FA, Ingress, Sandbox, assertion, cloudfront
+
+GENEROUS_SECONDS = 15.0  # a bound on waiting, never a claim about speed
+DOWNLOAD_BYTES = 100 * 1024 * 1024
+UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def test_server_sent_events_arrive_one_by_one(ingress: Ingress, sandbox: Sandbox) -> None:
+    async def go() -> tuple[bytes, bytes]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{ingress.url}/sse", headers=cloudfront(assertion(scope="read"))) as events,
+        ):
+            assert events.status == 200
+            first = await asyncio.wait_for(events.content.readuntil(b"\n\n"), GENEROUS_SECONDS)
+            # The app sends the second event only now: the first came through on its own.
+            async with session.post(f"{sandbox.url}/sse/release") as released:
+                assert released.status == 200
+            second = await asyncio.wait_for(events.content.readuntil(b"\n\n"), GENEROUS_SECONDS)
+            return first, second
+
+    assert asyncio.run(go()) == (b"data: first\n\n", b"data: second\n\n")
+
+
+def test_a_100_mb_download_arrives_intact(ingress: Ingress, sandbox: Sandbox) -> None:
+    async def go() -> tuple[str, int, str | None]:
+        digest = hashlib.sha256()
+        received = 0
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{ingress.url}/download?bytes={DOWNLOAD_BYTES}", headers=cloudfront(assertion(scope="read"))
+            ) as response,
+        ):
+            async for chunk in response.content.iter_chunked(1 << 20):
+                digest.update(chunk)
+                received += len(chunk)
+            return digest.hexdigest(), received, response.headers.get("Content-Length")
+
+    expected = hashlib.sha256()
+    for offset in range(0, DOWNLOAD_BYTES, len(PATTERN)):
+        expected.update(PATTERN[: min(len(PATTERN), DOWNLOAD_BYTES - offset)])
+
+    assert asyncio.run(go()) == (expected.hexdigest(), DOWNLOAD_BYTES, str(DOWNLOAD_BYTES))
+
+
+@pytest.mark.parametrize("expect_100_continue", [False, True], ids=["plain", "expect-100-continue"])
+def test_a_20_mb_upload_arrives_intact_with_its_content_length(
+    ingress: Ingress, sandbox: Sandbox, expect_100_continue: bool
+) -> None:
+    body = os.urandom(UPLOAD_BYTES)
+
+    async def go() -> dict[str, object]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{ingress.url}/upload",
+                data=io.BytesIO(body),
+                headers=cloudfront(assertion()),
+                expect100=expect_100_continue,
+            ) as response,
+        ):
+            assert response.status == 200
+            answer: dict[str, object] = await response.json()
+            return answer
+
+    assert asyncio.run(go()) == {
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "bytes": UPLOAD_BYTES,
+        "content_length": str(UPLOAD_BYTES),
+        "transfer_encoding": None,
+    }
+
+
+async def _messages(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[str]:
+    received = []
+    for _ in range(count):
+        message = await asyncio.wait_for(ws.receive(), GENEROUS_SECONDS)
+        assert message.type is WSMsgType.TEXT
+        received.append(message.data)
+    return received
+
+
+def test_an_interact_websocket_relays_both_ways_with_its_subprotocol(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> tuple[str | None, list[str]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                f"{ingress.url}/ws", protocols=("vite-hmr",), headers=cloudfront(assertion())
+            ) as ws,
+        ):
+            await ws.send_str("keypress")
+            return ws.protocol, await _messages(ws, 2)
+
+    assert asyncio.run(go()) == ("vite-hmr", ["hello from the app", "got keypress"])
+    assert sandbox.state.ws_closed.wait(GENEROUS_SECONDS)
+    assert sandbox.state.ws_received == ["keypress"]
+
+
+def test_a_read_websocket_drops_what_the_viewer_sends_while_app_frames_arrive(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> list[str]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(
+                f"{ingress.url}/ws", protocols=("vite-hmr",), headers=cloudfront(assertion(scope="read"))
+            ) as ws:
+                await ws.send_str("keypress")
+                await ws.send_bytes(b"\x00binary input")
+                await ws.ping()
+                received = await _messages(ws, 1)
+                async with session.post(f"{sandbox.url}/ws/push?text=update") as pushed:
+                    assert pushed.status == 200
+                received += await _messages(ws, 1)
+            return received
+
+    assert asyncio.run(go()) == ["hello from the app", "update"]
+    # The app's side is over only after everything the ingress relayed reached it: nothing did.
+    assert sandbox.state.ws_closed.wait(GENEROUS_SECONDS)
+    assert sandbox.state.ws_received == []
+
+
+async def _closed(ws: aiohttp.ClientWebSocketResponse) -> tuple[WSMsgType, str]:
+    while True:
+        message = await asyncio.wait_for(ws.receive(), GENEROUS_SECONDS)
+        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+            return message.type, str(message.extra or "")
+
+
+def test_when_the_app_closes_its_websocket_the_viewer_gets_its_close_code(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> int | None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion())) as ws,
+        ):
+            await _messages(ws, 1)
+            async with session.post(f"{sandbox.url}/ws/push?close=4001") as pushed:
+                assert pushed.status == 200
+            await _closed(ws)
+            return ws.close_code
+
+    assert asyncio.run(go()) == 4001
+
+
+def test_an_upgrade_the_app_refuses_gets_its_status_and_frame_ancestors(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            await session.ws_connect(f"{ingress.url}/no-socket-here", headers=cloudfront(assertion()))
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        asyncio.run(go())
+
+    assert refused.value.status == 404
+    assert refused.value.headers is not None
+    assert refused.value.headers["Content-Security-Policy"] == f"frame-ancestors {TENANT_FA}"
+
+
+def test_a_revoked_token_loses_its_websocket_and_then_its_http_within_a_poll(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    token = assertion(jti="tok-revoked")
+
+    async def go() -> tuple[tuple[WSMsgType, str], int, str]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(token)) as ws:
+                await _messages(ws, 1)
+                ingress.feed.revoke_token("tok-revoked")
+                closed = await _closed(ws)
+            async with session.get(f"{ingress.url}/echo", headers=cloudfront(token)) as after:
+                return closed, after.status, await after.text()
+
+    closed, status, page = asyncio.run(go())
+
+    assert closed == (WSMsgType.CLOSE, "revoked")
+    assert status == 403
+    assert "Preview revoked" in page
+
+
+def test_a_websocket_is_closed_at_the_assertions_exp(ingress: Ingress, sandbox: Sandbox) -> None:
+    async def go() -> tuple[WSMsgType, str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion(expires_in=2))) as ws,
+        ):
+            await _messages(ws, 1)
+            return await _closed(ws)
+
+    assert asyncio.run(go()) == (WSMsgType.CLOSE, "expired")
+    assert sandbox.state.ws_closed.wait(GENEROUS_SECONDS)
+
+
+def test_a_streamed_response_is_cut_at_the_assertions_exp(ingress: Ingress, sandbox: Sandbox) -> None:
+    async def go() -> bytes:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{ingress.url}/sse", headers=cloudfront(assertion(expires_in=2))) as events,
+        ):
+            first = await events.content.readuntil(b"\n\n")
+            try:
+                rest = await asyncio.wait_for(events.content.read(), GENEROUS_SECONDS)
+            except aiohttp.ClientPayloadError:
+                rest = b""
+            return first + rest
+
+    assert asyncio.run(go()) == b"data: first\n\n"

@@ -1,0 +1,33 @@
+"""``preview-local``'s command line: help, and refusing an app it cannot serve before starting anything."""
+
+from __future__ import annotations
+
+import pytest
+from preview_local.stack import main
+
+
+def test_help_exits_0_and_says_how_to_add_an_app(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--app ID=URL" in shown
+    assert "PREVIEW_LOCAL_APPS" in shown
+
+
+def test_an_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--no-such-option"])
+
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("spec", ["not-an-app", "sbx-other=http://127.0.0.1:5173"])
+def test_an_app_that_cannot_be_served_stops_the_command_before_it_starts(
+    spec: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREVIEW_LOCAL_APPS", raising=False)
+
+    assert main(["--app", spec]) == 2
+    assert "preview-local:" in capsys.readouterr().err
