@@ -132,6 +132,8 @@ class DemoInfo:
     """The developer's apps (``PREVIEW_LOCAL_APPS``, ``--app``): sandbox id -> upstream URL."""
     ingress: Mapping[str, int] = field(default_factory=dict)
     """Sandbox id -> the port of the fleet ingress in front of its app (the demo app's included)."""
+    ingress_admin: Mapping[str, int] = field(default_factory=dict)
+    """Sandbox id -> that ingress's admin port (``/healthz``, Prometheus ``/metrics``)."""
 
     @property
     def api_url(self) -> str:
@@ -168,6 +170,7 @@ class DemoInfo:
             "stream_path": DESKTOP_STREAM_PATH,
             "apps": dict(self.apps),
             "ingress_ports": dict(self.ingress),
+            "ingress_admin_ports": dict(self.ingress_admin),
         }
 
     def _app_lines(self) -> list[str]:
@@ -334,6 +337,7 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
             desktop is not None,
             apps=user_apps,
             ingress={sandbox_id: fleet.port(sandbox_id) or 0 for sandbox_id in served_apps},
+            ingress_admin={sandbox_id: fleet.admin_port(sandbox_id) or 0 for sandbox_id in served_apps},
         )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         events = ready_events(

@@ -65,6 +65,8 @@ def test_the_smoke_test_passes_against_the_local_stack(stack: LocalStack) -> Non
     assert all(status == "ok" for status, _ in result.rows.values()), result.text
     assert "__Host-mp_session secure httponly samesite=none partitioned" in result.rows["exchange"][1]
     assert result.rows["websocket"][1] == "101 on /input/stream"
+    # the fleet ingress's own Prometheus /metrics (demo.json's ingress_admin_ports) counted the page
+    assert result.rows["origin assertion"][1].startswith("the ingress verified and served"), result.text
     assert "frame-ancestors" in result.rows["denial page"][1]
     # nothing credential-shaped in what it prints
     assert "mp_eyJ" not in result.text

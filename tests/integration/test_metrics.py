@@ -255,3 +255,22 @@ def test_while_the_revocation_feed_fails_the_staleness_grows(
     found = emf_metrics(capsys.readouterr().out)
     [staleness] = [value for name, _, value in found if name == "RevocationViewStaleness"]
     assert staleness > 0
+
+
+def test_the_denial_route_counts_by_reason_and_logs_cloudfronts_request_id(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], log_lines: io.StringIO
+) -> None:
+    """A request PreviewEdge refused: its page, the Denials metric, and the log line under the id
+    CloudFront gave the request (the same id as in the distribution's log and the ingress's)."""
+    capsys.readouterr()
+    event = load_event("exchange_denied", reason="expired", sandbox="")
+    response = preview_exchange.lambda_handler(
+        set_header(event, "X-Amz-Cf-Id", CLOUDFRONT_ID), lambda_context()
+    )
+
+    assert response["statusCode"] == 403
+    assert counts(capsys.readouterr().out) == [("Denials", {"Reason": "expired"})]
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    assert [(line["message"], line["reason"], line["request_id"]) for line in lines] == [
+        ("preview exchange denied", "expired", CLOUDFRONT_ID)
+    ]

@@ -224,3 +224,15 @@ def test_the_lambda_runtime_is_one_value() -> None:
     }
     layer = sam_template()["Resources"]["PreviewTokensLayer"]
     assert runtimes == set(layer["Properties"]["CompatibleRuntimes"]) == {layer["Metadata"]["BuildMethod"]}
+
+
+def test_a_stale_revocation_view_alarms_at_the_staleness_the_stack_allows(resources: dict[str, Any]) -> None:
+    alarm = alarms(resources)["RevocationViewStaleAlarm"]
+    assert watched(alarm) == (
+        observability.NAMESPACE,
+        observability.REVOCATION_VIEW_STALENESS,
+        [SERVICE],
+        "Maximum",
+        {"Ref": "RevocationsMaxStalenessSeconds"},
+        "GreaterThanOrEqualToThreshold",
+    )
