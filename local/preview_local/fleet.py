@@ -17,7 +17,7 @@ import secrets
 import sys
 import threading
 from collections.abc import Mapping
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from preview_ingress import IngressConfig, RunningIngress, start_in_thread
@@ -64,7 +64,6 @@ class LocalFleet:
         self.settings = settings
         self.default_upstream = default_upstream
         self._running: dict[str, RunningIngress] = {}
-        self._stack = ExitStack()
         self._lock = threading.Lock()
         self._verifier = OriginAssertionVerifier(HttpJwks(settings.origin_keys_url), settings.audience)
         self._feed = RevocationFeed(settings.revocations_table)
@@ -86,7 +85,6 @@ class LocalFleet:
             default_frame_ancestors=self.settings.frame_ancestors,
         )
         running = start_in_thread(config)
-        self._stack.callback(running.stop)
         self._running[sandbox_id] = running
         return running
 
@@ -103,5 +101,9 @@ class LocalFleet:
         return None if running is None else running.admin_port
 
     def stop(self) -> None:
+        """Stop every ingress at once: each may wait out its shutdown grace for open streams."""
         with self._lock:
-            self._stack.close()
+            running, self._running = list(self._running.values()), {}
+        if running:
+            with ThreadPoolExecutor(max_workers=len(running)) as pool:
+                list(pool.map(lambda ingress: ingress.stop(), running))

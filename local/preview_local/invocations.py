@@ -28,11 +28,10 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,10 +227,12 @@ def _load_setup(state: LocalState) -> InvocationSetup:
         raise InvokeError(f"{state.path(INVOKE_FILE)} is missing: start the local stack first (make run)")
     setup = InvocationSetup.from_json(document)
     endpoint = setup.environment.get("AWS_ENDPOINT_URL", "")
+    # Is it listening? (Not /moto-api/data.json: it serialises every table, slow once they fill up.)
+    address = urlsplit(endpoint)
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=5):  # noqa: S310 - loopback moto
+        with socket.create_connection((address.hostname or "", address.port or 80), timeout=5):
             pass
-    except (urllib.error.URLError, OSError, ValueError):
+    except (OSError, ValueError):
         raise InvokeError(
             f"the local stack's moto server ({endpoint}) does not answer: is make run running?"
         ) from None
