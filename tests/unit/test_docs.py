@@ -12,16 +12,6 @@ DOCS = PROJECT_ROOT / "docs"
 DOCS_MAP = DOCS / "index.md"
 README_MAX_LINES = 220
 
-# Pages other branches of issue 13/14/15 are writing while the README is split. Links to them are
-# allowed before they exist; once merged they are checked like any page. The lead empties this set
-# after merging those branches.
-EXPECTED_FROM_OTHER_BRANCHES = frozenset(
-    {
-        "docs/architecture.md",
-        "docs/real-apps.md",
-        "ingress/README.md",
-    }
-)
 
 _LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -115,8 +105,7 @@ def test_every_relative_link_resolves_to_a_file_and_heading_that_exist() -> None
                 continue  # the team's shared spec and style guide live beside the repository
             where = f"{page.relative_to(PROJECT_ROOT).as_posix()}: {target}"
             if not path.exists():
-                if path.relative_to(PROJECT_ROOT.resolve()).as_posix() not in EXPECTED_FROM_OTHER_BRANCHES:
-                    broken.append(f"{where} (no such file)")
+                broken.append(f"{where} (no such file)")
                 continue
             if anchor and path.suffix == ".md" and anchor not in _anchors(path):
                 broken.append(f"{where} (no such heading)")
