@@ -35,8 +35,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -131,6 +133,7 @@ class OriginRelay:
     timeouts: OriginTimeouts
     host: str = "127.0.0.1"
     log_reason: str | None = None
+    request_id: str | None = None
 
     def run(self, client: socket.socket, reader: Any, length: int | None) -> str:
         upgrade = is_websocket_upgrade(self.request)
@@ -190,6 +193,8 @@ class OriginRelay:
                 return status or "502 origin closed without an answer"
             if not status:
                 status = _status_of(data)
+                if self.request_id:
+                    data = _with_response_header(data, REQUEST_ID_HEADER, self.request_id)
             client.sendall(data)
 
     def _both_ways(self, client: socket.socket, reader: Any, upstream: socket.socket) -> str:
@@ -207,6 +212,8 @@ class OriginRelay:
         status = ""
         with contextlib.suppress(OSError):
             while data := upstream.recv(_CHUNK):
+                if not status and self.request_id:
+                    data = _with_response_header(data, REQUEST_ID_HEADER, self.request_id)
                 status = status or _status_of(data)
                 client.sendall(data)
         with contextlib.suppress(OSError):
@@ -229,6 +236,32 @@ def _answer(client: socket.socket, status: int, text: str) -> None:
     ).encode("latin-1")
     with contextlib.suppress(OSError):
         client.sendall(head + body)
+
+
+REQUEST_ID_HEADER = "X-Amz-Cf-Id"
+"""CloudFront's id for each request: sent to the origin and back to the viewer (a viewer's own copy
+is replaced). https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/adding-cloudfront-headers.html
+(`X-Amz-Cf-Id`), and the access log's `x-edge-request-id`."""
+
+
+def new_request_id() -> str:
+    """An id shaped like CloudFront's: 56 URL-safe base64 characters."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(42)).decode("ascii")
+
+
+def with_request_id(request: HttpRequest, request_id: str) -> HttpRequest:
+    headers = tuple((n, v) for n, v in request.headers if n.lower() != REQUEST_ID_HEADER.lower())
+    return dataclasses.replace(request, headers=(*headers, (REQUEST_ID_HEADER, request_id)))
+
+
+def _with_response_header(first_bytes: bytes, name: str, value: str) -> bytes:
+    """The header added after the status line of a relayed answer (its first bytes)."""
+    line_end = first_bytes.find(b"\r\n")
+    if line_end < 0:
+        return first_bytes
+    return (
+        first_bytes[: line_end + 2] + f"{name}: {value}\r\n".encode("latin-1") + first_bytes[line_end + 2 :]
+    )
 
 
 @dataclass(frozen=True)
@@ -258,14 +291,18 @@ class FrontDoor:
         port = self.ingress_port(sandbox_id)
         if port is None:  # a sandbox with a session but no app behind it: CloudFront's 502
             return HttpResponse.text(502, "no app is registered for this sandbox in the local stack\n")
+        request_id = new_request_id()
         forwarded = tuple(
             (name, value)
-            for name, value in decision.request.headers
+            for name, value in with_request_id(decision.request, request_id).headers
             if name.lower() != INGRESS_SECRET_HEADER.lower()
         )
         forwarded += ((INGRESS_SECRET_HEADER, self.ingress_secret),)
         return OriginRelay(
-            dataclasses.replace(decision.request, headers=forwarded), port, self.origin_timeouts
+            dataclasses.replace(decision.request, headers=forwarded),
+            port,
+            self.origin_timeouts,
+            request_id=request_id,
         )
 
     def respond(self, request: HttpRequest) -> HttpResponse:
@@ -273,9 +310,13 @@ class FrontDoor:
             decision = self.edge.decide(request)
             if decision.route == "ingress":  # take_over relays these before their body is read
                 return HttpResponse.text(502, "local stack error: an ingress request was not relayed\n")
-            response = self.data_plane.handle(decision.request)
+            request_id = new_request_id()
+            response = self.data_plane.handle(with_request_id(decision.request, request_id))
             reason = decision.reason or response.log_reason
-            return dataclasses.replace(response, log_reason=reason)
+            headers = tuple((n, v) for n, v in response.headers if n.lower() != REQUEST_ID_HEADER.lower())
+            return dataclasses.replace(
+                response, headers=(*headers, (REQUEST_ID_HEADER, request_id)), log_reason=reason
+            )
         if request.host_name in LOOPBACK_NAMES:
             if request.path.startswith(DEV_IDP_PREFIX + "/"):
                 return self.identity_provider.respond(request)
