@@ -1,5 +1,5 @@
-// PreviewEdge (viewer request, every path): docs/architecture.md. `make edge` writes this file
-// into template.yaml, where !Sub fills the input path prefix. Mirror: local/preview_local/edge.py.
+// PreviewEdge (viewer request): docs/architecture.md. `make edge` copies it into template.yaml
+// (!Sub fills the input path prefix). Mirror: local/preview_local/edge.py.
 import crypto from 'crypto';
 import cf from 'cloudfront';
 
@@ -27,6 +27,15 @@ var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u21
   '\uff05': '%', '\uff0e': '.', '\uff0f': '/', '\uff1b': ';', '\uff3c': '\\', '\ud83c\udd00': '0.'};
 for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
+// Printable ASCII but % ; \ : such a path needs no folding or decoding.
+var PLAIN = /^[!-$&-:<-[\]-~]*$/;
+// The last result of a pure parse (kid, key, claims, assertion): the global scope may be reused.
+var LAST = {};
+function memo(kind, text, make) {
+  var m = LAST[kind];
+  if (!m || m.t !== text) m = LAST[kind] = { t: text, v: make(text) };
+  return m.v;
+}
 var INPUT = segments('${InputPathPrefix}');
 
 // Canonical unpadded base64url: no unused bits set in the last character.
@@ -55,8 +64,8 @@ function values(entry) {
   return many.map(function (v) { return String(v.value || ''); });
 }
 function cookie(cookies, name) {
-  var all = values(cookies[name]);
-  return (all.length ? all[all.length - 1] : '').trim().replace(/^"+|"+$/g, '');
+  var v = (values(cookies[name]).pop() || '').trim();
+  return v.indexOf('"') < 0 ? v : v.replace(/^"+|"+$/g, '');
 }
 function hostName(host) {
   host = host.trim().toLowerCase();
@@ -67,7 +76,8 @@ function hostName(host) {
 // a null segment = non-ASCII, a wildcard.
 function segments(path) {
   var decoded = path || '/';
-  for (var n = 0; ; n++) {
+  var plain = PLAIN.test(decoded);
+  for (var n = 0; !plain; n++) {
     decoded = decoded.replace(FOLDS, function (c) { return FOLD[c]; });
     if (CONTROL.test(decoded)) return null;
     if (!PERCENT.test(decoded)) break;
@@ -98,7 +108,8 @@ function readAllows(request) {
   for (var i = 0; i < INPUT.length; i++) if (path[i] !== null && path[i] !== INPUT[i]) return true;
   return false;
 }
-function claimsOf(p) {
+function claimsOf(text) {
+  var p = jsonOf(text);
   if (p === null) return null;
   var strings = [p.aud, p.sub, p.tid, p.jti];
   for (var i = 0; i < strings.length; i++) if (typeof strings[i] !== 'string' || strings[i] === '') return null;
@@ -107,23 +118,27 @@ function claimsOf(p) {
   if (!SANDBOX.test(p.sub) || p.aud.indexOf(p.sub + '.') !== 0) return null;
   return p;
 }
+function kidOf(text) {
+  var header = jsonOf(text);
+  if (header === null) return null;
+  for (var name in header) if (HEADER_NAMES.indexOf(name) < 0) return null;
+  if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return null;
+  return typeof header.kid === 'string' && KID.test(header.kid) ? header.kid : null;
+}
 async function verify(token, host, now) {
   if (token.indexOf('mp_') !== 0 || token.length > 4096 || !ASCII.test(token)) return bad();
   var parts = token.slice(3).split('.');
   if (parts.length !== 3) return bad();
-  var header = jsonOf(parts[0]);
-  if (header === null) return bad();
-  for (var name in header) if (HEADER_NAMES.indexOf(name) < 0) return bad();
-  if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return bad();
-  if (typeof header.kid !== 'string' || !KID.test(header.kid)) return bad();
+  var kid = memo('h', parts[0], kidOf);
+  if (kid === null) return bad();
   var stored;
-  try { stored = await kvs.get('key.' + header.kid); } catch (e) { return bad(); }
-  var key = b64(stored, false);
+  try { stored = await kvs.get('key.' + kid); } catch (e) { return bad(); }
+  var key = typeof stored === 'string' ? memo('k', stored, b64) : null;
   var signature = b64(parts[2], true);
   if (key === null || signature === null) return bad();
   var expected = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
   if (!sameBytes(signature, expected)) return bad();
-  var claims = claimsOf(jsonOf(parts[1]));
+  var claims = memo('c', parts[1], claimsOf);
   if (claims === null) return bad();
   if (claims.exp <= now) return { reason: 'expired', claims: claims };
   if (claims.aud !== hostName(values(host).pop() || '')) return { reason: 'wrong_sandbox', claims: claims };
@@ -140,7 +155,7 @@ async function decide(request, now) {
   if (result.claims.scope === 'read' && !readAllows(request)) return { reason: 'read_only', claims: result.claims };
   // The origin assertion the exchange set with this session: its payload names this token.
   var assertion = cookie(request.cookies, ORIGIN);
-  var payload = assertion ? jsonOf(assertion.split('.')[1]) : null;
+  var payload = assertion ? memo('a', assertion, function (t) { return jsonOf(t.split('.')[1]); }) : null;
   if (payload === null || payload.jti !== result.claims.jti || payload.sub !== result.claims.sub) return bad();
   result.assertion = assertion;
   return result;
@@ -155,9 +170,10 @@ function formDecode(text) {
 // x-preview-token, several or an unusable one as 'invalid' (never verifies).
 function takeToken(request) {
   var raw = request.rawQueryString();
+  if (!raw || (raw.indexOf('%') < 0 && raw.indexOf('mt') < 0)) return false;
   var kept = [];
   var found = [];
-  (raw ? raw.split('&') : []).forEach(function (piece) {
+  raw.split('&').forEach(function (piece) {
     var eq = piece.indexOf('=');
     if (formDecode(eq < 0 ? piece : piece.substring(0, eq)) === 'mt') found.push(eq < 0 ? '' : formDecode(piece.substring(eq + 1)));
     else kept.push(piece);
