@@ -5,7 +5,7 @@ import cf from 'cloudfront';
 
 var kvs = cf.kvs();
 var SESSION = '__Host-mp_session';
-var SESSION_ENDS = '__Host-mp_session_ends';
+var SESSION_ENDS = SESSION + '_ends';
 var ORIGIN = '__Host-mp_origin';
 var OURS = /^__host-mp_/i;
 var READ = ['GET', 'HEAD', 'OPTIONS'];
@@ -27,9 +27,9 @@ var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u21
   '\uff05': '%', '\uff0e': '.', '\uff0f': '/', '\uff1b': ';', '\uff3c': '\\', '\ud83c\udd00': '0.'};
 for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
-// Printable ASCII but % ; \ : such a path needs no folding or decoding.
+// Printable ASCII but % ; \: nothing to fold or decode.
 var PLAIN = /^[!-$&-:<-[\]-~]*$/;
-// The last result of a pure parse (kid, key, claims, assertion): the global scope may be reused.
+// The last result of each pure parse (the global scope may be reused).
 var LAST = {};
 function memo(kind, text, make) {
   var m = LAST[kind];
@@ -87,12 +87,12 @@ function segments(path) {
   var out = [];
   var parts = decoded.replace(/\\/g, '/').split('/');
   for (var i = 0; i < parts.length; i++) {
-    var segment = parts[i].split(';')[0];
+    var segment = plain ? parts[i] : parts[i].split(';')[0];
     if (segment === '' || segment === '.') continue;
     if (segment === '..') { out.pop(); continue; }
-    var trimmed = segment.replace(/^ +| +$/g, '').replace(/[. ]+$/, '');
+    var trimmed = plain && segment.slice(-1) !== '.' ? segment : segment.replace(/^ +| +$/g, '').replace(/[. ]+$/, '');
     if (!trimmed) return null;
-    out.push(ASCII.test(trimmed) ? trimmed.toLowerCase() : null);
+    out.push(plain || ASCII.test(trimmed) ? trimmed.toLowerCase() : null);
   }
   return out;
 }
@@ -141,7 +141,7 @@ async function verify(token, host, now) {
   var claims = memo('c', parts[1], claimsOf);
   if (claims === null) return bad();
   if (claims.exp <= now) return { reason: 'expired', claims: claims };
-  if (claims.aud !== hostName(values(host).pop() || '')) return { reason: 'wrong_sandbox', claims: claims };
+  if (claims.aud !== memo('o', values(host).pop() || '', hostName)) return { reason: 'wrong_sandbox', claims: claims };
   return { claims: claims };
 }
 async function decide(request, now) {
@@ -171,8 +171,7 @@ function formDecode(text) {
 function takeToken(request) {
   var raw = request.rawQueryString();
   if (!raw || (raw.indexOf('%') < 0 && raw.indexOf('mt') < 0)) return false;
-  var kept = [];
-  var found = [];
+  var kept = [], found = [];
   raw.split('&').forEach(function (piece) {
     var eq = piece.indexOf('=');
     if (formDecode(eq < 0 ? piece : piece.substring(0, eq)) === 'mt') found.push(eq < 0 ? '' : formDecode(piece.substring(eq + 1)));
@@ -192,7 +191,7 @@ async function handler(event) {
   var uri = request.uri;
   var reserved = uri.indexOf('/__preview/') === 0;
   if (takeToken(request) || reserved) {
-    if (!reserved && request.method === 'GET') request.uri = uri === '/' ? '/__preview/exchange' : '/__preview/exchange' + uri;
+    if (!reserved && request.method === 'GET') request.uri = '/__preview/exchange' + (uri === '/' ? '' : uri);
     return request;
   }
   var decision = await decide(request, Math.floor(Date.now() / 1000));
