@@ -1,5 +1,5 @@
-// PreviewEdge (viewer request): docs/architecture.md. `make edge` copies it into template.yaml
-// (!Sub fills the input path prefix). Mirror: local/preview_local/edge.py.
+// PreviewEdge, viewer request (docs/architecture.md); `make edge` copies it into template.yaml.
+// Mirror: local/preview_local/edge.py.
 import crypto from 'crypto';
 import cf from 'cloudfront';
 
@@ -40,14 +40,14 @@ var INPUT = segments('${InputPathPrefix}');
 
 // Canonical unpadded base64url: no unused bits set in the last character.
 var TAIL = { 2: /[AQgw]$/, 3: /[AEIMQUYcgkosw048]$/ };
-function b64(text, canonical) {
+function b64(text, lenient) {
   if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
   var rest = text.length % 4;
-  if (rest === 1 || (canonical && rest > 1 && !TAIL[rest].test(text))) return null;
+  if (rest === 1 || (!lenient && rest > 1 && !TAIL[rest].test(text))) return null;
   return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 function jsonOf(text) {
-  var raw = b64(text, true);
+  var raw = b64(text);
   if (raw === null) return null;
   try { var value = JSON.parse(raw.toString('utf8')); } catch (e) { return null; }
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
@@ -133,8 +133,8 @@ async function verify(token, host, now) {
   if (kid === null) return bad();
   var stored;
   try { stored = await kvs.get('key.' + kid); } catch (e) { return bad(); }
-  var key = typeof stored === 'string' ? memo('k', stored, b64) : null;
-  var signature = b64(parts[2], true);
+  var key = typeof stored === 'string' ? memo('k', stored, function (t) { return b64(t, 1); }) : null;
+  var signature = memo('s', parts[2], b64);
   if (key === null || signature === null) return bad();
   var expected = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
   if (!sameBytes(signature, expected)) return bad();
