@@ -20,7 +20,7 @@ var ASCII = /^[\x00-\x7f]*$/;
 var CONTROL = /[\x00-\x1f\x7f]/;
 var PERCENT = /%[0-9A-Fa-f]{2}/;
 var PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
-// What NFKC maps onto '.', '/', '\', ';' or '%' (access.NFKC_LOOKALIKES; a test keeps them equal).
+// NFKC lookalikes of . / \ ; % (access.NFKC_LOOKALIKES; a test keeps them equal).
 var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u2100': 'a/c', '\u2101': 'a/s',
   '\u2105': 'c/o', '\u2106': 'c/u', '\u33c2': 'a.m.', '\u33c7': 'Co.', '\u33d8': 'p.m.', '\ufe14': ';',
   '\ufe19': '...', '\ufe30': '..', '\ufe52': '.', '\ufe54': ';', '\ufe68': '\\', '\ufe6a': '%',
@@ -29,7 +29,7 @@ for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
 // Printable ASCII but % ; \: nothing to fold or decode.
 var PLAIN = /^[!-$&-:<-[\]-~]*$/;
-// The last result of each pure parse (the global scope may be reused).
+// Last result of each pure parse (the global scope may be reused).
 var LAST = {};
 function memo(kind, text, make) {
   var m = LAST[kind];
@@ -38,7 +38,7 @@ function memo(kind, text, make) {
 }
 var INPUT = segments('${InputPathPrefix}');
 
-// Canonical unpadded base64url: no unused bits set in the last character.
+// Canonical base64url: no unused bits set in the last character.
 var TAIL = { 2: /[AQgw]$/, 3: /[AEIMQUYcgkosw048]$/ };
 function b64(text, lenient) {
   if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
@@ -60,8 +60,8 @@ function sameBytes(a, b) {
 }
 function values(entry) {
   if (!entry) return [];
-  var many = entry.multiValue && entry.multiValue.length ? entry.multiValue : [entry];
-  return many.map(function (v) { return String(v.value || ''); });
+  var m = entry.multiValue;
+  return (m && m.length ? m : [entry]).map(function (v) { return String(v.value || ''); });
 }
 function cookie(cookies, name) {
   var v = (values(cookies[name]).pop() || '').trim();
@@ -85,7 +85,7 @@ function segments(path) {
     try { decoded = decoded.replace(PERCENT_RUN, decodeURIComponent); } catch (e) { return null; }
   }
   var out = [];
-  var parts = decoded.replace(/\\/g, '/').split('/');
+  var parts = (plain ? decoded : decoded.replace(/\\/g, '/')).split('/');
   for (var i = 0; i < parts.length; i++) {
     var segment = plain ? parts[i] : parts[i].split(';')[0];
     if (segment === '' || segment === '.') continue;
@@ -111,8 +111,8 @@ function readAllows(request) {
 function claimsOf(text) {
   var p = jsonOf(text);
   if (p === null) return null;
-  var strings = [p.aud, p.sub, p.tid, p.jti];
-  for (var i = 0; i < strings.length; i++) if (typeof strings[i] !== 'string' || strings[i] === '') return null;
+  var s = [p.aud, p.sub, p.tid, p.jti];
+  for (var i = 0; i < s.length; i++) if (typeof s[i] !== 'string' || s[i] === '') return null;
   if (!Number.isInteger(p.iat) || !Number.isInteger(p.exp)) return null;
   if (p.scope !== 'read' && p.scope !== 'interact') return null;
   if (!SANDBOX.test(p.sub) || p.aud.indexOf(p.sub + '.') !== 0) return null;
@@ -125,15 +125,15 @@ function kidOf(text) {
   if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return null;
   return typeof header.kid === 'string' && KID.test(header.kid) ? header.kid : null;
 }
+function partsOf(t) { return ASCII.test(t) ? t.slice(3).split('.') : null; }
 async function verify(token, host, now) {
-  if (token.indexOf('mp_') !== 0 || token.length > 4096 || !ASCII.test(token)) return bad();
-  var parts = token.slice(3).split('.');
-  if (parts.length !== 3) return bad();
+  var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? memo('t', token, partsOf) : null;
+  if (parts === null || parts.length !== 3) return bad();
   var kid = memo('h', parts[0], kidOf);
   if (kid === null) return bad();
   var stored;
   try { stored = await kvs.get('key.' + kid); } catch (e) { return bad(); }
-  var key = typeof stored === 'string' ? memo('k', stored, function (t) { return b64(t, 1); }) : null;
+  var key = memo('k', stored, function (t) { return b64(t, 1); });
   var signature = memo('s', parts[2], b64);
   if (key === null || signature === null) return bad();
   var expected = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
@@ -153,7 +153,7 @@ async function decide(request, now) {
   var result = await verify(token, request.headers.host, now);
   if (result.reason) return result;
   if (result.claims.scope === 'read' && !readAllows(request)) return { reason: 'read_only', claims: result.claims };
-  // The origin assertion the exchange set with this session: its payload names this token.
+  // The exchange's origin assertion for this session: its payload names this token.
   var assertion = cookie(request.cookies, ORIGIN);
   var payload = assertion ? memo('a', assertion, function (t) { return jsonOf(t.split('.')[1]); }) : null;
   if (payload === null || payload.jti !== result.claims.jti || payload.sub !== result.claims.sub) return bad();
@@ -166,7 +166,7 @@ function formDecode(text) {
     return String.fromCharCode(parseInt(hex, 16));
   });
 }
-// Every parameter API Gateway would decode to mt leaves the query; one usable value goes on in
+// Parameters API Gateway decodes to mt leave the query: one usable value goes on in
 // x-preview-token, several or an unusable one as 'invalid' (never verifies).
 function takeToken(request) {
   var raw = request.rawQueryString();
@@ -202,7 +202,9 @@ async function handler(event) {
     if (decision.claims) headers['x-preview-denial-sandbox'] = { value: decision.claims.sub };
     return request;
   }
-  for (var name in request.cookies) if (OURS.test(name)) delete request.cookies[name];
+  var cookies = {};
+  for (var name in request.cookies) if (!OURS.test(name)) cookies[name] = request.cookies[name];
+  request.cookies = cookies;
   headers['x-preview-assertion'] = { value: decision.assertion };
   cf.selectRequestOriginById('fleet-ingress');
   return request;
