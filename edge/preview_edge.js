@@ -28,7 +28,7 @@ var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u21
 for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
 // Printable ASCII but % ; \: nothing to fold or decode.
-var PLAIN = /^[!-$&-:<-[\]-~]*$/;
+var PLAIN = /^[!-$&-:<-\[\]-~]*$/;
 // Last result of each pure parse (the global scope may be reused).
 var LAST = {};
 function memo(kind, text, make) {
