@@ -1,11 +1,11 @@
-// PreviewEdge (viewer request, every path): docs/architecture.md. `make edge` writes this file
-// into template.yaml, where !Sub fills the input path prefix. Mirror: local/preview_local/edge.py.
+// PreviewEdge, viewer request (docs/architecture.md); `make edge` copies it into template.yaml.
+// Mirror: local/preview_local/edge.py.
 import crypto from 'crypto';
 import cf from 'cloudfront';
 
 var kvs = cf.kvs();
 var SESSION = '__Host-mp_session';
-var SESSION_ENDS = '__Host-mp_session_ends';
+var SESSION_ENDS = SESSION + '_ends';
 var ORIGIN = '__Host-mp_origin';
 var OURS = /^__host-mp_/i;
 var READ = ['GET', 'HEAD', 'OPTIONS'];
@@ -20,25 +20,34 @@ var ASCII = /^[\x00-\x7f]*$/;
 var CONTROL = /[\x00-\x1f\x7f]/;
 var PERCENT = /%[0-9A-Fa-f]{2}/;
 var PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
-// What NFKC maps onto '.', '/', '\', ';' or '%' (access.NFKC_LOOKALIKES; a test keeps them equal).
+// NFKC lookalikes of . / \ ; % (access.NFKC_LOOKALIKES; a test keeps them equal).
 var FOLD = {'\u037e': ';', '\u2024': '.', '\u2025': '..', '\u2026': '...', '\u2100': 'a/c', '\u2101': 'a/s',
   '\u2105': 'c/o', '\u2106': 'c/u', '\u33c2': 'a.m.', '\u33c7': 'Co.', '\u33d8': 'p.m.', '\ufe14': ';',
   '\ufe19': '...', '\ufe30': '..', '\ufe52': '.', '\ufe54': ';', '\ufe68': '\\', '\ufe6a': '%',
   '\uff05': '%', '\uff0e': '.', '\uff0f': '/', '\uff1b': ';', '\uff3c': '\\', '\ud83c\udd00': '0.'};
 for (var n = 1; n <= 20; n++) FOLD[String.fromCharCode(0x2487 + n)] = n + '.';
 var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33c7\u33d8\ufe14\ufe19\ufe30\ufe52\ufe54\ufe68\ufe6a\uff05\uff0e\uff0f\uff1b\uff3c]|\ud83c\udd00/g;
+// Printable ASCII but % ; \: nothing to fold or decode.
+var PLAIN = /^[!-$&-:<-\[\]-~]*$/;
+// Last result of each pure parse (the global scope may be reused).
+var LAST = {};
+function memo(kind, text, make) {
+  var m = LAST[kind];
+  if (!m || m.t !== text) m = LAST[kind] = { t: text, v: make(text) };
+  return m.v;
+}
 var INPUT = segments('${InputPathPrefix}');
 
-// Canonical unpadded base64url: no unused bits set in the last character.
+// Canonical base64url: no unused bits set in the last character.
 var TAIL = { 2: /[AQgw]$/, 3: /[AEIMQUYcgkosw048]$/ };
-function b64(text, canonical) {
+function b64(text, lenient) {
   if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
   var rest = text.length % 4;
-  if (rest === 1 || (canonical && rest > 1 && !TAIL[rest].test(text))) return null;
+  if (rest === 1 || (!lenient && rest > 1 && !TAIL[rest].test(text))) return null;
   return Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
 }
 function jsonOf(text) {
-  var raw = b64(text, true);
+  var raw = b64(text);
   if (raw === null) return null;
   try { var value = JSON.parse(raw.toString('utf8')); } catch (e) { return null; }
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
@@ -51,12 +60,12 @@ function sameBytes(a, b) {
 }
 function values(entry) {
   if (!entry) return [];
-  var many = entry.multiValue && entry.multiValue.length ? entry.multiValue : [entry];
-  return many.map(function (v) { return String(v.value || ''); });
+  var m = entry.multiValue;
+  return (m && m.length ? m : [entry]).map(function (v) { return String(v.value || ''); });
 }
 function cookie(cookies, name) {
-  var all = values(cookies[name]);
-  return (all.length ? all[all.length - 1] : '').trim().replace(/^"+|"+$/g, '');
+  var v = (values(cookies[name]).pop() || '').trim();
+  return v.indexOf('"') < 0 ? v : v.replace(/^"+|"+$/g, '');
 }
 function hostName(host) {
   host = host.trim().toLowerCase();
@@ -67,7 +76,8 @@ function hostName(host) {
 // a null segment = non-ASCII, a wildcard.
 function segments(path) {
   var decoded = path || '/';
-  for (var n = 0; ; n++) {
+  var plain = PLAIN.test(decoded);
+  for (var n = 0; !plain; n++) {
     decoded = decoded.replace(FOLDS, function (c) { return FOLD[c]; });
     if (CONTROL.test(decoded)) return null;
     if (!PERCENT.test(decoded)) break;
@@ -75,14 +85,14 @@ function segments(path) {
     try { decoded = decoded.replace(PERCENT_RUN, decodeURIComponent); } catch (e) { return null; }
   }
   var out = [];
-  var parts = decoded.replace(/\\/g, '/').split('/');
+  var parts = (plain ? decoded : decoded.replace(/\\/g, '/')).split('/');
   for (var i = 0; i < parts.length; i++) {
-    var segment = parts[i].split(';')[0];
+    var segment = plain ? parts[i] : parts[i].split(';')[0];
     if (segment === '' || segment === '.') continue;
     if (segment === '..') { out.pop(); continue; }
-    var trimmed = segment.replace(/^ +| +$/g, '').replace(/[. ]+$/, '');
+    var trimmed = plain && segment.slice(-1) !== '.' ? segment : segment.replace(/^ +| +$/g, '').replace(/[. ]+$/, '');
     if (!trimmed) return null;
-    out.push(ASCII.test(trimmed) ? trimmed.toLowerCase() : null);
+    out.push(plain || ASCII.test(trimmed) ? trimmed.toLowerCase() : null);
   }
   return out;
 }
@@ -98,35 +108,40 @@ function readAllows(request) {
   for (var i = 0; i < INPUT.length; i++) if (path[i] !== null && path[i] !== INPUT[i]) return true;
   return false;
 }
-function claimsOf(p) {
+function claimsOf(text) {
+  var p = jsonOf(text);
   if (p === null) return null;
-  var strings = [p.aud, p.sub, p.tid, p.jti];
-  for (var i = 0; i < strings.length; i++) if (typeof strings[i] !== 'string' || strings[i] === '') return null;
+  var s = [p.aud, p.sub, p.tid, p.jti];
+  for (var i = 0; i < s.length; i++) if (typeof s[i] !== 'string' || s[i] === '') return null;
   if (!Number.isInteger(p.iat) || !Number.isInteger(p.exp)) return null;
   if (p.scope !== 'read' && p.scope !== 'interact') return null;
   if (!SANDBOX.test(p.sub) || p.aud.indexOf(p.sub + '.') !== 0) return null;
   return p;
 }
+function kidOf(text) {
+  var header = jsonOf(text);
+  if (header === null) return null;
+  for (var name in header) if (HEADER_NAMES.indexOf(name) < 0) return null;
+  if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return null;
+  return typeof header.kid === 'string' && KID.test(header.kid) ? header.kid : null;
+}
+function partsOf(t) { return ASCII.test(t) ? t.slice(3).split('.') : null; }
 async function verify(token, host, now) {
-  if (token.indexOf('mp_') !== 0 || token.length > 4096 || !ASCII.test(token)) return bad();
-  var parts = token.slice(3).split('.');
-  if (parts.length !== 3) return bad();
-  var header = jsonOf(parts[0]);
-  if (header === null) return bad();
-  for (var name in header) if (HEADER_NAMES.indexOf(name) < 0) return bad();
-  if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return bad();
-  if (typeof header.kid !== 'string' || !KID.test(header.kid)) return bad();
+  var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? memo('t', token, partsOf) : null;
+  if (parts === null || parts.length !== 3) return bad();
+  var kid = memo('h', parts[0], kidOf);
+  if (kid === null) return bad();
   var stored;
-  try { stored = await kvs.get('key.' + header.kid); } catch (e) { return bad(); }
-  var key = b64(stored, false);
-  var signature = b64(parts[2], true);
+  try { stored = await kvs.get('key.' + kid); } catch (e) { return bad(); }
+  var key = memo('k', stored, function (t) { return b64(t, 1); });
+  var signature = memo('s', parts[2], b64);
   if (key === null || signature === null) return bad();
   var expected = crypto.createHmac('sha256', key).update(parts[0] + '.' + parts[1]).digest();
   if (!sameBytes(signature, expected)) return bad();
-  var claims = claimsOf(jsonOf(parts[1]));
+  var claims = memo('c', parts[1], claimsOf);
   if (claims === null) return bad();
   if (claims.exp <= now) return { reason: 'expired', claims: claims };
-  if (claims.aud !== hostName(values(host).pop() || '')) return { reason: 'wrong_sandbox', claims: claims };
+  if (claims.aud !== memo('o', values(host).pop() || '', hostName)) return { reason: 'wrong_sandbox', claims: claims };
   return { claims: claims };
 }
 async function decide(request, now) {
@@ -138,9 +153,9 @@ async function decide(request, now) {
   var result = await verify(token, request.headers.host, now);
   if (result.reason) return result;
   if (result.claims.scope === 'read' && !readAllows(request)) return { reason: 'read_only', claims: result.claims };
-  // The origin assertion the exchange set with this session: its payload names this token.
+  // The exchange's origin assertion for this session: its payload names this token.
   var assertion = cookie(request.cookies, ORIGIN);
-  var payload = assertion ? jsonOf(assertion.split('.')[1]) : null;
+  var payload = assertion ? memo('a', assertion, function (t) { return jsonOf(t.split('.')[1]); }) : null;
   if (payload === null || payload.jti !== result.claims.jti || payload.sub !== result.claims.sub) return bad();
   result.assertion = assertion;
   return result;
@@ -151,13 +166,13 @@ function formDecode(text) {
     return String.fromCharCode(parseInt(hex, 16));
   });
 }
-// Every parameter API Gateway would decode to mt leaves the query; one usable value goes on in
+// Parameters API Gateway decodes to mt leave the query: one usable value goes on in
 // x-preview-token, several or an unusable one as 'invalid' (never verifies).
 function takeToken(request) {
   var raw = request.rawQueryString();
-  var kept = [];
-  var found = [];
-  (raw ? raw.split('&') : []).forEach(function (piece) {
+  if (!raw || (raw.indexOf('%') < 0 && raw.indexOf('mt') < 0)) return false;
+  var kept = [], found = [];
+  raw.split('&').forEach(function (piece) {
     var eq = piece.indexOf('=');
     if (formDecode(eq < 0 ? piece : piece.substring(0, eq)) === 'mt') found.push(eq < 0 ? '' : formDecode(piece.substring(eq + 1)));
     else kept.push(piece);
@@ -176,7 +191,7 @@ async function handler(event) {
   var uri = request.uri;
   var reserved = uri.indexOf('/__preview/') === 0;
   if (takeToken(request) || reserved) {
-    if (!reserved && request.method === 'GET') request.uri = uri === '/' ? '/__preview/exchange' : '/__preview/exchange' + uri;
+    if (!reserved && request.method === 'GET') request.uri = '/__preview/exchange' + (uri === '/' ? '' : uri);
     return request;
   }
   var decision = await decide(request, Math.floor(Date.now() / 1000));
@@ -187,7 +202,9 @@ async function handler(event) {
     if (decision.claims) headers['x-preview-denial-sandbox'] = { value: decision.claims.sub };
     return request;
   }
-  for (var name in request.cookies) if (OURS.test(name)) delete request.cookies[name];
+  var cookies = {};
+  for (var name in request.cookies) if (!OURS.test(name)) cookies[name] = request.cookies[name];
+  request.cookies = cookies;
   headers['x-preview-assertion'] = { value: decision.assertion };
   cf.selectRequestOriginById('fleet-ingress');
   return request;
