@@ -285,7 +285,7 @@ class IngressProxy:
     def _finish(
         self, log: _Log, route: str, response: web.StreamResponse, **fields: Any
     ) -> web.StreamResponse:
-        self._metrics.requests.labels(route=route, status=str(response.status)).inc()
+        self._metrics.count_request(route, response.status)
         log.fields.update(status=response.status, **fields)
         log.write()
         return response
