@@ -224,15 +224,15 @@ def main() -> None:
     through = {"X-Preview-Ingress-Secret": SECRET, "X-Preview-Assertion": _assertion()}
     small: list[tuple[float, float]] = []
     large: list[tuple[float, float]] = []
-    # CPU seconds per round: (app direct), (app, ingress) through the ingress.
-    small_cpu: list[tuple[float, float, float]] = []
-    large_cpu: list[tuple[float, float, float]] = []
+    # CPU seconds per round: client and app direct, then client, app and ingress through the ingress.
+    small_cpu: list[tuple[float, ...]] = []
+    large_cpu: list[tuple[float, ...]] = []
     with (
         _child("upstream") as (app_port, app_pid),
         _child("ingress", f"http://127.0.0.1:{app_port}") as (ingress_port, ingress_pid),
     ):
         direct, ingress = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{ingress_port}"
-        pids = (app_pid, ingress_pid)
+        pids = (os.getpid(), app_pid, ingress_pid)  # this process is the client
         for index in range(ROUNDS):
             for rate_of, path, rates, cpus in (
                 (_small_rate, "/small", small, small_cpu),
@@ -246,8 +246,7 @@ def main() -> None:
                     sides.reverse()  # alternate which goes first: no order bias on a loaded machine
                 measured = {side: _measured(rate_of, url, headers, pids) for side, url, headers in sides}
                 rates.append((measured["direct"][0], measured["ingress"][0]))
-                app_cpu, ingress_cpu = measured["ingress"][1]
-                cpus.append((measured["direct"][1][0], app_cpu, ingress_cpu))
+                cpus.append((*measured["direct"][1][:2], *measured["ingress"][1]))
     small_ratio = statistics.median(via / base for base, via in small)
     large_ratio = statistics.median(via / base for base, via in large)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -264,9 +263,10 @@ def main() -> None:
     )
     requests = SMALL_REQUESTS + CONCURRENCY * WARMUP  # the warm-up's are in the CPU time too
     print(
-        f"    CPU per request: app {_per(small_cpu, 0, requests) * 1e6:,.0f} us direct; "
-        f"through the ingress, app {_per(small_cpu, 1, requests) * 1e6:,.0f} us "
-        f"+ ingress {_per(small_cpu, 2, requests) * 1e6:,.0f} us"
+        f"    CPU per request: direct, client {_per(small_cpu, 0, requests)} "
+        f"+ app {_per(small_cpu, 1, requests)}; "
+        f"through, client {_per(small_cpu, 2, requests)} + app {_per(small_cpu, 3, requests)} "
+        f"+ ingress {_per(small_cpu, 4, requests)}"
     )
     print(
         f"  100 MB download: direct {statistics.median(b for b, _ in large) / 1e6:,.0f} MB/s, "
@@ -277,15 +277,18 @@ def main() -> None:
 
     megabytes = DOWNLOAD_BYTES / 1e6
     print(
-        f"    CPU per MB: app {_per(large_cpu, 0, megabytes) * 1e6:,.0f} us direct; "
-        f"through the ingress, app {_per(large_cpu, 1, megabytes) * 1e6:,.0f} us "
-        f"+ ingress {_per(large_cpu, 2, megabytes) * 1e6:,.0f} us"
+        f"    CPU per MB: direct, client {_per(large_cpu, 0, megabytes)} "
+        f"+ app {_per(large_cpu, 1, megabytes)}; "
+        f"through, client {_per(large_cpu, 2, megabytes)} + app {_per(large_cpu, 3, megabytes)} "
+        f"+ ingress {_per(large_cpu, 4, megabytes)}"
     )
 
 
-def _per(cpus: list[tuple[float, float, float]], column: int, units: float) -> float:
-    """Median over the rounds of one process's CPU seconds per unit (request, MB)."""
-    return statistics.median(row[column] / units for row in cpus)
+def _per(cpus: list[tuple[float, ...]], column: int, units: float) -> str:
+    """Median over the rounds of one process's CPU time per unit (request, MB), in microseconds.
+
+    ``/proc`` counts in clock ticks (10 ms): per 100 MB, that is ±100 us per MB."""
+    return f"{statistics.median(row[column] / units for row in cpus) * 1e6:,.0f} us"
 
 
 if __name__ == "__main__":
