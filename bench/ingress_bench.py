@@ -10,6 +10,8 @@ and then through the ingress:
   requests per second through the ingress / direct (target ≥ 0.5);
 * a 100 MB DOWNLOAD: bytes per second through the ingress / direct (target ≥ 0.8).
 
+The ingress writes its access log line per request (to ``/dev/null``), as in production.
+
 Fair by construction: the same client code and concurrency both ways, both measured in the same
 round, the order alternating round to round (direct first, then ingress first), and every
 connection warmed before timing (all ``CONCURRENCY`` keep-alive connections, and through them the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -104,6 +107,15 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
+
+    # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of
+    # stderr: a production ingress pays for its log line, so the bench does too.
+    access_log = logging.getLogger("preview_ingress")
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
     from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 
     keys = StaticJwks(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))]))
