@@ -10,8 +10,16 @@ and then through the ingress:
   requests per second through the ingress / direct (target ≥ 0.5);
 * a 100 MB DOWNLOAD: bytes per second through the ingress / direct (target ≥ 0.8).
 
-Medians of the rounds' ratios. The client shares the machine with both servers, so absolute
-figures say little; the ratios are the result. It reports, it does not fail.
+The ingress writes its access log line per request (to ``/dev/null``), as in production.
+
+Fair by construction: the same client code and concurrency both ways, both measured in the same
+round, the order alternating round to round (direct first, then ingress first), and every
+connection warmed before timing (all ``CONCURRENCY`` keep-alive connections, and through them the
+ingress's pool to the app). Medians of the rounds' ratios. The client shares the machine with both
+servers, so absolute figures say little; the ratios are the result. Beside them it prints the CPU
+time each server process spent per small GET and per MB downloaded (``/proc``, Linux): what the
+ingress costs whatever the scheduler does with three busy processes on a loaded machine. It
+reports, it does not fail.
 """
 
 from __future__ import annotations
@@ -19,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,7 +52,8 @@ from bench import quiet
 
 ROUNDS = 5
 CONCURRENCY = 16
-SMALL_REQUESTS = 2000
+SMALL_REQUESTS = 4000
+WARMUP = 20  # requests per connection before timing
 DOWNLOAD_BYTES = 100 * 1024 * 1024
 TARGET_SMALL = 0.5
 TARGET_DOWNLOAD = 0.8
@@ -97,6 +107,15 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
+
+    # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of
+    # stderr: a production ingress pays for its log line, so the bench does too.
+    access_log = logging.getLogger("preview_ingress")
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
     from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 
     keys = StaticJwks(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))]))
@@ -115,13 +134,14 @@ def serve_ingress(upstream: str) -> None:
 
 
 @contextmanager
-def _child(*argv: str) -> Iterator[int]:
+def _child(*argv: str) -> Iterator[tuple[int, int]]:
+    """A server process: ``(port, pid)``."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.ingress_bench", *argv], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
-        yield int(process.stdout.readline())
+        yield int(process.stdout.readline()), process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -158,14 +178,14 @@ async def _small_rate(url: str, headers: dict[str, str]) -> float:
                     await response.read()
                     assert response.status == 200, response.status
 
-        await worker_warmup(session, url)
+        await asyncio.gather(*(worker_warmup(session, url) for _ in range(CONCURRENCY)))
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return SMALL_REQUESTS / (time.perf_counter() - started)
 
 
 async def worker_warmup(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(50):
+    for _ in range(WARMUP):
         async with session.get(url) as response:
             await response.read()
 
@@ -183,6 +203,28 @@ async def _download_rate(url: str, headers: dict[str, str]) -> float:
     return received / elapsed
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``), 0 where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(
+    rate_of: Callable[[str, dict[str, str]], Coroutine[Any, Any, float]],
+    url: str,
+    headers: dict[str, str],
+    pids: tuple[int, ...],
+) -> tuple[float, tuple[float, ...]]:
+    """The rate measured at ``url``, and the CPU seconds each of ``pids`` spent meanwhile."""
+    before = [_cpu_seconds(pid) for pid in pids]
+    rate = asyncio.run(rate_of(url, headers))
+    return rate, tuple(_cpu_seconds(pid) - was for pid, was in zip(pids, before, strict=True))
+
+
 def main() -> None:
     quiet.silence()
     if sys.argv[1:2] == ["upstream"]:
@@ -194,21 +236,29 @@ def main() -> None:
     through = {"X-Preview-Ingress-Secret": SECRET, "X-Preview-Assertion": _assertion()}
     small: list[tuple[float, float]] = []
     large: list[tuple[float, float]] = []
-    with _child("upstream") as app_port, _child("ingress", f"http://127.0.0.1:{app_port}") as ingress_port:
+    # CPU seconds per round: client and app direct, then client, app and ingress through the ingress.
+    small_cpu: list[tuple[float, ...]] = []
+    large_cpu: list[tuple[float, ...]] = []
+    with (
+        _child("upstream") as (app_port, app_pid),
+        _child("ingress", f"http://127.0.0.1:{app_port}") as (ingress_port, ingress_pid),
+    ):
         direct, ingress = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{ingress_port}"
-        for _ in range(ROUNDS):
-            small.append(
-                (
-                    asyncio.run(_small_rate(f"{direct}/small", {})),
-                    asyncio.run(_small_rate(f"{ingress}/small", through)),
-                )
-            )
-            large.append(
-                (
-                    asyncio.run(_download_rate(f"{direct}/download", {})),
-                    asyncio.run(_download_rate(f"{ingress}/download", through)),
-                )
-            )
+        pids = (os.getpid(), app_pid, ingress_pid)  # this process is the client
+        for index in range(ROUNDS):
+            for rate_of, path, rates, cpus in (
+                (_small_rate, "/small", small, small_cpu),
+                (_download_rate, "/download", large, large_cpu),
+            ):
+                sides: list[tuple[str, str, dict[str, str]]] = [
+                    ("direct", f"{direct}{path}", {}),
+                    ("ingress", f"{ingress}{path}", through),
+                ]
+                if index % 2:
+                    sides.reverse()  # alternate which goes first: no order bias on a loaded machine
+                measured = {side: _measured(rate_of, url, headers, pids) for side, url, headers in sides}
+                rates.append((measured["direct"][0], measured["ingress"][0]))
+                cpus.append((*measured["direct"][1][:2], *measured["ingress"][1]))
     small_ratio = statistics.median(via / base for base, via in small)
     large_ratio = statistics.median(via / base for base, via in large)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -223,12 +273,34 @@ def main() -> None:
         f"ingress {statistics.median(v for _, v in small):,.0f} req/s, "
         f"ratio {small_ratio:.2f} (target >= {TARGET_SMALL}: {small_verdict})"
     )
+    requests = SMALL_REQUESTS + CONCURRENCY * WARMUP  # the warm-up's are in the CPU time too
+    print(
+        f"    CPU per request: direct, client {_per(small_cpu, 0, requests)} "
+        f"+ app {_per(small_cpu, 1, requests)}; "
+        f"through, client {_per(small_cpu, 2, requests)} + app {_per(small_cpu, 3, requests)} "
+        f"+ ingress {_per(small_cpu, 4, requests)}"
+    )
     print(
         f"  100 MB download: direct {statistics.median(b for b, _ in large) / 1e6:,.0f} MB/s, "
         f"ingress {statistics.median(v for _, v in large) / 1e6:,.0f} MB/s, "
         f"ratio {large_ratio:.2f} (target >= {TARGET_DOWNLOAD}: "
         f"{'met' if large_ratio >= TARGET_DOWNLOAD else 'MISSED'})"
     )
+
+    megabytes = DOWNLOAD_BYTES / 1e6
+    print(
+        f"    CPU per MB: direct, client {_per(large_cpu, 0, megabytes)} "
+        f"+ app {_per(large_cpu, 1, megabytes)}; "
+        f"through, client {_per(large_cpu, 2, megabytes)} + app {_per(large_cpu, 3, megabytes)} "
+        f"+ ingress {_per(large_cpu, 4, megabytes)}"
+    )
+
+
+def _per(cpus: list[tuple[float, ...]], column: int, units: float) -> str:
+    """Median over the rounds of one process's CPU time per unit (request, MB), in microseconds.
+
+    ``/proc`` counts in clock ticks (10 ms): per 100 MB, that is ±100 us per MB."""
+    return f"{statistics.median(row[column] / units for row in cpus) * 1e6:,.0f} us"
 
 
 if __name__ == "__main__":

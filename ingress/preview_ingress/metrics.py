@@ -7,6 +7,7 @@ format exactly (escaping, ``_total`` suffixes, ``# HELP``/``# TYPE``), which is 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -48,6 +49,16 @@ class IngressMetrics:
             registry=self.registry,
         )
         staleness_gauge.set_function(staleness)
+        # One child per (route, status): ``labels()`` validates and locks on every call, so the
+        # request path looks its counter up here instead (statuses are three digits: bounded).
+        self._request_counters: dict[tuple[str, int], Any] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        counter = self._request_counters.get((route, status))
+        if counter is None:
+            counter = self.requests.labels(route=route, status=str(status))
+            self._request_counters[(route, status)] = counter
+        counter.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -82,6 +82,10 @@ _CHUNK = 256 * 1024
 _READ_BUFFER = 1 << 20
 _SMALL_BODY = 64 * 1024
 _MAX_VERIFIED = 4096
+# ``read`` decisions remembered per (method, path, overrides): a pure function of them (the input
+# prefix is fixed), and a page's subresources repeat. Long paths are decided afresh, unremembered.
+_MAX_READ_DECISIONS = 4096
+_MAX_REMEMBERED_PATH = 512
 _VERIFIED_TTL_SECONDS = 60.0
 _DENIAL_STATUS = {DenialReason.UNAVAILABLE: 503, DenialReason.ORIGIN_UNREACHABLE: 502}
 _ASSERTION_REASONS = {
@@ -151,6 +155,7 @@ class IngressProxy:
         )
         self._input_prefix = input_path_segments(config.input_path_prefix)
         self._verified: dict[tuple[str, str], tuple[OriginAssertion, float]] = {}
+        self._read_decisions: dict[tuple[str, str, tuple[str, ...]], bool] = {}
         self._streams: set[_Stream] = set()
         self._session: aiohttp.ClientSession | None = None
         watch.on_poll = self.recheck_streams
@@ -229,10 +234,21 @@ class IngressProxy:
         if why is not None:
             raise RefusedError(DenialReason.REVOKED, "revoked", assertion)
         if assertion.scope == "read":
-            overrides = [v for name in METHOD_OVERRIDE_HEADERS for v in request.headers.getall(name, [])]
-            if not read_scope_allows(request.method, path, overrides, self._input_prefix):
+            overrides = tuple(v for name in METHOD_OVERRIDE_HEADERS for v in request.headers.getall(name, []))
+            if not self._read_allows(request.method, path, overrides):
                 raise RefusedError(DenialReason.READ_ONLY, "read_only", assertion)
         return assertion
+
+    def _read_allows(self, method: str, path: str, overrides: tuple[str, ...]) -> bool:
+        key = (method, path, overrides)
+        allowed = self._read_decisions.get(key)
+        if allowed is None:
+            allowed = read_scope_allows(method, path, overrides, self._input_prefix)
+            if len(path) <= _MAX_REMEMBERED_PATH:
+                if len(self._read_decisions) >= _MAX_READ_DECISIONS:
+                    self._read_decisions.clear()
+                self._read_decisions[key] = allowed
+        return allowed
 
     def _is_secret(self, presented: bytes) -> bool:
         matches = [hmac.compare_digest(presented, secret) for secret in self._secrets]  # each compared
@@ -285,7 +301,7 @@ class IngressProxy:
     def _finish(
         self, log: _Log, route: str, response: web.StreamResponse, **fields: Any
     ) -> web.StreamResponse:
-        self._metrics.requests.labels(route=route, status=str(response.status)).inc()
+        self._metrics.count_request(route, response.status)
         log.fields.update(status=response.status, **fields)
         log.write()
         return response
