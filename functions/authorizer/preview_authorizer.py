@@ -1,4 +1,5 @@
-"""Data-plane REQUEST authorizer: runs before every request to a sandbox host.
+"""The former per-request data-plane REQUEST authorizer; no route of the template runs it any more
+(the exchange routes run ``exchange_authorizer``, see docs/architecture.md).
 
 It never causes a 500. A refusal is a Deny policy whose context carries the access-denied page's
 texts (rendered by the ``ACCESS_DENIED`` Gateway Response, always 403). "Unavailable" (the key
@@ -38,49 +39,22 @@ from preview_tokens.data_plane.access import (
     fallback_token,
     query_carries_token,
 )
+from preview_tokens.data_plane.authorizer_answer import (
+    _POLICY_VERBS,
+    UNAVAILABLE_MESSAGE,
+    _api_stage_arn,
+    _header,
+    _policy,
+)
+from preview_tokens.data_plane.authorizer_answer import (
+    PreviewsUnavailableError as PreviewsUnavailableError,
+)
 from preview_tokens.data_plane.denial_page import denial_for
 from preview_tokens.data_plane.wiring import preview_gate
 from preview_tokens.observability import DENIALS, cloudfront_request_id, count, logger
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-# The HTTP verbs an execute-api policy names (Powertools' ``HttpVerb`` names and values).
-_POLICY_VERBS = {
-    "GET": "GET",
-    "POST": "POST",
-    "PUT": "PUT",
-    "PATCH": "PATCH",
-    "HEAD": "HEAD",
-    "DELETE": "DELETE",
-    "OPTIONS": "OPTIONS",
-    "ALL": "*",
-    "*": "*",
-}
-_POLICY_VERSION = "2012-10-17"
-# Any message but "Unauthorized" (which API Gateway turns into a 401).
-UNAVAILABLE_MESSAGE = "previews unavailable"
-
-
-class PreviewsUnavailableError(Exception):
-    """Raised to make API Gateway answer 503 (``AUTHORIZER_CONFIGURATION_ERROR``), never a Deny."""
-
-
-_INVOKE = "execute-api:Invoke"
-
-
-def _header(headers: Mapping[str, Any] | None, name: str, lower_name: str) -> str:
-    """A header's value, names compared case-insensitively (API Gateway keeps the client's case)."""
-    if not headers:
-        return ""
-    value = headers.get(name)
-    if value is None:
-        value = headers.get(lower_name)
-        if value is None:
-            for key, candidate in headers.items():
-                if key.lower() == lower_name:
-                    value = candidate
-    return value or ""
 
 
 def _method_overrides(event: Mapping[str, Any]) -> tuple[str, ...]:
@@ -114,29 +88,6 @@ def preview_request(event: Mapping[str, Any]) -> PreviewRequest:
         query_carries_token=query_carries_token(event.get("multiValueQueryStringParameters")),
         method_overrides=_method_overrides(event),
     )
-
-
-def _api_stage_arn(method_arn: str) -> str:
-    """``arn:<partition>:execute-api:<region>:<account>:<api>/<stage>`` of a method ARN.
-
-    Raises (IndexError/ValueError) on an ARN that is not ``...:<api>/<stage>/<verb>[/<path>]``.
-    Unlike Powertools' ``from_route_arn``, which always writes ``arn:aws:``, the partition is
-    the method ARN's own, so the policy also matches in ``aws-cn`` and ``aws-us-gov``.
-    """
-    arn_parts = method_arn.split(":", 5)
-    api_id, stage, _verb = arn_parts[5].split(":", 1)[0].split("/", 3)[:3]
-    return f"arn:{arn_parts[1]}:execute-api:{arn_parts[3]}:{arn_parts[4]}:{api_id}/{stage}"
-
-
-def _policy(principal_id: str, effect: str, resource: str, context: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "principalId": principal_id,
-        "policyDocument": {
-            "Version": _POLICY_VERSION,
-            "Statement": [{"Action": _INVOKE, "Effect": effect, "Resource": [resource]}],
-        },
-        "context": context,
-    }
 
 
 def origin_headers(decision: Decision) -> dict[str, str] | None:

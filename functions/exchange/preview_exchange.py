@@ -1,8 +1,12 @@
-"""The ``?mt=`` exchange: verify the token, set the session cookie, redirect without ``mt``.
+"""The ``?mt=`` exchange: set the session cookie the route's authorizer granted, redirect without ``mt``.
 
 Served on ``/__preview/exchange/{proxy+}`` (and the bare prefix for ``/``), where the edge
 sends every ``?mt=`` document request, with ``mt`` taken off the query and its value in
-``X-Preview-Token``. A bad token gets the access-denied page. The redirect goes through
+``X-Preview-Token``. The route's REQUEST authorizer (``exchange_authorizer``, identity source
+that header, no cache) verifies the token and always allows, its context carrying either the
+verified token and claims or the denial's reason: this function sets cookies only from that
+context (none: ``invalid_token``) and renders a refusal as the access-denied page, with the
+tenant's frame-ancestors that an API Gateway error page cannot carry. The redirect goes through
 ``/__preview/cookie-check/{proxy+}``, also served here: with the session cookie back it
 redirects on to the page, without it answers the cookies-blocked page. For a renewal (the embed
 helper's hidden frame at ``/__preview/exchange/__preview/renewed?mt=``) the check answers the
@@ -26,7 +30,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_tokens import observability
-from preview_tokens.data_plane.access import DenialReason, fallback_token
+from preview_tokens.data_plane.access import DenialReason
 from preview_tokens.data_plane.denial_page import (
     COOKIES_BLOCKED_SCRIPT_HASH,
     SCRIPT_HASH,
@@ -44,9 +48,9 @@ from preview_tokens.data_plane.exchange import (
     ExchangeDenied,
     SessionRenewed,
     check_session_cookie,
-    exchange_token,
+    grant_from_context,
 )
-from preview_tokens.data_plane.wiring import first_use_recorder, frame_ancestors, preview_gate
+from preview_tokens.data_plane.wiring import first_use_recorder, frame_ancestors
 from preview_tokens.observability import logger
 from preview_tokens.settings import data_plane_settings
 
@@ -183,35 +187,30 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.resource.startswith(COOKIE_CHECK_PATH):
         return cookie_check(request)
     query: dict[str, list[str]] = dict(request.multi_value_query_string_parameters or {})
-    token = fallback_token(event.get("headers")) or ""
-    host = _host(request)
-    try:
-        outcome = exchange_token(
-            preview_gate(),
-            token,
-            host,
-            (request.path_parameters or {}).get("proxy", ""),
-            query,
-        )
-    except Exception as error:
-        logger.exception("exchange failed closed", extra={"error_type": type(error).__name__})
-        outcome = ExchangeDenied(DenialReason.UNAVAILABLE, None)
+    # The route's authorizer verified X-Preview-Token (exchange_authorizer): its context is the
+    # only source of the session; the token is not verified again here. No context: invalid_token.
+    outcome = grant_from_context(
+        (event.get("requestContext") or {}).get("authorizer"),
+        (request.path_parameters or {}).get("proxy", ""),
+        query,
+    )
     if isinstance(outcome, ExchangeDenied):
         return denied_response(outcome, page_frame_ancestors(request, outcome.reason))
+    grant, token = outcome
     logger.info(
         "preview session started",
-        extra={"sandbox_id": outcome.claims.sandbox_id, "scope": outcome.claims.scope.value},
+        extra={"sandbox_id": grant.claims.sandbox_id, "scope": grant.claims.scope.value},
     )
     observability.count(observability.EXCHANGES)
     try:
         first_use_recorder().record(
-            outcome.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id
+            grant.claims, _embedding_origin(dict(request.headers or {})), request.request_context.request_id
         )
     except Exception as error:  # audit is not a gate: the session still starts
         logger.error("first use not recorded", extra={"error_type": type(error).__name__})
     return {
         "statusCode": int(HTTPStatus.FOUND),
-        "headers": {**_security_headers(page_frame_ancestors(request)), "Location": outcome.location},
-        "multiValueHeaders": {"Set-Cookie": outcome.set_cookies(token)},
+        "headers": {**_security_headers(page_frame_ancestors(request)), "Location": grant.location},
+        "multiValueHeaders": {"Set-Cookie": grant.set_cookies(token)},
         "body": "",
     }

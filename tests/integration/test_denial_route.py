@@ -13,11 +13,11 @@ import json
 import re
 from typing import Any
 
-import preview_exchange
 import pytest
 
 from tests.support.deployment import OTHER_SANDBOX, SANDBOX, TENANT, Deployment, fleet_verifier
 from tests.support.events import lambda_context, load_event, set_header
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import token_for
 from tests.support.responses import HttpResponse, from_proxy_result
 
@@ -29,7 +29,7 @@ def denied(reason: str, sandbox: str = "", host: str | None = None) -> HttpRespo
     event = load_event("exchange_denied", reason=reason, sandbox=sandbox)
     if host is not None:
         event = set_header(event, "Host", host)
-    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+    return from_proxy_result(exchange_handler(event, lambda_context()))
 
 
 def posted_event(page: str) -> dict[str, Any]:
@@ -114,9 +114,7 @@ def test_unavailable_is_a_503_to_retry(deployment: Deployment) -> None:
 
 def exchanged_assertion(token: str) -> str:
     """The origin assertion the exchange sets as ``__Host-mp_origin`` for ``token``."""
-    response = from_proxy_result(
-        preview_exchange.lambda_handler(load_event("exchange_mt", token=token), lambda_context())
-    )
+    response = from_proxy_result(exchange_handler(load_event("exchange_mt", token=token), lambda_context()))
     (assertion,) = [
         c.partition(";")[0].partition("=")[2]
         for c in response.multi_header("Set-Cookie")

@@ -9,7 +9,6 @@ import re
 import time
 from typing import Any
 
-import preview_exchange
 import pytest
 from preview_local.edge import UNUSABLE_TOKEN
 from preview_tokens.data_plane.denial_page import COOKIES_BLOCKED_SCRIPT_HASH
@@ -17,12 +16,13 @@ from preview_tokens.data_plane.denial_page import COOKIES_BLOCKED_SCRIPT_HASH
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment
 from tests.support.events import lambda_context, load_event, set_header
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import change_char, host_of, token_for
 from tests.support.responses import HttpResponse, from_proxy_result
 
 
 def exchange(event: dict[str, Any]) -> HttpResponse:
-    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+    return from_proxy_result(exchange_handler(event, lambda_context()))
 
 
 def cookie_attributes(set_cookie: str) -> tuple[str, str, dict[str, str]]:
@@ -157,11 +157,14 @@ def test_a_token_opened_on_another_sandboxs_host_is_refused(deployment: Deployme
 
 
 def test_no_mt_at_all_is_refused(deployment: Deployment) -> None:
+    """API Gateway answers UNAUTHORIZED without X-Preview-Token (test_local_gateway); an exchange
+    reached without the authorizer's context anyway fails closed."""
     event = load_event("exchange_mt_root", token="")
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
     response = exchange(event)
     assert response.status == 403
-    assert embedded_event(response.body)["reason"] == "no_token"
+    assert response.header("Set-Cookie") is None
+    assert embedded_event(response.body)["reason"] == "invalid_token"
 
 
 def test_signing_keys_unreachable_is_a_503_page_not_a_500(
@@ -183,7 +186,7 @@ def test_the_token_is_read_from_the_edges_header_whatever_the_query_says(deploym
     event = set_header(load_event("exchange_mt_root", token=""), "x-preview-token", None)
     event["queryStringParameters"] = {"mt": token}
     event["multiValueQueryStringParameters"] = {"mt": [token]}
-    assert embedded_event(exchange(event).body)["reason"] == "no_token"
+    assert embedded_event(exchange(event).body)["reason"] == "invalid_token"
     # the header, whatever its case
     event = set_header(load_event("exchange_mt_root", token=""), "X-Preview-Token", token)
     assert exchange(event).status == 302

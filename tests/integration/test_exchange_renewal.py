@@ -13,12 +13,12 @@ import json
 import re
 from typing import Any
 
-import preview_exchange
 from preview_tokens.data_plane.denial_page import SCRIPT_HASH
 
 from tests.integration.test_exchange import cookie_attributes, embedded_event, jwt_exp
 from tests.support.deployment import Deployment
 from tests.support.events import lambda_context, load_event, set_header
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import host_of, token_for
 from tests.support.responses import HttpResponse, from_proxy_result
 
@@ -26,7 +26,7 @@ RENEWED = "__preview/renewed"
 
 
 def exchange(event: dict[str, Any]) -> HttpResponse:
-    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+    return from_proxy_result(exchange_handler(event, lambda_context()))
 
 
 def at_renewal_path(event: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -54,6 +54,14 @@ def exchange_function() -> FakeFunction:
     return FakeFunction({"statusCode": 302, "headers": {"Location": "/"}, "body": ""})
 
 
+# The exchange route's authorizer (identity source X-Preview-Token): an Allow for any method ARN.
+ALLOW = {
+    "principalId": "p",
+    "policyDocument": {"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}]},
+}
+TOKEN_HEADER = ("X-Preview-Token", "mp_x")
+
+
 def viewer(
     method: str, path: str, query: str = "", *headers: tuple[str, str], body: bytes = b""
 ) -> HttpRequest:
@@ -78,9 +86,10 @@ def test_hop_by_hop_headers_and_upgrade_never_reach_the_function(data_plane: Res
         "Proxy-Authenticate": "Basic",
         "Proxy-Authorization": "Basic cHJveHk6c2VjcmV0",
     }
-    sent = viewer("GET", EXCHANGE_PATH, "", *dropped.items(), ("X-App", "kept"))
+    sent = viewer("GET", EXCHANGE_PATH, "", *dropped.items(), ("X-App", "kept"), TOKEN_HEADER)
 
-    RestApiGateway(data_plane, {"ExchangeFunction": exchange}, 3999).handle(sent)
+    functions = {"ExchangeFunction": exchange, "PreviewAuthorizerFunction": FakeFunction(ALLOW)}
+    RestApiGateway(data_plane, functions, 3999).handle(sent)
 
     event_headers = {name.lower() for name in exchange.events[-1]["headers"]}
     assert not event_headers & {name.lower() for name in dropped}
@@ -92,11 +101,12 @@ def test_hop_by_hop_headers_and_upgrade_never_reach_the_function(data_plane: Res
 
 def test_request_line_and_header_values_are_limited_to_10240_bytes(data_plane: RestApi) -> None:
     exchange = exchange_function()
-    gateway = RestApiGateway(data_plane, {"ExchangeFunction": exchange}, 3999)
-    at_limit = viewer("GET", EXCHANGE_PATH, "", ("X-Big", ""))
+    functions = {"ExchangeFunction": exchange, "PreviewAuthorizerFunction": FakeFunction(ALLOW)}
+    gateway = RestApiGateway(data_plane, functions, 3999)
+    at_limit = viewer("GET", EXCHANGE_PATH, "", TOKEN_HEADER, ("X-Big", ""))
     filler = "x" * (HEADER_LIMIT_BYTES - request_size(at_limit))
-    at_limit = viewer("GET", EXCHANGE_PATH, "", ("X-Big", filler))
-    over = viewer("GET", EXCHANGE_PATH, "", ("X-Big", filler + "x"))
+    at_limit = viewer("GET", EXCHANGE_PATH, "", TOKEN_HEADER, ("X-Big", filler))
+    over = viewer("GET", EXCHANGE_PATH, "", TOKEN_HEADER, ("X-Big", filler + "x"))
     assert request_size(at_limit) == HEADER_LIMIT_BYTES
 
     assert gateway.handle(at_limit).status == 302

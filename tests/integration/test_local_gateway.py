@@ -137,6 +137,14 @@ def deny(reason: DenialReason, sandbox_id: str | None = None) -> dict[str, Any]:
     return answer
 
 
+TOKEN_HEADER = (("X-Preview-Token", "mp_x"),)
+# What the exchange authorizer answers (always an Allow; the refusal, if any, is in its context).
+ALLOW_ANY: dict[str, Any] = {
+    "principalId": "p",
+    "policyDocument": {"Statement": [{"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}]},
+}
+
+
 def gateway(api: RestApi, **functions: FakeFunction) -> RestApiGateway:
     return RestApiGateway(api, functions, PORT)
 
@@ -253,11 +261,29 @@ def test_data_plane_routes_come_from_the_preview_api_definition(
 
 
 @pytest.mark.parametrize("path", ["/", "/app.js", "/input/keys", "/@vite/client"])
-def test_no_sandbox_path_is_a_route_of_the_preview_api_and_no_route_runs_an_authorizer(
+def test_no_sandbox_path_is_a_route_of_the_preview_api_and_only_the_exchange_runs_the_authorizer(
     data_plane: RestApi, path: str
 ) -> None:
     assert data_plane.match("GET", path) is None
-    assert all(method.authorizer is None for r in data_plane.resources for method in r.methods.values())
+    guarded = {r.path: m.authorizer for r in data_plane.resources for m in r.methods.values() if m.authorizer}
+    assert set(guarded) == {"/__preview/exchange", "/__preview/exchange/{proxy+}"}
+    for authorizer in guarded.values():
+        assert (authorizer.function_name, authorizer.result_ttl_seconds, authorizer.identity_sources) == (
+            "PreviewAuthorizerFunction",
+            0,
+            ("method.request.header.X-Preview-Token",),
+        )
+
+
+def test_the_exchange_without_x_preview_token_gets_the_static_no_token_page(data_plane: RestApi) -> None:
+    """The identity source missing: API Gateway answers UNAUTHORIZED without calling the authorizer."""
+    authorizer, exchange = FakeFunction(allow()), FakeFunction({"statusCode": 302, "body": ""})
+    response = gateway(data_plane, PreviewAuthorizerFunction=authorizer, ExchangeFunction=exchange).handle(
+        request("GET", "/__preview/exchange/app")
+    )
+    assert (response.status, authorizer.events, exchange.events) == (403, [], [])
+    assert response.body.decode() == render_page(denial_for(DenialReason.NO_TOKEN, None))
+    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +300,9 @@ def test_a_proxy_path_parameter_reaches_the_function_as_sent(
     ``/posts/%40`` arrives as ``%40``; middleapi/standard-server#93 on live captures), never re-encoded."""
     exchange = FakeFunction({"statusCode": 302, "headers": {"Location": "/"}, "body": ""})
 
-    gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", path))
+    gateway(data_plane, ExchangeFunction=exchange, PreviewAuthorizerFunction=FakeFunction(ALLOW_ANY)).handle(
+        request("GET", path, headers=TOKEN_HEADER)
+    )
 
     assert exchange.events[0]["pathParameters"] == {"proxy": proxy}
     assert exchange.events[0]["path"] == path
@@ -399,20 +427,14 @@ def test_context_values_reach_templates_as_text() -> None:
 # ----------------------------------------------------------------- gateway responses
 
 
-@pytest.mark.parametrize(
-    ("reason", "sandbox_id"),
-    [(DenialReason.EXPIRED, "sbx-demo"), (DenialReason.NO_TOKEN, None), (DenialReason.READ_ONLY, "sbx-demo")],
-)
-def test_a_deny_renders_the_templates_access_denied_page_from_the_authorizer_context(
-    guarded: RestApi, reason: DenialReason, sandbox_id: str | None
+def test_a_deny_gets_api_gateways_default_access_denied_the_template_customizes_none(
+    guarded: RestApi,
 ) -> None:
-    authorizer = FakeFunction(deny(reason, sandbox_id))
+    """The exchange's authorizer always allows (its refusals are the exchange's pages)."""
+    authorizer = FakeFunction(deny(DenialReason.EXPIRED, "sbx-demo"))
     response = gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
     assert response.status == 403
-    assert response.body.decode() == render_page(denial_for(reason, sandbox_id))
-    assert response.header("Content-Type") == "text/html; charset=utf-8"
-    assert response.header("Content-Security-Policy") == content_security_policy(FRAME_ANCESTORS)
-    assert response.header("Cache-Control") == "no-store"
+    assert json.loads(response.body) == {"message": "User is not authorized to access this resource"}
 
 
 @pytest.mark.parametrize(
@@ -426,11 +448,11 @@ def test_an_authorizer_that_fails_renders_the_unavailable_page(guarded: RestApi,
     assert response.body.decode() == authorizer_failure_page()
 
 
-def test_an_authorizer_raising_unauthorized_is_a_401(guarded: RestApi) -> None:
+def test_an_authorizer_raising_unauthorized_is_the_templates_unauthorized_response(guarded: RestApi) -> None:
     authorizer = FakeFunction(RuntimeError("Unauthorized"))
     response = gateway(guarded, PreviewAuthorizerFunction=authorizer).handle(request("GET", "/app"))
-    assert response.status == 401
-    assert json.loads(response.body) == {"message": "Unauthorized"}
+    assert response.status == 403
+    assert response.body.decode() == render_page(denial_for(DenialReason.NO_TOKEN, None))
 
 
 def test_template_references_are_substituted_and_unknown_ones_render_empty() -> None:
@@ -516,8 +538,9 @@ def test_the_exchange_gets_a_proxy_event_and_its_answer_is_returned(data_plane: 
             "body": "",
         }
     )
-    response = gateway(data_plane, ExchangeFunction=exchange).handle(
-        request("GET", "/__preview/exchange/app", "mt=mp_x")
+    authorizer = FakeFunction({**ALLOW_ANY, "context": {"token": "mp_x"}})
+    response = gateway(data_plane, ExchangeFunction=exchange, PreviewAuthorizerFunction=authorizer).handle(
+        request("GET", "/__preview/exchange/app", "mt=mp_x", TOKEN_HEADER)
     )
     event = exchange.events[0]
     assert (response.status, response.header("Location"), response.header("Set-Cookie")) == (
@@ -531,9 +554,13 @@ def test_the_exchange_gets_a_proxy_event_and_its_answer_is_returned(data_plane: 
     assert event["requestContext"]["domainName"] == "sbx-demo.sandboxes.localhost"
     assert event["body"] is None
     assert event["isBase64Encoded"] is False
+    assert event["requestContext"]["authorizer"]["token"] == "mp_x"
+    assert authorizer.events[0]["headers"]["X-Preview-Token"] == "mp_x"
 
 
 def test_a_malformed_proxy_answer_is_a_502(data_plane: RestApi) -> None:
     exchange = FakeFunction({"body": "no status"})
-    response = gateway(data_plane, ExchangeFunction=exchange).handle(request("GET", "/__preview/exchange"))
+    response = gateway(
+        data_plane, ExchangeFunction=exchange, PreviewAuthorizerFunction=FakeFunction(ALLOW_ANY)
+    ).handle(request("GET", "/__preview/exchange", headers=TOKEN_HEADER))
     assert response.status == 502

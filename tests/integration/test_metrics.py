@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import mint_api
 import preview_authorizer
-import preview_exchange
 import pytest
 from preview_tokens import settings
 from preview_tokens.observability import logger
@@ -24,6 +23,7 @@ from preview_tokens.observability import logger
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import OTHER_SANDBOX, SANDBOX, TENANT, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import authorizer_event, change_char, token_for
 
 NAMESPACE = "PreviewTokens"
@@ -143,7 +143,7 @@ def test_an_exchange_counts_and_reports_the_revocation_views_staleness(
     token = token_for(deployment)
     capsys.readouterr()
 
-    response = preview_exchange.lambda_handler(load_event("exchange_mt", token=token), lambda_context())
+    response = exchange_handler(load_event("exchange_mt", token=token), lambda_context())
 
     assert response["statusCode"] == 302
     found = emf_metrics(capsys.readouterr().out)
@@ -157,7 +157,7 @@ def test_a_denied_exchange_counts_by_reason(
     forged = change_char(token_for(deployment), 2)
     capsys.readouterr()
 
-    response = preview_exchange.lambda_handler(load_event("exchange_mt", token=forged), lambda_context())
+    response = exchange_handler(load_event("exchange_mt", token=forged), lambda_context())
 
     assert response["statusCode"] == 403
     assert counts(capsys.readouterr().out) == [("Denials", {"Reason": "invalid_token"})]
@@ -187,8 +187,8 @@ def test_no_metric_has_a_tenant_or_sandbox_dimension(
     capsys.readouterr()
     mint(load_event("mint_read", credential=deployment.api_key))
     token = token_for(deployment)
-    preview_exchange.lambda_handler(load_event("exchange_mt", token=token), lambda_context())
-    preview_exchange.lambda_handler(load_event("exchange_mt", token=change_char(token, 2)), lambda_context())
+    exchange_handler(load_event("exchange_mt", token=token), lambda_context())
+    exchange_handler(load_event("exchange_mt", token=change_char(token, 2)), lambda_context())
     found = emf_metrics(capsys.readouterr().out)
 
     assert found
@@ -216,8 +216,8 @@ def test_the_exchange_logs_cloudfronts_request_id(deployment: Deployment, log_li
         load_event("exchange_mt", token=token),
         load_event("exchange_mt", token=change_char(token, 2)),
     ):
-        preview_exchange.lambda_handler(set_header(event, "X-Amz-Cf-Id", CLOUDFRONT_ID), lambda_context())
-    preview_exchange.lambda_handler(
+        exchange_handler(set_header(event, "X-Amz-Cf-Id", CLOUDFRONT_ID), lambda_context())
+    exchange_handler(
         set_header(load_event("exchange_mt", token=token), "X-Amz-Cf-Id", "not\nan id"), lambda_context()
     )
 
@@ -243,13 +243,11 @@ def test_metrics_are_off_where_the_local_stack_turns_them_off(
 def test_while_the_revocation_feed_fails_the_staleness_grows(
     deployment: Deployment, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    preview_exchange.lambda_handler(load_event("exchange_mt", token=token_for(deployment)), lambda_context())
+    exchange_handler(load_event("exchange_mt", token=token_for(deployment)), lambda_context())
     boto3.client("dynamodb").delete_table(TableName=os.environ["REVOCATIONS_TABLE"])
     capsys.readouterr()
 
-    response = preview_exchange.lambda_handler(
-        load_event("exchange_mt", token=token_for(deployment)), lambda_context()
-    )
+    response = exchange_handler(load_event("exchange_mt", token=token_for(deployment)), lambda_context())
 
     assert response["statusCode"] == 302  # within RevocationsMaxStalenessSeconds: still served
     found = emf_metrics(capsys.readouterr().out)
@@ -264,9 +262,7 @@ def test_the_denial_route_counts_by_reason_and_logs_cloudfronts_request_id(
     CloudFront gave the request (the same id as in the distribution's log and the ingress's)."""
     capsys.readouterr()
     event = load_event("exchange_denied", reason="expired", sandbox="")
-    response = preview_exchange.lambda_handler(
-        set_header(event, "X-Amz-Cf-Id", CLOUDFRONT_ID), lambda_context()
-    )
+    response = exchange_handler(set_header(event, "X-Amz-Cf-Id", CLOUDFRONT_ID), lambda_context())
 
     assert response["statusCode"] == 403
     assert counts(capsys.readouterr().out) == [("Denials", {"Reason": "expired"})]

@@ -12,7 +12,6 @@ from typing import Any
 
 import mint_api
 import preview_authorizer
-import preview_exchange
 import pytest
 from preview_origin import AssertionRejectedError, OriginAssertionVerifier, StaticJwks
 from preview_tokens.data_plane.access import NO_APP_COOKIES, PreviewGate
@@ -21,6 +20,7 @@ from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecr
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
 from tests.support.events import lambda_context, load_event
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import authorizer_event, token_for
 from tests.support.responses import HttpResponse, from_proxy_result
 
@@ -31,9 +31,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def exchange(token: str) -> HttpResponse:
-    return from_proxy_result(
-        preview_exchange.lambda_handler(load_event("exchange_mt", token=token), lambda_context())
-    )
+    return from_proxy_result(exchange_handler(load_event("exchange_mt", token=token), lambda_context()))
 
 
 def published_keys() -> HttpResponse:

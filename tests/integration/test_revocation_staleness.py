@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import exchange_authorizer
 import mint_api
 import preview_exchange
 import pytest
@@ -64,7 +65,10 @@ def preview_gateway(
         },
         {**deployment.resources.tables, "SigningKeyMasterKey": deployment.resources.kms_key_id},
     )
-    functions = {"ExchangeFunction": InProcess(preview_exchange.lambda_handler)}
+    functions = {
+        "ExchangeFunction": InProcess(preview_exchange.lambda_handler),
+        "PreviewAuthorizerFunction": InProcess(exchange_authorizer.lambda_handler),
+    }
     return RestApiGateway(RestApi.from_deployment(local.rest_apis["PreviewApi"]), functions, 443)
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import exchange_authorizer
 import mint_api
 import preview_exchange
 import pytest
@@ -114,7 +115,10 @@ def preview_gateway() -> RestApiGateway:
         {"PreviewDomain": PREVIEW_DOMAIN, "SandboxOriginUrl": "https://fleet.example.com"},
         placeholder_physical_ids(),
     )
-    functions = {"ExchangeFunction": Handler(preview_exchange.lambda_handler)}
+    functions = {
+        "ExchangeFunction": Handler(preview_exchange.lambda_handler),
+        "PreviewAuthorizerFunction": Handler(exchange_authorizer.lambda_handler),
+    }
     return RestApiGateway(RestApi.from_deployment(local.rest_apis["PreviewApi"]), functions, 443)
 
 

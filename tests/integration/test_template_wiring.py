@@ -7,7 +7,6 @@ the settings the functions read, the edge routing rule of the local stack).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,8 +25,9 @@ from preview_tokens.data_plane.access import (
 from preview_tokens.data_plane.denial_page import (
     authorizer_failure_page,
     content_security_policy,
-    gateway_response_template,
+    denial_for,
     origin_failure_page,
+    render_page,
 )
 from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS
 from preview_tokens.keys.tokens import PreviewClaims, Scope
@@ -125,15 +125,36 @@ def test_preview_api_is_a_regional_rest_api_served_on_the_preview_stage(resource
     assert unconditional == ["preview"]
 
 
-def test_no_route_runs_the_authorizer_and_sandbox_traffic_has_no_route_here(api: Mapping[str, Any]) -> None:
+def test_only_the_exchange_runs_the_authorizer_and_sandbox_traffic_has_no_route_here(
+    api: Mapping[str, Any],
+) -> None:
     assert not set(RETIRED_SANDBOX_ROUTES) & set(api["paths"]), "sandbox traffic goes to the fleet ingress"
     for path in EXCHANGE_ROUTES:
         methods = api["paths"][path]
         assert set(methods) - {"parameters"} == {"get"}, "the exchange only answers document loads"
-        assert "security" not in methods["get"], "the exchange verifies the token itself"
-    assert set(api["paths"][DENIED_ROUTE]) == {"x-amazon-apigateway-any-method"}, "a refusal keeps its method"
+        expected: list[dict[str, list[str]]] | None = (
+            [{"PreviewAuthorizer": []}] if path.startswith("/__preview/exchange") else None
+        )
+        assert methods["get"].get("security") == expected, "the authorizer verifies ?mt=, only there"
     assert "security" not in api["paths"][DENIED_ROUTE]["x-amazon-apigateway-any-method"]
-    assert "security" not in api, "no API-wide authorizer may reach the exchange"
+    assert set(api["paths"][DENIED_ROUTE]) == {"x-amazon-apigateway-any-method"}, "a refusal keeps its method"
+    assert "security" not in api, "no API-wide authorizer"
+
+
+def test_the_exchange_authorizer_is_a_request_authorizer_on_x_preview_token_without_cache(
+    api: Mapping[str, Any],
+) -> None:
+    scheme = api["components"]["securitySchemes"]["PreviewAuthorizer"]
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+    assert (scheme["type"], scheme["in"], scheme["x-amazon-apigateway-authtype"]) == (
+        "apiKey",
+        "header",
+        "custom",
+    )
+    assert authorizer["type"] == "request"
+    assert authorizer["identitySource"] == "method.request.header.X-Preview-Token"
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "/functions/${PreviewAuthorizerFunction.Arn}/invocations" in authorizer["authorizerUri"]["Fn::Sub"]
 
 
 def test_every_route_of_the_preview_api_is_an_exchange_route_or_the_denial_page(
@@ -177,17 +198,15 @@ def headers_of(response: Mapping[str, Any], frame_ancestors: str) -> dict[str, s
     return headers
 
 
-def test_a_denied_request_gets_the_access_denied_page_filled_from_the_authorizer_context(
+def test_an_exchange_without_x_preview_token_gets_the_static_no_token_page(
     template: Template, api: Mapping[str, Any]
 ) -> None:
-    response = gateway_response(template, api, "ACCESS_DENIED")
+    response = gateway_response(template, api, "UNAUTHORIZED")
 
     assert response["statusCode"] == "403"
     assert set(response["responseTemplates"]) == {"text/html", "application/json"}
     for page in response["responseTemplates"].values():
-        assert page == gateway_response_template()
-        for key in re.findall(r"\$context\.authorizer\.(\w+)", page):
-            assert key in deny_context(), f"the authorizer's Deny has no context key {key!r}"
+        assert page == render_page(denial_for(DenialReason.NO_TOKEN, None))
 
 
 @pytest.mark.parametrize("response_type", ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"])
@@ -220,7 +239,7 @@ def test_an_origin_that_fails_or_times_out_yields_the_sandbox_not_responding_pag
 @pytest.mark.parametrize(
     "response_type",
     [
-        "ACCESS_DENIED",
+        "UNAUTHORIZED",
         "AUTHORIZER_FAILURE",
         "AUTHORIZER_CONFIGURATION_ERROR",
         "INTEGRATION_FAILURE",
@@ -246,7 +265,7 @@ def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
 
 def test_every_other_gateway_response_keeps_api_gateway_defaults(api: Mapping[str, Any]) -> None:
     assert set(api["x-amazon-apigateway-gateway-responses"]) == {
-        "ACCESS_DENIED",
+        "UNAUTHORIZED",
         "AUTHORIZER_FAILURE",
         "AUTHORIZER_CONFIGURATION_ERROR",
         "INTEGRATION_FAILURE",
@@ -320,7 +339,7 @@ def test_data_plane_functions_get_every_setting_they_read(
 @pytest.mark.parametrize(
     ("logical_id", "code_uri", "handler"),
     [
-        ("PreviewAuthorizerFunction", "functions/authorizer", "preview_authorizer.lambda_handler"),
+        ("PreviewAuthorizerFunction", "functions/authorizer", "exchange_authorizer.lambda_handler"),
         ("ExchangeFunction", "functions/exchange", "preview_exchange.lambda_handler"),
     ],
 )
@@ -359,14 +378,14 @@ def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_fo
         ("Allow", "dynamodb:UpdateItem", {"Fn::GetAtt": ["PreviewTokensTable", "Arn"]}, None),
         ("Allow", "dynamodb:PutItem", {"Fn::GetAtt": ["AuditTable", "Arn"]}, None),
     ]
-    assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == [
+    verifier = [  # only the authorizer verifies tokens (the exchange sets cookies from its context)
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["RevocationsTable", "Arn"]}, None),
-        *(frame_ancestors if logical_id == "ExchangeFunction" else []),
-        *(first_use if logical_id == "ExchangeFunction" else []),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, ORIGIN_KEY_CONTEXT),
     ]
+    expected = [*frame_ancestors, *first_use] if logical_id == "ExchangeFunction" else verifier
+    assert [(s["Effect"], s["Action"], s["Resource"], s.get("Condition")) for s in statements] == expected
     assert sorted(arn.rsplit("/", 1)[-1] for arn in role["ManagedPolicyArns"]) == [
         "AWSLambdaBasicExecutionRole",
         "AWSXrayWriteOnlyAccess",
@@ -544,7 +563,9 @@ def test_data_plane_events_target_routes_the_template_defines(api: Mapping[str, 
         assert "security" not in route["x-amazon-apigateway-any-method"]
         assert set(event["headers"]) >= {"x-preview-denial", "x-preview-denial-sandbox"}
     else:
-        assert "security" not in route[event["httpMethod"].lower()]
+        security = route[event["httpMethod"].lower()].get("security")
+        exchange = event["resource"].startswith("/__preview/exchange")
+        assert security == ([{"PreviewAuthorizer": []}] if exchange else None)
         viewer_path = "/" + (event["pathParameters"] or {}).get("proxy", "")
         if event["resource"].startswith("/__preview/cookie-check"):
             # the browser follows the exchange's redirect here; the edge leaves /__preview/ alone

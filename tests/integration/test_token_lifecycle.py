@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import mint_api
 import preview_authorizer
-import preview_exchange
 import pytest
 from preview_tokens.control_plane.audit import AuditTrail
 from preview_tokens.control_plane.token_lifecycle import TokenLifecycle, lifecycle_from_settings
@@ -21,6 +20,7 @@ from preview_tokens.settings import mint_settings
 
 from tests.support.deployment import OTHER_SANDBOX, OTHER_TENANT, SANDBOX, TENANT, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
+from tests.support.exchange import exchange_handler
 from tests.support.preview_tokens import authorizer_event, host_of
 from tests.support.responses import HttpResponse, from_proxy_result
 
@@ -88,7 +88,7 @@ def exchange(token: str, sandbox_id: str = SANDBOX, referer: str | None = None) 
     event["requestContext"]["domainName"] = host_of(sandbox_id)
     if referer:
         event = set_header(event, "Referer", referer)
-    return from_proxy_result(preview_exchange.lambda_handler(event, lambda_context()))
+    return from_proxy_result(exchange_handler(event, lambda_context()))
 
 
 def assert_revoked_denial(policy: dict[str, Any], sandbox_id: str) -> None:

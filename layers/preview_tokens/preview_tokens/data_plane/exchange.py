@@ -28,6 +28,8 @@ new cookie is in the jar. The visible document keeps running; its next requests 
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -141,14 +143,13 @@ def check_session_cookie(
     return ExchangeDenied(DenialReason.COOKIES_BLOCKED, None)
 
 
-def exchange_token(
-    gate: PreviewGate,
-    token: str | None,
-    host: str,
-    path: str,
-    query: Mapping[str, Sequence[str]],
-    clock: Callable[[], float] = time.time,
-) -> SessionGrant | ExchangeDenied:
+def verify_exchange_token(
+    gate: PreviewGate, token: str | None, host: str
+) -> tuple[PreviewClaims, str] | ExchangeDenied:
+    """The claims and origin assertion of a token valid now for ``host``, or why it is refused.
+
+    The gate's one verification (pinned algorithm and ``kid``, signature, expiry, host,
+    revocation), run by the exchange route's authorizer (:func:`exchange_context`)."""
     if not token:
         return ExchangeDenied(DenialReason.NO_TOKEN, None)
     try:
@@ -166,5 +167,88 @@ def exchange_token(
         return ExchangeDenied(DenialReason.WRONG_SANDBOX, None)
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
-    max_age = max(1, claims.expires_at - int(clock()))
-    return SessionGrant(cookie_check_location(redirect_location(path, query)), claims, max_age, assertion)
+    return claims, assertion
+
+
+# The exchange authorizer's context (API Gateway passes it to the exchange as
+# ``requestContext.authorizer``; every value a string). A grant: the verified token, its claims
+# (JSON of the token's payload) and its origin assertion. A refusal: the reason, the sandbox a
+# verified token proved (or ""), and for ``unavailable`` the seconds before the key store is tried again.
+CONTEXT_TOKEN = "token"
+CONTEXT_CLAIMS = "claims"
+CONTEXT_ASSERTION = "origin_assertion"
+CONTEXT_REASON = "reason"
+CONTEXT_SANDBOX = "sandbox_id"
+CONTEXT_RETRY_AFTER = "retry_after"
+
+
+def exchange_context(gate: PreviewGate, token: str | None, host: str) -> dict[str, str]:
+    """What the exchange route's authorizer hands the exchange: a grant, or the denial's reason."""
+    outcome = verify_exchange_token(gate, token, host)
+    if isinstance(outcome, ExchangeDenied):
+        return denial_context(outcome)
+    claims, assertion = outcome
+    return {
+        CONTEXT_TOKEN: token or "",
+        CONTEXT_CLAIMS: json.dumps(claims.to_payload(), separators=(",", ":"), sort_keys=True),
+        CONTEXT_ASSERTION: assertion,
+        CONTEXT_SANDBOX: claims.sandbox_id,
+    }
+
+
+def denial_context(denied: ExchangeDenied) -> dict[str, str]:
+    return {
+        CONTEXT_REASON: denied.reason.value,
+        CONTEXT_SANDBOX: denied.sandbox_id or "",
+        CONTEXT_RETRY_AFTER: str(denied.retry_after_seconds),
+    }
+
+
+def _denial_from_context(context: Mapping[str, object]) -> ExchangeDenied:
+    try:
+        reason = DenialReason(str(context.get(CONTEXT_REASON)))
+    except ValueError:
+        return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
+    sandbox_id = str(context.get(CONTEXT_SANDBOX) or "") or None
+    try:
+        retry_after = float(str(context.get(CONTEXT_RETRY_AFTER)))
+    except ValueError:
+        retry_after = RETRY_MAX_SECONDS
+    if not math.isfinite(retry_after) or retry_after <= 0:
+        retry_after = RETRY_MAX_SECONDS
+    return ExchangeDenied(reason, sandbox_id, retry_after)
+
+
+def grant_from_context(
+    context: Mapping[str, object] | None,
+    path: str,
+    query: Mapping[str, Sequence[str]],
+    clock: Callable[[], float] = time.time,
+) -> tuple[SessionGrant, str] | ExchangeDenied:
+    """The session grant (and the token for its cookie) the authorizer's context allows.
+
+    Fail closed: no context, a context without a verified token or with unreadable claims, or
+    claims already expired, is ``invalid_token`` (``expired``); a denial's reason is kept."""
+    if not context:
+        return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
+    if context.get(CONTEXT_REASON):
+        return _denial_from_context(context)
+    token = context.get(CONTEXT_TOKEN)
+    raw_claims = context.get(CONTEXT_CLAIMS)
+    if not isinstance(token, str) or not token or not isinstance(raw_claims, str):
+        return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
+    try:
+        claims = PreviewClaims.from_payload(json.loads(raw_claims))
+    except (ValueError, TypeError, InvalidTokenError):
+        return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
+    remaining = claims.expires_at - int(clock())
+    if remaining <= 0:
+        return ExchangeDenied(DenialReason.EXPIRED, claims.sandbox_id)
+    assertion = context.get(CONTEXT_ASSERTION)
+    grant = SessionGrant(
+        cookie_check_location(redirect_location(path, query)),
+        claims,
+        remaining,
+        assertion if isinstance(assertion, str) else "",
+    )
+    return grant, token
