@@ -141,14 +141,20 @@ class RestApiGateway:
         authorizer) and the ``aws_proxy`` integration's event (if it invokes a function).
 
         The ready events of ``.local/events/`` are made with it, so they are exactly what the local
-        gateway sends the functions (the ``requestContext.authorizer`` of an authorized proxy
-        event aside).
+        gateway sends the functions: behind an authorizer, the proxy event carries the context the
+        authorizer answered (it runs here, as API Gateway runs it before the integration).
         """
         match = self.api.match(request.method, request.path)
         if match is None:
             raise ValueError(f"{request.method} {request.path} is not a route of this API")
-        fields = self._request_fields(request, match, str(uuid.uuid4()))
-        authorizer = self._authorizer_event(request, fields) if match.method.authorizer is not None else None
+        request_id = str(uuid.uuid4())
+        fields = self._request_fields(request, match, request_id)
+        authorizer = None
+        if match.method.authorizer is not None:
+            authorizer = self._authorizer_event(request, fields)
+            outcome = self._authorize(request, match.method.authorizer, fields, request_id)
+            if not isinstance(outcome, HttpResponse):
+                fields = {**fields, "requestContext": {**fields["requestContext"], "authorizer": outcome}}
         proxy = self._proxy_event(request, fields) if match.method.integration.type == "aws_proxy" else None
         return authorizer, proxy
 

@@ -64,7 +64,16 @@ def test_the_ready_denied_event_renders_the_denial_page_with_the_tenants_frame_a
         "frame-ancestors http://127.0.0.1:* http://localhost:*"
         in result["headers"]["Content-Security-Policy"]
     )
-    assert not (stack.state_dir / "events" / "authorizer.json").exists()  # no route runs the authorizer
+
+
+def test_the_ready_authorizer_event_grants_the_exchange_its_token(stack: LocalStack) -> None:
+    """``authorizer.json``: what API Gateway sends the ``?mt=`` authorizer before the exchange."""
+    code, result, _ = invoke(stack, "PreviewAuthorizerFunction", "authorizer.json")
+
+    assert code == 0
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert result["principalId"] == stack.demo["sandbox_id"]
+    assert "reason" not in result.get("context", {}), result.get("context")
 
 
 def test_the_ready_exchange_event_answers_a_redirect_with_the_session_cookie(stack: LocalStack) -> None:
