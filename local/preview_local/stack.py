@@ -18,9 +18,10 @@ import argparse
 import dataclasses
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,9 @@ ORIGIN_URL_ENV = "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL"
 # The fleet-ingress origin's response timeout (OriginReadTimeout), shortened for tests of a hanging app.
 ORIGIN_READ_TIMEOUT_ENV = "PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS"
 MOTO_HOST_ENV = "PREVIEW_LOCAL_MOTO_HOST"
+# Sandbox ids whose fleet ingress CloudFront cannot reach (as if it were down or its security group
+# closed): rehearse the smoke test's failure and the CloudFront 5xx runbook.
+UNREACHABLE_INGRESS_ENV = "PREVIEW_LOCAL_UNREACHABLE_INGRESS"
 ORIGIN_KEYS_PATH = "/api/v1/origin-keys"
 # The shortest refresh the template allows: a retired key stops verifying within seconds here.
 SIGNING_KEYS_REFRESH_SECONDS = "5"
@@ -219,6 +223,20 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _reachable_ingress(
+    port_of: Callable[[str], int | None], env: Mapping[str, str]
+) -> Callable[[str], int | None]:
+    """The ingress ports the front door connects to: for ``PREVIEW_LOCAL_UNREACHABLE_INGRESS``'s
+    sandboxes, a port nothing listens on (CloudFront's 504 when the origin does not connect)."""
+    unreachable = {item.strip() for item in env.get(UNREACHABLE_INGRESS_ENV, "").split(",") if item.strip()}
+    if not unreachable:
+        return port_of
+    with socket.socket() as probe:  # bound, then closed: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        closed_port: int = probe.getsockname()[1]
+    return lambda sandbox_id: closed_port if sandbox_id in unreachable else port_of(sandbox_id)
+
+
 def _origin_timeouts(env: Mapping[str, str]) -> OriginTimeouts:
     """The template's fleet-ingress timeouts; ``PREVIEW_LOCAL_ORIGIN_READ_TIMEOUT_SECONDS`` shortens
     the response timeout (CloudFront allows 1-60 s without a quota increase)."""
@@ -319,7 +337,7 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
             identity_provider=identity_provider,
             edge=PreviewEdge(edge_store.get, input_path_prefix),
             ingress_secret=fleet.settings.secret,
-            ingress_port=fleet.port,
+            ingress_port=_reachable_ingress(fleet.port, os.environ),
             origin_timeouts=_origin_timeouts(os.environ),
         )
         operator_environment = {

@@ -37,9 +37,9 @@ class SmokeOutput:
     text: str
 
 
-def smoke(stack: LocalStack) -> SmokeOutput:
+def smoke(stack: LocalStack, *options: str) -> SmokeOutput:
     completed = subprocess.run(
-        [str(CLI), "smoke", "--demo", str(stack.state_dir / "demo.json")],
+        [str(CLI), "smoke", "--demo", str(stack.state_dir / "demo.json"), *options],
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,16 +91,32 @@ def stack_tokens(stack: LocalStack) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def broken_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """A second local stack whose origin is down: nothing listens where it proxies."""
+    """A second local stack whose origin is down: nothing listens where it proxies; and the fleet
+    ingress of one sandbox is down: CloudFront cannot connect to it."""
     running = LocalStack.start(
         tmp_path_factory.mktemp("preview-local-broken"),
         {
             "PREVIEW_LOCAL_SANDBOX_ORIGIN_URL": f"http://127.0.0.1:{free_port()}",
+            "PREVIEW_LOCAL_UNREACHABLE_INGRESS": INGRESS_DOWN_SANDBOX,
             "PREVIEW_LOCAL_INTEGRATION_TIMEOUT_SECONDS": "2",
         },
     )
     yield running
     running.stop()
+
+
+INGRESS_DOWN_SANDBOX = "sbx-demo-2"  # a seeded sandbox of the demo tenant
+
+
+def test_with_the_ingress_down_it_fails_at_the_page_and_still_cleans_up(broken_stack: LocalStack) -> None:
+    assert INGRESS_DOWN_SANDBOX in broken_stack.demo["sandbox_ids"]
+
+    result = smoke(broken_stack, "--sandbox", INGRESS_DOWN_SANDBOX)
+
+    assert result.code == 1, result.text
+    assert re.fullmatch(r"smoke: FAILED: page: the page answered 504: .+", result.last_line), result.text
+    assert result.rows["mint"][0] == result.rows["exchange"][0] == "ok"
+    assert result.rows["cleanup"] == ("ok", "the smoke test's token is revoked")
 
 
 def test_with_the_origin_down_it_fails_at_the_page_and_still_cleans_up(broken_stack: LocalStack) -> None:
