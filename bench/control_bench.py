@@ -295,11 +295,13 @@ def capacity(measured: Measured) -> None:
 
     The topology of issue 13: PreviewEdge (a CloudFront Function) verifies every viewer request and
     sends allowed ones straight to the fleet ingress; API Gateway and Lambda see the mint, the ``?mt=``
-    exchange and its cookie check only (no authorizer per request).
+    exchange (behind its REQUEST authorizer, uncached: one invocation per preview open, billed at
+    the per-request authorizer's measured duration) and its cookie check; no authorizer per request.
     """
     viewer_requests = 1 + SUBRESOURCES + 1  # the document, its subresources, the stream upgrade
     invocations = [
         Invocation("mint", 1, 256, measured.mint_ms),
+        Invocation("?mt= authorizer", 1, 128, measured.authorizer_ms),
         Invocation("exchange + cookie check", 2, 128, measured.exchange_ms),
     ]
     per_thousand = 1000
