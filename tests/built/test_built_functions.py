@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.built.conftest import LAYER_PYTHON, BuiltFunctions
 from tests.support.deployment import Deployment
 from tests.support.events import load_event
+from tests.support.exchange import authorizer_event
 
 LOCK = Path(__file__).resolve().parents[2] / "uv.lock"
 
@@ -50,20 +51,24 @@ def minted_token(built: BuiltFunctions, deployment: Deployment, scope: str = "mi
     return token
 
 
-def test_built_authorizer_allows_a_minted_token_and_denies_garbage(
+def test_built_authorizer_grants_a_minted_token_and_refuses_garbage_in_its_context(
     built: BuiltFunctions, deployment: Deployment
 ) -> None:
+    """The exchange route's ``?mt=`` authorizer always allows; its context carries the verdict."""
     token = minted_token(built, deployment)
 
     invocation = built.invoke(
         "PreviewAuthorizerFunction",
-        load_event("authorizer_cookie_get", token=token),
-        load_event("authorizer_cookie_get", token="mp_garbage"),
+        authorizer_event(load_event("exchange_mt", token=token)),
+        authorizer_event(load_event("exchange_mt", token="mp_garbage")),
     )
 
-    allowed, denied = invocation.results
-    assert allowed["policyDocument"]["Statement"][0]["Effect"] == "Allow"
-    assert denied["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    granted, refused = invocation.results
+    assert [s["Effect"] for s in granted["policyDocument"]["Statement"]] == ["Allow"]
+    assert "reason" not in granted["context"]
+    assert granted["context"]["token"] == token
+    assert refused["context"]["reason"] == "invalid_token"
+    assert "token" not in refused["context"]
     assert str(invocation.modules["preview_tokens"]).startswith(str(LAYER_PYTHON))
 
 
@@ -71,8 +76,12 @@ def test_built_exchange_answers_a_redirect_with_the_session_cookie(
     built: BuiltFunctions, deployment: Deployment
 ) -> None:
     token = minted_token(built, deployment)
+    event = load_event("exchange_mt", token=token)
+    answer = built.invoke("PreviewAuthorizerFunction", authorizer_event(event)).results[0]
+    # API Gateway hands the integration the authorizer's context (and principal id).
+    event["requestContext"]["authorizer"] = {"principalId": answer["principalId"], **answer["context"]}
 
-    invocation = built.invoke("ExchangeFunction", load_event("exchange_mt", token=token))
+    invocation = built.invoke("ExchangeFunction", event)
 
     response = invocation.results[0]
     assert response["statusCode"] == 302, response
