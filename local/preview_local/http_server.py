@@ -69,21 +69,9 @@ class FramingError(Exception):
 
 def read_body(headers: Message, stream: _Readable, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request body framed by ``headers``, read from ``stream``; FramingError when it can't be."""
-    encodings = headers.get_all("Transfer-Encoding") or []
-    lengths = headers.get_all("Content-Length") or []
-    if encodings:
-        if lengths:
-            raise FramingError(400, "both Content-Length and Transfer-Encoding")
-        codings = [c.strip().lower() for value in encodings for c in value.split(",") if c.strip()]
-        if codings != ["chunked"]:
-            raise FramingError(501, "only the chunked transfer coding is implemented")
+    length = body_framing(headers)
+    if length is None:
         return _read_chunked(stream, limit)
-    if not lengths:
-        return b""
-    values = {part.strip().encode("latin-1", "replace") for value in lengths for part in value.split(",")}
-    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
-        raise FramingError(400, "malformed Content-Length")
-    length = int(next(iter(values)))
     if length > limit:
         raise FramingError(413, PAYLOAD_TOO_LARGE, drain=length)
     body = stream.read(length) if length else b""
