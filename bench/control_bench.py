@@ -41,7 +41,7 @@ from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from bench import quiet
-from bench.authorizer_bench import ColdRun, authorizer_event, session_cookie_header, spawn
+from bench.authorizer_bench import BenchContext, ColdRun, authorizer_event, session_cookie_header, spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 MINT_DIR = ROOT / "functions" / "mint"
@@ -89,19 +89,6 @@ t2 = time.perf_counter()
 sys.stdout.write(json.dumps({"status": answer["statusCode"], "import_ms": (t1 - t0) * 1e3,
                              "invoke_ms": (t2 - t1) * 1e3}) + "\\n")
 """
-
-
-class _Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def mint_event(api_key: str) -> dict[str, Any]:
@@ -191,7 +178,7 @@ def measure(env: dict[str, str], api_key: str, tables: dict[str, str]) -> Measur
     import preview_authorizer
     import preview_exchange
 
-    context: Any = _Context()
+    context: Any = BenchContext()
     event = mint_event(api_key)
     first = mint_api.lambda_handler(event, context)
     if first["statusCode"] != 200:
