@@ -107,6 +107,7 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
+    from preview_ingress.server import run
 
     # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of
     # stderr: a production ingress pays for its log line, so the bench does too.
@@ -130,7 +131,7 @@ def serve_ingress(upstream: str) -> None:
     def started(port: int, admin_port: int) -> None:
         print(port, flush=True)
 
-    asyncio.run(serve(config, "127.0.0.1", 0, 0, started))
+    run(serve(config, "127.0.0.1", 0, 0, started))  # on the loop the CLI runs it on
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from preview_tokens.keys.aws_json import AwsJsonClient
 
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
+from preview_ingress.server import run as run_on_ingress_loop
 from preview_ingress.server import serve
 
 DEFAULT_SECRET_ENV = "PREVIEW_INGRESS_SECRET"
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host)
 
-    asyncio.run(run())
+    run_on_ingress_loop(run())
     logging.getLogger("preview_ingress").info(json.dumps({"event": "stopped"}))
     return 0
 

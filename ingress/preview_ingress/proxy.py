@@ -52,6 +52,13 @@ from yarl import URL
 from preview_ingress.config import SANDBOX_LABEL, SECRET_HEADER, IngressConfig
 from preview_ingress.metrics import IngressMetrics
 from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
+from preview_ingress.upstream import (
+    Origin,
+    UpstreamBodyError,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamUnreachableError,
+)
 
 logger = logging.getLogger("preview_ingress")
 
@@ -74,6 +81,8 @@ HOP_BY_HOP = frozenset(
 )
 # ``Expect: 100-continue`` is answered here (aiohttp does when the body is read), not passed on.
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
+_DROPPED_FROM_ANSWERS = HOP_BY_HOP | {"x-frame-options"}
+_NOTHING: frozenset[str] = frozenset()
 _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
@@ -158,24 +167,28 @@ class IngressProxy:
         self._read_decisions: dict[tuple[str, str, tuple[str, ...]], bool] = {}
         self._streams: set[_Stream] = set()
         self._session: aiohttp.ClientSession | None = None
+        self._upstreams: UpstreamPool | None = None
+        self._origins: dict[str, Origin] = {}
         watch.on_poll = self.recheck_streams
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._config.upstream_pool_size, keepalive_timeout=30)
+        self._upstreams = UpstreamPool(
+            self._config.upstream_pool_size, self._config.upstream_connect_timeout_seconds
+        )
+        # WebSockets only: aiohttp's client does the upgrade and the frames.
         self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self._config.upstream_connect_timeout_seconds
             ),
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
-            read_bufsize=_READ_BUFFER,
         )
 
     async def close(self) -> None:
         for stream in list(self._streams):
             stream.close("shutdown")
+        if self._upstreams is not None:
+            self._upstreams.close()
         if self._session is not None:
             await self._session.close()
 
@@ -207,15 +220,15 @@ class IngressProxy:
         log = _Log("websocket" if websocket else "request", request.method, path, _request_id(request))
         try:
             assertion = await self._admit(request, path)
-            target = self._target(request, assertion)
+            base = self._base(assertion)
         except RefusedError as refused:
             self._metrics.denials.labels(reason=refused.cause).inc()
             response = self._denial(refused.reason, refused.assertion)
             return self._finish(log, "websocket" if websocket else "http", response, denied=refused.cause)
         log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
         if websocket:
-            return await self._relay_websocket(request, target, assertion, log)
-        return await self._relay_http(request, target, assertion, log)
+            return await self._relay_websocket(request, base, assertion, log)
+        return await self._relay_http(request, base, assertion, log)
 
     async def _admit(self, request: web.Request, path: str) -> OriginAssertion:
         presented = request.headers.getall(SECRET_HEADER, [])
@@ -308,47 +321,55 @@ class IngressProxy:
 
     # ---- HTTP ------------------------------------------------------------------------------
 
-    def _upstream_request_headers(self, request: web.Request, upstream: URL) -> CIMultiDict[str]:
-        named_by_connection = {
-            token.strip().lower()
-            for value in request.headers.getall("Connection", [])
-            for token in value.split(",")
-        }
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in request.headers.items():
+    def _upstream_request_headers(self, request: web.Request, authority: str) -> list[tuple[str, str]]:
+        """The viewer's headers as the app gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
+        ``Host`` the app's own (or the viewer's, ``--preserve-host``), ``X-Forwarded-*`` ours."""
+        viewer = request.headers
+        named_by_connection = (
+            {token.strip().lower() for value in viewer.getall("Connection") for token in value.split(",")}
+            if "Connection" in viewer
+            else _NOTHING
+        )
+        viewer_host = viewer.get("Host", "")
+        headers = [("Host", viewer_host or authority if self._config.preserve_host else authority)]
+        forwarded_for: list[str] = []
+        for name, value in viewer.items():
             lower = name.lower()
-            if lower in _NOT_FORWARDED or lower in named_by_connection or lower.startswith("x-forwarded-"):
+            if lower in _NOT_FORWARDED or lower in named_by_connection:
+                continue
+            if lower.startswith("x-forwarded-"):
+                if lower == "x-forwarded-for":
+                    forwarded_for.append(value)
                 continue
             if lower == "cookie":
                 value = _without_preview_cookies(value)
                 if not value:
                     continue
-            headers.add(name, value)
-        headers["Host"] = (
-            request.headers.get("Host", upstream.raw_authority)
-            if self._config.preserve_host
-            else upstream.raw_authority
-        )
-        peer = request.remote or ""
-        forwarded_for = ", ".join([*request.headers.getall("X-Forwarded-For", []), peer]).strip(", ")
-        headers["X-Forwarded-For"] = forwarded_for
-        headers["X-Forwarded-Proto"] = request.headers.get("CloudFront-Forwarded-Proto", request.scheme)
-        headers["X-Forwarded-Host"] = request.headers.get("Host", "")
+            headers.append((name, value))
+        if request.remote:
+            forwarded_for.append(request.remote)
+        headers.append(("X-Forwarded-For", ", ".join(forwarded_for)))
+        headers.append(("X-Forwarded-Proto", viewer.get("CloudFront-Forwarded-Proto", request.scheme)))
+        headers.append(("X-Forwarded-Host", viewer_host))
         return headers
 
     def _response_headers(
         self, upstream_headers: Iterable[tuple[str, str]], assertion: OriginAssertion
     ) -> CIMultiDict[str]:
-        named_by_connection: set[str] = set()
+        """The app's headers as the viewer gets them: no hop-by-hop, no ``X-Frame-Options``, no
+        ``__Host-mp_*`` cookie, and one ``Content-Security-Policy`` with the tenant's ``frame-ancestors``."""
+        items = list(upstream_headers)
+        named_by_connection = {
+            token.strip().lower()
+            for name, value in items
+            if name.lower() == "connection"
+            for token in value.split(",")
+        }
         policies: list[str] = []
         headers: CIMultiDict[str] = CIMultiDict()
-        items = list(upstream_headers)
-        for name, value in items:
-            if name.lower() == "connection":
-                named_by_connection |= {token.strip().lower() for token in value.split(",")}
         for name, value in items:
             lower = name.lower()
-            if lower in HOP_BY_HOP or lower in named_by_connection or lower == "x-frame-options":
+            if lower in _DROPPED_FROM_ANSWERS or lower in named_by_connection:
                 continue
             if lower == "content-security-policy":
                 policies.append(value)
@@ -359,50 +380,49 @@ class IngressProxy:
         headers["Content-Security-Policy"] = merge_frame_ancestors(policies, self._frame_ancestors(assertion))
         return headers
 
-    def _target(self, request: web.Request, assertion: OriginAssertion) -> URL:
+    def _base(self, assertion: OriginAssertion) -> str:
         base = self._config.upstream_for(assertion.sandbox_id)
         if base is None:
             raise RefusedError(DenialReason.ORIGIN_UNREACHABLE, "unknown_sandbox", assertion)
-        return URL(base + request.raw_path, encoded=True)
+        return base
+
+    def _origin_of(self, base: str) -> Origin:
+        origin = self._origins.get(base)
+        if origin is None:
+            if len(self._origins) >= _MAX_VERIFIED:
+                self._origins.clear()
+            origin = self._origins[base] = Origin.of(base)
+        return origin
 
     async def _relay_http(
-        self, request: web.Request, target: URL, assertion: OriginAssertion, log: _Log
+        self, request: web.Request, base: str, assertion: OriginAssertion, log: _Log
     ) -> web.StreamResponse:
-        assert self._session is not None
-        headers = self._upstream_request_headers(request, target)
-        headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
-        body: Any = None
-        if request.body_exists:
-            body = _counted(request.content, log)
+        assert self._upstreams is not None
+        origin = self._origin_of(base)
+        headers = self._upstream_request_headers(request, origin.authority)
+        headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
+        body = _counted(request.content, log) if request.body_exists else None
         try:
-            upstream = await self._session.request(
-                request.method,
-                target,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=None,
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            self._metrics.denials.labels(reason="upstream_unreachable").inc()
-            denial = self._denial(DenialReason.ORIGIN_UNREACHABLE, assertion)
-            return self._finish(
-                log, "http", denial, denied="upstream_unreachable", error=type(error).__name__
-            )
+            upstream = await self._upstreams.request(origin, request.method, request.raw_path, headers, body)
+        except UpstreamUnreachableError as error:
+            return self._unreachable(log, assertion, str(error))
         try:
-            headers = self._response_headers(upstream.headers.items(), assertion)
-            length = upstream.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) <= _SMALL_BODY and _has_body(request.method, upstream.status):
+            answer = self._response_headers(upstream.headers, assertion)
+            length = upstream.content_length
+            if length is not None and length <= _SMALL_BODY and _has_body(request.method, upstream.status):
                 # A small body of known length: read it whole, answer headers and body in one write.
-                body_bytes = await upstream.read()
+                try:
+                    body_bytes = await upstream.read()
+                except UpstreamBodyError as error:
+                    return self._unreachable(log, assertion, str(error))
                 whole = web.Response(status=upstream.status, reason=upstream.reason, body=body_bytes)
-                whole.headers.extend((k, v) for k, v in headers.items() if k.lower() != "content-length")
-                log.fields["bytes_out"] = int(length)
+                answer.popall("Content-Length", None)
+                whole.headers.extend(answer)
+                log.fields["bytes_out"] = length
                 return self._finish(log, "http", whole)
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            response.headers.extend(headers)
-            if upstream.headers.get("Content-Length") is None and request.method != "HEAD":
+            response.headers.extend(answer)
+            if length is None and request.method != "HEAD":
                 response.enable_chunked_encoding()
             if request.transport is not None:
                 request.transport.set_write_buffer_limits(high=_READ_BUFFER)
@@ -427,15 +447,20 @@ class IngressProxy:
         finally:
             upstream.release()
 
+    def _unreachable(self, log: _Log, assertion: OriginAssertion, why: str) -> web.StreamResponse:
+        self._metrics.denials.labels(reason="upstream_unreachable").inc()
+        denial = self._denial(DenialReason.ORIGIN_UNREACHABLE, assertion)
+        return self._finish(log, "http", denial, denied="upstream_unreachable", error=why)
+
     async def _copy_body(
-        self, upstream: aiohttp.ClientResponse, response: web.StreamResponse, stream: _Stream
+        self, upstream: UpstreamResponse, response: web.StreamResponse, stream: _Stream
     ) -> tuple[int, str | None]:
         """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended.
 
         Ending a stream (:meth:`_Stream.close`) cancels this task: no per-chunk bookkeeping."""
         copied = 0
         try:
-            async for chunk in upstream.content.iter_any():
+            async for chunk in upstream.chunks():
                 copied += len(chunk)
                 await response.write(chunk)
         except asyncio.CancelledError:
@@ -444,7 +469,7 @@ class IngressProxy:
                 raise
             task.uncancel()
             return copied, stream.end.result()
-        except aiohttp.ClientPayloadError:
+        except UpstreamBodyError:
             return copied, "upstream_error"
         except ConnectionError:
             return copied, "viewer_gone"
@@ -453,15 +478,18 @@ class IngressProxy:
     # ---- WebSocket -------------------------------------------------------------------------
 
     async def _relay_websocket(
-        self, request: web.Request, target: URL, assertion: OriginAssertion, log: _Log
+        self, request: web.Request, base: str, assertion: OriginAssertion, log: _Log
     ) -> web.StreamResponse:
         assert self._session is not None
+        origin = self._origin_of(base)
+        target = URL(base + request.raw_path, encoded=True)
         target = target.with_scheme("wss" if target.scheme == "https" else "ws")
-        headers = self._upstream_request_headers(request, target)
+        headers = CIMultiDict(
+            (name, value)
+            for name, value in self._upstream_request_headers(request, origin.authority)
+            if name.lower() not in _WS_HANDSHAKE
+        )
         headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
-        for name in list(headers):
-            if name.lower() in _WS_HANDSHAKE:
-                headers.popall(name, None)
         protocols = [
             token.strip()
             for value in request.headers.getall("Sec-WebSocket-Protocol", [])

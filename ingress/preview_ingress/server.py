@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +22,22 @@ from preview_ingress.proxy import IngressProxy
 from preview_ingress.revocations import RevocationWatch
 
 _SHUTDOWN_SECONDS = 5.0
+_T = TypeVar("_T")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (Linux, macOS: a dependency of the ingress), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run`` on :func:`new_event_loop`: how the CLI and the bench run the ingress."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,7 @@ def start_in_thread(
     config: IngressConfig, host: str = "127.0.0.1", port: int = 0, admin_port: int = 0
 ) -> RunningIngress:
     """Start an ingress on a new thread; returns once it listens (raises what its start raised)."""
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     ready = threading.Event()
     bound: list[int] = []
     failure: list[BaseException] = []

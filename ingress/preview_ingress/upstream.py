@@ -1,0 +1,438 @@
+"""The ingress's HTTP/1.1 client to the sandbox apps: pooled keep-alive connections, bodies streamed.
+
+Why not aiohttp's ``ClientSession`` on this hop: the ingress relays what it receives, it does not
+need redirects, cookies, auth, proxies, tracing, timeouts per phase or decompression, and paid for
+them on every request: about a third of the ingress's CPU per small GET (``make bench``). This
+client does only the relay: it writes the request head as given and the body as it arrives
+(``Content-Length`` kept, else chunked), and parses the answer with **httptools** (the bindings to
+llhttp, Node.js's HTTP parser, that uvicorn uses) straight into a bounded queue the proxy reads
+from. WebSockets still use aiohttp's client (``proxy.py``).
+
+Connections are kept per upstream origin and reused last-in first-out; an idle one is closed after
+:data:`IDLE_SECONDS` (below Node's and uvicorn's 5 s keep-alive, so the app does not close it under
+us in the usual case). A request without a body that finds its reused connection closed before
+the first byte of an answer is sent once more on a new connection, as browsers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+IDLE_SECONDS = 4.0
+# A response body buffered past this pauses reading from the app until the viewer catches up.
+_HIGH_WATER = 1 << 20
+_LOW_WATER = 1 << 18
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class UpstreamUnreachableError(Exception):
+    """No answer's head from the app: refused, timed out, reset, or not HTTP."""
+
+
+class UpstreamBodyError(Exception):
+    """The app broke off (or sent garbage) after the head: the body is cut short."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one app listens: ``http(s)://host:port``."""
+
+    scheme: str
+    host: str
+    port: int
+    authority: str
+    """``host[:port]`` as the base URL spells it: the ``Host`` the app gets."""
+
+    @classmethod
+    def of(cls, base_url: str) -> Origin:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or parts.hostname is None:
+            raise ValueError(f"not an http(s) origin: {base_url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.netloc)
+
+
+class UpstreamResponse:
+    """An answer's head, and its body as it arrives (:meth:`chunks`, :meth:`read`)."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self.status = connection.status
+        self.reason = connection.reason
+        self.headers = connection.headers
+        self.content_length = connection.content_length
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._connection.body_chunks()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self._connection.body_chunks()])
+
+    def release(self) -> None:
+        """Back to the pool when the answer was read whole and the app keeps the connection; else closed."""
+        self._connection.finish_exchange()
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to an app; one exchange at a time (no pipelining)."""
+
+    def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
+        self._pool = pool
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._loop = asyncio.get_running_loop()
+        self._head: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._body: deque[bytes] = deque()
+        self._buffered = 0
+        self._reading_paused = False
+        self._complete = False
+        self._error: Exception | None = None
+        self._until_close = False
+        self._keep_alive = False
+        self._informational = False
+        self._no_body = False
+        self._sender: asyncio.Task[None] | None = None
+        self.status = 0
+        self.reason = ""
+        self.headers: list[tuple[str, str]] = []
+        self.content_length: int | None = None
+        self._reason_bytes = b""
+        self._header_bytes: list[tuple[bytes, bytes]] = []
+
+    # ---- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is None:  # an idle connection the app talks on: not HTTP we can follow
+            self._close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._fail(f"the app's answer is not HTTP/1.1 ({error})")
+            self._close()
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: we never half-close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._pool.forget(self)
+        if self._parser is None:
+            return
+        if self._head is not None and not self._head.done():
+            self._fail("the app closed the connection before answering")
+        elif not self._complete:
+            if self._until_close and self._error is None:
+                self._complete = True  # a body delimited by the end of the connection
+                self._wake()
+            else:
+                self._fail("the app closed the connection mid-answer")
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(ConnectionResetError("the app closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self._drain is None or self._drain.done():
+            self._drain = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # ---- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reason_bytes = b""
+        self._header_bytes = []
+
+    def on_status(self, status: bytes) -> None:
+        self._reason_bytes += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        assert self._head is not None
+        status = self._parser.get_status_code()
+        if status < 200:  # 100 Continue, 103 Early Hints: not relayed; the answer follows
+            self._informational = True
+            return
+        self.status = status
+        self.reason = self._reason_bytes.decode("latin-1")
+        headers = [
+            (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+            for name, value in self._header_bytes
+        ]
+        self.headers = headers
+        framed = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == "content-length" and value.isdigit():
+                self.content_length = int(value)
+                framed = True
+            elif lower == "transfer-encoding":
+                framed = True
+        self._keep_alive = self._parser.should_keep_alive()
+        if self._no_body or status in _NO_BODY_STATUSES:
+            self._complete = True
+        else:
+            self._until_close = not framed
+        if not self._head.done():
+            self._head.set_result(None)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
+        assert self._parser is not None
+        self._keep_alive = self._keep_alive and self._parser.should_keep_alive()
+        self._complete = True
+        self._wake()
+
+    # ---- one exchange ----------------------------------------------------------------------
+
+    async def exchange(
+        self, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool, no_body: bool
+    ) -> UpstreamResponse:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head = self._loop.create_future()
+        self._no_body = no_body
+        assert self.transport is not None
+        if body is None:
+            self.transport.write(head)
+        else:
+            self._sender = asyncio.ensure_future(self._send_body(head, body, chunked))
+        await self._head
+        return UpstreamResponse(self)
+
+    async def _send_body(self, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
+        assert self.transport is not None
+        self.transport.write(head)
+        try:
+            async for chunk in body:
+                if not chunk:
+                    continue
+                if chunked:
+                    self.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                else:
+                    self.transport.write(chunk)
+                if self._drain is not None and not self._drain.done():
+                    await self._drain
+            if chunked:
+                self.transport.write(b"0\r\n\r\n")
+        except (ConnectionError, OSError) as error:
+            self._fail(f"sending the body failed ({type(error).__name__})")
+            self._close()
+        except Exception as error:  # the viewer's body broke off: the app must not take it as whole
+            self._fail(f"the viewer's body broke off ({type(error).__name__})")
+            self._close()
+
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        while True:
+            if self._body:
+                chunk = self._body.popleft() if len(self._body) == 1 else b"".join(self._body)
+                self._body.clear()
+                self._buffered = 0
+                if self._reading_paused and self._buffered <= _LOW_WATER and self.transport is not None:
+                    self._reading_paused = False
+                    self.transport.resume_reading()
+                yield chunk
+            elif self._complete:
+                return
+            elif self._error is not None:
+                raise UpstreamBodyError(str(self._error))
+            else:
+                self._waiter = self._loop.create_future()
+                await self._waiter
+
+    def finish_exchange(self) -> None:
+        sender_done = self._sender is None or self._sender.done()
+        reusable = (
+            self._complete
+            and self._keep_alive
+            and not self._until_close
+            and sender_done
+            and self._error is None
+            and not self.closed
+            and not self._body
+        )
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+        self._sender = None
+        self._parser = None
+        self._head = None
+        self._waiter = None
+        self._complete = False
+        self._error = None
+        self._until_close = False
+        self._no_body = False
+        self._body.clear()
+        self._buffered = 0
+        self.content_length = None
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        if reusable:
+            self._pool.put_back(self)
+        else:
+            self._close()
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _fail(self, why: str) -> None:
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(UpstreamUnreachableError(why))
+        elif self._error is None:
+            self._error = UpstreamBodyError(why)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def close_if_idle(self) -> None:
+        if self._parser is None:
+            self._close()
+
+    def abort(self) -> None:
+        self._fail("the ingress is shutting down")
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Connections to the apps: as many as the requests in flight, and up to ``max_idle`` per app kept."""
+
+    def __init__(
+        self, max_idle: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._open: set[_Connection] = set()
+        self._max_idle = max_idle
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl_context
+
+    async def request(
+        self,
+        origin: Origin,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        body: AsyncIterator[bytes] | None = None,
+    ) -> UpstreamResponse:
+        """Send one request (``target``: path and query exactly as received) and return its answer's head.
+
+        ``headers`` are sent as given, with ``Host``; a body goes with its ``Content-Length`` when
+        ``headers`` carry one, else chunked. Raises :class:`UpstreamUnreachableError`."""
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        chunked = body is not None
+        for name, value in headers:
+            if "\n" in value or "\r" in value:
+                raise ValueError(f"a line break in the value of {name}")
+            if chunked and name.lower() == "content-length":
+                chunked = False
+            lines.append(f"{name}: {value}\r\n")
+        if chunked:
+            lines.append("Transfer-Encoding: chunked\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("utf-8", "surrogateescape")
+        no_body = method == "HEAD"
+        connection = self._idle_connection(origin)
+        if connection is not None and body is None:
+            try:
+                return await connection.exchange(head, None, False, no_body)
+            except UpstreamUnreachableError:
+                connection.finish_exchange()  # closed under us while idle: once more, on a new one
+                connection = None
+            except BaseException:
+                connection.finish_exchange()
+                raise
+        if connection is None:
+            connection = await self._connect(origin)
+        try:
+            return await connection.exchange(head, body, chunked, no_body)
+        except BaseException:
+            connection.finish_exchange()
+            raise
+
+    def _idle_connection(self, origin: Origin) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if connection.idle_timer is not None:
+                connection.idle_timer.cancel()
+                connection.idle_timer = None
+            transport = connection.transport
+            if not connection.closed and transport is not None and not transport.is_closing():
+                return connection
+        return None
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        secure = origin.scheme == "https"
+        context = (self._ssl or ssl.create_default_context()) if secure else None
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if secure else None,
+                )
+        except (OSError, TimeoutError, ssl.SSLError) as error:
+            raise UpstreamUnreachableError(f"cannot connect ({type(error).__name__})") from None
+        self._open.add(connection)
+        return connection
+
+    def put_back(self, connection: _Connection) -> None:
+        idle = self._idle.setdefault(connection.origin, [])
+        if len(idle) >= self._max_idle:
+            connection.close_if_idle()
+            return
+        connection.idle_timer = asyncio.get_running_loop().call_later(IDLE_SECONDS, connection.close_if_idle)
+        idle.append(connection)
+
+    def forget(self, connection: _Connection) -> None:
+        self._open.discard(connection)
+        idle = self._idle.get(connection.origin)
+        if idle and connection in idle:
+            idle.remove(connection)
+        if connection.idle_timer is not None:
+            connection.idle_timer.cancel()
+            connection.idle_timer = None
+
+    def close(self) -> None:
+        """Close every connection, idle or busy (at shutdown)."""
+        for connection in list(self._open):
+            connection.abort()
+        self._idle.clear()
