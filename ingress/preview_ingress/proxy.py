@@ -29,13 +29,14 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from http import HTTPStatus
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from preview_origin.verifier import AssertionRejectedError, OriginAssertion
 from preview_tokens.data_plane.access import (
     METHOD_OVERRIDE_HEADERS,
@@ -59,6 +60,7 @@ from preview_ingress.upstream import (
     UpstreamResponse,
     UpstreamUnreachableError,
 )
+from preview_ingress.viewer import ViewerConnection, ViewerRequest, response_head
 
 logger = logging.getLogger("preview_ingress")
 
@@ -103,6 +105,21 @@ _ASSERTION_REASONS = {
     "wrong_sandbox": DenialReason.WRONG_SANDBOX,
     "jwks_unavailable": DenialReason.UNAVAILABLE,
 }
+
+
+class ViewerRequestLike(Protocol):
+    """What admission and the relay read: aiohttp's ``web.Request`` or a :class:`ViewerRequest`."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
 
 
 class RefusedError(Exception):
@@ -169,6 +186,7 @@ class IngressProxy:
         self._session: aiohttp.ClientSession | None = None
         self._upstreams: UpstreamPool | None = None
         self._origins: dict[str, Origin] = {}
+        self.viewer_connections: set[ViewerConnection] = set()
         watch.on_poll = self.recheck_streams
 
     async def start(self) -> None:
@@ -187,6 +205,8 @@ class IngressProxy:
     async def close(self) -> None:
         for stream in list(self._streams):
             stream.close("shutdown")
+        for connection in list(self.viewer_connections):
+            connection.close()
         if self._upstreams is not None:
             self._upstreams.close()
         if self._session is not None:
@@ -230,7 +250,7 @@ class IngressProxy:
             return await self._relay_websocket(request, base, assertion, log)
         return await self._relay_http(request, base, assertion, log)
 
-    async def _admit(self, request: web.Request, path: str) -> OriginAssertion:
+    async def _admit(self, request: ViewerRequestLike, path: str) -> OriginAssertion:
         presented = request.headers.getall(SECRET_HEADER, [])
         if len(presented) != 1 or not self._is_secret(presented[0].encode("latin-1")):
             raise RefusedError(DenialReason.INVALID_TOKEN, "secret")
@@ -267,7 +287,7 @@ class IngressProxy:
         matches = [hmac.compare_digest(presented, secret) for secret in self._secrets]  # each compared
         return any(matches)
 
-    def _sandbox_of(self, request: web.Request) -> str | None:
+    def _sandbox_of(self, request: ViewerRequestLike) -> str | None:
         if self._config.sandbox_id is not None:
             return self._config.sandbox_id
         label = request.headers.get("Host", "").split(".", 1)[0].split(":", 1)[0].lower()
@@ -292,19 +312,23 @@ class IngressProxy:
         return assertion
 
     def _denial(self, reason: DenialReason, assertion: OriginAssertion | None) -> web.Response:
+        status, headers, page = self._denial_parts(reason, assertion)
+        return web.Response(status=status, body=page, headers=headers)
+
+    def _denial_parts(
+        self, reason: DenialReason, assertion: OriginAssertion | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The styled denial page: status, headers, body."""
         sandbox_id = assertion.sandbox_id if assertion is not None else None
-        page = render_page(denial_for(reason, sandbox_id))
-        return web.Response(
-            status=_DENIAL_STATUS.get(reason, 403),
-            text=page,
-            content_type="text/html",
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": content_security_policy(self._frame_ancestors(assertion)),
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
+        page = render_page(denial_for(reason, sandbox_id)).encode()
+        headers = {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": content_security_policy(self._frame_ancestors(assertion)),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
+        return _DENIAL_STATUS.get(reason, 403), headers, page
 
     def _frame_ancestors(self, assertion: OriginAssertion | None) -> str:
         if assertion is not None and assertion.frame_ancestors:
@@ -314,14 +338,17 @@ class IngressProxy:
     def _finish(
         self, log: _Log, route: str, response: web.StreamResponse, **fields: Any
     ) -> web.StreamResponse:
-        self._metrics.count_request(route, response.status)
-        log.fields.update(status=response.status, **fields)
-        log.write()
+        self._logged(log, route, response.status, **fields)
         return response
+
+    def _logged(self, log: _Log, route: str, status: int, **fields: Any) -> None:
+        self._metrics.count_request(route, status)
+        log.fields.update(status=status, **fields)
+        log.write()
 
     # ---- HTTP ------------------------------------------------------------------------------
 
-    def _upstream_request_headers(self, request: web.Request, authority: str) -> list[tuple[str, str]]:
+    def _upstream_request_headers(self, request: ViewerRequestLike, authority: str) -> list[tuple[str, str]]:
         """The viewer's headers as the app gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
         ``Host`` the app's own (or the viewer's, ``--preserve-host``), ``X-Forwarded-*`` ours."""
         viewer = request.headers
@@ -431,7 +458,7 @@ class IngressProxy:
             stream = _Stream(assertion, task=asyncio.current_task())
             self._streams.add(stream)
             try:
-                copied, why = await self._copy_body(upstream, response, stream)
+                copied, why = await self._copy_body(upstream, response.write, stream)
             finally:
                 self._streams.discard(stream)
                 stream.task = None
@@ -452,8 +479,121 @@ class IngressProxy:
         denial = self._denial(DenialReason.ORIGIN_UNREACHABLE, assertion)
         return self._finish(log, "http", denial, denied="upstream_unreachable", error=why)
 
+    async def relay_simple(self, viewer: ViewerConnection, request: ViewerRequest) -> bool:
+        """Admit and relay a body-less request off :class:`ViewerConnection`'s fast path.
+
+        The same admission, headers, streaming and log line as :meth:`handle` and
+        :meth:`_relay_http`, written straight to the socket. ``False``: close the connection."""
+        path = request.raw_path.split("?", 1)[0]
+        log = _Log("request", request.method, path, _request_id(request))
+        keep_alive = request.keep_alive
+        try:
+            assertion = await self._admit(request, path)
+            base = self._base(assertion)
+        except RefusedError as refused:
+            self._metrics.denials.labels(reason=refused.cause).inc()
+            self._write_denial(viewer, refused.reason, refused.assertion, keep_alive)
+            self._logged(log, "http", _DENIAL_STATUS.get(refused.reason, 403), denied=refused.cause)
+            return keep_alive
+        log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
+        assert self._upstreams is not None
+        origin = self._origin_of(base)
+        headers = self._upstream_request_headers(request, origin.authority)
+        headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
+        try:
+            upstream = await self._upstreams.request(origin, request.method, request.raw_path, headers)
+        except UpstreamUnreachableError as error:
+            return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
+        try:
+            answer = self._response_headers(upstream.headers, assertion).items()
+            length = upstream.content_length
+            has_body = _has_body(request.method, upstream.status)
+            if length is not None and length <= _SMALL_BODY and has_body:
+                try:
+                    body = await upstream.read()
+                except UpstreamBodyError as error:
+                    return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
+                head = response_head(
+                    upstream.status,
+                    upstream.reason,
+                    answer,
+                    content_length=len(body),
+                    chunked=False,
+                    keep_alive=keep_alive,
+                )
+                viewer.write(head + body)
+                log.fields["bytes_out"] = len(body)
+                self._logged(log, "http", upstream.status)
+                return keep_alive
+            chunked = has_body and length is None
+            viewer.write(
+                response_head(
+                    upstream.status,
+                    upstream.reason,
+                    answer,
+                    content_length=length,
+                    chunked=chunked,
+                    keep_alive=keep_alive,
+                )
+            )
+            why: str | None = None
+            copied = 0
+            if has_body:
+                viewer.set_write_buffer(_READ_BUFFER)
+                # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
+                stream = _Stream(assertion, task=asyncio.current_task())
+                self._streams.add(stream)
+
+                async def write(chunk: bytes) -> None:
+                    viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    await viewer.drain()
+
+                try:
+                    copied, why = await self._copy_body(upstream, write, stream)
+                finally:
+                    self._streams.discard(stream)
+                    stream.task = None
+                log.fields["bytes_out"] = copied
+            if why is None:
+                if chunked:
+                    viewer.write(b"0\r\n\r\n")
+            else:
+                log.fields["closed"] = why
+                self._metrics.streams_closed.labels(why=why).inc()
+                keep_alive = False
+            self._logged(log, "http", upstream.status)
+            return keep_alive
+        finally:
+            upstream.release()
+
+    def _write_denial(
+        self,
+        viewer: ViewerConnection,
+        reason: DenialReason,
+        assertion: OriginAssertion | None,
+        keep_alive: bool,
+    ) -> None:
+        status, headers, page = self._denial_parts(reason, assertion)
+        head = response_head(
+            status,
+            HTTPStatus(status).phrase,
+            headers.items(),
+            content_length=len(page),
+            chunked=False,
+            keep_alive=keep_alive,
+        )
+        viewer.write(head + page)
+
+    def _unreachable_simple(
+        self, viewer: ViewerConnection, log: _Log, assertion: OriginAssertion, why: str, keep_alive: bool
+    ) -> bool:
+        self._metrics.denials.labels(reason="upstream_unreachable").inc()
+        self._write_denial(viewer, DenialReason.ORIGIN_UNREACHABLE, assertion, keep_alive)
+        self._logged(log, "http", 502, denied="upstream_unreachable", error=why)
+        return keep_alive
+
     async def _copy_body(
-        self, upstream: UpstreamResponse, response: web.StreamResponse, stream: _Stream
+        self, upstream: UpstreamResponse, write: Callable[[bytes], Awaitable[None]], stream: _Stream
     ) -> tuple[int, str | None]:
         """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended.
 
@@ -462,7 +602,7 @@ class IngressProxy:
         try:
             async for chunk in upstream.chunks():
                 copied += len(chunk)
-                await response.write(chunk)
+                await write(chunk)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not stream.end.done() or task is None:
@@ -604,6 +744,6 @@ def _without_preview_cookies(cookie_header: str) -> str:
     return "; ".join(kept)
 
 
-def _request_id(request: web.Request) -> str | None:
+def _request_id(request: ViewerRequestLike) -> str | None:
     value = request.headers.get(REQUEST_ID_HEADER)
     return value[:128] if value else None

@@ -20,6 +20,7 @@ from preview_ingress.config import IngressConfig
 from preview_ingress.metrics import CONTENT_TYPE, IngressMetrics
 from preview_ingress.proxy import IngressProxy
 from preview_ingress.revocations import RevocationWatch
+from preview_ingress.viewer import ViewerConnection
 
 _SHUTDOWN_SECONDS = 5.0
 _T = TypeVar("_T")
@@ -58,6 +59,7 @@ class _Ingress:
         self._config = config
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._listener: asyncio.Server | None = None
 
     async def start(self, host: str, port: int, admin_host: str, admin_port: int) -> _Ports:
         await self.proxy.start()
@@ -71,19 +73,28 @@ class _Ingress:
         admin_app = web.Application()
         admin_app.router.add_get("/healthz", self._healthz)
         admin_app.router.add_get("/metrics", self._metrics)
-        ports = []
-        for app, address, wanted in ((proxy_app, host, port), (admin_app, admin_host, admin_port)):
-            runner = web.AppRunner(
-                app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
-            )
-            await runner.setup()
-            site = web.TCPSite(runner, address, wanted)
-            await site.start()
-            self._runners.append(runner)
-            ports.append(_bound_port(runner))
-        return _Ports(ports[0], ports[1])
+        # The proxy port: body-less requests on the fast path (viewer.py), the rest on aiohttp's server.
+        proxy_runner = web.AppRunner(
+            proxy_app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
+        )
+        await proxy_runner.setup()
+        self._runners.append(proxy_runner)
+        aiohttp_protocol = proxy_runner.server
+        assert aiohttp_protocol is not None
+        self._listener = await asyncio.get_running_loop().create_server(
+            lambda: ViewerConnection(self.proxy, aiohttp_protocol), host, port
+        )
+        admin_runner = web.AppRunner(
+            admin_app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
+        )
+        await admin_runner.setup()
+        await web.TCPSite(admin_runner, admin_host, admin_port).start()
+        self._runners.append(admin_runner)
+        return _Ports(int(self._listener.sockets[0].getsockname()[1]), _bound_port(admin_runner))
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -104,6 +104,9 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._informational = False
         self._no_body = False
+        self._parsed_body = 0
+        self._unparsed_body: int | None = None
+        """Bytes of the body still to come past the parser (a ``Content-Length`` body)."""
         self._sender: asyncio.Task[None] | None = None
         self.status = 0
         self.reason = ""
@@ -121,11 +124,33 @@ class _Connection(asyncio.Protocol):
         if self._parser is None:  # an idle connection the app talks on: not HTTP we can follow
             self._close()
             return
+        if self._unparsed_body is not None:
+            self._take_body(data)
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
             self._fail(f"the app's answer is not HTTP/1.1 ({error})")
             self._close()
+            return
+        if self._complete or self._error is not None or self._head is None or not self._head.done():
+            return
+        if self.content_length is not None and not self._informational:
+            # The rest of a body of known length is taken as it comes: no parser, no copy.
+            self._unparsed_body = self.content_length - self._parsed_body
+
+    def _take_body(self, data: bytes) -> None:
+        remaining = self._unparsed_body
+        assert remaining is not None
+        if len(data) > remaining:  # more than the answer: not something we can follow
+            self._keep_alive = False
+            data = data[:remaining]
+        self._unparsed_body = remaining - len(data)
+        if data:
+            self.on_body(data)
+        if self._unparsed_body == 0:
+            self._complete = True
+            self._wake()
 
     def eof_received(self) -> bool:
         return False  # close the transport: we never half-close
@@ -197,6 +222,7 @@ class _Connection(asyncio.Protocol):
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
+        self._parsed_body += len(body)
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._reading_paused and self.transport is not None:
@@ -292,6 +318,8 @@ class _Connection(asyncio.Protocol):
         self._no_body = False
         self._body.clear()
         self._buffered = 0
+        self._parsed_body = 0
+        self._unparsed_body = None
         self.content_length = None
         if self._reading_paused and self.transport is not None:
             self._reading_paused = False

@@ -117,6 +117,7 @@ def sandbox_app(state: AppState) -> web.Application:
             "path": request.raw_path,
             "headers": {name: value for name, value in request.headers.items()},
             "body_length": len(body),
+            "peer": request.transport.get_extra_info("peername")[1] if request.transport else None,
         }
         state.requests.append(seen)
         return web.json_response(seen)

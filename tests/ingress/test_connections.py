@@ -1,0 +1,289 @@
+"""Both of the ingress's HTTP/1.1 hops, as a proxy must keep them: connections kept alive and reused,
+requests answered in order, bodies and upgrades on the same connection as plain GETs, limits on a
+request's head, and an app that closes idle connections, answers until close, sends 103 first, or
+breaks off mid-body."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import http.client
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.ingress.conftest import SANDBOX, Ingress, LoopThread, Sandbox, assertion, cloudfront
+
+
+def _head_lines(extra: dict[str, str] | None = None) -> str:
+    headers = cloudfront(assertion(), **(extra or {}))
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+def _raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on one connection and read until the ingress closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as viewer:
+        viewer.sendall(data)
+        received = b""
+        while chunk := viewer.recv(65536):
+            received += chunk
+    return received
+
+
+def _responses(raw: bytes) -> list[tuple[int, bytes]]:
+    """Split HTTP/1.1 responses framed by Content-Length: ``(status, body)`` each."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+        )
+        answers.append((int(lines[0].split()[1]), rest[:length]))
+        raw = rest[length:]
+    return answers
+
+
+def _connection(ingress: Ingress) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", ingress.running.port, timeout=10)
+
+
+def test_requests_on_one_viewer_connection_reuse_one_connection_to_the_app(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    viewer = _connection(ingress)
+    for _ in range(3):
+        viewer.request("GET", "/echo/again", headers=cloudfront(assertion()))
+        answer = viewer.getresponse()
+        assert answer.status == 200
+        answer.read()
+    viewer.close()
+
+    assert len(sandbox.state.requests) == 3
+    assert len({seen["peer"] for seen in sandbox.state.requests}) == 1  # one upstream connection
+
+
+def test_pipelined_requests_are_answered_in_order(ingress: Ingress, sandbox: Sandbox) -> None:
+    requests = "".join(
+        f"GET /echo/{n} HTTP/1.1\r\nHost: {SANDBOX}.preview.example\r\n{_head_lines()}"
+        + ("Connection: close\r\n" if n == 3 else "")
+        + "\r\n"
+        for n in (1, 2, 3)
+    )
+
+    answers = _responses(_raw(ingress.running.port, requests.encode()))
+
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert [json.loads(body)["path"] for _, body in answers] == ["/echo/1", "/echo/2", "/echo/3"]
+
+
+def test_a_body_and_a_websocket_upgrade_work_after_plain_gets_on_the_same_connection(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    viewer = _connection(ingress)
+    viewer.request("GET", "/echo/first", headers=cloudfront(assertion()))
+    assert viewer.getresponse().read()
+    viewer.request("POST", "/echo/posted", body=b"x" * 1000, headers=cloudfront(assertion()))
+    posted = viewer.getresponse()
+    seen = json.loads(posted.read())
+    viewer.request("GET", "/echo/after", headers=cloudfront(assertion()))
+    after = viewer.getresponse()
+    assert after.status == 200
+    after.read()
+    viewer.close()
+
+    assert posted.status == 200
+    assert seen["body_length"] == 1000
+    assert [r["path"] for r in sandbox.state.requests] == ["/echo/first", "/echo/posted", "/echo/after"]
+
+    upgrade = (
+        f"GET /echo/plain HTTP/1.1\r\nHost: h\r\n{_head_lines()}\r\n"
+        f"GET /ws HTTP/1.1\r\nHost: h\r\n{_head_lines()}Connection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Protocol: vite-hmr\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", ingress.running.port), timeout=10) as raw:
+        raw.sendall(upgrade.encode())
+        received = b""
+        while b"101 Switching Protocols" not in received or not received.endswith(b"hello from the app"):
+            chunk = raw.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in received
+
+
+def test_a_chunked_upload_reaches_the_app_whole(ingress: Ingress, sandbox: Sandbox) -> None:
+    parts = [bytes([n]) * 100_000 for n in range(20)]
+    viewer = _connection(ingress)
+    viewer.request("POST", "/upload", body=iter(parts), headers=cloudfront(assertion()), encode_chunked=True)
+    seen = json.loads(viewer.getresponse().read())
+    viewer.close()
+
+    assert seen["bytes"] == 2_000_000
+    assert seen["sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def test_a_head_too_large_gets_431_and_a_malformed_request_400(ingress: Ingress) -> None:
+    huge = f"GET /echo HTTP/1.1\r\nHost: h\r\n{_head_lines()}X-Big: {'a' * 200_000}\r\n\r\n"
+    malformed = b"GET /echo HTTP/1.1\r\nHost h\r\nno colon here\r\n\r\n"
+
+    assert _raw(ingress.running.port, huge.encode()).startswith(b"HTTP/1.1 431 ")
+    assert _raw(ingress.running.port, malformed).startswith(b"HTTP/1.1 400 ")
+
+
+def test_an_http_1_0_request_is_answered_and_its_connection_closed(ingress: Ingress) -> None:
+    raw = _raw(ingress.running.port, f"GET /echo/old HTTP/1.0\r\n{_head_lines()}\r\n".encode())
+
+    status, body = _responses(raw)[0]
+    assert status == 200
+    assert json.loads(body)["path"] == "/echo/old"
+    assert b"\r\nConnection: close\r\n" in raw.partition(b"\r\n\r\n")[0] + b"\r\n"
+
+
+# ---- apps that do what real apps do to a proxy --------------------------------------------------
+
+
+Answerer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+def raw_app() -> Iterator[Callable[[Answerer], str]]:
+    """An app written on bare sockets: it answers each connection as the test says."""
+    thread = LoopThread()
+    servers: list[asyncio.Server] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    def start(answer: Answerer) -> str:
+        async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+            try:
+                await answer(reader, writer)
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+        async def go() -> int:
+            server = await asyncio.start_server(answer_then_close, "127.0.0.1", 0)
+            servers.append(server)
+            return int(server.sockets[0].getsockname()[1])
+
+        return f"http://127.0.0.1:{thread.run(go())}"
+
+    yield start
+
+    async def stop() -> None:
+        for server in servers:
+            server.close()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    thread.run(stop())
+    thread.stop()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def _get(ingress: Ingress, path: str) -> tuple[int, bytes, dict[str, str]]:
+    viewer = _connection(ingress)
+    try:
+        viewer.request("GET", path, headers=cloudfront(assertion()))
+        answer = viewer.getresponse()
+        return answer.status, answer.read(), dict(answer.getheaders())
+    finally:
+        viewer.close()
+
+
+def test_an_app_that_closes_idle_connections_still_answers_every_request(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    connections = 0
+
+    async def answer_once_then_close_when_idle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # Node's keepAliveTimeout, shortened
+        writer.close()
+
+    ingress = make_ingress(upstream=raw_app(answer_once_then_close_when_idle), sandbox_id=SANDBOX)
+
+    first = _get(ingress, "/a")
+    time.sleep(0.3)  # the app has closed the connection the ingress keeps
+    second = _get(ingress, "/b")
+
+    assert first[:2] == second[:2] == (200, b"ok")
+    assert connections == 2
+
+
+def test_a_body_delimited_by_the_end_of_the_connection_arrives_whole(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    body = b"until close " * 50_000
+
+    async def answer_until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    ingress = make_ingress(upstream=raw_app(answer_until_close), sandbox_id=SANDBOX)
+
+    status, received, _ = _get(ingress, "/")
+
+    assert (status, received) == (200, body)
+
+
+def test_an_early_hints_answer_is_skipped_and_the_final_one_relayed(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    async def answer_with_103_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-App: yes\r\n\r\nfinal")
+        await writer.drain()
+
+    ingress = make_ingress(upstream=raw_app(answer_with_103_first), sandbox_id=SANDBOX)
+
+    status, received, headers = _get(ingress, "/")
+
+    assert (status, received, headers["X-App"]) == (200, b"final", "yes")
+
+
+@pytest.mark.parametrize("size", [1000, 5_000_000], ids=["small", "streamed"])
+def test_a_body_the_app_breaks_off_never_looks_whole_to_the_viewer(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str], size: int
+) -> None:
+    async def break_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * (size // 2))
+        await writer.drain()
+        writer.transport.abort()
+
+    ingress = make_ingress(upstream=raw_app(break_off), sandbox_id=SANDBOX)
+    viewer = _connection(ingress)
+    viewer.request("GET", "/", headers=cloudfront(assertion()))
+    answer = viewer.getresponse()
+
+    if size <= 64 * 1024:  # read whole before answering: the viewer gets the not-responding page
+        assert answer.status == 502
+        assert b"Sandbox not responding" in answer.read()
+    else:  # already streaming: the viewer's connection is cut short of Content-Length
+        assert answer.status == 200
+        with pytest.raises(http.client.IncompleteRead):
+            answer.read()
+    viewer.close()
