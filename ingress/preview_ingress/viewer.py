@@ -131,12 +131,6 @@ class ViewerConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self._handing_over:
             return
-        import os
-
-        if os.environ.get("FORCE_AIOHTTP"):
-            self._handing_over = True
-            self._queue.append(_HAND_OVER)
-            return
         for name, value in self._headers:
             lower = name.lower()
             if lower in _ANOTHER_PATH or (lower == "content-length" and value != "0"):
