@@ -49,13 +49,13 @@ class IngressConfig:
     revocations_disabled: bool = False
     upstream_connect_timeout_seconds: float = 10.0
     upstream_pool_size: int = 256
+    """Idle keep-alive connections kept per app (busy ones are not limited: a stream holds one)."""
     preserve_host: bool = False
     """Send the app the ``Host`` the viewer used (the preview host) instead of the upstream's own. Off:
     dev servers that guard their Host (Vite's ``allowedHosts``) work stock. On: apps that compare a
     WebSocket's ``Origin`` with ``Host`` (Jupyter) work without an allowed-origin setting."""
     next_secret: str | None = field(default=None, repr=False)
     """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
-    """Keep-alive connections to the upstreams (aiohttp's connector limit)."""
 
     def __post_init__(self) -> None:
         for secret in (self.secret, self.next_secret or self.secret):

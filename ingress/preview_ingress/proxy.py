@@ -10,6 +10,12 @@ Admission, in order (any failure answers the styled denial page, never the app):
 4. ``read`` scope: safe methods only, no method-override header naming another, nothing under
    the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
 
+Two ways in, one rule: a body-less request comes from :class:`~preview_ingress.viewer.ViewerConnection`
+(:meth:`IngressProxy.relay_simple`, written straight to the socket), anything else from aiohttp's
+server (:meth:`IngressProxy.handle`); both admit with :meth:`IngressProxy._admit`, rewrite headers
+the same way and register their streams alike. HTTP goes to the app over
+:class:`~preview_ingress.upstream.UpstreamPool`, WebSockets over aiohttp's client.
+
 Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
 two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
 ``X-Preview-Scope`` (the verified scope, replacing any the viewer sent: an app such as a desktop
