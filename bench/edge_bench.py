@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 from preview_local.cfn_template import load_template
+from preview_tokens.data_plane.origin_assertion import sign_origin_assertion
 from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
 TARGET_FUNCTION_VS_FLOOR = 1.5  # issue 13 (the retired stream verifier measured 3.47x)
@@ -38,6 +39,7 @@ ROUNDS = 15
 BLOCK = 2000  # requests per block; the cache-miss blocks carry BLOCK distinct sessions
 KIDS = ("kbench-1", "kbench-2", "kbench-3")  # rotated: consecutive requests never share a key
 HOST_SUFFIX = ".sandboxes.bench.test"
+ORIGIN_SEED = hashlib.sha256(b"bench origin key").digest()
 PRICE_PER_MILLION_USD = 0.10  # CloudFront Functions invocations, us-east-1 (../shared/DESIGN.md)
 _IMPORT = re.compile(r"^import (\w+) from '([\w-]+)';$", re.MULTILINE)
 
@@ -126,11 +128,8 @@ def b64url(raw: bytes) -> str:
 
 
 def origin_assertion(claims: PreviewClaims) -> str:
-    """An origin assertion as the exchange sets it (the edge reads only its payload)."""
-    header = b64url(json.dumps({"alg": "EdDSA", "kid": "oa-bench", "typ": "JWT"}).encode())
-    payload = {"aud": "https://ingress.bench.test", "exp": claims.expires_at, "jti": claims.token_id,
-               "scope": claims.scope.value, "sub": claims.sandbox_id, "tid": claims.tenant_id}  # fmt: skip
-    return f"{header}.{b64url(json.dumps(payload).encode())}.{b64url(bytes(64))}"
+    """The origin assertion the exchange sets for ``claims`` (the edge reads only its payload)."""
+    return sign_origin_assertion(claims, "https://ingress.bench.test", "oa-bench", ORIGIN_SEED)
 
 
 def subresource_event() -> dict[str, Any]:
