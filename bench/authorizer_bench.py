@@ -27,7 +27,6 @@ exit code is 0 whether the targets are met or missed.
 
 from __future__ import annotations
 
-import copy
 import gc
 import json
 import logging
@@ -45,6 +44,7 @@ import boto3
 import jwt
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from preview_local.aws_resources import ensure_resources
+from preview_local.gateway import request_authorizer_event
 from preview_local.moto_aws import MotoAws, patched_environ
 from preview_tokens.data_plane.origin_assertion import (
     ORIGIN_KEY_SET,
@@ -148,23 +148,8 @@ def exchange_event(host: str, token: str) -> dict[str, Any]:
 
 def authorizer_event(event: dict[str, Any]) -> dict[str, Any]:
     """The ``REQUEST`` authorizer event API Gateway derives from the exchange route's ``event``."""
-    fields = (
-        "resource",
-        "path",
-        "httpMethod",
-        "headers",
-        "multiValueHeaders",
-        "queryStringParameters",
-        "multiValueQueryStringParameters",
-        "pathParameters",
-        "stageVariables",
-        "requestContext",
-    )
-    return {
-        "type": "REQUEST",
-        "methodArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT_ID}:{API_ID}/preview/GET{event['path']}",
-        **{name: copy.deepcopy(event.get(name)) for name in fields},
-    }
+    arn = f"arn:aws:execute-api:us-east-1:{ACCOUNT_ID}:{API_ID}/preview/GET{event['path']}"
+    return request_authorizer_event(event, arn)
 
 
 def granted(answer: dict[str, Any]) -> bool:
