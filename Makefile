@@ -130,7 +130,7 @@ desktop:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(DESKTOP_PACKAGES) >/dev/null; }
 
-## bench: the authorizer's hot path and cold start, the edge function's cost per request, the
+## bench: the ?mt= authorizer's cost and cold start, the edge function's cost per request, the
 ## mint's round trips and cold start (ratios against baselines measured in the same run), cost
 ## per 1,000 page loads and concurrency from measured durations, the fleet ingress against the app
 ## direct, and the Vite app's page load through the local stack against the app direct (chromium)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import dataclasses
 import uuid
 from collections.abc import Mapping
@@ -65,6 +66,28 @@ DROPPED_FROM_REQUEST = frozenset(
 # is http_server's; the integration timeout is each integration's timeoutInMillis, 29 s by default).
 HEADER_LIMIT_BYTES = 10_240
 _INTERNAL_ERROR = b'{"message": "Internal server error"}'
+
+
+# What a REST API's REQUEST authorizer event carries of the request: a proxy event's fields but
+# its body (API Gateway adds ``type`` and ``methodArn``).
+REQUEST_AUTHORIZER_FIELDS = (
+    "resource",
+    "path",
+    "httpMethod",
+    "headers",
+    "multiValueHeaders",
+    "queryStringParameters",
+    "multiValueQueryStringParameters",
+    "pathParameters",
+    "stageVariables",
+    "requestContext",
+)
+
+
+def request_authorizer_event(proxy_event: Mapping[str, Any], method_arn: str) -> dict[str, Any]:
+    """The ``REQUEST`` authorizer event API Gateway sends for the request of ``proxy_event``."""
+    fields = {name: copy.deepcopy(proxy_event.get(name)) for name in REQUEST_AUTHORIZER_FIELDS}
+    return {"type": "REQUEST", "methodArn": method_arn, **fields}
 
 
 class RestApiGateway:
@@ -160,7 +183,7 @@ class RestApiGateway:
 
     def _authorizer_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
         arn = method_arn(REGION, ACCOUNT_ID, self.api.api_id, self.api.stage, request.method, request.path)
-        return {"type": "REQUEST", "methodArn": arn, **fields}
+        return request_authorizer_event(fields, arn)
 
     def _proxy_event(self, request: HttpRequest, fields: dict[str, Any]) -> dict[str, Any]:
         binary = self.api.is_binary(request.header("Content-Type"))

@@ -105,8 +105,9 @@ def ready_events(
     preview_host: str,
     api_host: str,
 ) -> dict[str, dict[str, Any]]:
-    """The ready events (mint, exchange, cookie check; the denial page and the authorizer when the
-    template routes to them); a fresh token for the data-plane ones from the stack's mint function."""
+    """The ready events (mint, exchange, cookie check; the denial page and the exchange's ``?mt=``
+    authorizer when the template has them); a fresh token for the data-plane ones from the stack's
+    mint function."""
     mint_request = HttpRequest(
         "POST",
         f"/api/v1/sandboxes/{sandbox_id}/preview-token",
@@ -139,11 +140,9 @@ def ready_events(
     _, denied_event = _lambda_events(data_plane, denied_request)
     if denied_event is not None:
         events["denied"] = denied_event
-    # The authorizer's event, for whichever route the template still guards with it (if any).
-    session_request = HttpRequest("GET", "/", "", (*document, ("Cookie", f"{SESSION_COOKIE}={token}")))
-    authorizer_event = _lambda_events(data_plane, session_request)[0] or exchange_authorizer
-    if authorizer_event is not None:
-        events["authorizer"] = authorizer_event
+    # The exchange route's ?mt= authorizer (PreviewAuthorizerFunction), when the template has it.
+    if exchange_authorizer is not None:
+        events["authorizer"] = exchange_authorizer
     return events
 
 
@@ -200,7 +199,11 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         description="Invoke a function of template.yaml in-process against the running local stack, "
         "printing its result as `sam local invoke` does.",
     )
-    parser.add_argument("function", metavar="LogicalId", help="e.g. MintFunction, PreviewAuthorizerFunction")
+    parser.add_argument(
+        "function",
+        metavar="LogicalId",
+        help="e.g. MintFunction, PreviewAuthorizerFunction (the ?mt= authorizer)",
+    )
     parser.add_argument(
         "event", nargs="?", help="event JSON file, or - for stdin (e.g. .local/events/mint.json)"
     )

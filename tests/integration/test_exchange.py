@@ -167,11 +167,15 @@ def test_no_mt_at_all_is_refused(deployment: Deployment) -> None:
     assert embedded_event(response.body)["reason"] == "invalid_token"
 
 
+@pytest.mark.parametrize(
+    "endpoint", ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS"], ids=["dynamodb", "kms"]
+)
 def test_signing_keys_unreachable_is_a_503_page_not_a_500(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch, endpoint: str
 ) -> None:
+    """The ?mt= authorizer cannot read (DynamoDB) or decrypt (KMS) the keys: unavailable, not a refusal."""
     token = token_for(deployment)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+    monkeypatch.setenv(endpoint, "http://127.0.0.1:9")
     clear_cold_start_caches()
     started = time.monotonic()
     response = exchange(load_event("exchange_mt", token=token))

@@ -130,7 +130,7 @@ def deny(reason: DenialReason, sandbox_id: str | None = None) -> dict[str, Any]:
     response = APIGatewayAuthorizerResponse.from_route_arn(
         f"{ARN_PREFIX}/GET/",
         principal_id="anonymous",
-        context={"reason": reason.value, **denial_for(reason, sandbox_id).as_context()},
+        context={"reason": reason.value, "sandbox_id": sandbox_id or ""},
     )
     response.deny_all_routes()
     answer: dict[str, Any] = response.asdict()

@@ -2,7 +2,7 @@
 
 The APIs' access logs and CloudFront's log name each field they keep; none may hold the query
 string (``?mt=``), a header (``Cookie``, ``Authorization``), ``$context.requestOverride`` or the
-authorizer's ``origin_cookie``. Logs and tables are encrypted with the stack's data key, the
+``?mt=`` authorizer's ``token``. Logs and tables are encrypted with the stack's data key, the
 preview distribution sits behind a rate-limiting WAF, and the mint and exchange functions have
 reserved concurrency.
 """

@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import mint_api
-import preview_authorizer
 import pytest
 from preview_tokens import settings
 from preview_tokens.observability import logger
@@ -24,7 +23,7 @@ from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import OTHER_SANDBOX, SANDBOX, TENANT, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
 from tests.support.exchange import exchange_handler
-from tests.support.preview_tokens import authorizer_event, change_char, token_for
+from tests.support.preview_tokens import change_char, token_for
 
 NAMESPACE = "PreviewTokens"
 CLOUDFRONT_ID = "q1Xw8Yk3m4v5Z6a7B8c9D0e1F2g3H4i5J6k7L8m9N0o1P2q3R4s5T6u=="
@@ -163,22 +162,23 @@ def test_a_denied_exchange_counts_by_reason(
     assert counts(capsys.readouterr().out) == [("Denials", {"Reason": "invalid_token"})]
 
 
-def test_the_authorizer_counts_denials_and_unavailable_by_reason(
+def test_an_exchange_the_signing_keys_cannot_verify_counts_the_refresh_failure_and_unavailable(
     deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    capsys.readouterr()
-    policy = preview_authorizer.lambda_handler(authorizer_event(None), lambda_context())
-    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Deny"
-
+    """The ``?mt=`` authorizer cannot read the keys: a key refresh failure, then the exchange's
+    "unavailable" page, counted by its reason (not as a refusal of the token)."""
+    token = token_for(deployment)
     monkeypatch.setenv("SIGNING_KEYS_TABLE", "no-such-table")
     clear_cold_start_caches()
-    with pytest.raises(preview_authorizer.PreviewsUnavailableError):
-        preview_authorizer.lambda_handler(authorizer_event(token_for(deployment)), lambda_context())
+    capsys.readouterr()
 
-    found = counts(capsys.readouterr().out)
-    assert found[0] == ("Denials", {"Reason": "no_token"})
-    assert ("KeyRefreshFailures", {}) in found
-    assert found[-1] == ("Denials", {"Reason": "unavailable"})
+    response = exchange_handler(load_event("exchange_mt", token=token), lambda_context())
+
+    assert response["statusCode"] == 503
+    assert counts(capsys.readouterr().out) == [
+        ("KeyRefreshFailures", {}),
+        ("Denials", {"Reason": "unavailable"}),
+    ]
 
 
 def test_no_metric_has_a_tenant_or_sandbox_dimension(

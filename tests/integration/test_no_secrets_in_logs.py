@@ -10,14 +10,14 @@ import logging
 from collections.abc import Iterator
 
 import mint_api
-import preview_authorizer
 import pytest
 from preview_tokens.data_plane.access import SESSION_COOKIE
 from preview_tokens.observability import logger
 
 from tests.support.deployment import SANDBOX, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
-from tests.support.preview_tokens import authorizer_event, token_for
+from tests.support.exchange import exchange_handler
+from tests.support.preview_tokens import token_for
 from tests.support.responses import from_proxy_result
 
 
@@ -113,20 +113,29 @@ def test_a_credential_in_an_unexpected_error_is_redacted_from_the_log_line(
 def test_requests_carrying_credentials_in_odd_places_log_none_and_stay_one_json_line_each(
     deployment: Deployment, formatted_log_lines: io.StringIO
 ) -> None:
+    """Through the exchange route (its ``?mt=`` authorizer, then the exchange) and the cookie check."""
     token = token_for(deployment)
-    events = [
-        authorizer_event(token[:-4] + "AAAA", host=f"{SANDBOX}.example.com\x1b[2J\n{{forged}}"),
-        set_header(authorizer_event("mp_" + token[3:]), "Cookie", f"{SESSION_COOKIE}=garbage; x={token}"),
-        {**authorizer_event(None), "queryStringParameters": {"m%74": token, "mt": token + "x"}},
-    ]
-    for event in events:
-        preview_authorizer.lambda_handler(event, lambda_context())
+    forged_host = set_header(
+        load_event("exchange_mt", token=token[:-4] + "AAAA"),
+        "Host",
+        f"{SANDBOX}.example.com\x1b[2J\n{{forged}}",
+    )
+    granted = set_header(
+        load_event("exchange_mt", token=token), "Cookie", f"{SESSION_COOKIE}=garbage; x={token}"
+    )
+    in_the_query = load_event("exchange_mt", token=token + "x")
+    in_the_query["queryStringParameters"] = {"m%74": token, "mt": token + "x"}
+    checked = set_header(
+        load_event("exchange_cookie_check"), "Cookie", f"{SESSION_COOKIE}=garbage; x={token}"
+    )
+    for event in (forged_host, granted, in_the_query, checked):
+        exchange_handler(event, lambda_context())
     mint_api.lambda_handler(
         for_sandbox(load_event("mint_read", credential=deployment.api_key), token), lambda_context()
     )
 
     lines = formatted_log_lines.getvalue().splitlines()
-    assert lines
+    assert "preview session started" in formatted_log_lines.getvalue()
     for line in lines:
         json.loads(line)  # a control character in a field cannot break or forge a line
     assert not [line for line in lines if token.rsplit(".", 1)[1] in line or "mp_eyJ" in line]

@@ -1,33 +1,23 @@
 """The origin assertion end to end with the real handlers against moto.
 
-The exchange sets it as ``__Host-mp_origin``, the authorizer puts it in its Allow context (mapped
-to ``X-Preview-Assertion``), the control plane publishes the keys at ``GET /api/v1/origin-keys``,
-and the fleet's verifier (``preview_origin``) accepts it for its sandbox only. Our cookies never
-reach what the origin is given.
+The exchange route's authorizer signs it for a verified ``?mt=`` token, the exchange sets it as
+``__Host-mp_origin`` (the edge forwards it as ``X-Preview-Assertion``), the control plane publishes
+the keys at ``GET /api/v1/origin-keys``, and the fleet's verifier (``preview_origin``) accepts it
+for its sandbox only.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import mint_api
-import preview_authorizer
 import pytest
 from preview_origin import AssertionRejectedError, OriginAssertionVerifier, StaticJwks
-from preview_tokens.data_plane.access import NO_APP_COOKIES, PreviewGate
-from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
 from tests.support.events import lambda_context, load_event
-from tests.support.exchange import exchange_handler
-from tests.support.preview_tokens import authorizer_event, token_for
+from tests.support.exchange import authorize, exchange_handler
+from tests.support.preview_tokens import token_for
 from tests.support.responses import HttpResponse, from_proxy_result
-
-
-def authorize(event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = preview_authorizer.lambda_handler(event, lambda_context())
-    return result
 
 
 def exchange(token: str) -> HttpResponse:
@@ -46,21 +36,6 @@ def cookies_set(response: HttpResponse) -> dict[str, tuple[str, str]]:
         name, _, value = pair.partition("=")
         found[name] = (value, attributes.strip())
     return found
-
-
-def with_cookies(
-    token: str, cookie_header: str, method: str = "GET", path: str = "/app/main.js"
-) -> dict[str, Any]:
-    event = authorizer_event(token, method=method, path=path)
-    event["headers"]["Cookie"] = cookie_header
-    event["multiValueHeaders"]["Cookie"] = [cookie_header]
-    return event
-
-
-def allowed_context(policy: dict[str, Any]) -> dict[str, Any]:
-    assert policy["policyDocument"]["Statement"][0]["Effect"] == "Allow", policy.get("context")
-    context: dict[str, Any] = policy["context"]
-    return context
 
 
 # ----------------------------------------------------------------------- the published keys
@@ -116,45 +91,19 @@ def test_without_an_origin_key_the_exchange_is_unavailable(deployment: Deploymen
     assert response.multi_header("Set-Cookie") == []
 
 
-# ------------------------------------------------------------------------------ authorizer
-def test_the_authorizer_forwards_the_exchanges_assertion_for_the_same_token(deployment: Deployment) -> None:
-    token = token_for(deployment)
-    cookies = cookies_set(exchange(token))
-    assertion = cookies["__Host-mp_origin"][0]
-
-    context = allowed_context(
-        authorize(with_cookies(token, f"theme=dark; __Host-mp_session={token}; __Host-mp_origin={assertion}"))
-    )
-
-    assert context["origin_assertion"] == assertion
-
-
-def test_a_cookie_assertion_of_another_session_is_not_forwarded(deployment: Deployment) -> None:
-    """A stolen assertion (another token, another sandbox) in the cookie is replaced by this token's."""
-    token, other = token_for(deployment), token_for(deployment, scope="interact")
-    others_assertion = cookies_set(exchange(other))["__Host-mp_origin"][0]
-
-    context = allowed_context(
-        authorize(with_cookies(token, f"__Host-mp_session={token}; __Host-mp_origin={others_assertion}"))
-    )
-
-    assert context["origin_assertion"] != others_assertion
-    accepted = fleet_verifier(deployment).verify(context["origin_assertion"], SANDBOX)
-    assert accepted.scope == "read"
-
-
-def test_a_request_with_the_token_outside_a_cookie_gets_an_assertion_too(deployment: Deployment) -> None:
+# ------------------------------------------------------------------- the ?mt= authorizer
+def test_the_exchange_authorizer_grants_an_assertion_of_the_tokens_scope(deployment: Deployment) -> None:
     token = token_for(deployment, scope="interact")
 
-    context = allowed_context(
-        authorize(authorizer_event(token, method="POST", path="/api/save", via="header"))
-    )
+    context = authorize(load_event("exchange_mt", token=token))["context"]
 
     assert fleet_verifier(deployment).verify(context["origin_assertion"], SANDBOX).scope == "interact"
 
 
 def test_the_assertion_is_for_this_sandbox_and_this_audience_only(deployment: Deployment) -> None:
-    assertion = allowed_context(authorize(authorizer_event(token_for(deployment))))["origin_assertion"]
+    assertion = authorize(load_event("exchange_mt", token=token_for(deployment)))["context"][
+        "origin_assertion"
+    ]
 
     with pytest.raises(AssertionRejectedError, match="wrong_sandbox"):
         fleet_verifier(deployment).verify(assertion, "sbx-other")
@@ -164,56 +113,3 @@ def test_the_assertion_is_for_this_sandbox_and_this_audience_only(deployment: De
     with pytest.raises(AssertionRejectedError, match="audience"):
         other_fleet.verify(assertion, SANDBOX)
     assert fleet_verifier(deployment).verify(assertion, SANDBOX).sandbox_id == SANDBOX
-
-
-def test_an_allow_without_an_assertion_is_never_sent(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A gate wired without the signer (a wiring mistake) must not let an unsigned request through."""
-    keys = SigningKeyProvider(
-        DynamoDbSigningKeyStore(deployment.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
-    )
-    unsigned_gate = PreviewGate(keys, "/input")
-    monkeypatch.setattr(preview_authorizer, "preview_gate", lambda: unsigned_gate)
-
-    # "unavailable" is API Gateway's AUTHORIZER_CONFIGURATION_ERROR: the 503 page, never an Allow
-    with pytest.raises(preview_authorizer.PreviewsUnavailableError):
-        authorize(authorizer_event(token_for(deployment)))
-
-
-def test_without_an_origin_key_the_authorizer_answers_unavailable(deployment: Deployment) -> None:
-    deployment.origin_keys.retire(deployment.origin_kid)
-    clear_cold_start_caches()
-
-    with pytest.raises(preview_authorizer.PreviewsUnavailableError):
-        authorize(authorizer_event(token_for(deployment)))
-
-
-# ------------------------------------------------------------------------- our cookies
-@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("GET", "/app/main.js"), ("POST", "/api/save")])
-def test_none_of_our_cookies_is_ever_given_to_the_origin(
-    deployment: Deployment, method: str, path: str
-) -> None:
-    token = token_for(deployment, scope="interact")
-    assertion = cookies_set(exchange(token))["__Host-mp_origin"][0]
-    header = (
-        f"theme=dark; __Host-mp_session={token}; app=1; __Host-mp_session_ends=1999999999; "
-        f"__Host-mp_origin={assertion}; __Host-mp_future=x; __host-mp_session={token}; last=2"
-    )
-
-    context = allowed_context(authorize(with_cookies(token, header, method, path)))
-
-    assert context["origin_cookie"] == "theme=dark; app=1; last=2"
-    assert "mp_" not in context["origin_cookie"].replace("mp_no_app_cookies", "")
-
-
-def test_a_request_with_only_our_cookies_gives_the_origin_a_placeholder_never_an_empty_cookie(
-    deployment: Deployment,
-) -> None:
-    token = token_for(deployment)
-
-    context = allowed_context(
-        authorize(with_cookies(token, f"__Host-mp_session={token}; __Host-mp_origin=x.y.z"))
-    )
-
-    assert context["origin_cookie"] == NO_APP_COOKIES

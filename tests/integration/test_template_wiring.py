@@ -1,7 +1,7 @@
 """The preview data plane as template.yaml deploys it, checked offline after the SAM transform.
 
 What API Gateway, CloudFront and IAM will do is configuration, not code: these tests pin that
-configuration to the code it must agree with (the authorizer's context keys, the denial page,
+configuration to the code it must agree with (the exchange authorizer's identity source, the denial pages,
 the settings the functions read, the edge routing rule of the local stack).
 """
 
@@ -11,14 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-)
-from preview_authorizer import policy_for
 from preview_local.cfn_template import PROJECT_ROOT
 from preview_local.edge import edge_route
 from preview_tokens.data_plane.access import (
-    Decision,
     DenialReason,
     fallback_token,
 )
@@ -30,7 +25,6 @@ from preview_tokens.data_plane.denial_page import (
     render_page,
 )
 from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS
-from preview_tokens.keys.tokens import PreviewClaims, Scope
 from preview_tokens.settings import DataPlaneSettings
 
 from tests.support.events import EVENTS_DIR, load_event
@@ -89,28 +83,6 @@ def static_value(mapping: str) -> str:
     assert mapping.startswith("'"), f"not a static value: {mapping}"
     assert mapping.endswith("'"), f"not a static value: {mapping}"
     return mapping[1:-1]
-
-
-def allow_context() -> dict[str, Any]:
-    claims = PreviewClaims(
-        sandbox_id="sbx-abc123",
-        tenant_id="tenant-1",
-        host="sbx-abc123.sandboxes.example.com",
-        scope=Scope.INTERACT,
-        issued_at=1_795_688_000,
-        expires_at=1_795_691_600,
-        token_id="jti-1",
-    )
-    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_cookie_get", token="t"))
-    policy = policy_for(event, Decision(True, None, claims, "theme=dark", "eyJ.assertion.sig"))
-    context: dict[str, Any] = policy["context"]
-    return context
-
-
-def deny_context() -> dict[str, Any]:
-    event = APIGatewayAuthorizerRequestEvent(load_event("authorizer_no_token"))
-    context: dict[str, Any] = policy_for(event, Decision(False, DenialReason.NO_TOKEN))["context"]
-    return context
 
 
 # ------------------------------------------------------------------------------------- the API
@@ -545,8 +517,6 @@ def test_outputs_name_the_api_url_and_where_to_point_the_preview_domain(template
 
 # ------------------------------------------------------------------------------------- events
 
-# The authorizer_* events name the retired sandbox routes: they stay for the authorizer's own tests
-# (tests/integration/test_authorizer.py) until the function goes (docs/architecture.md).
 DATA_PLANE_EVENTS = sorted(p.stem for p in EVENTS_DIR.glob("*.json") if p.stem.startswith("exchange_"))
 
 

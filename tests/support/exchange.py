@@ -7,6 +7,7 @@ from typing import Any
 
 import exchange_authorizer
 import preview_exchange
+from preview_local.gateway import request_authorizer_event
 from preview_tokens.data_plane.exchange import EXCHANGE_PATH
 
 from tests.support.events import lambda_context
@@ -16,25 +17,7 @@ API_STAGE_ARN = "arn:aws:execute-api:eu-central-1:123456789012:abcdef1234/previe
 
 def authorizer_event(event: dict[str, Any]) -> dict[str, Any]:
     """The REQUEST authorizer's event for a proxy event of the exchange route."""
-    return {
-        "type": "REQUEST",
-        "methodArn": f"{API_STAGE_ARN}/{event['httpMethod']}{event['path']}",
-        **{
-            key: copy.deepcopy(event.get(key))
-            for key in (
-                "resource",
-                "path",
-                "httpMethod",
-                "headers",
-                "multiValueHeaders",
-                "queryStringParameters",
-                "multiValueQueryStringParameters",
-                "pathParameters",
-                "stageVariables",
-                "requestContext",
-            )
-        },
-    }
+    return request_authorizer_event(event, f"{API_STAGE_ARN}/{event['httpMethod']}{event['path']}")
 
 
 def has_identity(event: dict[str, Any]) -> bool:

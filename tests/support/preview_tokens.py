@@ -1,9 +1,8 @@
-"""Building preview tokens and data-plane events for the authorizer and the exchange."""
+"""Building preview tokens (and forged variants of them) for the data plane's tests."""
 
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import hmac
 import json
@@ -13,7 +12,6 @@ from typing import Any
 from preview_tokens.keys.tokens import PreviewClaims, Scope, new_token_id, sign_preview_token
 
 from tests.support.deployment import PREVIEW_DOMAIN, SANDBOX, TENANT, Deployment
-from tests.support.events import load_event, set_header
 
 
 def host_of(sandbox_id: str) -> str:
@@ -60,34 +58,3 @@ def change_char(token: str, part: int) -> str:
     original = parts[part][middle]
     parts[part] = parts[part][:middle] + ("B" if original != "B" else "C") + parts[part][middle + 1 :]
     return "mp_" + ".".join(parts)
-
-
-def authorizer_event(
-    token: str | None,
-    *,
-    method: str = "GET",
-    path: str = "/app/main.js",
-    host: str = host_of(SANDBOX),
-    via: str = "cookie",
-) -> dict[str, Any]:
-    """A REST REQUEST authorizer event for ``method path`` on ``host`` carrying ``token``.
-
-    ``via``: ``cookie`` (the session cookie), ``header`` (``X-Preview-Token``, where the edge
-    puts a ``?mt=`` value) or ``query`` (``?mt=`` itself: a request that bypassed the edge).
-    """
-    event = load_event("authorizer_cookie_get", token=token or "")
-    event = copy.deepcopy(event)
-    event["httpMethod"] = event["requestContext"]["httpMethod"] = method
-    event["path"] = event["requestContext"]["path"] = path
-    event["pathParameters"] = {"proxy": path.lstrip("/")}
-    event["methodArn"] = f"arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/preview/{method}{path}"
-    event["requestContext"]["domainName"] = host.split(":")[0]
-    event = set_header(event, "Host", host)
-    if via != "cookie" or token is None:
-        event = set_header(event, "Cookie", "theme=dark")
-    if via == "header" and token is not None:
-        event = set_header(event, "x-preview-token", token)
-    if via == "query" and token is not None:
-        event["queryStringParameters"] = {"mt": token}
-        event["multiValueQueryStringParameters"] = {"mt": [token]}
-    return event

@@ -1,4 +1,4 @@
-"""The shared access-rule vectors through the Python gate (the authorizer's and exchange's decision).
+"""The shared access-rule vectors through the local stack's mirror of the edge.
 
 The same file runs through the edge's CloudFront Function ``PreviewEdge`` in node
 (``tests/integration/test_preview_edge_function.py``) and through its Python mirror, the local
@@ -7,15 +7,12 @@ stack's :class:`preview_local.edge.PreviewEdge` (here): one rule set, every veri
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from preview_local.edge import PreviewEdge
 from preview_local.http_messages import HttpRequest
-from preview_tokens.data_plane.access import METHOD_OVERRIDE_HEADERS, PreviewGate, PreviewRequest
-from preview_tokens.keys.signing_keys import ACTIVE, SigningKeyProvider, StoredSigningKey
 
 from tests.support.edge_vectors import (
     HOST,
@@ -31,43 +28,6 @@ VECTORS = load_vectors()
 EVERY_CASE: list[dict[str, Any]] = VECTORS["cases"]
 CASES = [c for c in EVERY_CASE if not c.get("edge_only")]
 """The access-rule cases (every verifier); the others are the edge's routing alone."""
-
-
-def gate_expectation(vector: dict[str, Any]) -> dict[str, Any]:
-    return {"allowed": vector["expect"]["allowed"], "reason": vector["expect"]["reason"]}
-
-
-class VectorKeys:
-    """The vectors' active keys as the signing-key store would hand them over."""
-
-    def __init__(self, keys: Mapping[str, str]) -> None:
-        self._keys = {kid: base64.urlsafe_b64decode(value + "==") for kid, value in keys.items()}
-
-    def load(self) -> list[StoredSigningKey]:
-        return [StoredSigningKey(kid, kid.encode(), ACTIVE, "2026-11-01") for kid in self._keys]
-
-    def decrypt(self, ciphertext: bytes, context: Mapping[str, str]) -> bytes:
-        return self._keys[ciphertext.decode()]
-
-
-def gate() -> PreviewGate:
-    keys = VectorKeys(VECTORS["keys"])
-    now = float(VECTORS["now"])
-    return PreviewGate(
-        SigningKeyProvider(keys, keys, 60, clock=lambda: now), VECTORS["input_path_prefix"], clock=lambda: now
-    )
-
-
-def python_request(request: Mapping[str, Any]) -> PreviewRequest:
-    headers: Mapping[str, str] = request["headers"]
-    return PreviewRequest(
-        method=request["method"],
-        path=request["path"],
-        host=request["host"],
-        cookie_header=request["cookie"],
-        fallback_token=None,
-        method_overrides=tuple(v for k, v in headers.items() if k.lower() in METHOD_OVERRIDE_HEADERS),
-    )
 
 
 def test_the_vector_file_is_what_its_generator_writes() -> None:
@@ -90,14 +50,6 @@ def test_there_are_enough_vectors_of_every_class() -> None:
         "wrong_sandbox",
         "read_only",
     }
-
-
-@pytest.mark.parametrize("vector", CASES, ids=[c["name"] for c in CASES])
-def test_the_python_gate_decides_every_vector_as_expected(vector: dict[str, Any]) -> None:
-    decision = gate().authorize(python_request(vector["request"]))
-
-    reason = decision.reason.value if decision.reason else None
-    assert {"allowed": decision.allowed, "reason": reason} == gate_expectation(vector)
 
 
 def test_every_route_and_the_origin_assertion_rule_have_vectors() -> None:

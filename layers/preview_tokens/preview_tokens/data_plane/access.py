@@ -1,15 +1,15 @@
-"""The data plane's decision: may this request to a sandbox host reach the sandbox?
+"""The data plane's access rule and the token check of the ``?mt=`` authorizer.
 
-Order of checks: the query no longer carries ``mt`` (the edge takes it off every request, so
-one that still has it did not come through the edge), a token is present (session cookie,
-else the ``X-Preview-Token`` header the edge fills from ``?mt=``), its signature and ``kid``
-verify, it has not expired, it is bound to the request's host, it is not revoked (the
-container's :class:`~preview_tokens.control_plane.revocations.RevocationView`), and its scope allows the
-method and path. ``read`` lets only GET/HEAD/OPTIONS through (and no method-override header
-naming another method), never the input channel, and no path that could be read as the input
-channel (:func:`input_path_segments`); ``interact`` lets everything through. Standard library
-only (authorizer hot path). The edge's CloudFront Function ``PreviewEdge`` applies the same rule
-in JavaScript (edge/preview_edge.js); ``tests/vectors/edge_access.json`` holds both to it.
+:class:`PreviewGate` verifies a token for the exchange route's authorizer: its signature and
+``kid``, expiry, the request's host, revocation (the container's
+:class:`~preview_tokens.control_plane.revocations.RevocationView`), and signs its origin assertion.
+The rest of the rule is decided per request by the edge (the CloudFront Function ``PreviewEdge``,
+edge/preview_edge.js, and its Python mirror in the local stack) and the fleet ingress, with the
+helpers here: a token's scope allows the method and path (:func:`read_scope_allows`: ``read`` lets
+only GET/HEAD/OPTIONS through, no method-override header naming another method, never the input
+channel nor a path that could be read as it, :func:`input_path_segments`; ``interact`` lets
+everything through), and the data plane's own cookies never reach the origin.
+``tests/vectors/edge_access.json`` holds every verifier to the same rule. Standard library only.
 """
 
 from __future__ import annotations
@@ -21,17 +21,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from preview_tokens.control_plane.revocations import (
-    RevocationsUnavailableError,
     RevocationView,
-    TokenRevokedError,
 )
 from preview_tokens.data_plane.origin_assertion import OriginAssertionSigner
-from preview_tokens.keys.signing_keys import KeyRing, SigningKeyProvider, SigningKeyUnavailableError
+from preview_tokens.keys.signing_keys import KeyRing, SigningKeyProvider
 from preview_tokens.keys.tokens import (
     ExpiredTokenError,
     InvalidTokenError,
     PreviewClaims,
-    Scope,
     VerifiedTokenCache,
     verify_preview_token,
 )
@@ -49,10 +46,6 @@ ORIGIN_ASSERTION_COOKIE = "__Host-mp_origin"
 PREVIEW_COOKIE_PREFIX = "__Host-mp_"
 PREVIEW_COOKIES = frozenset({SESSION_COOKIE, SESSION_ENDS_COOKIE, ORIGIN_ASSERTION_COOKIE})
 _PREFIX_LOWER = PREVIEW_COOKIE_PREFIX.lower()
-# What the origin's Cookie header becomes when the request had no cookie of the app's own. Never
-# empty: the integration overwrites the client's Cookie header with this value, and an empty
-# mapped value must not let API Gateway fall back to the client's header (session cookie and all).
-NO_APP_COOKIES = "mp_no_app_cookies=1"
 # The query parameter of a preview link. The edge (CloudFront Function, mirrored locally) takes
 # every parameter API Gateway would decode to this name off the query, for every method, and
 # passes its value in FALLBACK_TOKEN_HEADER; nothing downstream reads the query for a token.
@@ -102,30 +95,6 @@ class DenialReason(StrEnum):
     ORIGIN_UNREACHABLE = "origin_unreachable"
 
 
-@dataclass(frozen=True)
-class PreviewRequest:
-    method: str
-    path: str
-    host: str
-    cookie_header: str
-    fallback_token: str | None
-    """``X-Preview-Token``: the ``?mt=`` value the edge took off the query (see :func:`fallback_token`)."""
-    query_carries_token: bool = False
-    """The query still has ``mt``: the request did not come through the edge."""
-    method_overrides: tuple[str, ...] = ()
-    """Values of the request's method-override headers (:data:`METHOD_OVERRIDE_HEADERS`)."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reason: DenialReason | None = None
-    claims: PreviewClaims | None = None
-    origin_cookie: str = ""
-    origin_assertion: str = ""
-    """``X-Preview-Assertion`` for the origin (allowed requests, when the gate has a signer)."""
-
-
 def normalize_host(host: str) -> str:
     """Lower-case and drop a numeric port; anything else (a trailing dot) is kept as is."""
     host = host.strip().lower()
@@ -147,11 +116,6 @@ def fallback_token(headers: Mapping[str, str] | None) -> str | None:
     if not headers:
         return None
     return headers.get(_FALLBACK_TOKEN_HEADER_LOWER) or headers.get(FALLBACK_TOKEN_HEADER) or None
-
-
-def query_carries_token(multi_value_query: Mapping[str, object] | None) -> bool:
-    """Whether API Gateway decoded a ``mt`` parameter from the query (its names are decoded)."""
-    return multi_value_query is not None and TOKEN_PARAMETER in multi_value_query
 
 
 class AmbiguousPathError(ValueError):
@@ -243,39 +207,24 @@ def is_data_plane_cookie(set_cookie: str) -> bool:
 class PreviewCookies:
     session_token: str | None
     session_ends_at: int | None
-    origin_cookie: str
-    """The request's Cookie header without the data plane's cookies: what the origin may see."""
-    origin_assertion: str | None = None
 
 
 def split_preview_cookies(cookie_header: str) -> PreviewCookies:
-    """Our cookies (the last of each wins) apart from the sandbox app's own.
-
-    Every ``__Host-mp_*`` name is ours and is dropped from what the origin sees, known or not.
-    """
+    """The session and its end marker from a Cookie header (the last of each wins)."""
     values: dict[str, str] = {}
-    others: list[str] = []
     for part in cookie_header.split(";"):
-        crumb = part.strip()
-        if not crumb:
-            continue
-        name, _, value = crumb.partition("=")
-        name = name.strip()
-        if name in PREVIEW_COOKIES:
-            values[name] = value.strip().strip('"')
-        elif name[: len(PREVIEW_COOKIE_PREFIX)].lower() != _PREFIX_LOWER:
-            others.append(crumb)
+        name, _, value = part.strip().partition("=")
+        if name.strip() in PREVIEW_COOKIES:
+            values[name.strip()] = value.strip().strip('"')
     ends_at = values.get(SESSION_ENDS_COOKIE, "")
     return PreviewCookies(
         session_token=values.get(SESSION_COOKIE) or None,
         session_ends_at=int(ends_at) if ends_at.isdigit() and len(ends_at) < 16 else None,
-        origin_cookie="; ".join(others) or NO_APP_COOKIES,
-        origin_assertion=values.get(ORIGIN_ASSERTION_COOKIE) or None,
     )
 
 
 class PreviewGate:
-    """Verifies preview tokens for the authorizer and the exchange, with a verified-token memo."""
+    """Verifies ``?mt=`` tokens for the exchange route's authorizer, with a verified-token memo."""
 
     def __init__(
         self,
@@ -314,47 +263,14 @@ class PreviewGate:
             self._revocations.check(claims)
         return claims
 
-    def authorize(self, request: PreviewRequest) -> Decision:
-        if request.query_carries_token:
-            return Decision(False, DenialReason.INVALID_TOKEN)
-        cookies = split_preview_cookies(request.cookie_header)
-        origin_cookie = cookies.origin_cookie
-        token = cookies.session_token or request.fallback_token
-        if not token:
-            ended = cookies.session_ends_at is not None and cookies.session_ends_at <= self._clock()
-            return Decision(False, DenialReason.EXPIRED if ended else DenialReason.NO_TOKEN)
-        try:
-            claims = self.verify(token, request.host)
-        except SigningKeyUnavailableError:
-            return Decision(False, DenialReason.UNAVAILABLE)
-        except RevocationsUnavailableError:
-            return Decision(False, DenialReason.UNAVAILABLE)  # nothing decided: the authorizer's 503
-        except TokenRevokedError as revoked:
-            return Decision(False, DenialReason.REVOKED, revoked.claims)
-        except ExpiredTokenError as expired:
-            return Decision(False, DenialReason.EXPIRED, expired.claims)
-        except HostMismatchError:
-            return Decision(False, DenialReason.WRONG_SANDBOX)
-        except InvalidTokenError:
-            return Decision(False, DenialReason.INVALID_TOKEN)
-        if claims.scope is Scope.READ and not read_scope_allows(
-            request.method, request.path, request.method_overrides, self._input_prefix
-        ):
-            return Decision(False, DenialReason.READ_ONLY, claims)
-        try:
-            assertion = self.origin_assertion(claims, cookies.origin_assertion)
-        except SigningKeyUnavailableError:
-            return Decision(False, DenialReason.UNAVAILABLE, claims)
-        return Decision(True, None, claims, origin_cookie, assertion)
-
-    def origin_assertion(self, claims: PreviewClaims, presented: str | None = None) -> str:
+    def origin_assertion(self, claims: PreviewClaims) -> str:
         """The origin assertion of a verified token ("" without a signer, e.g. in unit tests).
 
         Raises :class:`SigningKeyUnavailableError` when the origin keys cannot be used.
         """
         if self._assertions is None:
             return ""
-        return self._assertions.assertion_for(claims, presented)
+        return self._assertions.assertion_for(claims)
 
 
 class HostMismatchError(InvalidTokenError):

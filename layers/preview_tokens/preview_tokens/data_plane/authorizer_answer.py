@@ -1,7 +1,7 @@
-"""What a Lambda REQUEST authorizer of the preview API answers: an IAM policy for the request's API
-stage, and the few helpers both authorizer handlers share (``functions/authorizer``: the exchange's
-``?mt=`` authorizer and the former per-request one). In the layer because the local stack loads a
-handler from its file, without its code directory on ``sys.path``.
+"""What the preview API's Lambda REQUEST authorizer answers: an IAM policy for the request's API
+stage, and the helpers it builds it with (``functions/authorizer/exchange_authorizer.py``, the
+exchange route's ``?mt=`` authorizer). In the layer because the local stack loads a handler from
+its file, without its code directory on ``sys.path``.
 """
 
 from __future__ import annotations

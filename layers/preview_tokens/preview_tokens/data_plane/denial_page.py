@@ -1,11 +1,11 @@
 """The access-denied page a preview iframe shows, and the event it posts to the embedding page.
 
-One HTML template serves both paths: the exchange renders it in Python, and API Gateway
-renders it as the ``ACCESS_DENIED`` Gateway Response from the authorizer's context (the
-template in ``template.yaml`` is :func:`gateway_response_template`, a test keeps them equal).
-Nothing from the request is ever reflected: every value comes from this module, plus a
-sandbox id only when a verified token proved it. The template avoids ``$`` and ``#`` so that
-API Gateway's Velocity engine leaves it alone.
+One HTML template serves every path: the exchange and the fleet ingress render it in Python,
+and API Gateway's static Gateway Responses in ``template.yaml`` are pages rendered from it
+(:func:`authorizer_failure_page`, :func:`origin_failure_page`, the ``no_token`` page; a test
+keeps them equal). Nothing from the request is ever reflected: every value comes from this
+module, plus a sandbox id only when a verified token proved it. The template avoids ``$`` and
+``#`` so that API Gateway's Velocity engine leaves it alone.
 """
 
 from __future__ import annotations
@@ -81,10 +81,6 @@ class Denial:
     detail: str
     event: str
 
-    def as_context(self) -> dict[str, str]:
-        """Authorizer context values read by the ``ACCESS_DENIED`` Gateway Response."""
-        return {"denial_title": self.title, "denial_detail": self.detail, "denial_event": self.event}
-
 
 _TEXTS: dict[DenialReason, tuple[str, str]] = {
     DenialReason.EXPIRED: (
@@ -125,16 +121,6 @@ def denial_for(reason: DenialReason, sandbox_id: str | None) -> Denial:
 
 def render_page(denial: Denial) -> str:
     return _PAGE.format(title=denial.title, detail=denial.detail, event=denial.event, script=_SCRIPT)
-
-
-def gateway_response_template() -> str:
-    """The page as an API Gateway response template filled from the authorizer's context."""
-    return _PAGE.format(
-        title="$context.authorizer.denial_title",
-        detail="$context.authorizer.denial_detail",
-        event="$context.authorizer.denial_event",
-        script=_SCRIPT,
-    )
 
 
 def authorizer_failure_page() -> str:
