@@ -53,8 +53,9 @@ typecheck: $(VENV)/.synced-dev
 unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
+## integration: the handlers against moto and the real ingress, on up to 4 CPUs (pytest-xdist)
 integration: $(VENV)/.synced-dev node
-	$(VENV)/bin/pytest tests/integration tests/ingress -q
+	$(VENV)/bin/pytest tests/integration tests/ingress -q -n auto --maxprocesses 4
 
 ## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
 ingress: $(VENV)/.synced-dev
@@ -89,8 +90,9 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
+## e2e: two workers, each its own local stack and Chromium, a test file per worker at a time
 e2e: $(VENV)/.synced-dev chromium desktop real-apps
-	$(VENV)/bin/pytest tests/e2e -q
+	$(VENV)/bin/pytest tests/e2e -q -n 2 --dist loadfile
 
 ## real-apps: the third-party apps the e2e tests run as sandboxes (tests/apps/, docs/real-apps.md), from
 ## their locks only: Vite + React with `npm ci` (package-lock.json), Jupyter Server + ipykernel with

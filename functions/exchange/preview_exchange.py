@@ -52,7 +52,7 @@ from preview_tokens.data_plane.exchange import (
 )
 from preview_tokens.data_plane.wiring import first_use_recorder, frame_ancestors
 from preview_tokens.observability import logger
-from preview_tokens.settings import data_plane_settings
+from preview_tokens.settings import SettingsError, data_plane_settings
 
 
 def _embedding_origin(headers: dict[str, str]) -> str | None:
@@ -86,14 +86,26 @@ def page_frame_ancestors(request: APIGatewayProxyEvent, reason: DenialReason | N
 
     For ``unavailable`` (a store is failing) the default, without trying the store again.
     """
-    resolver = frame_ancestors()
+    try:
+        resolver = frame_ancestors()
+    except SettingsError:  # a miswired function still answers its page (see _stack_frame_ancestors)
+        return _stack_frame_ancestors()
     if resolver is None or reason is DenialReason.UNAVAILABLE:
-        return data_plane_settings().frame_ancestors
+        return _stack_frame_ancestors()
     try:
         return resolver.for_sandbox(_host_sandbox(request))
     except Exception as error:  # a denial page still renders, with the stack's default
         logger.warning("frame ancestors not read", extra={"error_type": type(error).__name__})
         return resolver.default
+
+
+def _stack_frame_ancestors() -> str:
+    """The stack's default frame-ancestors; ``'none'`` when the settings cannot be read (a
+    miswired function answers its 503 page then, never a 500)."""
+    try:
+        return data_plane_settings().frame_ancestors
+    except SettingsError:
+        return "'none'"
 
 
 def _security_headers(ancestors: str, script_hash: str = SCRIPT_HASH) -> dict[str, str]:
@@ -109,7 +121,7 @@ def denied_response(denied: ExchangeDenied, ancestors: str | None = None) -> dic
     logger.info(
         "preview exchange denied", extra={"reason": denied.reason.value, "sandbox_id": denied.sandbox_id}
     )
-    ancestors = ancestors or data_plane_settings().frame_ancestors
+    ancestors = ancestors or _stack_frame_ancestors()
     if denied.reason is DenialReason.COOKIES_BLOCKED:
         headers, body = _security_headers(ancestors, COOKIES_BLOCKED_SCRIPT_HASH), cookies_blocked_page()
     else:

@@ -23,7 +23,7 @@ from preview_tokens.data_plane.authorizer_answer import PreviewsUnavailableError
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment
 from tests.support.events import lambda_context, load_event, set_header
-from tests.support.exchange import API_STAGE_ARN, authorize
+from tests.support.exchange import API_STAGE_ARN, authorize, exchange_handler
 from tests.support.preview_tokens import change_char, host_of, resigned, token_for
 
 OTHER = "sbx-other"
@@ -180,7 +180,13 @@ def test_a_missing_setting_is_unavailable(deployment: Deployment, monkeypatch: p
     token = token_for(deployment)
     monkeypatch.delenv("SIGNING_KEYS_TABLE")
     clear_cold_start_caches()
-    assert_refused(verdict(token), "unavailable")  # (the exchange shares the setting: it fails too)
+    assert_refused(verdict(token), "unavailable")
+
+    # The exchange shares the setting: it still answers the 503 page (frame-ancestors 'none'), not a 500.
+    response = exchange_handler(load_event("exchange_mt", token=token), lambda_context())
+    assert response["statusCode"] == 503
+    assert "frame-ancestors" in response["headers"]["Content-Security-Policy"]
+    assert "Set-Cookie" not in response["headers"]
 
 
 @pytest.mark.parametrize(

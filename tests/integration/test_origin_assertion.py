@@ -8,9 +8,12 @@ for its sandbox only.
 
 from __future__ import annotations
 
+import exchange_authorizer
 import mint_api
 import pytest
 from preview_origin import AssertionRejectedError, OriginAssertionVerifier, StaticJwks
+from preview_tokens.data_plane.access import PreviewGate
+from preview_tokens.keys.signing_keys import DynamoDbSigningKeyStore, KmsKeyDecrypter, SigningKeyProvider
 
 from tests.integration.conftest import clear_cold_start_caches
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
@@ -113,3 +116,20 @@ def test_the_assertion_is_for_this_sandbox_and_this_audience_only(deployment: De
     with pytest.raises(AssertionRejectedError, match="audience"):
         other_fleet.verify(assertion, SANDBOX)
     assert fleet_verifier(deployment).verify(assertion, SANDBOX).sandbox_id == SANDBOX
+
+
+def test_a_gate_wired_without_the_assertion_signer_grants_nothing(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wiring mistake (no origin key signer) must not grant a session the edge would then refuse
+    as an invalid link: the viewer gets "unavailable" (503) and no cookie."""
+    keys = SigningKeyProvider(
+        DynamoDbSigningKeyStore(deployment.resources.tables["SigningKeysTable"]), KmsKeyDecrypter(), 60
+    )
+    monkeypatch.setattr(exchange_authorizer, "preview_gate", lambda: PreviewGate(keys, "/input"))
+
+    context = authorize(load_event("exchange_mt", token=token_for(deployment)))["context"]
+
+    assert context["reason"] == "unavailable"
+    assert "origin_assertion" not in context
+    assert "token" not in context

@@ -167,6 +167,8 @@ def verify_exchange_token(
         return ExchangeDenied(DenialReason.WRONG_SANDBOX, None)
     except InvalidTokenError:
         return ExchangeDenied(DenialReason.INVALID_TOKEN, None)
+    if not assertion:  # a gate without an origin key signer (miswired): no session could reach the app
+        return ExchangeDenied(DenialReason.UNAVAILABLE, claims.sandbox_id)
     return claims, assertion
 
 
