@@ -60,7 +60,7 @@ from preview_tokens.data_plane.origin_assertion import (
 
 from bench import quiet
 
-ROUNDS = 5
+ROUNDS = 7
 CONCURRENCY = 16
 SMALL_REQUESTS = 4000
 WARMUP = 20  # requests per connection before timing

@@ -7,7 +7,9 @@ else (a request with a body, a WebSocket or other upgrade, ``Expect``) is aiohtt
 is handed over to aiohttp's server with that request's bytes as they were received, and stays
 there. So uploads, streaming request bodies and WebSockets run on aiohttp as before.
 
-Requests on one connection are answered in order, one at a time; reading pauses meanwhile. A head
+Requests on one connection are answered in order, one at a time; what arrives meanwhile is parsed
+and queued, and reading pauses only when over :data:`MAX_HEAD_BYTES` waits (a pause and a resume
+cost two system calls, on every request if done each time). A head
 over :data:`MAX_HEAD_BYTES` gets 431, a malformed request 400, then the connection closes. An idle
 connection closes after :data:`KEEPALIVE_SECONDS` (aiohttp's own default).
 """
@@ -64,6 +66,8 @@ class ViewerConnection(asyncio.Protocol):
         self._serving: asyncio.Task[None] | None = None
         self._handing_over = False
         self._discarding = False
+        self._broken = False
+        self._reading_paused = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._drain: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
@@ -85,20 +89,26 @@ class ViewerConnection(asyncio.Protocol):
         if self._discarding:
             return
         self._received += data
-        if self._handing_over:
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # its head already marked it for aiohttp
-        except httptools.HttpParserError:
-            if not self._handing_over:
+        if not (self._handing_over or self._broken):
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade:
+                pass  # its head already marked it for aiohttp
+            except httptools.HttpParserError:
+                self._broken = True
                 self._queue.append(400)
-        if not self._queue and len(self._received) > MAX_HEAD_BYTES:
-            self._queue.append(431)
-        if self._queue and self._serving is None and self.transport is not None:
-            self.transport.pause_reading()
+            if not self._queue and len(self._received) > MAX_HEAD_BYTES:
+                self._broken = True
+                self._queue.append(431)
+        if not self._queue:
+            return
+        if self._serving is None:
             self._serving = self._loop.create_task(self._serve())
+        elif len(self._received) > MAX_HEAD_BYTES and not self._reading_paused and self.transport is not None:
+            # More waits behind the request being answered (pipelined, or a body for aiohttp):
+            # the kernel holds the rest. Not paused otherwise: a pause costs two syscalls a request.
+            self._reading_paused = True
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -186,6 +196,11 @@ class ViewerConnection(asyncio.Protocol):
             self._serving = None
         if not self.closed and self.transport is not None:
             self._idle_timer = self._loop.call_later(KEEPALIVE_SECONDS, self._close_if_idle)
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
             self.transport.resume_reading()
 
     def _hand_over(self) -> None:
@@ -200,7 +215,7 @@ class ViewerConnection(asyncio.Protocol):
         protocol.connection_made(transport)
         received = bytes(self._received)
         self._received.clear()
-        transport.resume_reading()
+        self._resume_reading()
         if received:
             protocol.data_received(received)
 
@@ -217,7 +232,7 @@ class ViewerConnection(asyncio.Protocol):
         self._received.clear()
         if transport.can_write_eof():
             transport.write_eof()
-        transport.resume_reading()
+        self._resume_reading()
         self._loop.call_later(_LINGER_SECONDS, self.close)
 
     def _close_if_idle(self) -> None:

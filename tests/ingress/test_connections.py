@@ -117,6 +117,20 @@ def test_a_body_and_a_websocket_upgrade_work_after_plain_gets_on_the_same_connec
     assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in received
 
 
+def test_a_large_body_pipelined_behind_a_get_reaches_the_app_whole(ingress: Ingress) -> None:
+    body = bytes(range(256)) * 20_000  # 5 MB, sent while the GET before it is answered
+    requests = (
+        f"GET /echo/first HTTP/1.1\r\nHost: h\r\n{_head_lines()}\r\n"
+        f"POST /upload HTTP/1.1\r\nHost: h\r\n{_head_lines()}Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+
+    answers = _responses(_raw(ingress.running.port, requests))
+
+    assert [status for status, _ in answers] == [200, 200]
+    assert json.loads(answers[1][1])["sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_a_chunked_upload_reaches_the_app_whole(ingress: Ingress, sandbox: Sandbox) -> None:
     parts = [bytes([n]) * 100_000 for n in range(20)]
     viewer = _connection(ingress)
