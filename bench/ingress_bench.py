@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -117,16 +116,11 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
-    from preview_ingress.server import run
+    from preview_ingress.server import log_to, run
 
     # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of
     # stderr: a production ingress pays for its log line, so the bench does too.
-    access_log = logging.getLogger("preview_ingress")
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access_log.addHandler(handler)
-    access_log.setLevel(logging.INFO)
-    access_log.propagate = False
+    log_to(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 
     keys = StaticJwks(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))]))

@@ -28,8 +28,8 @@ from preview_tokens.keys.aws_json import AwsJsonClient
 
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
+from preview_ingress.server import log_to, serve
 from preview_ingress.server import run as run_on_ingress_loop
-from preview_ingress.server import serve
 
 DEFAULT_SECRET_ENV = "PREVIEW_INGRESS_SECRET"
 
@@ -121,7 +121,7 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    log_to(sys.stderr)
     try:
         config = config_from(args)
     except (IngressConfigError, OSError, ValueError) as error:
