@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import httptools
 
 IDLE_SECONDS = 4.0
+MAX_HEAD_BYTES = 256 * 1024
+"""An app's answer head (status line and headers, 1xx answers included) longer than this is refused."""
 # A response body buffered past this pauses reading from the app until the viewer catches up.
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
@@ -105,6 +107,7 @@ class _Connection(asyncio.Protocol):
         self._informational = False
         self._no_body = False
         self._parsed_body = 0
+        self._head_bytes = 0
         self._unparsed_body: int | None = None
         """Bytes of the body still to come past the parser (a ``Content-Length`` body)."""
         self._sender: asyncio.Task[None] | None = None
@@ -127,6 +130,12 @@ class _Connection(asyncio.Protocol):
         if self._unparsed_body is not None:
             self._take_body(data)
             return
+        if self._head is not None and not self._head.done():
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:  # a hostile or broken app: never buffered without end
+                self._fail(f"the app's answer head is over {MAX_HEAD_BYTES} bytes")
+                self._close()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
@@ -246,6 +255,7 @@ class _Connection(asyncio.Protocol):
     ) -> UpstreamResponse:
         self._parser = httptools.HttpResponseParser(self)
         self._head = self._loop.create_future()
+        self._head_bytes = 0
         self._no_body = no_body
         assert self.transport is not None
         if body is None:

@@ -301,3 +301,24 @@ def test_a_body_the_app_breaks_off_never_looks_whole_to_the_viewer(
         with pytest.raises(http.client.IncompleteRead):
             answer.read()
     viewer.close()
+
+
+def test_an_app_answering_with_an_endless_head_gets_the_not_responding_page(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    async def endless_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        n = 0
+        with contextlib.suppress(ConnectionError):
+            while True:  # headers of 100 bytes, never a blank line, until the ingress hangs up
+                writer.write(b"X-Filler-%05d: %s\r\n" % (n % 100_000, b"f" * 83))
+                await writer.drain()
+                n += 1
+
+    ingress = make_ingress(upstream=raw_app(endless_head), sandbox_id=SANDBOX)
+
+    status, body, _ = _get(ingress, "/")
+
+    assert status == 502
+    assert b"Sandbox not responding" in body
