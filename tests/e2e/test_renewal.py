@@ -309,7 +309,9 @@ def test_a_tab_asleep_past_the_end_renews_on_waking_and_keeps_its_document(
     page.clock.install(time=datetime.now(UTC))  # the page's timers, ours to stop: a tab put to sleep
     open_with(page, backend, {"scope": "interact", "expires-in": "12", "renew-before": "3"})
     # Asleep: no timer of the page runs, past the session's end.
-    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.01)  # seconds
+    # Half a second ahead of the page's clock (which runs on meanwhile; a busy machine takes tens of
+    # ms between the two calls), far before the renewal is due (9 s in).
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.5)  # seconds
     asleep_at = time.time()
     assert events(page, "preview-renewing") == [], "fell asleep before the renewal was due"
     visible_frame(page).evaluate(SET_MARKER)
