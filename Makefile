@@ -91,7 +91,7 @@ built: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/built -q
 
 ## e2e: one process (two xdist workers, each its own stack and Chromium, halve the time but made
-## timing-sensitive browser tests flaky on 2 CPUs: see docs/development.md)
+## two timing races in browser tests show on 2 CPUs, since fixed: see docs/development.md)
 e2e: $(VENV)/.synced-dev chromium desktop real-apps
 	$(VENV)/bin/pytest tests/e2e -q
 
