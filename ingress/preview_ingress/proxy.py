@@ -430,13 +430,9 @@ class IngressProxy:
     async def _relay_http(
         self, request: web.Request, base: str, assertion: OriginAssertion, log: _Log
     ) -> web.StreamResponse:
-        assert self._upstreams is not None
-        origin = self._origin_of(base)
-        headers = self._upstream_request_headers(request, origin.authority)
-        headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
         body = _counted(request.content, log) if request.body_exists else None
         try:
-            upstream = await self._upstreams.request(origin, request.method, request.raw_path, headers, body)
+            upstream = await self._send_upstream(request, base, assertion, body)
         except UpstreamUnreachableError as error:
             return self._unreachable(log, assertion, str(error))
         try:
@@ -460,22 +456,10 @@ class IngressProxy:
             if request.transport is not None:
                 request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
-            # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
-            stream = _Stream(assertion, task=asyncio.current_task())
-            self._streams.add(stream)
-            try:
-                copied, why = await self._copy_body(upstream, response.write, stream)
-            finally:
-                self._streams.discard(stream)
-                stream.task = None
-            log.fields["bytes_out"] = copied
-            if why is None:
+            if await self._stream_body(upstream, response.write, assertion, log) is None:
                 await response.write_eof()
-            else:
-                log.fields["closed"] = why
-                self._metrics.streams_closed.labels(why=why).inc()
-                if request.transport is not None:
-                    request.transport.close()
+            elif request.transport is not None:
+                request.transport.close()
             return self._finish(log, "http", response)
         finally:
             upstream.release()
@@ -502,12 +486,8 @@ class IngressProxy:
             self._logged(log, "http", _DENIAL_STATUS.get(refused.reason, 403), denied=refused.cause)
             return keep_alive
         log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
-        assert self._upstreams is not None
-        origin = self._origin_of(base)
-        headers = self._upstream_request_headers(request, origin.authority)
-        headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
         try:
-            upstream = await self._upstreams.request(origin, request.method, request.raw_path, headers)
+            upstream = await self._send_upstream(request, base, assertion)
         except UpstreamUnreachableError as error:
             return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
         try:
@@ -543,29 +523,18 @@ class IngressProxy:
                 )
             )
             why: str | None = None
-            copied = 0
             if has_body:
                 viewer.set_write_buffer(_READ_BUFFER)
-                # From here the body is a stream: ended at exp or on revocation (cancels only _copy_body).
-                stream = _Stream(assertion, task=asyncio.current_task())
-                self._streams.add(stream)
 
                 async def write(chunk: bytes) -> None:
                     viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
                     await viewer.drain()
 
-                try:
-                    copied, why = await self._copy_body(upstream, write, stream)
-                finally:
-                    self._streams.discard(stream)
-                    stream.task = None
-                log.fields["bytes_out"] = copied
+                why = await self._stream_body(upstream, write, assertion, log)
             if why is None:
                 if chunked:
                     viewer.write(b"0\r\n\r\n")
             else:
-                log.fields["closed"] = why
-                self._metrics.streams_closed.labels(why=why).inc()
                 keep_alive = False
             self._logged(log, "http", upstream.status)
             return keep_alive
@@ -597,6 +566,42 @@ class IngressProxy:
         self._write_denial(viewer, DenialReason.ORIGIN_UNREACHABLE, assertion, keep_alive)
         self._logged(log, "http", 502, denied="upstream_unreachable", error=why)
         return keep_alive
+
+    async def _send_upstream(
+        self,
+        request: ViewerRequestLike,
+        base: str,
+        assertion: OriginAssertion,
+        body: AsyncIterator[bytes] | None = None,
+    ) -> UpstreamResponse:
+        """The request to the app (its headers rewritten, the verified scope added); its answer's head."""
+        assert self._upstreams is not None
+        origin = self._origin_of(base)
+        headers = self._upstream_request_headers(request, origin.authority)
+        headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
+        return await self._upstreams.request(origin, request.method, request.raw_path, headers, body)
+
+    async def _stream_body(
+        self,
+        upstream: UpstreamResponse,
+        write: Callable[[bytes], Awaitable[None]],
+        assertion: OriginAssertion,
+        log: _Log,
+    ) -> str | None:
+        """Relay the body as a stream, ended at ``exp`` or on revocation (which cancel only the copy);
+        ``why`` it was ended, ``None`` when it ran to its end."""
+        stream = _Stream(assertion, task=asyncio.current_task())
+        self._streams.add(stream)
+        try:
+            copied, why = await self._copy_body(upstream, write, stream)
+        finally:
+            self._streams.discard(stream)
+            stream.task = None
+        log.fields["bytes_out"] = copied
+        if why is not None:
+            log.fields["closed"] = why
+            self._metrics.streams_closed.labels(why=why).inc()
+        return why
 
     async def _copy_body(
         self, upstream: UpstreamResponse, write: Callable[[bytes], Awaitable[None]], stream: _Stream
