@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from preview_ingress.flow import WriteFlow
+
 IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 256 * 1024
 """An app's answer head (status line and headers, 1xx answers included) longer than this is refused."""
@@ -83,7 +85,7 @@ class UpstreamResponse:
         self._connection.finish_exchange()
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WriteFlow):
     """One keep-alive connection to an app; one exchange at a time (no pipelining)."""
 
     def __init__(self, pool: UpstreamPool, origin: Origin) -> None:
@@ -96,7 +98,6 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._head: asyncio.Future[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drain: asyncio.Future[None] | None = None
         self._body: deque[bytes] = deque()
         self._buffered = 0
         self._reading_paused = False
@@ -177,16 +178,7 @@ class _Connection(asyncio.Protocol):
                 self._wake()
             else:
                 self._fail("the app closed the connection mid-answer")
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(ConnectionResetError("the app closed the connection"))
-
-    def pause_writing(self) -> None:
-        if self._drain is None or self._drain.done():
-            self._drain = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self.writing_lost("the app closed the connection")
 
     # ---- httptools callbacks ---------------------------------------------------------------
 
@@ -276,8 +268,7 @@ class _Connection(asyncio.Protocol):
                     self.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
                 else:
                     self.transport.write(chunk)
-                if self._drain is not None and not self._drain.done():
-                    await self._drain
+                await self.drain()
             if chunked:
                 self.transport.write(b"0\r\n\r\n")
         except (ConnectionError, OSError) as error:

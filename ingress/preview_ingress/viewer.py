@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Final, cast
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from preview_ingress.flow import WriteFlow
+
 if TYPE_CHECKING:
     from preview_ingress.proxy import IngressProxy
 
@@ -52,7 +54,7 @@ class ViewerRequest:
     scheme: str = "http"
 
 
-class ViewerConnection(asyncio.Protocol):
+class ViewerConnection(WriteFlow):
     """One connection from CloudFront (or a viewer): the fast path, or handed over to aiohttp."""
 
     def __init__(self, proxy: IngressProxy, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
@@ -69,7 +71,6 @@ class ViewerConnection(asyncio.Protocol):
         self._broken = False
         self._reading_paused = False
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._drain: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.closed = False
@@ -115,16 +116,7 @@ class ViewerConnection(asyncio.Protocol):
         self._proxy.viewer_connections.discard(self)
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(ConnectionResetError("the viewer went away"))
-
-    def pause_writing(self) -> None:
-        if self._drain is None or self._drain.done():
-            self._drain = self._loop.create_future()
-
-    def resume_writing(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self.writing_lost("the viewer went away")
 
     # ---- httptools callbacks ---------------------------------------------------------------
 
@@ -248,10 +240,6 @@ class ViewerConnection(asyncio.Protocol):
         """Buffer up to ``high`` bytes for the viewer before pausing the writer (a large body)."""
         if self.transport is not None:
             self.transport.set_write_buffer_limits(high=high)
-
-    async def drain(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            await self._drain
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
