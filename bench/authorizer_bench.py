@@ -113,19 +113,28 @@ sys.stdout.write(json.dumps({
 }) + "\\n")
 """
 
+
 # The cold-start child: what Lambda does on an init + first invoke, timed by the parent from
 # spawn to exit. It reports the split (import / first decision) for the table's footnote.
+def child_context(name: str, memory_mb: int) -> str:
+    """:class:`BenchContext` as source for a cold-start child (which imports nothing of the bench:
+    only what Lambda would load)."""
+    return (
+        "class Context:\n"
+        f"    function_name = {name!r}; function_version = '$LATEST'; memory_limit_in_mb = {memory_mb}\n"
+        f"    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:{name}'\n"
+        "    aws_request_id = 'bench'; log_group_name = '/aws/lambda/bench'; log_stream_name = 'bench'\n"
+        "    def get_remaining_time_in_millis(self): return 10000"
+    )
+
+
 _CHILD = """
 import time
 _t0 = time.perf_counter()
 import exchange_authorizer
 _t1 = time.perf_counter()
 import json, os, sys
-class Context:
-    function_name = "bench"; function_version = "$LATEST"; memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"; log_group_name = "/aws/lambda/bench"; log_stream_name = "bench"
-    def get_remaining_time_in_millis(self): return 10000
+__CONTEXT__
 answer = exchange_authorizer.lambda_handler(json.loads(os.environ["BENCH_EVENT"]), Context())
 _t2 = time.perf_counter()
 sys.stdout.write(json.dumps({
@@ -133,7 +142,7 @@ sys.stdout.write(json.dumps({
     "import_ms": (_t1 - _t0) * 1e3,
     "decide_ms": (_t2 - _t1) * 1e3,
 }) + "\\n")
-"""
+""".replace("__CONTEXT__", child_context("bench", 128))
 
 
 def exchange_event(host: str, token: str) -> dict[str, Any]:

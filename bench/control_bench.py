@@ -42,7 +42,15 @@ from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from bench import quiet
-from bench.authorizer_bench import BenchContext, ColdRun, authorizer_event, exchange_event, granted, spawn
+from bench.authorizer_bench import (
+    BenchContext,
+    ColdRun,
+    authorizer_event,
+    child_context,
+    exchange_event,
+    granted,
+    spawn,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MINT_DIR = ROOT / "functions" / "mint"
@@ -79,16 +87,12 @@ import json, os, sys, time
 t0 = time.perf_counter()
 import mint_api
 t1 = time.perf_counter()
-class Context:
-    function_name = "bench-mint"; function_version = "$LATEST"; memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-mint"
-    aws_request_id = "bench"; log_group_name = "/aws/lambda/bench"; log_stream_name = "bench"
-    def get_remaining_time_in_millis(self): return 10000
+__CONTEXT__
 answer = mint_api.lambda_handler(json.loads(os.environ["BENCH_EVENT"]), Context())
 t2 = time.perf_counter()
 sys.stdout.write(json.dumps({"status": answer["statusCode"], "import_ms": (t1 - t0) * 1e3,
                              "invoke_ms": (t2 - t1) * 1e3}) + "\\n")
-"""
+""".replace("__CONTEXT__", child_context("bench-mint", 256))
 
 
 def mint_event(api_key: str) -> dict[str, Any]:
