@@ -4,7 +4,8 @@ Run with ``make bench`` (``python -m bench.edge_bench``). The CloudFront Functio
 (``PreviewEdge``, source ``edge/preview_edge.js``) runs in node on a subresource's viewer-request
 event with a valid read session and its origin assertion cookie (the whole decision and route:
 ``mt`` check on the raw query, cookie, header, KeyValueStore read, HMAC, claims, host, the read rule
-on the path, the assertion's payload, then the request forwarded to the ingress), beside the floor:
+on the path, the assertion cookie and the session's token id passed on, then the request forwarded
+to the ingress), beside the floor:
 node's ``createHmac`` + base64url + ``JSON.parse`` + the ``exp`` check of the same token.
 
 The judged figure is the cache miss: each request of a block carries another session (its own
@@ -128,7 +129,7 @@ def b64url(raw: bytes) -> str:
 
 
 def origin_assertion(claims: PreviewClaims) -> str:
-    """The origin assertion the exchange sets for ``claims`` (the edge reads only its payload)."""
+    """The origin assertion the exchange sets for ``claims`` (the edge passes it on unread)."""
     return sign_origin_assertion(claims, "https://ingress.bench.test", "oa-bench", ORIGIN_SEED)
 
 

@@ -291,7 +291,11 @@ def main() -> None:
     if sys.argv[1:2] == ["ingress"]:
         serve_ingress(sys.argv[2])
         return
-    through = {"X-Preview-Ingress-Secret": SECRET, "X-Preview-Assertion": _assertion()}
+    through = {
+        "X-Preview-Ingress-Secret": SECRET,
+        "X-Preview-Assertion": _assertion(),
+        "X-Preview-Token-Id": "bench",
+    }
     with (
         _child("upstream") as (app_port, app_pid),
         _child("ingress", f"http://127.0.0.1:{app_port}") as (ingress_port, ingress_pid),

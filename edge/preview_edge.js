@@ -11,7 +11,7 @@ var OURS = /^__host-mp_/i;
 var READ = ['GET', 'HEAD', 'OPTIONS'];
 var OVERRIDES = ['x-http-method-override', 'x-method-override', 'x-http-method'];
 var TRUSTED = ['x-preview-token', 'x-preview-assertion', 'x-preview-denial', 'x-preview-denial-sandbox',
-  'x-preview-ingress-secret', 'x-sandbox-id', 'x-preview-scope', 'x-preview-expires'];
+  'x-preview-ingress-secret', 'x-sandbox-id', 'x-preview-scope', 'x-preview-expires', 'x-preview-token-id'];
 var HEADER_NAMES = ['alg', 'kid', 'typ'];
 var SEGMENT = /^[A-Za-z0-9_-]+$/;
 var KID = /^[A-Za-z0-9_-]{1,128}$/;
@@ -30,13 +30,14 @@ var FOLDS = /[\u037e\u2024-\u2026\u2100\u2101\u2105\u2106\u2488-\u249b\u33c2\u33
 // Printable ASCII but % ; \: nothing to fold or decode.
 var PLAIN = /^[!-$&-:<-\[\]-~]*$/;
 var INPUT = segments('${InputPathPrefix}');
+var FIRST = INPUT && typeof INPUT[0] === 'string' ? INPUT[0] : null;
 
 // Canonical base64url: no unused bits set in the last character.
 var TAIL = { 2: 'AQgw', 3: 'AEIMQUYcgkosw048' };
-function b64(text, lenient) {
+function b64(text) {
   if (typeof text !== 'string' || !SEGMENT.test(text)) return null;
   var rest = text.length % 4;
-  if (rest === 1 || (!lenient && rest > 1 && TAIL[rest].indexOf(text.slice(-1)) < 0)) return null;
+  if (rest === 1 || (rest > 1 && TAIL[rest].indexOf(text.slice(-1)) < 0)) return null;
   return Buffer.from(text, 'base64url');
 }
 function jsonOf(text) {
@@ -97,22 +98,26 @@ function segments(path) {
   return out;
 }
 function readAllows(request) {
-  if (READ.indexOf(request.method.toUpperCase()) < 0) return false;
+  var method = request.method, headers = request.headers, uri = request.uri;
+  if (method !== 'GET' && method !== 'HEAD' && READ.indexOf(method.toUpperCase()) < 0) return false;
   for (var h = 0; h < OVERRIDES.length; h++) {
-    var named = values(request.headers[OVERRIDES[h]]);
+    if (!(OVERRIDES[h] in headers)) continue;
+    var named = values(headers[OVERRIDES[h]]);
     for (var v = 0; v < named.length; v++) if (READ.indexOf(named[v].trim().toUpperCase()) < 0) return false;
   }
-  var path = segments(request.uri);
+  // A plain path's segments are pieces of it: without the prefix's first, none is input.
+  if (FIRST !== null && PLAIN.test(uri) && uri.toLowerCase().indexOf(FIRST) < 0) return true;
+  var path = segments(uri);
   if (path === null) return false;
   if (path.length < INPUT.length) return true;
   for (var i = 0; i < INPUT.length; i++) if (path[i] !== null && path[i] !== INPUT[i]) return true;
   return false;
 }
+function filled(v) { return typeof v === 'string' && v !== ''; }
 function claimsOf(text) {
   var p = jsonOf(text);
   if (p === null) return null;
-  var s = [p.aud, p.sub, p.tid, p.jti];
-  for (var i = 0; i < s.length; i++) if (typeof s[i] !== 'string' || s[i] === '') return null;
+  if (!filled(p.aud) || !filled(p.sub) || !filled(p.tid) || !filled(p.jti)) return null;
   if (!Number.isInteger(p.iat) || !Number.isInteger(p.exp)) return null;
   if (p.scope !== 'read' && p.scope !== 'interact') return null;
   if (!SANDBOX.test(p.sub) || p.aud.indexOf(p.sub + '.') !== 0) return null;
@@ -130,20 +135,10 @@ function kidOf(text) {
   if (header.alg !== 'HS256' || ('typ' in header && header.typ !== 'JWT')) return null;
   return typeof header.kid === 'string' && KID.test(header.kid) ? header.kid : null;
 }
-async function decide(request, now) {
-  var token = cookie(request.cookies, SESSION);
-  if (!token) {
-    var ends = cookie(request.cookies, SESSION_ENDS);
-    return { reason: /^[0-9]{1,15}$/.test(ends) && Number(ends) <= now ? 'expired' : 'no_token' };
-  }
-  // A segment that is not base64url fails below, so the token's characters need no other check.
-  var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? token.slice(3).split('.') : [];
-  var kid = parts.length === 3 ? kidOf(parts[0]) : null;
-  if (kid === null) return bad();
-  var stored;
-  try { stored = await kvs.get('key.' + kid); } catch (e) { return bad(); }
-  var key = b64(stored, 1);
-  if (key === null) return bad();
+// The decision once the session's key is read (stored: the KeyValueStore's value, or null).
+function verdict(request, token, parts, stored, now) {
+  if (typeof stored !== 'string' || stored === '') return bad();
+  var key = Buffer.from(stored, 'base64url');  // ours: a bad value is a wrong key
   var expected = crypto.createHmac('sha256', key).update(token.slice(3, token.lastIndexOf('.'))).digest('base64url');
   if (!same(parts[2], expected)) return bad();
   var claims = claimsOf(parts[1]);
@@ -151,11 +146,9 @@ async function decide(request, now) {
   if (claims.exp <= now) return { reason: 'expired', claims: claims };
   if (claims.aud !== hostName(last(request.headers.host))) return { reason: 'wrong_sandbox', claims: claims };
   if (claims.scope === 'read' && !readAllows(request)) return { reason: 'read_only', claims: claims };
-  // The exchange's origin assertion for this session: its payload names this token.
+  // The exchange's origin assertion for this session; the ingress checks it names claims.jti.
   var assertion = cookie(request.cookies, ORIGIN);
-  var payload = assertion ? jsonOf(assertion.split('.')[1]) : null;
-  if (payload === null || payload.jti !== claims.jti || payload.sub !== claims.sub) return bad();
-  return { claims: claims, assertion: assertion };
+  return assertion ? { claims: claims, assertion: assertion } : bad();
 }
 function bad() { return { reason: 'invalid_token' }; }
 function formDecode(text) {
@@ -191,7 +184,17 @@ async function handler(event) {
     if (!reserved && request.method === 'GET') request.uri = '/__preview/exchange' + (uri === '/' ? '' : uri);
     return request;
   }
-  var decision = await decide(request, Math.floor(Date.now() / 1000));
+  var now = Math.floor(Date.now() / 1000), decision, token = cookie(request.cookies, SESSION);
+  if (!token) {
+    var ends = cookie(request.cookies, SESSION_ENDS);
+    decision = { reason: /^[0-9]{1,15}$/.test(ends) && Number(ends) <= now ? 'expired' : 'no_token' };
+  } else {
+    // A segment that is not base64url fails in verdict, so the characters need no other check.
+    var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? token.slice(3).split('.') : [];
+    var kid = parts.length === 3 ? kidOf(parts[0]) : null, stored = null;
+    if (kid !== null) try { stored = await kvs.get('key.' + kid); } catch (e) { stored = null; }
+    decision = verdict(request, token, parts, stored, now);
+  }
   if (decision.reason) {
     request.uri = '/__preview/denied';
     request.querystring = {};
@@ -203,6 +206,7 @@ async function handler(event) {
   for (var name in request.cookies) if (!OURS.test(name)) cookies[name] = request.cookies[name];
   request.cookies = cookies;
   headers['x-preview-assertion'] = { value: decision.assertion };
+  headers['x-preview-token-id'] = { value: decision.claims.jti };
   cf.selectRequestOriginById('fleet-ingress');
   return request;
 }

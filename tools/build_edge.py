@@ -1,9 +1,10 @@
 """Write edge/preview_edge.js into template.yaml as the ``PreviewEdge`` function's code (``make edge``).
 
 The JavaScript lives in its own file (linted by eye, run by node in the tests); the template
-carries it verbatim as the ``FunctionCode: !Sub |`` block of ``PreviewEdge``, where CloudFormation
-fills ``${InputPathPrefix}``. ``--check`` exits 1 when the template's copy differs (the test
-``tests/integration/test_edge_template.py`` fails then too).
+carries it as the ``FunctionCode: !Sub |`` block of ``PreviewEdge``, where CloudFormation fills
+``${InputPathPrefix}``: verbatim but for its whole-line ``//`` comments (:func:`deployed`), since
+CloudFront's 10 KB limit on a function counts them. ``--check`` exits 1 when the template's copy
+differs (the test ``tests/integration/test_edge_template.py`` fails then too).
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ CODE_KEY = "      FunctionCode: !Sub |\n"
 INDENT = " " * 8
 
 
+def deployed(source: str) -> str:
+    """``source`` as the function deploys: without the lines that are only a ``//`` comment."""
+    return "".join(line for line in source.splitlines(keepends=True) if not line.lstrip().startswith("//"))
+
+
 def with_source(template: str, source: str) -> str:
-    """``template`` with the code block of ``PreviewEdge`` replaced by ``source``."""
+    """``template`` with the code block of ``PreviewEdge`` replaced by ``source`` as deployed."""
+    source = deployed(source)
     start = template.index(RESOURCE)
     code = template.index(CODE_KEY, start) + len(CODE_KEY)
     lines = template[code:].splitlines(keepends=True)

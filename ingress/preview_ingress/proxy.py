@@ -5,7 +5,9 @@ Admission, in order (any failure answers the styled denial page, never the app):
 1. ``X-Preview-Ingress-Secret`` equals the configured secret (``hmac.compare_digest``): only
    CloudFront, which adds it as an origin custom header, knows it.
 2. ``X-Preview-Assertion`` is a valid origin assertion for the sandbox served (``--sandbox``, or
-   the ``Host`` header's first label): signature, audience, ``exp``, ``sub``.
+   the ``Host`` header's first label): signature, audience, ``exp``, ``sub``; and it names the
+   session the edge verified: its ``jti`` equals ``X-Preview-Token-Id``, which the edge sets from
+   the session token (so a viewer cannot pair its session with another token's assertion).
 3. Its token is not revoked, and the revocation feed is fresh (else 503).
 4. ``read`` scope: safe methods only, no method-override header naming another, nothing under
    the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
@@ -43,7 +45,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
-from preview_origin.verifier import AssertionRejectedError, OriginAssertion
+from preview_origin.verifier import TOKEN_ID_HEADER, AssertionRejectedError, OriginAssertion, names_session
 from preview_tokens.data_plane.access import (
     METHOD_OVERRIDE_HEADERS,
     PREVIEW_COOKIE_PREFIX,
@@ -88,7 +90,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 # ``Expect: 100-continue`` is answered here (aiohttp does when the body is read), not passed on.
-_NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", SECRET_HEADER.lower(), ASSERTION_HEADER.lower()}
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "expect",
+    SECRET_HEADER.lower(),
+    ASSERTION_HEADER.lower(),
+    TOKEN_ID_HEADER.lower(),
+}
 _DROPPED_FROM_ANSWERS = HOP_BY_HOP | {"x-frame-options"}
 _NOTHING: frozenset[str] = frozenset()
 _WS_HANDSHAKE = frozenset(
@@ -267,6 +275,8 @@ class IngressProxy:
         if len(assertions) > 1:
             raise RefusedError(DenialReason.INVALID_TOKEN, "assertion_malformed")
         assertion = await self._verify(assertions[0] if assertions else None, sandbox_id)
+        if not names_session(assertion, request.headers.getall(TOKEN_ID_HEADER, [])):
+            raise RefusedError(DenialReason.INVALID_TOKEN, "assertion_other_session", assertion)
         why = self._watch.why_refused(assertion)
         if why == UNAVAILABLE:
             raise RefusedError(DenialReason.UNAVAILABLE, UNAVAILABLE, assertion)

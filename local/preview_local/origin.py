@@ -58,7 +58,7 @@ from preview_local.streams import StreamRelay, accept_key, is_websocket_upgrade,
 FORWARDED_HOST_HEADER = "X-Forwarded-Host"
 SCOPE_HEADER = "X-Preview-Scope"
 # What only CloudFront and the ingress may hold: never an app's to see.
-CREDENTIAL_HEADERS = ("X-Preview-Assertion", "X-Preview-Ingress-Secret")
+CREDENTIAL_HEADERS = ("X-Preview-Assertion", "X-Preview-Token-Id", "X-Preview-Ingress-Secret")
 APP_COOKIE = "sandbox_theme"
 HOSTILE_PAGE = "/hostile"
 FORGED_SESSION = "forged-by-the-origin"

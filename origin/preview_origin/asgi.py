@@ -6,7 +6,9 @@
     verifier = OriginAssertionVerifier(HttpJwks(JWKS_URL), audience=AUDIENCE)
     app = OriginAssertionMiddleware(app, verifier)
 
-The sandbox a request is for is its ``X-Sandbox-Id`` header by default (what the fleet routes
+The assertion must name the session the edge verified (``X-Preview-Token-Id``,
+:func:`~preview_origin.verifier.names_session`). The sandbox a request is for is its
+``X-Sandbox-Id`` header by default (what the fleet routes
 on); pass ``sandbox_id_for`` to take it from elsewhere (the host, the path). A refused HTTP
 request gets ``403`` with a fixed body; a refused WebSocket is closed before it is accepted
 (the server answers the upgrade with 403). An accepted one runs the app with the verified
@@ -21,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from preview_origin.verifier import AssertionRejectedError, OriginAssertionVerifier
+from preview_origin.verifier import AssertionRejectedError, OriginAssertionVerifier, names_session
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,6 +34,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger("preview_origin")
 _REFUSED = b"origin assertion refused\n"
 _ASSERTION = b"x-preview-assertion"
+_TOKEN_ID = b"x-preview-token-id"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -61,6 +64,9 @@ class OriginAssertionMiddleware:
             return
         try:
             claims = self._verifier.verify(_header(scope, _ASSERTION), self._sandbox_id_for(scope) or "")
+            token_ids = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == _TOKEN_ID]
+            if not names_session(claims, token_ids):
+                raise AssertionRejectedError("other_session")
         except AssertionRejectedError as rejected:
             logger.warning("origin assertion refused", extra={"reason": rejected.reason})
             if scope["type"] == "websocket":

@@ -21,6 +21,12 @@ An assertion is a compact JWS the data plane signs with Ed25519 for every reques
   the optional ``fa`` (a string: the tenant's CSP ``frame-ancestors`` source list, for the
   fleet to set on every response).
 
+A valid assertion must also be the one of the session the edge verified: the edge reads the
+session token, not the assertion, and passes the token's ``jti`` on in ``X-Preview-Token-Id``
+(:func:`names_session`; the middlewares and the fleet ingress check it on every request).
+Otherwise a viewer could pair its session with another token's assertion: an ``interact`` one
+beside a ``read`` session, or a live one beside a revoked session.
+
 Dependencies: the standard library and ``cryptography``. Thread-safe.
 """
 
@@ -34,7 +40,7 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 ASSERTION_HEADER = "X-Preview-Assertion"
+TOKEN_ID_HEADER = "X-Preview-Token-Id"
 ALGORITHM = "EdDSA"
 MAX_ASSERTION_LENGTH = 4096
 MAX_LEEWAY_SECONDS = 30
@@ -302,3 +309,12 @@ class OriginAssertionVerifier:
         return OriginAssertion(
             subject, str(scope), expires_at, issued_at, token_id, kid, tenant_id, credential_id, ancestors
         )
+
+
+def names_session(assertion: OriginAssertion, token_ids: Sequence[str]) -> bool:
+    """Is ``assertion`` the one of the session the edge verified?
+
+    ``token_ids``: every value of the request's ``X-Preview-Token-Id`` (the edge sets exactly one,
+    from the verified session token). None, several, or another token's ``jti``: no.
+    """
+    return len(token_ids) == 1 and hmac.compare_digest(token_ids[0].encode(), assertion.token_id.encode())

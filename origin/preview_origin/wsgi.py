@@ -6,7 +6,9 @@
     verifier = OriginAssertionVerifier(HttpJwks(JWKS_URL), audience=AUDIENCE)
     application = OriginAssertionWSGIMiddleware(application, verifier)
 
-The sandbox is ``X-Sandbox-Id`` by default (``sandbox_id_for`` changes it). A refused request
+The assertion must name the session the edge verified (``X-Preview-Token-Id``,
+:func:`~preview_origin.verifier.names_session`). The sandbox is ``X-Sandbox-Id`` by
+default (``sandbox_id_for`` changes it). A refused request
 gets ``403`` with a fixed body; an accepted one runs the app with the verified claims in
 ``environ["preview.assertion"]``. The reason of a refusal is logged, never the assertion.
 """
@@ -17,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from preview_origin.verifier import AssertionRejectedError, OriginAssertionVerifier
+from preview_origin.verifier import AssertionRejectedError, OriginAssertionVerifier, names_session
 
 ENVIRON_KEY = "preview.assertion"
 logger = logging.getLogger("preview_origin")
@@ -53,6 +55,9 @@ class OriginAssertionWSGIMiddleware:
             claims = self._verifier.verify(
                 assertion if isinstance(assertion, str) else None, self._sandbox_id_for(environ) or ""
             )
+            token_id = environ.get("HTTP_X_PREVIEW_TOKEN_ID")  # a server joins repeats with ","
+            if not names_session(claims, [token_id] if isinstance(token_id, str) else []):
+                raise AssertionRejectedError("other_session")
         except AssertionRejectedError as rejected:
             logger.warning("origin assertion refused", extra={"reason": rejected.reason})
             start_response(

@@ -115,6 +115,30 @@ def test_a_tampered_or_foreign_assertion_is_refused_at_the_ingress_behind_a_vali
     assert [reply.status for reply in replies] == [403, 403, 403]
 
 
+def test_a_session_paired_with_another_tokens_assertion_is_refused_at_the_ingress(stack: LocalStack) -> None:
+    """Two live previews of one sandbox: the read one's session with the interact one's assertion
+    passes the edge (the session is valid; the edge passes the assertion on unread with the
+    session's token id) and the ingress refuses it, for HTTP and for a WebSocket."""
+    sandbox_id = stack.demo["sandbox_id"]
+    read, _ = open_preview(stack, sandbox_id, "read")
+    interact, _ = open_preview(stack, sandbox_id, "interact")
+    jar = cookie_header(read | {"__Host-mp_origin": interact["__Host-mp_origin"]})
+    before = stack.origin_status(sandbox_id)
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+
+    page = fetch(f"{stack.preview_origin(sandbox_id)}/api/status", headers={"Cookie": jar})
+    stream = fetch(f"{stack.preview_origin(sandbox_id)}/api/request", headers={"Cookie": jar, **upgrade})
+
+    assert [page.status, stream.status] == [403, 403]
+    assert "Preview link invalid" in page.text
+    assert stack.origin_status(sandbox_id)["page_loads"] == before["page_loads"]
+
+
 def test_every_request_the_data_plane_forwards_is_accepted(stack: LocalStack) -> None:
     sandbox_id = stack.demo["sandbox_id"]
     base = stack.preview_origin(sandbox_id)

@@ -7,6 +7,7 @@ plane's key signed) and looks at what the viewer gets and what the app saw.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import threading
@@ -71,14 +72,34 @@ def assertion(
     return sign(claims, seed)
 
 
-def cloudfront(token: str | None, secret: str | None = SECRET, **extra: str) -> dict[str, str]:
-    """The headers CloudFront adds: the origin custom header and the assertion from the cookie."""
+AS_THE_EDGE = "the assertion's own jti"
+
+
+def cloudfront(
+    token: str | None, secret: str | None = SECRET, token_id: str | None = AS_THE_EDGE, **extra: str
+) -> dict[str, str]:
+    """The headers CloudFront adds: the origin custom header, the assertion from the cookie and the
+    session's token id (the edge's; by default the one the assertion names, as for a real session)."""
     headers = dict(extra)
     if secret is not None:
         headers["X-Preview-Ingress-Secret"] = secret
     if token is not None:
         headers["X-Preview-Assertion"] = token
+    if token_id == AS_THE_EDGE:
+        token_id = jti_of(token)
+    if token_id is not None:
+        headers["X-Preview-Token-Id"] = token_id
     return headers
+
+
+def jti_of(token: str | None) -> str | None:
+    """The ``jti`` an assertion's payload names, ``None`` when it has none (not a JWS)."""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==")) if token else None
+    except (IndexError, ValueError):
+        return None
+    jti = payload.get("jti") if isinstance(payload, dict) else None
+    return jti if isinstance(jti, str) else None
 
 
 class MemoryFeed:

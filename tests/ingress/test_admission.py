@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from tests.ingress.conftest import (
@@ -37,7 +37,9 @@ class Answer:
         return json.loads(self.body)
 
 
-def fetch(method: str, url: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> Answer:
+def fetch(
+    method: str, url: str, headers: Mapping[str, str] | None = None, data: bytes | None = None
+) -> Answer:
     async def go() -> Answer:
         async with (
             aiohttp.ClientSession() as session,
@@ -66,6 +68,7 @@ def test_a_request_from_cloudfront_with_a_valid_assertion_reaches_the_app_as_sen
     headers = {name.lower(): value for name, value in seen["headers"].items()}
     assert "x-preview-ingress-secret" not in headers
     assert "x-preview-assertion" not in headers
+    assert "x-preview-token-id" not in headers
     assert headers["cookie"] == "app=1"
     assert headers["x-preview-scope"] == "interact"
     assert headers["origin"] == "https://x"
@@ -146,6 +149,37 @@ def test_without_a_valid_assertion_for_this_sandbox_the_secret_alone_is_refused(
     assert answer.status == 403
     assert title in answer.text
     assert answer.headers["Cache-Control"] == "no-store"
+    assert sandbox.state.requests == []
+
+
+@pytest.mark.parametrize(
+    "token_id",
+    [None, "", "another-token", "tok-", "TOK-1"],
+    ids=["none", "empty", "other", "prefix", "case"],
+)
+def test_an_assertion_of_another_session_than_the_one_the_edge_verified_is_refused(
+    ingress: Ingress, sandbox: Sandbox, token_id: str | None
+) -> None:
+    """A viewer pairing its session with another token's assertion (an interact one beside a read
+    session, a live one beside a revoked session) gets nothing: the edge passes on the verified
+    session's ``jti`` in ``X-Preview-Token-Id`` and the assertion must name exactly that one."""
+    other = cloudfront(assertion(jti="tok-1", scope="interact"), token_id=token_id)
+
+    answer = fetch("POST", f"{ingress.url}/echo", other, data=b"input")
+
+    assert answer.status == 403
+    assert "Preview link invalid" in answer.text
+    assert f"frame-ancestors {TENANT_FA}" in answer.headers["Content-Security-Policy"]
+    assert sandbox.state.requests == []
+
+
+def test_two_token_ids_are_refused_even_if_one_matches(ingress: Ingress, sandbox: Sandbox) -> None:
+    headers = CIMultiDict(cloudfront(assertion(jti="tok-1")))
+    headers.add("X-Preview-Token-Id", "another-token")
+
+    answer = fetch("GET", f"{ingress.url}/echo", headers)
+
+    assert answer.status == 403
     assert sandbox.state.requests == []
 
 

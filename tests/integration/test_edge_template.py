@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.template import cloudformation, sam_template, substitute
-from tools.build_edge import SOURCE, TEMPLATE, with_source
+from tools.build_edge import SOURCE, TEMPLATE, deployed, with_source
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
@@ -45,12 +45,14 @@ def origin(resources: Mapping[str, Any], origin_id: str) -> dict[str, Any]:
     return found
 
 
-def test_the_template_carries_the_edge_source_exactly() -> None:
+def test_the_template_carries_the_edge_source_without_its_comment_lines() -> None:
     template = TEMPLATE.read_text(encoding="utf-8")
     source = SOURCE.read_text(encoding="utf-8")
 
     assert with_source(template, source) == template, "run `make edge`"
-    assert sam_template()["Resources"]["PreviewEdge"]["Properties"]["FunctionCode"] == {"Fn::Sub": source}
+    assert sam_template()["Resources"]["PreviewEdge"]["Properties"]["FunctionCode"] == {
+        "Fn::Sub": deployed(source)
+    }
 
 
 def test_the_code_substitutes_only_the_input_path_prefix_which_has_a_max_length(template: Template) -> None:

@@ -21,7 +21,15 @@ from preview_local.http_messages import HttpRequest
 from preview_tokens.data_plane.access import NFKC_LOOKALIKES
 
 from tests.support.cloudfront_function import function_code, node, node_script, run_function, viewer_request
-from tests.support.edge_vectors import HOST, NOW, ORIGIN_COOKIE, load_vectors, origin_assertion, token
+from tests.support.edge_vectors import (
+    HOST,
+    NOW,
+    ORIGIN_COOKIE,
+    TOKEN_ID,
+    load_vectors,
+    origin_assertion,
+    token,
+)
 
 VECTORS = load_vectors()
 CASES: list[dict[str, Any]] = VECTORS["cases"]
@@ -34,12 +42,17 @@ def edge_function() -> str:
 
 
 def route(result: dict[str, Any]) -> dict[str, Any]:
-    """The route the function chose, and the denial reason it sent on."""
+    """The route the function chose, the denial reason it sent on, the token id it passed on."""
+    token_id = result["headers"].get("x-preview-token-id", {}).get("value")
     if result.get("__origin") == "fleet-ingress":
-        return {"route": "ingress", "reason": None}
+        return {"route": "ingress", "reason": None, "token_id": token_id}
     if result["uri"] == "/__preview/denied" and "x-preview-denial" in result["headers"]:
-        return {"route": "denied", "reason": result["headers"]["x-preview-denial"]["value"]}
-    return {"route": "exchange", "reason": None}
+        return {
+            "route": "denied",
+            "reason": result["headers"]["x-preview-denial"]["value"],
+            "token_id": token_id,
+        }
+    return {"route": "exchange", "reason": None, "token_id": token_id}
 
 
 def run(events: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
@@ -62,6 +75,7 @@ def test_the_edge_function_routes_every_vector_as_expected(
     assert route(vector_results[index]) == {
         "route": vector["expect"]["route"],
         "reason": vector["expect"]["reason"],
+        "token_id": vector["expect"]["token_id"],
     }
 
 
@@ -90,6 +104,7 @@ def test_an_allowed_request_reaches_the_ingress_as_sent_minus_our_credentials(tm
             "Upgrade": "websocket",
             "Sec-WebSocket-Protocol": "vite-hmr",
             "X-Preview-Assertion": "forged",
+            "X-Preview-Token-Id": "another-token",
             "X-Preview-Ingress-Secret": "guessed",
             "X-Sandbox-Id": "sbx-other",
         },
@@ -104,6 +119,7 @@ def test_an_allowed_request_reaches_the_ingress_as_sent_minus_our_credentials(tm
     assert result["cookies"] == {"theme": {"value": "dark"}}
     headers = {name: value["value"] for name, value in result["headers"].items()}
     assert headers["x-preview-assertion"] == ORIGIN_COOKIE.partition("=")[2]
+    assert headers["x-preview-token-id"] == TOKEN_ID, "the verified session's, not the viewer's"
     assert "x-preview-ingress-secret" not in headers, "CloudFront adds the real one as an origin header"
     assert "x-sandbox-id" not in headers
     assert headers["upgrade"] == "websocket"
@@ -129,7 +145,8 @@ def test_a_client_cannot_send_its_own_denial_reason(tmp_path: Path) -> None:
     assert "x-preview-denial-sandbox" not in result["headers"]
 
 
-def test_an_origin_assertion_of_another_token_is_refused(tmp_path: Path) -> None:
+def test_an_origin_assertion_of_another_token_goes_on_with_the_sessions_token_id(tmp_path: Path) -> None:
+    """The edge does not read the assertion: the ingress refuses it, as its jti is not this token id."""
     other = origin_assertion(jti="another-token")
     event = viewer_request(
         "GET", HOST, "/", f"__Host-mp_session={token()}; __Host-mp_origin={other}", raw_query=""
@@ -137,7 +154,8 @@ def test_an_origin_assertion_of_another_token_is_refused(tmp_path: Path) -> None
 
     (result,) = run([event], tmp_path)
 
-    assert route(result) == {"route": "denied", "reason": "invalid_token"}
+    assert route(result) == {"route": "ingress", "reason": None, "token_id": TOKEN_ID}
+    assert result["headers"]["x-preview-assertion"] == {"value": other}
 
 
 def test_without_the_raw_query_the_function_fails_closed(tmp_path: Path) -> None:

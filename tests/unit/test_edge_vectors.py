@@ -17,6 +17,7 @@ from preview_local.http_messages import HttpRequest
 from tests.support.edge_vectors import (
     HOST,
     ORIGIN_COOKIE,
+    TOKEN_ID,
     VECTORS_PATH,
     build_vectors,
     load_vectors,
@@ -76,9 +77,11 @@ def test_the_python_mirror_of_the_edge_function_routes_every_vector_as_expected(
 
     decision = edge.decide(mirror_request(vector["request"]))
 
-    assert {"route": decision.route, "reason": decision.reason} == {
+    token_ids = [v for n, v in decision.request.headers if n.lower() == "x-preview-token-id"]
+    assert {"route": decision.route, "reason": decision.reason, "token_id": token_ids} == {
         "route": vector["expect"]["route"],
         "reason": vector["expect"]["reason"],
+        "token_id": [vector["expect"]["token_id"]] if vector["expect"]["token_id"] else [],
     }
 
 
@@ -90,7 +93,12 @@ def test_the_mirror_forwards_an_allowed_request_as_sent_minus_our_credentials() 
         "POST",
         "/@vite/client",
         "a=%40b&c",
-        (("Host", HOST), ("Cookie", f"theme=dark; {session}"), ("X-Preview-Assertion", "forged")),
+        (
+            ("Host", HOST),
+            ("Cookie", f"theme=dark; {session}"),
+            ("X-Preview-Assertion", "forged"),
+            ("X-Preview-Token-Id", "another-token"),
+        ),
     )
 
     decision = edge.decide(sent)
@@ -103,6 +111,7 @@ def test_the_mirror_forwards_an_allowed_request_as_sent_minus_our_credentials() 
     assert [v for n, v in decision.request.headers if n.lower() == "x-preview-assertion"] == [
         ORIGIN_COOKIE.partition("=")[2]
     ]
+    assert [v for n, v in decision.request.headers if n.lower() == "x-preview-token-id"] == [TOKEN_ID]
     assert decision.claims is not None
     assert decision.claims.sandbox_id == "sbx-a"
 

@@ -69,7 +69,10 @@ def run_asgi(kind: str, headers: dict[str, str]) -> tuple[AsgiApp, list[MutableM
 
 
 def test_asgi_passes_a_request_with_a_valid_assertion_for_its_sandbox() -> None:
-    app, sent = run_asgi("http", {"X-Sandbox-Id": "sbx-a", "X-Preview-Assertion": assertion_for("sbx-a")})
+    app, sent = run_asgi(
+        "http",
+        {"X-Sandbox-Id": "sbx-a", "X-Preview-Assertion": assertion_for("sbx-a"), "X-Preview-Token-Id": "t-1"},
+    )
 
     assert sent[0]["status"] == 200
     assert app.seen[0].sandbox_id == "sbx-a"
@@ -96,9 +99,25 @@ def test_asgi_closes_a_websocket_without_a_valid_assertion_before_accepting_it()
     assert sent == [{"type": "websocket.close", "code": 1008}]
     assert app.seen == []
     _, accepted = run_asgi(
-        "websocket", {"X-Sandbox-Id": "sbx-a", "X-Preview-Assertion": assertion_for("sbx-a")}
+        "websocket",
+        {"X-Sandbox-Id": "sbx-a", "X-Preview-Assertion": assertion_for("sbx-a"), "X-Preview-Token-Id": "t-1"},
     )
     assert accepted == [{"type": "websocket.accept"}]
+
+
+def test_asgi_refuses_the_assertion_of_another_session_than_the_edge_verified() -> None:
+    for token_id in (None, "t-2", ""):
+        headers = {"X-Sandbox-Id": "sbx-a", "X-Preview-Assertion": assertion_for("sbx-a")}
+        if token_id is not None:
+            headers["X-Preview-Token-Id"] = token_id
+        for kind in ("http", "websocket"):
+            app, sent = run_asgi(kind, headers)
+
+            if kind == "websocket":
+                assert sent == [{"type": "websocket.close", "code": 1008}]
+            else:
+                assert sent[0]["status"] == 403
+            assert app.seen == []
 
 
 # ------------------------------------------------------------------------------ WSGI
@@ -120,7 +139,11 @@ def run_wsgi(environ_headers: dict[str, str]) -> tuple[str, bytes, dict[str, Any
 
 def test_wsgi_passes_a_request_with_a_valid_assertion_for_its_sandbox() -> None:
     status, body, environ = run_wsgi(
-        {"HTTP_X_SANDBOX_ID": "sbx-a", "HTTP_X_PREVIEW_ASSERTION": assertion_for("sbx-a")}
+        {
+            "HTTP_X_SANDBOX_ID": "sbx-a",
+            "HTTP_X_PREVIEW_ASSERTION": assertion_for("sbx-a"),
+            "HTTP_X_PREVIEW_TOKEN_ID": "t-1",
+        }
     )
 
     assert status == "200 OK"
@@ -137,4 +160,16 @@ def test_wsgi_refuses_a_forged_sandbox_header_or_another_sandboxs_assertion() ->
 
         assert status == "403 Forbidden"
         assert body == b"origin assertion refused\n"
+        assert ENVIRON_KEY not in environ
+
+
+def test_wsgi_refuses_the_assertion_of_another_session_than_the_edge_verified() -> None:
+    for token_id in (None, "t-2", "t-1,t-1"):
+        headers = {"HTTP_X_SANDBOX_ID": "sbx-a", "HTTP_X_PREVIEW_ASSERTION": assertion_for("sbx-a")}
+        if token_id is not None:
+            headers["HTTP_X_PREVIEW_TOKEN_ID"] = token_id
+
+        status, _, environ = run_wsgi(headers)
+
+        assert status == "403 Forbidden"
         assert ENVIRON_KEY not in environ
