@@ -14,8 +14,10 @@ share a ``kid`` or a stored key), because CloudFront does not document that a fu
 scope survives between requests; the floor verifies the same tokens in the same order. The warm
 figure (one session repeated, what a page load's subresources look like when the scope is kept) is
 printed beneath it, not judged. Medians of block means, the four measures interleaved in each
-round, after a warm-up. The KeyValueStore is an in-memory promise here; CloudFront's is a local
-read at the edge location. The script reports, it does not fail.
+round, after a warm-up. The KeyValueStore is an in-memory promise here, holding what the operator
+commands write (``edge_store.signing_key_entries``: each key under ``key.<kid>`` and under its
+tokens' header segment, ``hs.``); CloudFront's is a local read at the edge location. The script
+reports, it does not fail.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from typing import Any
 
 from preview_local.cfn_template import load_template
+from preview_tokens.data_plane.edge_store import signing_key_entries
 from preview_tokens.data_plane.origin_assertion import sign_origin_assertion
 from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
@@ -178,7 +181,7 @@ def sessions(now: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
                 "assertion": origin_assertion(claims),
             }
         )
-    return made, {f"key.{kid}": b64url(key) for kid, key in keys.items()}
+    return made, {entry: b64url(key) for kid, key in keys.items() for entry in signing_key_entries(kid)}
 
 
 def median(values: list[float]) -> float:

@@ -193,8 +193,13 @@ async function handler(event) {
   } else {
     // A segment that is not base64url fails in verdict, so the characters need no other check.
     var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? token.slice(3).split('.') : [];
-    var kid = parts.length === 3 ? kidOf(parts[0]) : null, stored = null;
-    if (kid !== null) try { stored = await kvs.get('key.' + kid); } catch (e) { stored = null; }
+    var stored = null;
+    // The key under the header segment its tokens start with (edge_store.signing_key_entries: the
+    // header mint writes, HS256), so no header is decoded; else by the kid the header names.
+    if (parts.length === 3) try { stored = await kvs.get('hs.' + parts[0]); } catch (e) {
+      var kid = kidOf(parts[0]);
+      if (kid !== null) try { stored = await kvs.get('key.' + kid); } catch (e2) { stored = null; }
+    }
     decision = verdict(request, token, parts, stored, now);
   }
   if (decision.reason) {

@@ -147,7 +147,10 @@ def viewer_request(request: HttpRequest) -> HttpRequest:
 
 Route = Literal["exchange", "denied", "ingress"]
 EdgeKeySource = Callable[[str], str | None]
-"""Reads the edge KeyValueStore: ``key.<kid>`` -> the HS256 key (base64url), ``None`` when absent."""
+"""Reads the edge KeyValueStore: ``key.<kid>`` -> the HS256 key (base64url), ``None`` when absent.
+
+(The function reads ``hs.<header segment>`` first, the same key under the exact header mint
+writes, only to skip decoding the header: the decision is the same, so the mirror reads the kid.)"""
 DENIED_PATH = "/__preview/denied"
 DENIAL_HEADER = "x-preview-denial"
 DENIAL_SANDBOX_HEADER = "x-preview-denial-sandbox"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from preview_tokens.data_plane.edge_store import LocalEdgeStore
+from preview_tokens.keys.tokens import header_segment
 from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 
 from tests.e2e.local_stack import LocalStack, fetch
@@ -107,8 +108,9 @@ def test_the_edge_holds_exactly_the_key_that_signs_previews(stack: LocalStack) -
     header, payload, signature = token.removeprefix("mp_").split(".")
     kid = json.loads(_b64url_decode(header))["kid"]
 
-    # Then the edge's key.<kid> verifies it, as the CloudFront stream verifier will
+    # Then the edge's key.<kid> verifies it, as the edge function will; its hs.<header> is the same key
     secret = _b64url_decode(edge_store(stack).get(f"key.{kid}") or "")
+    assert edge_store(stack).get(f"hs.{header}") == edge_store(stack).get(f"key.{kid}")
     expected = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     assert len(secret) == 32
     assert hmac.compare_digest(expected, _b64url_decode(signature))
@@ -121,6 +123,7 @@ def test_rotation_puts_the_new_key_at_the_edge_and_retirement_removes_it(stack: 
     kid = json.loads(rotated.stdout)["kid"]
     at_edge = edge_store(stack).get(f"key.{kid}")
     assert at_edge is not None
+    assert edge_store(stack).get(f"hs.{header_segment(kid)}") == at_edge
     assert len(_b64url_decode(at_edge)) == 32
     assert at_edge not in rotated.stdout + rotated.stderr
     assert at_edge not in stack.output(), "a signing key in the stack's output"
@@ -128,6 +131,7 @@ def test_rotation_puts_the_new_key_at_the_edge_and_retirement_removes_it(stack: 
     # When it is retired, the edge no longer has it, and retiring again is harmless
     assert operator(stack, "signing-key", "retire", kid) == {"kid": kid, "status": "retired"}
     assert edge_store(stack).get(f"key.{kid}") is None
+    assert edge_store(stack).get(f"hs.{header_segment(kid)}") is None
     assert operator(stack, "signing-key", "retire", kid) == {"kid": kid, "status": "retired"}
     listed = {key["kid"]: key["status"] for key in operator(stack, "signing-key", "list")["keys"]}
     assert listed[kid] == "retired"

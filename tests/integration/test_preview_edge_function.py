@@ -19,6 +19,7 @@ import pytest
 from preview_local.edge import PreviewEdge
 from preview_local.http_messages import HttpRequest
 from preview_tokens.data_plane.access import NFKC_LOOKALIKES
+from preview_tokens.data_plane.edge_store import signing_key_entries, signing_key_entry
 
 from tests.support.cloudfront_function import function_code, node, node_script, run_function, viewer_request
 from tests.support.edge_vectors import (
@@ -33,7 +34,11 @@ from tests.support.edge_vectors import (
 
 VECTORS = load_vectors()
 CASES: list[dict[str, Any]] = VECTORS["cases"]
-KVS = {f"key.{kid}": value for kid, value in VECTORS["keys"].items()}
+KVS = {entry: value for kid, value in VECTORS["keys"].items() for entry in signing_key_entries(kid)}
+KEY_ENTRIES_ONLY = {signing_key_entry(kid): value for kid, value in VECTORS["keys"].items()}
+"""A store written before the ``hs.`` entries: the function falls back to ``key.<kid>``."""
+HEADER_ENTRIES_ONLY = {e: v for e, v in KVS.items() if e not in KEY_ENTRIES_ONLY}
+"""Only the ``hs.`` entries: what the function reads first for a token mint signed."""
 SESSION = f"__Host-mp_session={token('interact')}; {ORIGIN_COOKIE}"
 
 
@@ -55,17 +60,20 @@ def route(result: dict[str, Any]) -> dict[str, Any]:
     return {"route": "exchange", "reason": None, "token_id": token_id}
 
 
-def run(events: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
-    return run_function(edge_function(), events, KVS, NOW, tmp_path)
+def run(events: list[dict[str, Any]], tmp_path: Path, kvs: dict[str, str] = KVS) -> list[dict[str, Any]]:
+    return run_function(edge_function(), events, kvs, NOW, tmp_path)
+
+
+def vector_events() -> list[dict[str, Any]]:
+    return [
+        viewer_request(r["method"], r["host"], r["path"], r["cookie"], r["headers"], raw_query=r["query"])
+        for r in (c["request"] for c in CASES)
+    ]
 
 
 @pytest.fixture(scope="module")
 def vector_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    events = [
-        viewer_request(r["method"], r["host"], r["path"], r["cookie"], r["headers"], raw_query=r["query"])
-        for r in (c["request"] for c in CASES)
-    ]
-    return run(events, tmp_path_factory.mktemp("node"))
+    return run(vector_events(), tmp_path_factory.mktemp("node"))
 
 
 @pytest.mark.parametrize(("index", "vector"), list(enumerate(CASES)), ids=[c["name"] for c in CASES])
@@ -77,6 +85,28 @@ def test_the_edge_function_routes_every_vector_as_expected(
         "reason": vector["expect"]["reason"],
         "token_id": vector["expect"]["token_id"],
     }
+
+
+def test_with_a_store_from_before_the_header_entries_every_vector_routes_the_same(tmp_path: Path) -> None:
+    results = run(vector_events(), tmp_path, KEY_ENTRIES_ONLY)
+
+    assert [route(result) for result in results] == [
+        {key: case["expect"][key] for key in ("route", "reason", "token_id")} for case in CASES
+    ]
+
+
+def test_a_token_mint_signed_is_verified_from_its_header_entry_alone(tmp_path: Path) -> None:
+    """Its header is the one ``hs.`` names: the function reads the key without decoding it."""
+    events = [
+        viewer_request("GET", HOST, "/", SESSION, raw_query=""),
+        viewer_request("POST", HOST, "/api", SESSION, raw_query=""),
+    ]
+
+    results = run(events, tmp_path, HEADER_ENTRIES_ONLY)
+
+    assert [route(result) for result in results] == [
+        {"route": "ingress", "reason": None, "token_id": TOKEN_ID}
+    ] * 2
 
 
 def test_a_denial_goes_to_the_denial_page_with_nothing_of_the_request_but_its_method(

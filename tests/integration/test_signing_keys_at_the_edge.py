@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from preview_tokens.data_plane.edge_store import LocalEdgeStore
+from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
 
 from tests.support.deployment import Deployment
@@ -19,7 +20,7 @@ def _decode(text: str | None) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def test_a_new_key_at_the_edge_is_the_key_the_functions_decrypt(
+def test_a_new_key_at_the_edge_is_the_key_the_functions_decrypt_until_retired(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     store = LocalEdgeStore(tmp_path / "edge.json")
@@ -28,8 +29,13 @@ def test_a_new_key_at_the_edge_is_the_key_the_functions_decrypt(
     key = admin.create(deployment.resources.kms_key_id)
 
     assert _decode(store.get(f"key.{key.kid}")) == deployment.signing_secret(key.kid)
+    # and under the header segment its tokens start with: what the edge function reads first
+    claims = PreviewClaims("sbx-a", "acme", "sbx-a.p.example", Scope.READ, 0, 60, "t-1")
+    header = sign_preview_token(claims, key.kid, deployment.signing_secret(key.kid))[3:].split(".")[0]
+    assert store.get(f"hs.{header}") == store.get(f"key.{key.kid}")
     assert admin.retire(key.kid)
     assert store.get(f"key.{key.kid}") is None
+    assert store.get(f"hs.{header}") is None
 
 
 def test_a_key_that_could_not_be_stored_is_taken_back_from_the_edge(
@@ -43,5 +49,7 @@ def test_a_key_that_could_not_be_stored_is_taken_back_from_the_edge(
 
     assert store.path.exists(), "the key went to the edge first"
     assert [
-        name for name in json.loads(store.path.read_text(encoding="utf-8")) if name.startswith("key.")
+        name
+        for name in json.loads(store.path.read_text(encoding="utf-8"))
+        if name.startswith(("key.", "hs."))
     ] == []

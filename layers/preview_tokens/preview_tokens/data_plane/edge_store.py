@@ -4,6 +4,11 @@ Keys are namespaced by what they hold (values are strings, as the store holds th
 
 * ``key.<kid>`` - an HS256 signing key, base64url without padding; present only while the key
   verifies (``signing-key create|rotate`` put it, ``retire`` deletes it).
+* ``hs.<header segment>`` - the same key again, under the header segment every token it signs
+  starts with (:func:`~preview_tokens.keys.tokens.header_segment`): the edge function finds a
+  token's key without decoding its header. Written and deleted with ``key.<kid>``
+  (:func:`publish_signing_key`, :func:`withdraw_signing_key`); a store from before it has only
+  ``key.<kid>``, which the function falls back to (``preview-tokens bootstrap`` writes both again).
 * ``fa.<tenant_id>`` - the tenant's declared frame ancestors, space-separated origins.
 * ``sb.<sandbox_id>`` - the tenant that owns the sandbox (how the viewer-response function finds
   the frame ancestors of a sandbox host without trusting anything the request carries).
@@ -29,11 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from preview_tokens.errors import ServiceUnavailableError
+from preview_tokens.keys.tokens import header_segment
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront_keyvaluestore import CloudFrontKeyValueStoreClient
 
 SIGNING_KEY_PREFIX = "key."
+SIGNING_KEY_HEADER_PREFIX = "hs."
 FRAME_ANCESTORS_PREFIX = "fa."
 SANDBOX_TENANT_PREFIX = "sb."
 MAX_KEY_BYTES = 512
@@ -61,6 +68,24 @@ class EdgeStore(Protocol):
 
 def signing_key_entry(kid: str) -> str:
     return SIGNING_KEY_PREFIX + kid
+
+
+def signing_key_entries(kid: str) -> tuple[str, str]:
+    """Every entry that holds the key ``kid``: by its kid, and by its tokens' header segment."""
+    return signing_key_entry(kid), SIGNING_KEY_HEADER_PREFIX + header_segment(kid)
+
+
+def publish_signing_key(store: EdgeStore, kid: str, secret: bytes) -> None:
+    """Put the key ``kid`` at the edge (every entry of :func:`signing_key_entries`)."""
+    value = encode_signing_key(secret)
+    for entry in signing_key_entries(kid):
+        store.put(entry, value)
+
+
+def withdraw_signing_key(store: EdgeStore, kid: str) -> None:
+    """Delete the key ``kid`` from the edge (every entry; absent ones are no error)."""
+    for entry in reversed(signing_key_entries(kid)):
+        store.delete(entry)
 
 
 def frame_ancestors_entry(tenant_id: str) -> str:

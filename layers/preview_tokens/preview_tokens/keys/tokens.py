@@ -166,13 +166,18 @@ def _json(raw: bytes) -> object:
         raise MalformedTokenError("segment is not JSON") from None
 
 
+def _segment(part: Mapping[str, object]) -> str:
+    return _b64encode(json.dumps(part, separators=(",", ":"), sort_keys=True).encode())
+
+
+def header_segment(kid: str) -> str:
+    """The header segment of every token signed with the key ``kid`` (mint writes exactly this)."""
+    return _segment({"alg": ALGORITHM, "kid": kid, "typ": "JWT"})
+
+
 def sign_preview_token(claims: PreviewClaims, kid: str, key: bytes) -> str:
     """Sign ``claims`` with the key ``kid``; returns ``mp_<compact JWS>``."""
-    header = {"alg": ALGORITHM, "kid": kid, "typ": "JWT"}
-    signing_input = ".".join(
-        _b64encode(json.dumps(part, separators=(",", ":"), sort_keys=True).encode())
-        for part in (header, claims.to_payload())
-    )
+    signing_input = f"{header_segment(kid)}.{_segment(claims.to_payload())}"
     signature = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{TOKEN_PREFIX}{signing_input}.{_b64encode(signature)}"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from preview_tokens.data_plane.edge_store import EdgeStore, encode_signing_key, signing_key_entry
+from preview_tokens.data_plane.edge_store import EdgeStore, publish_signing_key
 from preview_tokens.keys.signing_keys import ACTIVE, StoredSigningKey, encryption_context
 from preview_tokens.operator.origin_key_admin import OriginKeyAdmin
 from preview_tokens.operator.signing_key_admin import SigningKeyAdmin
@@ -39,7 +39,7 @@ def publish_to_edge(key: StoredSigningKey, edge_store: EdgeStore, kms: Any) -> N
     plaintext = kms.decrypt(CiphertextBlob=key.ciphertext, EncryptionContext=encryption_context(key.kid))[
         "Plaintext"
     ]
-    edge_store.put(signing_key_entry(key.kid), encode_signing_key(plaintext))
+    publish_signing_key(edge_store, key.kid, plaintext)
     del plaintext
 
 

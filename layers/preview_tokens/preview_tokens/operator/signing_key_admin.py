@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.exceptions import ClientError
 
-from preview_tokens.data_plane.edge_store import EdgeStore, encode_signing_key, signing_key_entry
+from preview_tokens.data_plane.edge_store import EdgeStore, publish_signing_key, withdraw_signing_key
 from preview_tokens.keys.signing_keys import (
     ACTIVE,
     KEY_SET,
@@ -56,7 +56,7 @@ class SigningKeyAdmin:
         )
         ciphertext = generated["CiphertextBlob"]
         if self._edge_store is not None:
-            self._edge_store.put(signing_key_entry(kid), encode_signing_key(generated["Plaintext"]))
+            publish_signing_key(self._edge_store, kid, generated["Plaintext"])
         del generated  # drops the plaintext data key: only the ciphertext is kept
         key = StoredSigningKey(
             kid=kid,
@@ -72,7 +72,7 @@ class SigningKeyAdmin:
             )
         except BaseException:
             if self._edge_store is not None:
-                self._edge_store.delete(signing_key_entry(kid))  # never at the edge without being stored
+                withdraw_signing_key(self._edge_store, kid)  # never at the edge without being stored
             raise
         return key
 
@@ -84,7 +84,7 @@ class SigningKeyAdmin:
         if not mark_retired(self._dynamodb, self._table, KEY_SET, kid):
             return False
         if self._edge_store is not None:
-            self._edge_store.delete(signing_key_entry(kid))
+            withdraw_signing_key(self._edge_store, kid)
         return True
 
     def list(self) -> list[StoredSigningKey]:
