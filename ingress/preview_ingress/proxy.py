@@ -28,6 +28,11 @@ and kept alive. On every answer, whatever its status: no ``__Host-mp_*`` ``Set-C
 assertion's ``fa`` (or the default). WebSockets relay both ways for ``interact``; for ``read``
 every data frame the viewer sends is dropped. Streams (WebSockets and response bodies still
 flowing) end at the assertion's ``exp``, and within one poll of a revocation.
+
+On the fast path a ``Content-Length`` body of :data:`_SPLICED_BODY` or more, on plain TCP both
+ways (Linux), goes from the app's socket to the viewer's by ``splice(2)`` once its head is sent
+(:mod:`preview_ingress.splice`): the kernel moves the pages, the ingress no longer copies them in
+and out. The same stream registration, end and log line as any body.
 """
 
 from __future__ import annotations
@@ -58,9 +63,11 @@ from preview_tokens.data_plane.denial_page import content_security_policy, denia
 from preview_tokens.data_plane.frame_ancestors import merge_frame_ancestors
 from yarl import URL
 
+from preview_ingress import splice
 from preview_ingress.config import SANDBOX_LABEL, SECRET_HEADER, IngressConfig
 from preview_ingress.metrics import IngressMetrics
 from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
+from preview_ingress.splice import SourceEndedError
 from preview_ingress.upstream import (
     Origin,
     UpstreamBodyError,
@@ -106,7 +113,12 @@ _CHUNK = 256 * 1024
 # The client's read buffer: large enough that a fast download is not paused every 64 KiB.
 _READ_BUFFER = 1 << 20
 _SMALL_BODY = 64 * 1024
+# A Content-Length body from this size on is spliced (splice.py): below it the set-up (a pipe, two
+# dup'd fds, a flush) costs more than the copies it saves.
+_SPLICED_BODY = 1 << 20
 _MAX_VERIFIED = 4096
+_Copy = Callable[[Callable[[int], None]], Awaitable[None]]
+"""How a response body goes to the viewer: ``copy(sent)`` calls ``sent(n)`` as bytes go."""
 # ``read`` decisions remembered per (method, path, overrides): a pure function of them (the input
 # prefix is fixed), and a page's subresources repeat. Long paths are decided afresh, unremembered.
 _MAX_READ_DECISIONS = 4096
@@ -466,7 +478,7 @@ class IngressProxy:
             if request.transport is not None:
                 request.transport.set_write_buffer_limits(high=_READ_BUFFER)
             await response.prepare(request)
-            if await self._stream_body(upstream, response.write, assertion, log) is None:
+            if await self._stream_body(_copying(upstream, response.write), assertion, log) is None:
                 await response.write_eof()
             elif request.transport is not None:
                 request.transport.close()
@@ -540,7 +552,8 @@ class IngressProxy:
                     viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
                     await viewer.drain()
 
-                why = await self._stream_body(upstream, write, assertion, log)
+                copy = _splicing(upstream, viewer) if (length or 0) >= _SPLICED_BODY else None
+                why = await self._stream_body(copy or _copying(upstream, write), assertion, log)
             if why is None:
                 if chunked:
                     viewer.write(b"0\r\n\r\n")
@@ -593,17 +606,34 @@ class IngressProxy:
 
     async def _stream_body(
         self,
-        upstream: UpstreamResponse,
-        write: Callable[[bytes], Awaitable[None]],
+        copy: _Copy,
         assertion: OriginAssertion,
         log: _Log,
     ) -> str | None:
-        """Relay the body as a stream, ended at ``exp`` or on revocation (which cancel only the copy);
-        ``why`` it was ended, ``None`` when it ran to its end."""
+        """Relay the body as a stream (``copy(sent)``, ``sent(n)`` as bytes go to the viewer),
+        ended at ``exp`` or on revocation (which cancel only the copy); ``why`` it was ended,
+        ``None`` when it ran to its end."""
         stream = _Stream(assertion, task=asyncio.current_task())
         self._streams.add(stream)
+        copied = 0
+
+        def sent(n: int) -> None:
+            nonlocal copied
+            copied += n
+
+        why: str | None = None
         try:
-            copied, why = await self._copy_body(upstream, write, stream)
+            await copy(sent)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not stream.end.done() or task is None:
+                raise
+            task.uncancel()
+            why = stream.end.result()
+        except (UpstreamBodyError, SourceEndedError):
+            why = "upstream_error"
+        except ConnectionError:
+            why = "viewer_gone"
         finally:
             self._streams.discard(stream)
             stream.task = None
@@ -612,29 +642,6 @@ class IngressProxy:
             log.fields["closed"] = why
             self._metrics.streams_closed.labels(why=why).inc()
         return why
-
-    async def _copy_body(
-        self, upstream: UpstreamResponse, write: Callable[[bytes], Awaitable[None]], stream: _Stream
-    ) -> tuple[int, str | None]:
-        """Copy the body as it arrives; ``(bytes, why)`` with ``why`` set when the stream was ended.
-
-        Ending a stream (:meth:`_Stream.close`) cancels this task: no per-chunk bookkeeping."""
-        copied = 0
-        try:
-            async for chunk in upstream.chunks():
-                copied += len(chunk)
-                await write(chunk)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not stream.end.done() or task is None:
-                raise
-            task.uncancel()
-            return copied, stream.end.result()
-        except UpstreamBodyError:
-            return copied, "upstream_error"
-        except ConnectionError:
-            return copied, "viewer_gone"
-        return copied, None
 
     # ---- WebSocket -------------------------------------------------------------------------
 
@@ -734,6 +741,44 @@ async def _pump_viewer_to_app(
         else:
             await app.send_bytes(message.data)
         counts["to_app"] += 1
+
+
+def _copying(upstream: UpstreamResponse, write: Callable[[bytes], Awaitable[None]]) -> _Copy:
+    """The body copied through the process as it arrives (any framing, any transport)."""
+
+    async def copy(sent: Callable[[int], None]) -> None:
+        async for chunk in upstream.chunks():
+            sent(len(chunk))
+            await write(chunk)
+
+    return copy
+
+
+def _splicing(upstream: UpstreamResponse, viewer: ViewerConnection) -> _Copy | None:
+    """The rest of a ``Content-Length`` body moved socket to socket by the kernel
+    (:mod:`preview_ingress.splice`), or ``None`` where that cannot be (not Linux, TLS, a failed exchange)."""
+    if not splice.AVAILABLE or viewer.transport is None:
+        return None
+    sink = splice.plain_socket(viewer.transport)
+    source = upstream.body_socket()
+    if sink is None or source is None:
+        return None
+
+    async def copy(sent: Callable[[int], None]) -> None:
+        received, to_come = upstream.hand_over_body()
+        relay = splice.SpliceRelay(source, sink)
+        try:
+            if received:
+                sent(len(received))
+                viewer.write(received)
+            await viewer.flushed()  # nothing of ours may follow the spliced bytes
+            await relay.move(to_come, sent)
+        finally:
+            relay.close()
+            viewer.set_write_buffer(_READ_BUFFER)
+        upstream.body_relayed()
+
+    return copy
 
 
 async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[bytes]:

@@ -17,6 +17,7 @@ the first byte of an answer is sent once more on a new connection, as browsers d
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from preview_ingress.flow import WriteFlow
+from preview_ingress.splice import plain_socket
 
 IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 256 * 1024
@@ -79,6 +81,20 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         return b"".join([chunk async for chunk in self._connection.body_chunks()])
+
+    def body_socket(self) -> socket.socket | None:
+        """The socket the rest of a ``Content-Length`` body is still to come on, for a relay that
+        moves it itself (:mod:`preview_ingress.splice`); ``None`` if it is TLS, or the exchange failed."""
+        return self._connection.body_socket()
+
+    def hand_over_body(self) -> tuple[bytes, int]:
+        """Stop reading from the app (:meth:`body_socket`'s caller reads the rest): the body bytes
+        already received, and how many are still to come on the socket."""
+        return self._connection.hand_over_body()
+
+    def body_relayed(self) -> None:
+        """The caller read the rest of the body exactly: the connection may be reused."""
+        self._connection.body_relayed()
 
     def release(self) -> None:
         """Back to the pool when the answer was read whole and the app keeps the connection; else closed."""
@@ -295,6 +311,27 @@ class _Connection(WriteFlow):
             else:
                 self._waiter = self._loop.create_future()
                 await self._waiter
+
+    def body_socket(self) -> socket.socket | None:
+        if self.closed or self._error is not None or self._unparsed_body is None or self.transport is None:
+            return None
+        return plain_socket(self.transport)
+
+    def hand_over_body(self) -> tuple[bytes, int]:
+        assert self.transport is not None
+        assert self._unparsed_body is not None
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        received = b"".join(self._body)
+        self._body.clear()
+        self._buffered = 0
+        to_come, self._unparsed_body = self._unparsed_body, 0
+        self._complete = False  # until the caller says the rest arrived: else never reused
+        return received, to_come
+
+    def body_relayed(self) -> None:
+        self._complete = True
 
     def finish_exchange(self) -> None:
         sender_done = self._sender is None or self._sender.done()

@@ -241,6 +241,15 @@ class ViewerConnection(WriteFlow):
         if self.transport is not None:
             self.transport.set_write_buffer_limits(high=high)
 
+    async def flushed(self) -> None:
+        """Return once every byte written so far has left for the kernel (the write buffer empty)."""
+        if self.transport is None:
+            raise ConnectionResetError("the viewer went away")
+        self.transport.set_write_buffer_limits(high=0)  # pauses us while anything is buffered
+        await self.drain()
+        if self.closed:
+            raise ConnectionResetError("the viewer went away")
+
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()

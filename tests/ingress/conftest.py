@@ -128,6 +128,8 @@ class AppState:
     ws_closed: threading.Event = field(default_factory=threading.Event)
     ws_peers: list[web.WebSocketResponse] = field(default_factory=list)
     sse_release: asyncio.Event | None = None
+    download_release: asyncio.Event = field(default_factory=asyncio.Event)
+    """A ``/download?stall_after=N`` waits on this after its first N bytes."""
 
 
 def sandbox_app(state: AppState) -> web.Application:
@@ -170,12 +172,16 @@ def sandbox_app(state: AppState) -> web.Application:
 
     async def download(request: web.Request) -> web.StreamResponse:
         size = int(request.query["bytes"])
+        stall_after = int(request.query.get("stall_after", size))
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         response.content_length = size
         await response.prepare(request)
         sent = size if request.method == "HEAD" else 0
         while sent < size:
-            chunk = PATTERN[: min(len(PATTERN), size - sent)]
+            if sent == stall_after:
+                await state.download_release.wait()
+            up_to = stall_after if sent < stall_after else size
+            chunk = PATTERN[: min(len(PATTERN), up_to - sent)]
             await response.write(chunk)
             sent += len(chunk)
         await response.write_eof()
@@ -274,6 +280,7 @@ def sandbox() -> Iterator[Sandbox]:
     async def stop() -> None:
         if state.sse_release is not None:
             state.sse_release.set()  # an event stream the ingress cut still waits in the app
+        state.download_release.set()
         await runner.cleanup()
 
     thread.run(stop())

@@ -11,12 +11,15 @@ import hashlib
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.ingress.conftest import SANDBOX, Ingress, LoopThread, Sandbox, assertion, cloudfront
+from tests.ingress.conftest import PATTERN, SANDBOX, Ingress, LoopThread, Sandbox, assertion, cloudfront
+
+GENEROUS_SECONDS = 15.0  # a bound on waiting, never a claim about speed
 
 
 def _head_lines(extra: dict[str, str] | None = None) -> str:
@@ -278,15 +281,22 @@ def test_an_early_hints_answer_is_skipped_and_the_final_one_relayed(
     assert (status, received, headers["X-App"]) == (200, b"final", "yes")
 
 
-@pytest.mark.parametrize("size", [1000, 5_000_000], ids=["small", "streamed"])
+@pytest.mark.parametrize(
+    ("size", "ending"),
+    [(1000, "reset"), (5_000_000, "reset"), (5_000_000, "close")],
+    ids=["small", "streamed", "streamed-then-closed"],
+)
 def test_a_body_the_app_breaks_off_never_looks_whole_to_the_viewer(
-    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str], size: int
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str], size: int, ending: str
 ) -> None:
     async def break_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"x" * (size // 2))
         await writer.drain()
-        writer.transport.abort()
+        if ending == "reset":
+            writer.transport.abort()
+        else:
+            writer.close()
 
     ingress = make_ingress(upstream=raw_app(break_off), sandbox_id=SANDBOX)
     viewer = _connection(ingress)
@@ -301,6 +311,49 @@ def test_a_body_the_app_breaks_off_never_looks_whole_to_the_viewer(
         with pytest.raises(http.client.IncompleteRead):
             answer.read()
     viewer.close()
+
+
+def test_after_a_large_body_the_same_viewer_connection_answers_the_next_requests(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    size = 8 * 1024 * 1024
+    requests = "".join(
+        f"GET {path} HTTP/1.1\r\nHost: h\r\n{_head_lines()}"
+        + ("Connection: close\r\n" if last else "")
+        + "\r\n"
+        for path, last in (("/echo/before", False), (f"/download?bytes={size}", False), ("/echo/after", True))
+    )
+
+    answers = _responses(_raw(ingress.running.port, requests.encode()))
+
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert hashlib.sha256(answers[1][1]).digest() == hashlib.sha256(PATTERN * (size // len(PATTERN))).digest()
+    before, after = (json.loads(body) for _, body in (answers[0], answers[2]))
+    assert before["peer"] == after["peer"]  # the app's connection was kept for the next request
+
+
+def test_a_viewer_gone_mid_body_closes_the_connection_to_the_app(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    app_saw_the_end = threading.Event()
+
+    async def send_until_cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (1 << 40))
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(PATTERN * 16)
+                await writer.drain()
+        app_saw_the_end.set()
+
+    ingress = make_ingress(upstream=raw_app(send_until_cut), sandbox_id=SANDBOX)
+    with socket.create_connection(("127.0.0.1", ingress.running.port), timeout=10) as viewer:
+        viewer.sendall(f"GET / HTTP/1.1\r\nHost: h\r\n{_head_lines()}\r\n".encode())
+        received = 0
+        while received < 4 * 1024 * 1024:
+            received += len(viewer.recv(1 << 20))
+
+    assert app_saw_the_end.wait(GENEROUS_SECONDS)  # not kept half-read, nor for another request
 
 
 def test_an_app_answering_with_an_endless_head_gets_the_not_responding_page(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
+import logging
 import os
 
 import aiohttp
@@ -222,3 +224,36 @@ def test_a_streamed_response_is_cut_at_the_assertions_exp(ingress: Ingress, sand
             return first + rest
 
     assert asyncio.run(go()) == b"data: first\n\n"
+
+
+@pytest.mark.parametrize("end", ["expired", "revoked"])
+def test_a_large_download_is_cut_at_the_assertions_exp_or_on_revocation(
+    ingress: Ingress, sandbox: Sandbox, caplog: pytest.LogCaptureFixture, end: str
+) -> None:
+    size, stall_after = 64 * 1024 * 1024, 4 * 1024 * 1024  # the app stops sending after 4 MiB
+    token = assertion(expires_in=2 if end == "expired" else 600, jti="tok-large")
+
+    async def go() -> tuple[int, bool]:
+        received = 0
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{ingress.url}/download?bytes={size}&stall_after={stall_after}", headers=cloudfront(token)
+            ) as response,
+        ):
+            try:
+                async with asyncio.timeout(GENEROUS_SECONDS):
+                    async for chunk in response.content.iter_any():
+                        received += len(chunk)
+                        if received == stall_after and end == "revoked":
+                            ingress.feed.revoke_token("tok-large")
+            except aiohttp.ClientPayloadError:
+                return received, True
+        return received, False
+
+    with caplog.at_level(logging.INFO, logger="preview_ingress"):
+        received, cut = asyncio.run(go())
+
+    assert (received, cut) == (stall_after, True)
+    line = json.loads(next(r.getMessage() for r in caplog.records if '"/download"' in r.getMessage()))
+    assert (line["closed"], line["bytes_out"]) == (end, stall_after)
