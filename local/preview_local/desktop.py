@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -31,9 +32,6 @@ NOVNC_DIR = Path("/usr/share/novnc")
 PACKAGES = ("xvfb", "x11vnc", "novnc", "websockify", "python3-tk")
 INSTALL_COMMAND = "sudo apt-get install -y " + " ".join(PACKAGES)
 SCREEN = "1024x640x24"
-# Where X servers announce their displays (fixed by X11, not a temporary file of ours).
-X11_LOCKS = Path("/tmp")  # noqa: S108
-X11_SOCKETS = Path("/tmp/.X11-unix")  # noqa: S108
 START_TIMEOUT_SECONDS = 15.0
 
 
@@ -55,11 +53,24 @@ def _free_port() -> int:
         return port
 
 
-def _free_display() -> int:
-    for number in range(90, 200):
-        if not (X11_LOCKS / f".X{number}-lock").exists() and not (X11_SOCKETS / f"X{number}").exists():
-            return number
-    raise RuntimeError("no free X display number in :90-:199")
+def _display_of(xvfb: subprocess.Popen[bytes], announced: int) -> str:
+    """The display ``Xvfb -displayfd`` took, read from ``announced`` once it listens on it.
+
+    The X server picks a free display number itself and writes it when it listens: two stacks
+    starting at once (two test workers, two ``make run``) never share a display, as they could when
+    we chose a number that looked free and started Xvfb on it (the other stack's x11vnc then
+    served our display, and lost it when the other stack stopped)."""
+    received = b""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not received.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([announced], [], [], left)[0]:
+            raise RuntimeError(f"Xvfb did not announce its display within {START_TIMEOUT_SECONDS:.0f} s")
+        chunk = os.read(announced, 16)
+        if not chunk:
+            raise RuntimeError(f"Xvfb exited with {xvfb.wait()} before it announced its display")
+        received += chunk
+    return f":{int(received)}"
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
@@ -81,6 +92,8 @@ class DesktopSandbox:
 
     log_path: Path
     bridge_ports: dict[Scope, int]
+    display: str = ""
+    """The X display (``:N``) Xvfb took."""
     rfb_ports: dict[Scope, int] = field(default_factory=dict)
     """The x11vnc servers themselves (RFB over TCP), by scope: the view-only driver's."""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
@@ -88,17 +101,24 @@ class DesktopSandbox:
     @classmethod
     def start(cls, directory: Path) -> DesktopSandbox:
         directory.mkdir(parents=True, exist_ok=True)
-        display = f":{_free_display()}"
         desktop = cls(directory / "desktop-input.jsonl", {})
         output = (directory / "desktop.log").open("ab")
-        env = {**os.environ, "DISPLAY": display}
         try:
-            xvfb = desktop._spawn(["Xvfb", display, "-screen", "0", SCREEN, "-nolisten", "tcp"], output, env)
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while not (X11_SOCKETS / f"X{display[1:]}").exists():
-                if xvfb.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Xvfb did not start")
-                time.sleep(0.05)
+            announced, announcing = os.pipe()
+            try:
+                xvfb = desktop._spawn(
+                    ["Xvfb", "-displayfd", str(announcing), "-screen", "0", SCREEN, "-nolisten", "tcp"],
+                    output,
+                    dict(os.environ),
+                    pass_fds=(announcing,),
+                )
+            finally:
+                os.close(announcing)  # Xvfb holds its copy: EOF here if it exits without a display
+            try:
+                desktop.display = _display_of(xvfb, announced)
+            finally:
+                os.close(announced)
+            env = {**os.environ, "DISPLAY": desktop.display}
             desktop._spawn(
                 [sys.executable, "-m", "preview_local.desktop_app", str(desktop.log_path)], output, env
             )
@@ -106,7 +126,7 @@ class DesktopSandbox:
                 rfb_port, bridge_port = _free_port(), _free_port()
                 view_only = ["-viewonly"] if scope is Scope.READ else []
                 x11vnc = desktop._spawn(
-                    ["x11vnc", "-display", display, "-rfbport", str(rfb_port), "-localhost", "-nopw",
+                    ["x11vnc", "-display", desktop.display, "-rfbport", str(rfb_port), "-localhost", "-nopw",
                      "-shared", "-forever", "-quiet", "-noxdamage", *view_only],
                     output,
                     env,
@@ -121,10 +141,14 @@ class DesktopSandbox:
         except Exception:
             desktop.stop()
             raise
+        finally:
+            output.close()  # each process writes through its own copy
         return desktop
 
-    def _spawn(self, argv: list[str], output: BinaryIO, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(argv, stdout=output, stderr=output, env=env)  # noqa: S603 - fixed argv
+    def _spawn(
+        self, argv: list[str], output: BinaryIO, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, stdout=output, stderr=output, env=env, pass_fds=pass_fds)  # noqa: S603 - fixed argv
         self.processes.append(process)
         return process
 

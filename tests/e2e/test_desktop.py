@@ -9,6 +9,7 @@ Screenshots of both scopes go to ``test-artifacts/``.
 from __future__ import annotations
 
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,32 @@ def test_after_expiry_the_stream_closes_and_the_parent_is_told(
     assert ended, "the ingress's line for the desktop stream"
     assert '"closed":"expired"' in ended[0], "the ingress closed it at the token's exp, not the browser"
     page.screenshot(path=artifacts / "h-desktop-expired.png")
+
+
+def test_two_desktops_started_at_once_each_keep_their_own_display(tmp_path: Path) -> None:
+    """Two local stacks (two test workers, two ``make run``) start their desktops at once: each
+    gets a display of its own, so stopping one leaves the other's VNC servers serving."""
+    import threading
+
+    from preview_local.desktop import DesktopSandbox
+
+    started: list[DesktopSandbox] = []
+    threads = [
+        threading.Thread(target=lambda d=tmp_path / name: started.append(DesktopSandbox.start(d)))
+        for name in ("first", "second")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, second = started
+    try:
+        first.stop()
+        for port in second.rfb_ports.values():
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as rfb:
+                rfb.settimeout(5)
+                assert rfb.recv(12).startswith(b"RFB 003.")  # x11vnc still has its display
+        assert first.display != second.display
+    finally:
+        first.stop()
+        second.stop()
