@@ -1,6 +1,6 @@
-/*! preview-embed.js 1.1.0 | <sandbox-preview>: embed a sandbox preview | no dependencies, no build step */
+/*! preview-embed.js 1.1.1 | <sandbox-preview>: embed a sandbox preview | no dependencies, no build step */
 // Usage:
-//   <script src="preview-embed-1.1.0.js" integrity="sha384-…" crossorigin="anonymous" defer></script>
+//   <script src="preview-embed-1.1.1.js" integrity="sha384-…" crossorigin="anonymous" defer></script>
 //   <sandbox-preview mint-endpoint="/my-backend/preview" sandbox="sbx-abc123" scope="read"
 //                    width="960" height="540"></sandbox-preview>
 //
@@ -35,7 +35,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "1.1.0";
+  var VERSION = "1.1.1";
   var TAG = "sandbox-preview";
   var EVENT_TYPES = {
     "preview.expired": true,
@@ -50,6 +50,7 @@
   // The session cookie's Max-Age is whole seconds from the exchange: the browser may drop it up to a
   // second before expires_at. The helper counts the session as ended that second early.
   var EXPIRY_LEAD_MS = 1000;
+  var READY_SETTLE_MS = 150;
   var DENIAL_DELAY_MS = 500; // after expires_at, the data plane surely refuses: show its page
   var MINT_WINDOW_MS = 60000;
   var DEFAULT_MINTS_PER_MINUTE = 20;
@@ -402,7 +403,16 @@
           self._failures = 0;
           self._show(loading);
           self._startSession(target);
-          self._emit("preview-ready", { renewal: renewal, expiresAt: target.expiresAt, scope: target.scope });
+          // Our own pages ("Sandbox not responding", a denial) post their message as they parse,
+          // but the browser may deliver the frame's load event first (they cross processes, in no
+          // set order): "ready" waits READY_SETTLE_MS for such a message, which cancels it.
+          var shown = self._visible;
+          shown.readyTimer = setTimeout(function () {
+            shown.readyTimer = null;
+            if (self._visible === shown) {
+              self._emit("preview-ready", { renewal: renewal, expiresAt: target.expiresAt, scope: target.scope });
+            }
+          }, READY_SETTLE_MS);
         }
       });
       frame.src = target.url;
@@ -414,7 +424,7 @@
       var previous = this._visible;
       this._loading = null;
       loading.frame.dataset.state = "visible";
-      this._visible = { frame: loading.frame, origin: loading.origin, cookiesBlocked: loading.cookiesBlocked, denied: false };
+      this._visible = { frame: loading.frame, origin: loading.origin, cookiesBlocked: loading.cookiesBlocked, denied: false, readyTimer: null };
       this._showStatus("");
       if (previous && previous.frame !== loading.frame) {
         previous.frame.remove();
@@ -719,6 +729,10 @@
       }
       this._emit("preview-message", detail);
       var source = fromLoading ? loading : visible;
+      if (!fromLoading && visible.readyTimer) {
+        clearTimeout(visible.readyTimer); // the page that loaded is ours, explaining itself: not ready
+        visible.readyTimer = null;
+      }
       if (data.type === "preview.open_in_new_tab") {
         if (source.cookiesBlocked) {
           this.openInNewTab();

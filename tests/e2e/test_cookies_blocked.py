@@ -121,6 +121,7 @@ def test_a_frame_whose_cookie_is_dropped_gets_the_cookies_blocked_page_and_a_new
     assert events(page, "preview-denied") == [
         {"type": "preview.denied", "reason": "cookies_blocked", "sandboxId": None}
     ]
+    page.wait_for_timeout(500)  # past the helper's 150 ms settle: a "ready" would have come by now
     assert events(page, "preview-ready") == []
     assert '"reason":"cookies_blocked"' in page.inner_text("#message-log")
     page.screenshot(path=artifacts / "f-cookies-blocked-in-the-frame.png")

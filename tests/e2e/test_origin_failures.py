@@ -84,6 +84,7 @@ def shows_sandbox_not_responding(page: Page, artifacts: Path, name: str) -> None
     frame.locator("h1:text-is('Sandbox not responding')").wait_for(timeout=TIMEOUT_MS)
     assert events(page, "preview-unavailable") == [UNREACHABLE]
     assert '"type":"preview.unavailable"' in page.inner_text("#message-log")
+    page.wait_for_timeout(500)  # past the helper's 150 ms settle: a "ready" would have come by now
     assert events(page, "preview-ready") == []
     page.screenshot(path=artifacts / name)
 
