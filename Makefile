@@ -91,7 +91,7 @@ built: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/built -q
 
 ## e2e: two xdist workers, one test file at a time each, each its own local stack and Chromium
-## (about 4.5 instead of 9 minutes on 2 CPUs; see docs/development.md)
+## (about 5 instead of 9 minutes on 2 CPUs; see docs/development.md)
 e2e: $(VENV)/.synced-dev chromium desktop real-apps
 	$(VENV)/bin/pytest tests/e2e -q -n 2 --dist loadfile
 
