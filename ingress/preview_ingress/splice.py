@@ -123,15 +123,9 @@ async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, writable: bool) ->
         if not ready.done():
             ready.set_result(None)
 
-    if writable:
-        loop.add_writer(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
-    else:
-        loop.add_reader(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+    add, remove = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
+    add(fd, wake)
+    try:
+        await ready
+    finally:
+        remove(fd)
