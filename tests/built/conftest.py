@@ -39,6 +39,8 @@ class BuiltInvocation:
     versions: dict[str, str]
     loaded: list[str]
     """Which of boto3, botocore, pydantic, jwt the handler itself imported."""
+    stderr: str
+    """What the function wrote outside its log lines (Python warnings, tracebacks)."""
 
 
 @dataclass
@@ -85,7 +87,11 @@ class BuiltFunctions:
         self.logs.append(completed.stdout)
         document = json.loads(result_file.read_text(encoding="utf-8"))
         return BuiltInvocation(
-            document["results"], document["modules"], document["versions"], document["loaded"]
+            document["results"],
+            document["modules"],
+            document["versions"],
+            document["loaded"],
+            completed.stderr,
         )
 
 

@@ -44,6 +44,17 @@ def test_built_mint_function_refuses_a_request_without_credential(built: BuiltFu
     assert invocation.results[0]["statusCode"] == 401
 
 
+def test_built_mint_function_answers_a_lifecycle_route_without_a_stray_warning(
+    built: BuiltFunctions, deployment: Deployment
+) -> None:
+    invocation = built.invoke(
+        "MintFunction", load_event("list_sandbox_tokens", credential=deployment.api_key)
+    )
+
+    assert invocation.results[0]["statusCode"] == 200, invocation.results[0]
+    assert invocation.stderr == ""  # no metric to publish is expected: no Powertools warning for it
+
+
 def minted_token(built: BuiltFunctions, deployment: Deployment, scope: str = "mint_interact") -> str:
     response = built.invoke("MintFunction", load_event(scope, credential=deployment.api_key)).results[0]
     assert response["statusCode"] == 200, response

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger, Metrics
@@ -52,6 +53,10 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# A request that publishes no metric (the lifecycle routes, the OpenAPI document) is expected, but
+# Powertools then warns once per process, a line that is not JSON in the function's log. Silenced
+# as the Powertools metrics docs show ("Raising SchemaValidationError on empty metrics").
+warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
 
 # The metrics, by name (template.yaml's alarms and dashboard name the same ones).
 TOKENS_MINTED = "TokensMinted"  # dimension Scope
