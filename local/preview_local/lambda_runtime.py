@@ -3,9 +3,13 @@
 The handler ``module.function`` is imported from the function's ``CodeUri`` directory on the
 first invocation (the cold start); the layer's packages come from the installed project, as
 ``/opt/python`` would provide them. Events and results go through JSON, as on Lambda, so a
-handler returning something Lambda could not serialize fails here too. One execution
-environment per function: invocations of the same function are serialized, as Lambda never
-runs two at once in one environment (handlers may keep per-invocation state in globals).
+handler returning something Lambda could not serialize fails here too.
+
+One invocation at a time in the whole process. Lambda never runs two at once in one execution
+environment (handlers keep per-invocation state in globals), and here every function shares the
+process's modules too: the layer's one Powertools ``logger`` holds the running invocation's
+``function_name`` and correlation id, so a mint and an exchange at once would write each other's
+names in their log lines. No handler invokes another, so the lock cannot be taken twice.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from typing import Any, Protocol
 from preview_local.deployment import ACCOUNT_ID, REGION, FunctionDeployment
 
 Handler = Callable[[Any, Any], Any]
+
+# Held for each invocation of any function (the module docstring says why).
+_INVOCATION_LOCK = threading.Lock()
 
 
 class Invocable(Protocol):
@@ -97,7 +104,6 @@ class LambdaFunction:
     def __init__(self, deployment: FunctionDeployment) -> None:
         self.deployment = deployment
         self._handler: Handler | None = None
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -106,7 +112,7 @@ class LambdaFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         """The handler's JSON result; its exceptions propagate (a Lambda function error)."""
         payload = json.loads(json.dumps(event))
-        with self._lock:
+        with _INVOCATION_LOCK:
             if self._handler is None:
                 self._handler = load_handler(self.deployment.code_dir, self.deployment.handler)
             context = LambdaContext(
