@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import aiohttp
 import pytest
+from preview_ingress.server import LoopBatchedHandler
 
 from tests.ingress.conftest import SECRET, Ingress, Sandbox, assertion, cloudfront
 from tests.ingress.test_admission import fetch
@@ -105,3 +109,61 @@ def test_without_a_readable_revocation_feed_everything_is_refused_and_unhealthy(
     assert "Preview unavailable" in answer.text
     assert fetch("GET", f"{ingress.admin}/healthz").status == 503
     assert sandbox.state.requests == []
+
+
+class _Recorded(io.StringIO):
+    """A stream that records each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order() -> None:
+    stream = _Recorded()
+    handler = LoopBatchedHandler(stream)
+    log = logging.getLogger("preview_ingress.test_batched")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+
+        async def three_requests_in_one_turn() -> list[str]:
+            for number in (1, 2, 3):
+                log.warning("request %d", number)
+            written_before_the_turn_ends = list(stream.writes)
+            await asyncio.sleep(0)  # the loop turns
+            await asyncio.sleep(0)
+            return written_before_the_turn_ends
+
+        assert asyncio.run(three_requests_in_one_turn()) == []
+        assert stream.writes == ["request 1\nrequest 2\nrequest 3\n"]
+
+        log.warning("no loop running")  # another thread, or before and after the loop: at once
+        assert stream.writes[-1] == "no loop running\n"
+    finally:
+        log.removeHandler(handler)
+
+
+def test_a_line_logged_as_the_loop_stops_is_written_at_exit() -> None:
+    program = """
+import asyncio, logging, sys
+from preview_ingress.server import log_to
+log_to(sys.stdout)
+loop = asyncio.new_event_loop()
+def last_request():
+    logging.getLogger("preview_ingress").info("the last line")
+    loop.stop()  # before the turn that would write it
+loop.call_soon(last_request)
+loop.run_forever()
+loop.close()
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=True
+    )
+
+    assert ran.stdout == "the last line\n"
+    assert ran.stderr == ""
