@@ -116,11 +116,12 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
-    from preview_ingress.server import log_to, run
+    from preview_ingress.access_log import log_to
+    from preview_ingress.server import run
 
     # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of
     # stderr: a production ingress pays for its log line, so the bench does too.
-    log_to(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+    lines = log_to(open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 
     keys = StaticJwks(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))]))
@@ -130,6 +131,7 @@ def serve_ingress(upstream: str) -> None:
         revocation_feed=_EmptyFeed(),
         upstream=upstream,
         sandbox_id=SANDBOX,
+        access_log=lines.write_line,
     )
 
     def started(port: int, admin_port: int) -> None:

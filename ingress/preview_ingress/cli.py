@@ -19,17 +19,18 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwks
 from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, RevocationFeed
 from preview_tokens.keys.aws_json import AwsJsonClient
 
+from preview_ingress.access_log import log_to
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
-from preview_ingress.server import log_to, serve
 from preview_ingress.server import run as run_on_ingress_loop
+from preview_ingress.server import serve
 
 DEFAULT_SECRET_ENV = "PREVIEW_INGRESS_SECRET"
 
@@ -96,7 +97,7 @@ def _feed(table: str) -> RevocationFeed:
     return RevocationFeed(table, client)
 
 
-def config_from(args: argparse.Namespace) -> IngressConfig:
+def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | None = None) -> IngressConfig:
     jwks = (
         StaticJwks(json.loads(args.jwks_file.read_text(encoding="utf-8")))
         if args.jwks_file is not None
@@ -116,14 +117,15 @@ def config_from(args: argparse.Namespace) -> IngressConfig:
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
         preserve_host=bool(args.preserve_host),
+        access_log=access_log,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    log_to(sys.stderr)
+    lines = log_to(sys.stderr)
     try:
-        config = config_from(args)
+        config = config_from(args, lines.write_line)
     except (IngressConfigError, OSError, ValueError) as error:
         print(f"preview-ingress: {error}", file=sys.stderr)
         return 2

@@ -56,6 +56,10 @@ class IngressConfig:
     WebSocket's ``Origin`` with ``Host`` (Jupyter) work without an allowed-origin setting."""
     next_secret: str | None = field(default=None, repr=False)
     """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
+    access_log: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Where each access-log line (compact JSON) goes, straight: the CLI's is its stderr, batched per
+    turn of the event loop (:mod:`preview_ingress.access_log`). ``None``: the ``preview_ingress``
+    logger at ``INFO``."""
 
     def __post_init__(self) -> None:
         for secret in (self.secret, self.next_secret or self.secret):

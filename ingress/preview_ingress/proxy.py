@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,7 +61,7 @@ from preview_tokens.data_plane.denial_page import content_security_policy, denia
 from preview_tokens.data_plane.frame_ancestors import merge_frame_ancestors
 from yarl import URL
 
-from preview_ingress import splice
+from preview_ingress import access_log, splice
 from preview_ingress.config import SANDBOX_LABEL, SECRET_HEADER, IngressConfig
 from preview_ingress.metrics import IngressMetrics
 from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
@@ -76,8 +74,6 @@ from preview_ingress.upstream import (
     UpstreamUnreachableError,
 )
 from preview_ingress.viewer import ViewerConnection, ViewerRequest, response_head
-
-logger = logging.getLogger("preview_ingress")
 
 ASSERTION_HEADER = "X-Preview-Assertion"
 SCOPE_HEADER = "X-Preview-Scope"
@@ -183,18 +179,18 @@ class _Log:
     started: float = field(default_factory=time.monotonic)
     fields: dict[str, Any] = field(default_factory=dict)
 
-    def write(self) -> None:
-        if not logger.isEnabledFor(logging.INFO):
-            return
-        line = {
-            "event": self.kind,
-            "method": self.method,
-            "path": self.path,
-            "request_id": self.request_id,
-            "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
-            **self.fields,
-        }
-        logger.info(json.dumps(line, separators=(",", ":")))
+    def write(self, sink: Callable[[str], None] | None) -> None:
+        access_log.write(
+            {
+                "event": self.kind,
+                "method": self.method,
+                "path": self.path,
+                "request_id": self.request_id,
+                "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
+                **self.fields,
+            },
+            sink,
+        )
 
 
 class IngressProxy:
@@ -372,7 +368,7 @@ class IngressProxy:
     def _logged(self, log: _Log, route: str, status: int, **fields: Any) -> None:
         self._metrics.count_request(route, status)
         log.fields.update(status=status, **fields)
-        log.write()
+        log.write(self._config.access_log)
 
     # ---- HTTP ------------------------------------------------------------------------------
 

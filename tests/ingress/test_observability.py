@@ -6,16 +6,30 @@ import asyncio
 import io
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
-from preview_ingress.server import LoopBatchedHandler
+from preview_ingress.access_log import LoopBatchedHandler
+from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
-from tests.ingress.conftest import SECRET, Ingress, Sandbox, assertion, cloudfront
+from tests.ingress.conftest import (
+    AUDIENCE,
+    KID,
+    SANDBOX,
+    SECRET,
+    SEED,
+    Ingress,
+    Sandbox,
+    assertion,
+    cloudfront,
+)
 from tests.ingress.test_admission import fetch
 
 
@@ -151,7 +165,7 @@ def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order() -> None
 def test_a_line_logged_as_the_loop_stops_is_written_at_exit() -> None:
     program = """
 import asyncio, logging, sys
-from preview_ingress.server import log_to
+from preview_ingress.access_log import log_to
 log_to(sys.stdout)
 loop = asyncio.new_event_loop()
 def last_request():
@@ -167,3 +181,40 @@ loop.close()
 
     assert ran.stdout == "the last line\n"
     assert ran.stderr == ""
+
+
+def test_the_command_logs_each_request_on_stderr_between_listening_and_stopped(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    keys = tmp_path / "origin-keys.json"
+    keys.write_text(json.dumps(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))])))
+    command = [
+        sys.executable, "-m", "preview_ingress.cli", "--upstream", sandbox.url, "--sandbox", SANDBOX,
+        "--jwks-file", str(keys), "--audience", AUDIENCE, "--no-revocations",
+        "--host", "127.0.0.1", "--port", "0", "--admin-port", "0",
+    ]  # fmt: skip
+    environment = {**os.environ, "PREVIEW_INGRESS_SECRET": SECRET}
+    with subprocess.Popen(command, env=environment, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        listening = json.loads(process.stderr.readline())
+        token = assertion(scope="read")
+        url = f"http://127.0.0.1:{listening['port']}"
+        answers = [
+            fetch("GET", f"{url}/echo?q=1", cloudfront(token, **{"X-Amz-Cf-Id": f"cf-cli-{n}"})).status
+            for n in range(3)
+        ]
+        refused = fetch("GET", f"{url}/echo", cloudfront(token, secret="wrong-secret-wrong-secret"))
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+
+    assert (listening["event"], answers, refused.status) == ("listening", [200, 200, 200], 403)
+    lines = [json.loads(line) for line in rest.splitlines()]
+    assert [(line["event"], line.get("request_id"), line.get("status")) for line in lines] == [
+        ("request", "cf-cli-0", 200),
+        ("request", "cf-cli-1", 200),
+        ("request", "cf-cli-2", 200),
+        ("request", None, 403),
+        ("stopped", None, None),
+    ]
+    assert SECRET not in rest
+    assert token.rsplit(".", 1)[1] not in rest
