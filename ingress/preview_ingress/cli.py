@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--preserve-host", action="store_true", help="send the app the viewer's Host, not the upstream's"
     )
+    cli.add_argument(
+        "--upstream-ca-file",
+        help="PEM CAs the apps' https certificates are checked against (not the system's)",
+    )
     cli.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server; reachability is the network's job
     cli.add_argument("--port", type=int, default=8080)
     cli.add_argument("--admin-host", default="127.0.0.1")
@@ -117,6 +121,7 @@ def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | No
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
         preserve_host=bool(args.preserve_host),
+        upstream_ca_file=args.upstream_ca_file,
         access_log=access_log,
     )
 

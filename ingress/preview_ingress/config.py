@@ -9,6 +9,7 @@ label. Everything is checked when the config is built: a bad one fails at start,
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -56,6 +57,9 @@ class IngressConfig:
     WebSocket's ``Origin`` with ``Host`` (Jupyter) work without an allowed-origin setting."""
     next_secret: str | None = field(default=None, repr=False)
     """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
+    upstream_ca_file: str | None = None
+    """A PEM bundle of the CAs the apps' ``https`` certificates are checked against, instead of the
+    system's (an app with a certificate of the fleet's own CA). Never unchecked."""
     access_log: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
     """Where each access-log line (compact JSON) goes, straight: the CLI's is its stderr, batched per
     turn of the event loop (:mod:`preview_ingress.access_log`). ``None``: the ``preview_ingress``
@@ -90,6 +94,17 @@ class IngressConfig:
             raise IngressConfigError("max_revocation_staleness_seconds must exceed the poll interval")
         if self.revocation_feed is None and not self.revocations_disabled:
             raise IngressConfigError("a revocation feed is required (or revocations_disabled=True)")
+        if self.upstream_ca_file is not None:
+            self.upstream_tls()  # a missing or unreadable bundle fails here, not on the first request
+
+    def upstream_tls(self) -> ssl.SSLContext | None:
+        """The TLS settings for ``https`` apps: ``None`` for the system's CAs, else ``upstream_ca_file``'s."""
+        if self.upstream_ca_file is None:
+            return None
+        try:
+            return ssl.create_default_context(cafile=self.upstream_ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise IngressConfigError(f"upstream_ca_file {self.upstream_ca_file}: {error}") from None
 
     def upstream_for(self, sandbox_id: str) -> str | None:
         """The base URL (no trailing slash) of the sandbox's app; ``None`` when it is not served here."""

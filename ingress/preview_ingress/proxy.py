@@ -212,11 +212,13 @@ class IngressProxy:
         watch.on_poll = self.recheck_streams
 
     async def start(self) -> None:
+        tls = self._config.upstream_tls()
         self._upstreams = UpstreamPool(
-            self._config.upstream_pool_size, self._config.upstream_connect_timeout_seconds
+            self._config.upstream_pool_size, self._config.upstream_connect_timeout_seconds, tls
         )
         # WebSockets only: aiohttp's client does the upgrade and the frames.
         self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=tls if tls is not None else True),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self._config.upstream_connect_timeout_seconds

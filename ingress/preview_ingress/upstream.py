@@ -465,7 +465,9 @@ class UpstreamPool:
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
         secure = origin.scheme == "https"
-        context = (self._ssl or ssl.create_default_context()) if secure else None
+        if secure and self._ssl is None:
+            self._ssl = ssl.create_default_context()  # the system's CAs, loaded once (milliseconds)
+        context = self._ssl if secure else None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
