@@ -76,6 +76,7 @@ class ViewerConnection(WriteFlow):
         self.closed = False
         self._url = b""
         self._headers: list[tuple[str, str]] = []
+        self._head_bytes = 0
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
 
@@ -123,15 +124,22 @@ class ViewerConnection(WriteFlow):
     def on_message_begin(self) -> None:
         self._url = b""
         self._headers = []
+        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._head_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
         self._headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
-        if self._handing_over:
+        if self._handing_over or self._broken:
+            return
+        if self._head_bytes > MAX_HEAD_BYTES:  # arrived whole in one read: not caught by data_received
+            self._broken = True
+            self._queue.append(431)
             return
         for name, value in self._headers:
             lower = name.lower()
@@ -141,7 +149,7 @@ class ViewerConnection(WriteFlow):
                 return
 
     def on_message_complete(self) -> None:
-        if self._handing_over:
+        if self._handing_over or self._broken:
             return
         if self._idle_timer is not None:
             self._idle_timer.cancel()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from preview_ingress.viewer import ViewerConnection, ViewerRequest
 
 from tests.ingress.conftest import PATTERN, SANDBOX, Ingress, LoopThread, Sandbox, assertion, cloudfront
 
@@ -151,6 +152,64 @@ def test_a_head_too_large_gets_431_and_a_malformed_request_400(ingress: Ingress)
 
     assert _raw(ingress.running.port, huge.encode()).startswith(b"HTTP/1.1 431 ")
     assert _raw(ingress.running.port, malformed).startswith(b"HTTP/1.1 400 ")
+
+
+class _Recorded(asyncio.Transport):
+    """The viewer's side of a connection: what the ingress writes to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class _Relayed:
+    """Stands in for the proxy behind the viewer's connection: records what it is asked to relay."""
+
+    def __init__(self) -> None:
+        self.viewer_connections: set[ViewerConnection] = set()
+        self.requests: list[str] = []
+
+    async def relay_simple(self, viewer: ViewerConnection, request: ViewerRequest) -> bool:
+        self.requests.append(request.raw_path)
+        return True
+
+
+def test_a_head_too_large_that_arrives_in_one_read_gets_431_and_is_never_relayed() -> None:
+    """A loaded ingress can read a whole request at once (the kernel holds it): the limit still holds."""
+    huge = f"GET /echo HTTP/1.1\r\nHost: h\r\n{_head_lines()}X-Big: {'a' * 200_000}\r\n\r\n".encode()
+
+    async def one_read() -> tuple[bytes, list[str]]:
+        proxy, transport = _Relayed(), _Recorded()
+        viewer = ViewerConnection(proxy, asyncio.Protocol)  # type: ignore[arg-type]
+        viewer.connection_made(transport)
+        viewer.data_received(huge)
+        await asyncio.sleep(0.05)
+        viewer.connection_lost(None)
+        return bytes(transport.written), proxy.requests
+
+    written, relayed = asyncio.run(one_read())
+
+    assert written.startswith(b"HTTP/1.1 431 ")
+    assert relayed == []
 
 
 def test_an_http_1_0_request_is_answered_and_its_connection_closed(ingress: Ingress) -> None:
