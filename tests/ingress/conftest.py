@@ -292,6 +292,8 @@ def serving_sandbox(tls: ssl.SSLContext | None = None) -> Iterator[Sandbox]:
             state.sse_release.set()  # an event stream the ingress cut still waits in the app
         state.download_release.set()
         await runner.cleanup()
+        if tls is not None:
+            await asyncio.sleep(0.2)  # TLS connections close over a few turns of the loop (close_notify)
 
     thread.run(stop())
     thread.stop()

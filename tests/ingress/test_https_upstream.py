@@ -50,8 +50,9 @@ def https_sandbox(certificate: tuple[Path, Path]) -> Iterator[Sandbox]:
 
 @pytest.fixture
 def https_ingress(
-    make_ingress: Callable[..., Ingress], https_sandbox: Sandbox, certificate: tuple[Path, Path]
+    https_sandbox: Sandbox, certificate: tuple[Path, Path], make_ingress: Callable[..., Ingress]
 ) -> Ingress:
+    """The ingress in front of the https app, stopped before the app (its TLS connections closed)."""
     return make_ingress(upstream=https_sandbox.url, sandbox_id=SANDBOX, upstream_ca_file=str(certificate[0]))
 
 
@@ -105,7 +106,7 @@ def test_an_https_apps_websocket_relays_both_ways(
 
 
 def test_an_https_app_the_ingress_cannot_check_is_never_relayed(
-    make_ingress: Callable[..., Ingress], https_sandbox: Sandbox
+    https_sandbox: Sandbox, make_ingress: Callable[..., Ingress]
 ) -> None:
     ingress = make_ingress(upstream=https_sandbox.url, sandbox_id=SANDBOX)  # the system's CAs only
 
