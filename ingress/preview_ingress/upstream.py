@@ -80,6 +80,9 @@ class UpstreamResponse:
         return self._connection.body_chunks()
 
     async def read(self) -> bytes:
+        whole = self._connection.whole_body()
+        if whole is not None:  # a small answer usually arrives with its head
+            return whole
         return b"".join([chunk async for chunk in self._connection.body_chunks()])
 
     def body_socket(self) -> socket.socket | None:
@@ -109,7 +112,8 @@ class _Connection(WriteFlow):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0
+        """When the connection went back to the pool (the loop's clock)."""
         self._parser: httptools.HttpResponseParser | None = None
         self._loop = asyncio.get_running_loop()
         self._head: asyncio.Future[None] | None = None
@@ -312,6 +316,15 @@ class _Connection(WriteFlow):
                 self._waiter = self._loop.create_future()
                 await self._waiter
 
+    def whole_body(self) -> bytes | None:
+        """The body, taken, if all of it has arrived; else ``None`` (read it with :meth:`body_chunks`)."""
+        if not self._complete or self._error is not None:
+            return None
+        whole = b"".join(self._body)
+        self._body.clear()
+        self._buffered = 0
+        return whole
+
     def body_socket(self) -> socket.socket | None:
         if self.closed or self._error is not None or self._unparsed_body is None or self.transport is None:
             return None
@@ -402,6 +415,7 @@ class UpstreamPool:
         self, max_idle: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         self._open: set[_Connection] = set()
         self._max_idle = max_idle
         self._connect_timeout = connect_timeout
@@ -454,9 +468,9 @@ class UpstreamPool:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if connection.idle_timer is not None:
-                connection.idle_timer.cancel()
-                connection.idle_timer = None
+            if connection._loop.time() - connection.idle_since >= IDLE_SECONDS:  # the sweep is late
+                connection.close_if_idle()
+                continue
             transport = connection.transport
             if not connection.closed and transport is not None and not transport.is_closing():
                 return connection
@@ -487,20 +501,40 @@ class UpstreamPool:
         if len(idle) >= self._max_idle:
             connection.close_if_idle()
             return
-        connection.idle_timer = asyncio.get_running_loop().call_later(IDLE_SECONDS, connection.close_if_idle)
+        loop = connection._loop
+        connection.idle_since = loop.time()
         idle.append(connection)
+        if self._sweep is None:
+            self._sweep = loop.call_later(IDLE_SECONDS, self._close_idle, loop)
+
+    def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections idle for :data:`IDLE_SECONDS`; come back when the next one will be.
+
+        One timer for the pool, not one armed and cancelled per request."""
+        self._sweep = None
+        now = loop.time()
+        due: float | None = None
+        for idle in self._idle.values():
+            expired = [connection for connection in idle if now - connection.idle_since >= IDLE_SECONDS]
+            for connection in expired:
+                idle.remove(connection)
+                connection.close_if_idle()
+            for connection in idle:
+                due = min(due, connection.idle_since) if due is not None else connection.idle_since
+        if due is not None:
+            self._sweep = loop.call_later(max(due + IDLE_SECONDS - now, 0.0), self._close_idle, loop)
 
     def forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
         idle = self._idle.get(connection.origin)
         if idle and connection in idle:
             idle.remove(connection)
-        if connection.idle_timer is not None:
-            connection.idle_timer.cancel()
-            connection.idle_timer = None
 
     def close(self) -> None:
         """Close every connection, idle or busy (at shutdown)."""
         for connection in list(self._open):
             connection.abort()
         self._idle.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None

@@ -71,6 +71,8 @@ class ViewerConnection(WriteFlow):
         self._broken = False
         self._reading_paused = False
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None
+        """When the connection last became idle (``None`` while a request is in hand)."""
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self.closed = False
@@ -85,6 +87,7 @@ class ViewerConnection(WriteFlow):
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if isinstance(peer, tuple) and peer else None
         self._proxy.viewer_connections.add(self)
+        self._idle_since = self._loop.time()
         self._idle_timer = self._loop.call_later(KEEPALIVE_SECONDS, self._close_if_idle)
 
     def data_received(self, data: bytes) -> None:
@@ -151,9 +154,7 @@ class ViewerConnection(WriteFlow):
     def on_message_complete(self) -> None:
         if self._handing_over or self._broken:
             return
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_since = None
         self._queue.append(
             ViewerRequest(
                 method=self._parser.get_method().decode("ascii"),
@@ -195,7 +196,7 @@ class ViewerConnection(WriteFlow):
         finally:
             self._serving = None
         if not self.closed and self.transport is not None:
-            self._idle_timer = self._loop.call_later(KEEPALIVE_SECONDS, self._close_if_idle)
+            self._idle_since = self._loop.time()  # the timer, still set, looks at this when it fires
             self._resume_reading()
 
     def _resume_reading(self) -> None:
@@ -236,8 +237,20 @@ class ViewerConnection(WriteFlow):
         self._loop.call_later(_LINGER_SECONDS, self.close)
 
     def _close_if_idle(self) -> None:
-        if self._serving is None:
-            self.close()
+        """The keep-alive timer: close after :data:`KEEPALIVE_SECONDS` idle, else look again later.
+
+        One timer for the connection's life, moved only when it fires, not one armed and cancelled
+        per request (about 2 µs of every small GET)."""
+        self._idle_timer = None
+        if self.closed or self.transport is None:
+            return
+        wait = KEEPALIVE_SECONDS
+        if self._serving is None and self._idle_since is not None:
+            wait = self._idle_since + KEEPALIVE_SECONDS - self._loop.time()
+            if wait <= 0:
+                self.close()
+                return
+        self._idle_timer = self._loop.call_later(wait, self._close_if_idle)
 
     def write(self, data: bytes) -> None:
         if self.closed or self.transport is None or self.transport.is_closing():

@@ -434,3 +434,88 @@ def test_an_app_answering_with_an_endless_head_gets_the_not_responding_page(
 
     assert status == 502
     assert b"Sandbox not responding" in body
+
+
+# ---- keep-alive ---------------------------------------------------------------------------------
+
+KEEPALIVE = 0.5  # the viewer's keep-alive, shortened for these tests (75 s in production)
+
+
+@pytest.fixture
+def short_keepalive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("preview_ingress.viewer.KEEPALIVE_SECONDS", KEEPALIVE)
+
+
+def test_an_idle_viewer_connection_is_kept_for_the_keepalive_then_closed(
+    ingress: Ingress, short_keepalive: None
+) -> None:
+    viewer = _connection(ingress)
+    viewer.request("GET", "/echo/first", headers=cloudfront(assertion()))
+    assert viewer.getresponse().read()
+    time.sleep(KEEPALIVE / 2)
+    viewer.request("GET", "/echo/second", headers=cloudfront(assertion()))  # still open
+    answer = viewer.getresponse()
+    assert (answer.status, json.loads(answer.read())["path"]) == (200, "/echo/second")
+
+    assert viewer.sock is not None
+    viewer.sock.settimeout(GENEROUS_SECONDS)
+    assert viewer.sock.recv(1) == b""  # closed by the ingress once idle for the keep-alive
+    viewer.close()
+
+
+def test_an_answer_longer_than_the_keepalive_is_not_cut_and_the_connection_is_kept_after(
+    ingress: Ingress, sandbox: Sandbox, short_keepalive: None
+) -> None:
+    viewer = _connection(ingress)
+    viewer.request("GET", "/sse", headers=cloudfront(assertion()))
+    events = viewer.getresponse()
+    assert events.readline() == b"data: first\n"
+    time.sleep(KEEPALIVE * 3)  # busy answering: the keep-alive does not run
+    fetched = fetch_release(sandbox)
+    assert fetched == 200
+    assert events.read() == b"\ndata: second\n\n"
+
+    viewer.request("GET", "/echo/after", headers=cloudfront(assertion()))  # kept a keep-alive again
+    answer = viewer.getresponse()
+    assert (answer.status, json.loads(answer.read())["path"]) == (200, "/echo/after")
+    viewer.close()
+
+
+def fetch_release(sandbox: Sandbox) -> int:
+    """The app sends its second event now."""
+    app = http.client.HTTPConnection(sandbox.url.removeprefix("http://"), timeout=10)
+    app.request("POST", "/sse/release")
+    status = app.getresponse().status
+    app.close()
+    return status
+
+
+def test_the_ingress_closes_a_connection_to_the_app_idle_for_its_idle_time_and_reuses_a_fresh_one(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below the apps' own keep-alive (Node's and uvicorn's 5 s; shortened here), so an app never
+    closes a connection the ingress is about to send on."""
+    monkeypatch.setattr("preview_ingress.upstream.IDLE_SECONDS", KEEPALIVE)
+    closed_by_the_ingress = threading.Event()
+    requests_per_connection: list[int] = []
+
+    async def answer_until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests_per_connection.append(0)
+        while True:
+            try:
+                await _read_head(reader)
+            except asyncio.IncompleteReadError:  # the ingress closed it
+                closed_by_the_ingress.set()
+                return
+            requests_per_connection[-1] += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    ingress = make_ingress(upstream=raw_app(answer_until_closed), sandbox_id=SANDBOX)
+
+    answers = [_get(ingress, "/a")[:2], _get(ingress, "/b")[:2]]  # one connection, kept between them
+    assert closed_by_the_ingress.wait(GENEROUS_SECONDS)
+    answers.append(_get(ingress, "/c")[:2])
+
+    assert answers == [(200, b"ok")] * 3
+    assert requests_per_connection == [2, 1]
