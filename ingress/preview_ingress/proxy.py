@@ -170,7 +170,7 @@ class _Stream:
                 self.task.cancel()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Log:
     kind: str
     method: str

@@ -42,7 +42,7 @@ _FRAMING: Final = frozenset({"content-length", "transfer-encoding", "connection"
 _HAND_OVER: Final = "hand over"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ViewerRequest:
     """What the proxy reads of a request: the same names as aiohttp's ``web.Request``."""
 
