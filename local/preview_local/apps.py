@@ -5,15 +5,23 @@
 DNS label, as the preview host's first label must be) and the app's base URL (``http`` or
 ``https``, with a host; its path, if any, is ignored: the viewer's path is forwarded as sent).
 A later entry for the same id replaces an earlier one, so ``--app`` overrides the environment.
+
+An ``https`` app is checked against the system's CAs; a dev server with a certificate of a local CA
+(mkcert's, a self-signed one) is checked against that CA instead with
+``PREVIEW_LOCAL_APP_CA_FILE=/path/ca.pem`` or ``--app-ca-file`` (a PEM bundle; a self-signed
+certificate is its own CA). The check is never skipped: an app it fails gets the 502 page.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 APPS_ENV = "PREVIEW_LOCAL_APPS"
+APP_CA_FILE_ENV = "PREVIEW_LOCAL_APP_CA_FILE"
 _SANDBOX_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -44,3 +52,16 @@ def parse_apps(specs: Iterable[str]) -> dict[str, str]:
             host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
             apps[sandbox_id] = f"{parts.scheme}://{host}:{port}"
     return apps
+
+
+def app_ca_file(path: str | None) -> str | None:
+    """``path`` when it is a PEM bundle of CAs the apps' ``https`` certificates can be checked
+    against; ``None`` when unset (the system's CAs). Raises :class:`AppSpecError` naming the file."""
+    if not path:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise AppSpecError(f"the app CA file {path}: {reason}") from None
+    return os.path.abspath(path)

@@ -34,6 +34,8 @@ class FleetSettings:
     frame_ancestors: str
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     """What CloudFront's origin custom header carries: a new one at every start."""
+    upstream_ca_file: str | None = None
+    """The CAs ``https`` apps are checked against (``--app-ca-file``); ``None``: the system's."""
 
 
 INGRESS_LOGGER = "preview_ingress"
@@ -83,6 +85,7 @@ class LocalFleet:
             sandbox_id=sandbox_id,
             input_path_prefix=self.settings.input_path_prefix,
             default_frame_ancestors=self.settings.frame_ancestors,
+            upstream_ca_file=self.settings.upstream_ca_file,
         )
         running = start_in_thread(config)
         self._running[sandbox_id] = running

@@ -32,7 +32,7 @@ from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 from preview_tokens.settings import RevocationSettings
 
 from preview_local import invocations
-from preview_local.apps import APPS_ENV, AppSpecError, parse_apps
+from preview_local.apps import APP_CA_FILE_ENV, APPS_ENV, AppSpecError, app_ca_file, parse_apps
 from preview_local.aws_resources import ensure_resources
 from preview_local.cfn_template import project_template
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
@@ -138,6 +138,8 @@ class DemoInfo:
     """Sandbox id -> the port of the fleet ingress in front of its app (the demo app's included)."""
     ingress_admin: Mapping[str, int] = field(default_factory=dict)
     """Sandbox id -> that ingress's admin port (``/healthz``, Prometheus ``/metrics``)."""
+    app_ca_file: str | None = None
+    """The CAs the apps' ``https`` certificates are checked against (``--app-ca-file``)."""
 
     @property
     def api_url(self) -> str:
@@ -175,16 +177,20 @@ class DemoInfo:
             "apps": dict(self.apps),
             "ingress_ports": dict(self.ingress),
             "ingress_admin_ports": dict(self.ingress_admin),
+            "app_ca_file": self.app_ca_file,
         }
 
     def _app_lines(self) -> list[str]:
         """One line per developer app: where it runs and the link that opens it in the demo page."""
         if not self.apps:
             return [f"  your own apps          {APPS_ENV}='sbx-app=http://127.0.0.1:5173' make run"]
-        return [
+        lines = [
             f"  app {sandbox_id} ({url})  open {self.api_url}/?sandbox={sandbox_id}"
             for sandbox_id, url in self.apps.items()
         ]
+        if self.app_ca_file:
+            lines.append(f"  https apps checked against the CAs in {self.app_ca_file}")
+        return lines
 
     def banner(self, demo_path: Path) -> str:
         api_key = self.seed.api_keys["api_key"]
@@ -253,7 +259,13 @@ def _origin_timeouts(env: Mapping[str, str]) -> OriginTimeouts:
     return dataclasses.replace(timeouts, read_seconds=seconds)
 
 
-def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, str] | None = None) -> None:
+def run(
+    port: int,
+    state: LocalState,
+    stop: threading.Event,
+    apps: Mapping[str, str] | None = None,
+    app_ca_file: str | None = None,
+) -> None:
     with ExitStack() as running:
         try:
             front_server = LoopbackServer(port, "gateway")
@@ -304,6 +316,7 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
                 revocations_table=RevocationSettings.from_env(environment).table,
                 input_path_prefix=input_path_prefix,
                 frame_ancestors=deployment.parameters["FrameAncestors"],
+                upstream_ca_file=app_ca_file,
             ),
             default_upstream=demo_app_url,
         ).start(served_apps)
@@ -356,6 +369,7 @@ def run(port: int, state: LocalState, stop: threading.Event, apps: Mapping[str, 
             apps=user_apps,
             ingress={sandbox_id: fleet.port(sandbox_id) or 0 for sandbox_id in served_apps},
             ingress_admin={sandbox_id: fleet.admin_port(sandbox_id) or 0 for sandbox_id in served_apps},
+            app_ca_file=app_ca_file,
         )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         events = ready_events(
@@ -407,7 +421,8 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         "the mint API, the data plane behind a local CloudFront and the fleet ingress, the demo pages.",
         epilog="Also: `preview-local invoke <LogicalId> <event|->` invokes one function in-process "
         f"against the running stack. Environment: PORT (default {DEFAULT_PORT}), {APPS_ENV} "
-        "(id=URL,...), PREVIEW_LOCAL_STATE_DIR (default .local). See docs/local-stack.md.",
+        f"(id=URL,...), {APP_CA_FILE_ENV} (as --app-ca-file), PREVIEW_LOCAL_STATE_DIR (default .local). "
+        "See docs/local-stack.md.",
     )
     parser.add_argument(
         "--app",
@@ -416,6 +431,13 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         metavar="ID=URL",
         help="serve the app at URL (e.g. a dev server on http://127.0.0.1:5173) as sandbox ID of the "
         "demo tenant, through the edge, the exchange and the fleet ingress; repeatable",
+    )
+    parser.add_argument(
+        "--app-ca-file",
+        metavar="PEM",
+        default=None,
+        help="check https apps' certificates against the CAs in this PEM file instead of the system's "
+        f"(a dev server's mkcert or self-signed certificate); default ${APP_CA_FILE_ENV}",
     )
     return parser.parse_args(argv)
 
@@ -428,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _arguments(argv)  # --help: prints and exits 0; a usage error exits 2
     try:
         apps = parse_apps([os.environ.get(APPS_ENV, ""), *arguments.app])
+        ca_file = app_ca_file(arguments.app_ca_file or os.environ.get(APP_CA_FILE_ENV, "").strip())
     except AppSpecError as error:
         print(f"preview-local: {error}", file=sys.stderr)
         return 2
@@ -445,5 +468,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop, apps)
+    run(_port(os.environ), LocalState.from_env(os.environ), stop, apps, ca_file)
     return 0

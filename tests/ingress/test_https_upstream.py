@@ -26,11 +26,11 @@ from tests.ingress.conftest import (
     Sandbox,
     assertion,
     cloudfront,
-    self_signed_certificate,
     serving_sandbox,
     verifier,
 )
 from tests.ingress.test_admission import fetch
+from tests.support.certificates import self_signed_certificate
 
 LARGE_BYTES = 3 * 1024 * 1024 + 17  # past the size the relay splices on plain TCP
 

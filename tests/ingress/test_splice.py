@@ -16,7 +16,7 @@ import pytest
 import uvloop
 from preview_ingress.splice import plain_socket
 
-from tests.ingress.conftest import self_signed_certificate
+from tests.support.certificates import self_signed_certificate
 
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "uvloop": uvloop.new_event_loop,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from preview_local.stack import main
 
@@ -31,3 +33,25 @@ def test_an_app_that_cannot_be_served_stops_the_command_before_it_starts(
 
     assert main(["--app", spec]) == 2
     assert "preview-local:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [None, "not a certificate\n"], ids=["missing", "not-pem"])
+def test_an_app_ca_file_that_cannot_be_used_stops_the_command_before_it_starts(
+    content: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREVIEW_LOCAL_APPS", raising=False)
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_text(content, encoding="utf-8")
+
+    assert main(["--app-ca-file", str(ca_file)]) == 2
+    assert f"preview-local: the app CA file {ca_file}:" in capsys.readouterr().err
+
+
+def test_help_names_the_app_ca_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    shown = capsys.readouterr().out
+    assert "--app-ca-file" in shown
+    assert "PREVIEW_LOCAL_APP_CA_FILE" in shown
