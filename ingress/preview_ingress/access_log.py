@@ -32,14 +32,19 @@ def write(line: Mapping[str, Any], sink: Callable[[str], None] | None) -> None:
 
 
 def log_to(stream: TextIO) -> LoopBatchedHandler:
-    """Log lines on ``stream``, for a process that is an ingress (the CLI, the bench); its
-    ``write_line`` is the access log's sink. Records skip what the lines never show: the caller's
-    frame, thread and process names (the logging HOWTO's "Optimization")."""
+    """Log lines on ``stream``, for a process that is an ingress (the bench); its ``write_line`` is
+    the access log's sink."""
+    return install(LoopBatchedHandler(stream))
+
+
+def install(handler: LoopBatchedHandler) -> LoopBatchedHandler:
+    """``handler`` as the process's one log handler, for a process that is an ingress (the CLI, once
+    its configuration holds). Records skip what the lines never show: the caller's frame, thread
+    and process names (the logging HOWTO's "Optimization")."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None
-    handler = LoopBatchedHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     return handler

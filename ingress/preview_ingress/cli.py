@@ -26,7 +26,7 @@ from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwk
 from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, RevocationFeed
 from preview_tokens.keys.aws_json import AwsJsonClient
 
-from preview_ingress.access_log import log_to
+from preview_ingress.access_log import LoopBatchedHandler, install
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
 from preview_ingress.server import run as run_on_ingress_loop
@@ -128,12 +128,13 @@ def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | No
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    lines = log_to(sys.stderr)
+    lines = LoopBatchedHandler(sys.stderr)
     try:
         config = config_from(args, lines.write_line)
     except (IngressConfigError, OSError, ValueError) as error:
         print(f"preview-ingress: {error}", file=sys.stderr)
         return 2
+    install(lines)  # the process's logging, once the configuration holds (not on a refusal)
 
     def started(port: int, admin_port: int) -> None:
         logging.getLogger("preview_ingress").info(

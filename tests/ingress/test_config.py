@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,15 @@ def test_the_command_line_without_a_secret_exits_2(
     monkeypatch.delenv("PREVIEW_INGRESS_SECRET", raising=False)
 
     where = ["--upstream", "http://127.0.0.1:3000", "--sandbox", "sbx-one", "--jwks-file", str(keys)]
+    monkeypatch.setattr(logging, "logThreads", True)
+    handlers = list(logging.getLogger().handlers)
     status = main([*where, "--audience", "https://ingress.fleet.example", "--no-revocations"])
 
     assert status == 2
     assert "PREVIEW_INGRESS_SECRET" in capsys.readouterr().err
+    # A refused start leaves the process's logging as it was (the command can be run in-process).
+    assert logging.getLogger().handlers == handlers
+    assert logging.logThreads is True
 
 
 @pytest.fixture
