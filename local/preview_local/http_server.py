@@ -212,7 +212,7 @@ class LoopbackServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """With ``log_connections``: one line per accepted TCP connection, before a byte is read."""
         if self.log_connections:
-            print(f"[{self.label}] connection accepted", file=self.log, flush=True)
+            write_log_line(self.log, f"[{self.label}] connection accepted")
         super().process_request(request, client_address)
 
     def respond(self, request: HttpRequest) -> HttpResponse | StreamRelay:
@@ -237,6 +237,13 @@ class LoopbackServer(ThreadingHTTPServer):
         self.server_close()
 
 
+def write_log_line(stream: TextIO, line: str) -> None:
+    """``line`` and its newline in one write, then flushed. ``print`` writes them apart, and another
+    thread's line (the ingress's, on the same stderr) could land between them: two lines on one."""
+    stream.write(line + "\n")
+    stream.flush()
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: LoopbackServer
     protocol_version = "HTTP/1.1"
@@ -256,7 +263,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             early = self.server.on_head(request)
         except Exception as error:  # a bug in the local stack: say so, keep serving
-            print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
+            write_log_line(self.server.log, f"[{self.server.label}] error {type(error).__name__}")
             early = HttpResponse.text(500, "local stack error: see its output")
         if early is not None and not isinstance(early, HttpResponse):
             self.close_connection = True
@@ -287,7 +294,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 response = self.server.respond(request)
             except Exception as error:  # a bug in the local stack: say so, keep serving
-                print(f"[{self.server.label}] error {type(error).__name__}", file=self.server.log)
+                write_log_line(self.server.log, f"[{self.server.label}] error {type(error).__name__}")
                 response = HttpResponse.text(500, "local stack error: see its output")
         if isinstance(response, StreamRelay):
             self._log(request, "stream opened", started)
@@ -303,12 +310,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _log(self, request: HttpRequest, outcome: str, started: float) -> None:
         elapsed = (time.monotonic() - started) * 1000
-        print(
+        write_log_line(
+            self.server.log,
             f"[{self.server.label}] {log_field(request.method)} {log_field(request.host)} "
-            f"{request.log_target()} "
-            f"-> {outcome} ({elapsed:.0f} ms)",
-            file=self.server.log,
-            flush=True,
+            f"{request.log_target()} -> {outcome} ({elapsed:.0f} ms)",
         )
 
     def _write(self, response: HttpResponse, head: bool) -> None:

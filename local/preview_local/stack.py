@@ -222,6 +222,9 @@ class DemoInfo:
         )
 
 
+STOP_POLL_SECONDS = 0.5
+
+
 def _port(env: Mapping[str, str]) -> int:
     raw = env.get("PORT", "").strip() or str(DEFAULT_PORT)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
@@ -394,7 +397,11 @@ def run(
         origin_server.start(origin.respond)
         front_server.start(front_door.respond, front_door.take_over)
         print(info.banner(demo_path), flush=True)
-        stop.wait()
+        # A timed wait, not one without end: Python runs the SIGTERM handler in the main thread only
+        # when that thread runs again, and a wait with no timeout may never wake for a signal another
+        # thread of this process took (the signal module's docs, "Signals and threads").
+        while not stop.wait(STOP_POLL_SECONDS):
+            pass
         print("preview-local: stopping", flush=True)
 
 
