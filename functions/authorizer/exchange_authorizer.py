@@ -5,7 +5,8 @@ edge's copy of ``?mt=``) and no result cache: it runs once per preview open (one
 navigation), never on the preview's other requests, which the edge decides. It is the exchange's
 only verifier: the gate's ``verify`` (pinned algorithm and ``kid``, signature, expiry, bound to
 the request's sandbox host, revocation) and the origin assertion, through
-:func:`preview_tokens.data_plane.exchange.exchange_context`.
+:func:`preview_tokens.data_plane.exchange.exchange_context`; on a renewal in place (the browser
+still holds the previous token's origin assertion cookie) it also records the renewal link.
 
 It always answers Allow (for the request's method on this API): a refusal is the context's
 ``reason``, which the exchange renders as the access-denied page with the tenant's
@@ -37,7 +38,7 @@ from preview_tokens.data_plane.exchange import (
     denial_context,
     exchange_context,
 )
-from preview_tokens.data_plane.wiring import preview_gate
+from preview_tokens.data_plane.wiring import preview_gate, renewal_recorder
 from preview_tokens.observability import logger
 
 if TYPE_CHECKING:
@@ -61,7 +62,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("exchange authorizer failed closed", extra={"error_type": type(error).__name__})
         raise PreviewsUnavailableError(UNAVAILABLE_MESSAGE) from None
     try:
-        answer = exchange_context(preview_gate(), fallback_token(event.get("headers")), _host(event))
+        headers = event.get("headers")
+        answer = exchange_context(
+            preview_gate(),
+            fallback_token(headers),
+            _host(event),
+            _header(headers, "Cookie", "cookie") or "",
+            renewal_recorder(),
+        )
     except Exception as error:  # the exchange renders "unavailable" (503, Retry-After)
         logger.exception("exchange authorizer failed closed", extra={"error_type": type(error).__name__})
         answer = denial_context(ExchangeDenied(DenialReason.UNAVAILABLE, None))

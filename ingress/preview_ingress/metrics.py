@@ -37,6 +37,11 @@ class IngressMetrics:
             "WebSockets opened to an app",
             registry=self.registry,
         )
+        self.streams_renewed = Counter(
+            "preview_ingress_streams_renewed",
+            "Streams kept open past their token's exp because the session was renewed in place",
+            registry=self.registry,
+        )
         self.streams_closed = Counter(
             "preview_ingress_streams_closed",
             "Streams closed (WebSockets, bodies cut short), by why: ended, expired, revoked, ...",

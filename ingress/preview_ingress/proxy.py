@@ -156,12 +156,20 @@ class RefusedError(Exception):
 
 @dataclass(eq=False)
 class _Stream:
-    """Something still flowing to a viewer: ended at ``exp`` or when its token is revoked."""
+    """Something still flowing to a viewer: ended at ``exp`` (unless its session was renewed) or
+    when a token of its session is revoked."""
 
     assertion: OriginAssertion
+    """The latest token of the stream's session: the one it was opened on, or a renewal's."""
     task: asyncio.Task[Any] | None = None
     """Cancelled on close (a streamed body); a WebSocket waits on :attr:`end` instead."""
     end: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    earlier: list[OriginAssertion] = field(default_factory=list)
+    """The tokens the session had before :attr:`assertion`: revoking any of them ends the stream."""
+
+    def renew(self, successor: OriginAssertion) -> None:
+        self.earlier.append(self.assertion)
+        self.assertion = successor
 
     def close(self, why: str) -> None:
         if not self.end.done():
@@ -241,15 +249,23 @@ class IngressProxy:
         return len(self._streams)
 
     def recheck_streams(self) -> None:
-        """End every stream whose token expired or was revoked (after each poll, and every second)."""
+        """End every stream whose token expired (and was not renewed) or was revoked (after each poll,
+        and twice a second). At ``exp``, a stream whose session was renewed in place carries on under
+        the new token (a renewal link of the feed: same sandbox, tenant and scope)."""
         now = time.time()
         for stream in list(self._streams):
             if now >= stream.assertion.expires_at:
-                stream.close("expired")
-                continue
-            why = self._watch.why_refused(stream.assertion)
-            if why is not None:
-                stream.close(why)
+                successor = self._watch.renewed(stream.assertion, now)
+                if successor is None:
+                    stream.close("expired")
+                    continue
+                stream.renew(successor)
+                self._metrics.streams_renewed.inc()
+            for assertion in (stream.assertion, *stream.earlier):
+                why = self._watch.why_refused(assertion)
+                if why is not None:
+                    stream.close(why)
+                    break
 
     async def tick_forever(self) -> None:
         while True:
@@ -636,6 +652,8 @@ class IngressProxy:
             self._streams.discard(stream)
             stream.task = None
         log.fields["bytes_out"] = copied
+        if stream.earlier:
+            log.fields["renewals"] = len(stream.earlier)
         if why is not None:
             log.fields["closed"] = why
             self._metrics.streams_closed.labels(why=why).inc()
@@ -706,6 +724,8 @@ class IngressProxy:
         finally:
             self._streams.discard(stream)
         self._metrics.streams_closed.labels(why=why).inc()
+        if stream.earlier:
+            log.fields["renewals"] = len(stream.earlier)
         return self._finish(log, "websocket", viewer, closed=why, protocol=app.protocol, **counts)
 
 

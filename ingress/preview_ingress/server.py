@@ -52,7 +52,10 @@ class _Ingress:
 
     def __init__(self, config: IngressConfig) -> None:
         self.watch = RevocationWatch(
-            config.revocation_feed, config.revocation_poll_seconds, config.max_revocation_staleness_seconds
+            config.revocation_feed,
+            config.revocation_poll_seconds,
+            config.max_revocation_staleness_seconds,
+            renewal_verifier=config.verifier.verify_renewal,
         )
         self.metrics = IngressMetrics(self.watch.staleness_seconds)
         self.proxy = IngressProxy(config, self.watch, self.metrics)

@@ -27,6 +27,12 @@ session token, not the assertion, and passes the token's ``jti`` on in ``X-Previ
 Otherwise a viewer could pair its session with another token's assertion: an ``interact`` one
 beside a ``read`` session, or a live one beside a revoked session.
 
+A *renewal link* (:meth:`OriginAssertionVerifier.verify_renewal`) is the data plane's statement
+that the session of token ``prev`` continues under a new token: the new token's assertion claims
+plus ``prev``, signed with the same keys under the header ``typ`` :data:`RENEWAL_TYPE` (so a link
+is never accepted as an assertion, nor an assertion as a link). The fleet ingress reads links from
+the revocation table and keeps a stream opened under ``prev`` open until the new token's ``exp``.
+
 Dependencies: the standard library and ``cryptography``. Thread-safe.
 """
 
@@ -50,6 +56,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 ASSERTION_HEADER = "X-Preview-Assertion"
 TOKEN_ID_HEADER = "X-Preview-Token-Id"
 ALGORITHM = "EdDSA"
+RENEWAL_TYPE = "preview-renewal"
+"""The ``typ`` of a renewal link's header (an assertion's is ``JWT``)."""
 MAX_ASSERTION_LENGTH = 4096
 MAX_LEEWAY_SECONDS = 30
 DEFAULT_LEEWAY_SECONDS = 5
@@ -58,6 +66,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ"})
 _CLAIM_NAMES = frozenset({"aud", "cid", "exp", "iat", "jti", "scope", "sub", "tid"})
 _OPTIONAL_CLAIM_NAMES = frozenset({"fa"})
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FRAME_ANCESTORS = re.compile(r"[^;,\"\\\x00-\x1f\x7f]{1,2048}")
 _MAX_JWKS_BYTES = 65_536
 
@@ -252,16 +261,38 @@ class OriginAssertionVerifier:
 
     def verify(self, assertion: str | None, sandbox_id: str) -> OriginAssertion:
         """The assertion's claims if it is valid now for ``sandbox_id``; else raises."""
-        if not assertion:
-            raise AssertionRejectedError("missing")
-        if len(assertion) > MAX_ASSERTION_LENGTH or not assertion.isascii():
+        claims, kid = self._signed_claims(assertion, "JWT")
+        return self._check_claims(claims, kid, sandbox_id)
+
+    def verify_renewal(self, link: str | None) -> tuple[str, OriginAssertion]:
+        """``(prev, the new token's assertion)`` of a renewal link valid now; else raises.
+
+        The caller checks the new assertion's sandbox, tenant and scope against the stream's."""
+        claims, kid = self._signed_claims(link, RENEWAL_TYPE, typ_required=True)
+        previous = claims.pop("prev", None)
+        subject = claims.get("sub")
+        if not isinstance(previous, str) or not _TOKEN_ID.fullmatch(previous) or not isinstance(subject, str):
             raise AssertionRejectedError("malformed")
-        parts = assertion.split(".")
+        assertion = self._check_claims(claims, kid, subject)
+        if previous == assertion.token_id:
+            raise AssertionRejectedError("malformed")
+        return previous, assertion
+
+    def _signed_claims(
+        self, jws: str | None, typ: str, *, typ_required: bool = False
+    ) -> tuple[dict[str, Any], str]:
+        """The claims of a compact JWS of ``typ`` whose signature verifies, and its ``kid``."""
+        if not jws:
+            raise AssertionRejectedError("missing")
+        if len(jws) > MAX_ASSERTION_LENGTH or not jws.isascii():
+            raise AssertionRejectedError("malformed")
+        parts = jws.split(".")
         if len(parts) != 3:
             raise AssertionRejectedError("malformed")
         header_segment, payload_segment, signature_segment = parts
         header = _json_object(header_segment)
-        if set(header) - _HEADER_NAMES or header.get("alg") != ALGORITHM or header.get("typ", "JWT") != "JWT":
+        presented_typ = header.get("typ", None if typ_required else "JWT")
+        if set(header) - _HEADER_NAMES or header.get("alg") != ALGORITHM or presented_typ != typ:
             raise AssertionRejectedError("algorithm")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -274,8 +305,7 @@ class OriginAssertionVerifier:
             key.verify(signature, f"{header_segment}.{payload_segment}".encode("ascii"))
         except (ValueError, InvalidSignature):
             raise AssertionRejectedError("signature") from None
-        claims = _json_object(payload_segment)
-        return self._check_claims(claims, kid, sandbox_id)
+        return _json_object(payload_segment), kid
 
     def _check_claims(self, claims: Mapping[str, Any], kid: str, sandbox_id: str) -> OriginAssertion:
         audience, subject = claims.get("aud"), claims.get("sub")

@@ -7,7 +7,9 @@ mints through the API as an integrator's backend would, and frames the minted UR
 
 - Vite 8 + React (``@vitejs/plugin-react``): renders; an edited component arrives by Fast Refresh
   over Vite's HMR WebSocket with no reload (the counter's state and a window marker survive); an
-  edited stylesheet restyles the page; the same with ``read``.
+  edited stylesheet restyles the page; the same with ``read``. Under the embed helper's renewal
+  with 15 s tokens, the page and its HMR WebSocket outlive two token ends: no reload, and an edit
+  made after them still arrives by Fast Refresh.
 - Jupyter Server + ipykernel (its kernel WebSocket ``/api/kernels/<id>/channels``): with
   ``interact`` a cell runs and prints; with ``read`` the notebook shows, nothing runs, and the
   kernel's own debug log never sees the viewer's message.
@@ -24,6 +26,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from playwright.sync_api import ConsoleMessage, Frame, Page
 
 from tests.apps.streams_app import DOWNLOAD_BYTES, EVENTS, pattern_sha256
 from tests.e2e.conftest import _CREDENTIAL
+from tests.e2e.embed_page import VISIBLE_FRAME, visible_frame
 from tests.e2e.local_stack import LocalStack, fetch
 from tests.e2e.real_apps import (
     RunningApp,
@@ -187,6 +191,55 @@ def test_vite_react_renders_and_fast_refresh_updates_the_frame_without_a_reload(
     assert frame.locator("#counter").inner_text() == "count is 3"
     assert any("[vite] hot updated" in line for line in framed.console), framed.console
     page.screenshot(path=artifacts / f"real-apps-vite-react-{scope}.png")
+
+
+RENEWAL_TTL_SECONDS = 15
+
+
+def test_vite_keeps_its_page_and_hmr_socket_across_renewed_tokens(
+    page: Page, apps_stack: LocalStack, apps: dict[str, RunningApp], artifacts: Path
+) -> None:
+    """The demo page's embed helper renews in place; the HMR socket opened on the first token is
+    kept open by the fleet ingress past that token's end (a renewal link), so Vite's client never
+    sees it close (it would reload the page: "server connection lost. Polling for restart...")."""
+    vite = apps[VITE]
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(apps_stack.demo["demo_url"])
+    page.locator("#mint-status[data-state=ok]").wait_for(timeout=TIMEOUT_MS)
+    page.select_option("#sandbox", VITE)
+    page.select_option("#renew", "auto")
+    page.check("input[name=scope][value=interact]")
+    page.fill("#expires-in", str(RENEWAL_TTL_SECONDS))
+    page.evaluate("document.getElementById('mint-status').dataset.state = 'idle'")
+    page.click("#open-preview")
+    page.locator("#mint-status[data-state=ok]").wait_for(timeout=TIMEOUT_MS)
+    page.frame_locator(VISIBLE_FRAME).locator("#counter").wait_for(timeout=TIMEOUT_MS)
+    frame = visible_frame(page)
+    _wait_for(lambda: any("[vite] connected" in line for line in console), "Vite's HMR connection")
+    frame.evaluate("window.__previewMarker = 'kept'")
+    for _ in range(2):
+        frame.locator("#counter").click()
+    frame.locator("#counter:text-is('count is 2')").wait_for(timeout=TIMEOUT_MS)
+
+    page.wait_for_function("() => Number(document.getElementById('renewal-count').textContent) >= 1")
+    second_end = _session_end(page)
+    time.sleep(max(0.0, second_end - time.time() + 2.5))  # past the first and the second token's end
+    title = f"After two token ends {secrets.token_hex(3)}"
+    _write_title(vite, title)
+    frame.locator(f"#title:text-is('{title}')").wait_for(timeout=TIMEOUT_MS)
+    page.screenshot(path=artifacts / "real-apps-vite-react-renewed.png")
+
+    assert frame.evaluate("window.__previewMarker") == "kept", "the frame reloaded"
+    assert frame.locator("#counter").inner_text() == "count is 2", "the page's state was lost"
+    assert not [line for line in console if "server connection lost" in line], console
+    assert page.inner_text("#remint-count") == "0"
+    assert time.time() > second_end
+
+
+def _session_end(page: Page) -> float:
+    value: str = page.evaluate("document.getElementById('preview').expiresAt")
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 # --- Jupyter Server -----------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_for_60_s_the_same_document_keeps_working_across_15_s_tokens(
     assert stack.origin_status(sandbox_id)["credential_seen"] is False
 
 
-def test_the_desktop_is_live_again_within_2_s_of_each_token_end(
+def test_the_desktops_stream_stays_open_across_renewed_token_ends(
     page: Page, stack: LocalStack, artifacts: Path
 ) -> None:
     page.goto(stack.demo["demo_url"])
@@ -161,14 +161,12 @@ def test_the_desktop_is_live_again_within_2_s_of_each_token_end(
     wait_for_changing_desktop(page, frame)
     page.screenshot(path=artifacts / "renewal-desktop-after-two-token-ends.png")
 
+    # The stream opened on the first token is the one still streaming: the fleet ingress kept it
+    # open at each token's end (a renewal link), so noVNC never even had to reconnect.
     states: list[dict[str, Any]] = document.evaluate("window.__states")
-    for end in ends:
-        dropped = [s["at"] for s in states if s["state"] == "disconnected" and s["at"] >= end * 1000 - 1500]
-        assert dropped, f"the stream of the token ending at {end} ended ({states})"
-        back = [s["at"] for s in states if s["state"] == "connected" and s["at"] >= dropped[0]]
-        assert back, f"the desktop reconnected after the token ending at {end} ({states})"
-        assert back[0] - end * 1000 <= 2000, f"live again within 2 s of the token's end ({states})"
-    assert document.evaluate(MARKER) == "set in the first document", "reconnected in the same document"
+    assert states == [], f"the desktop's connection changed state ({states})"
+    assert frame.locator("#status").get_attribute("data-state") == "connected"
+    assert document.evaluate(MARKER) == "set in the first document", "the same document all along"
     assert page.inner_text("#remint-count") == "0"
 
 

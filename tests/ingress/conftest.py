@@ -25,6 +25,7 @@ from preview_ingress import IngressConfig, RunningIngress, start_in_thread
 from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 from preview_tokens.control_plane.revocations import Revocation, RevocationKind
 from preview_tokens.data_plane.origin_assertion import (
+    RENEWAL_TYPE,
     PublishedOriginKey,
     b64url,
     header_segment,
@@ -41,9 +42,9 @@ TENANT_FA = "https://tenant.example https://*.tenant.example"
 PATTERN = hashlib.sha256(b"preview-ingress").digest() * 2048  # 64 KiB of known bytes
 
 
-def sign(claims: dict[str, Any], seed: bytes = SEED, kid: str = KID) -> str:
+def sign(claims: dict[str, Any], seed: bytes = SEED, kid: str = KID, typ: str = "JWT") -> str:
     payload = b64url(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
-    signing_input = f"{header_segment(kid)}.{payload}"
+    signing_input = f"{header_segment(kid, typ)}.{payload}"
     return (
         f"{signing_input}.{b64url(Ed25519PrivateKey.from_private_bytes(seed).sign(signing_input.encode()))}"
     )
@@ -57,7 +58,30 @@ def assertion(
     jti: str = "tok-1",
     fa: str | None = TENANT_FA,
     seed: bytes = SEED,
+    tenant: str = "acme",
 ) -> str:
+    return sign(_claims(sandbox, scope, expires_in, jti, fa, tenant), seed)
+
+
+def renewal_link(previous_jti: str, *, seed: bytes = SEED, **new_token: Any) -> str:
+    """The data plane's renewal link: the session of ``previous_jti`` continues under the token
+    ``new_token`` describes (as :func:`assertion`'s arguments)."""
+    settings: dict[str, Any] = {
+        "sandbox": SANDBOX,
+        "scope": "interact",
+        "expires_in": 600,
+        "jti": "tok-renewed",
+        "fa": TENANT_FA,
+        "tenant": "acme",
+        **new_token,
+    }
+    claims = _claims(**settings)
+    return sign({**claims, "prev": previous_jti}, seed, typ=RENEWAL_TYPE)
+
+
+def _claims(
+    sandbox: str, scope: str, expires_in: int, jti: str, fa: str | None, tenant: str
+) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "aud": AUDIENCE,
@@ -67,11 +91,11 @@ def assertion(
         "jti": jti,
         "scope": scope,
         "sub": sandbox,
-        "tid": "acme",
+        "tid": tenant,
     }
     if fa is not None:
         claims["fa"] = fa
-    return sign(claims, seed)
+    return claims
 
 
 AS_THE_EDGE = "the assertion's own jti"
@@ -105,11 +129,20 @@ def jti_of(token: str | None) -> str | None:
 
 
 class MemoryFeed:
-    """The revocation feed (the RevocationsTable's entries), in memory."""
+    """The revocation feed (the RevocationsTable's entries) and its renewal links, in memory."""
 
     def __init__(self) -> None:
         self._entries: list[Revocation] = []
+        self._links: list[tuple[int, str]] = []
         self._lock = threading.Lock()
+
+    def renew(self, link: str) -> None:
+        with self._lock:
+            self._links.append((int(time.time() * 1000), link))
+
+    def renewal_links_since(self, since_ms: int | None, now: int) -> list[str]:
+        with self._lock:
+            return [link for at, link in self._links if since_ms is None or at > since_ms]
 
     def revoke_token(self, jti: str) -> None:
         with self._lock:

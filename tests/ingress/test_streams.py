@@ -13,7 +13,15 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from tests.ingress.conftest import PATTERN, TENANT_FA, Ingress, Sandbox, assertion, cloudfront
+from tests.ingress.conftest import (
+    PATTERN,
+    TENANT_FA,
+    Ingress,
+    Sandbox,
+    assertion,
+    cloudfront,
+    renewal_link,
+)
 
 GENEROUS_SECONDS = 15.0  # a bound on waiting, never a claim about speed
 DOWNLOAD_BYTES = 100 * 1024 * 1024
@@ -257,3 +265,83 @@ def test_a_large_download_is_cut_at_the_assertions_exp_or_on_revocation(
     assert (received, cut) == (stall_after, True)
     line = json.loads(next(r.getMessage() for r in caplog.records if '"/download"' in r.getMessage()))
     assert (line["closed"], line["bytes_out"]) == (end, stall_after)
+
+
+# --- renewal in place: the session's streams carry on under the new token -----------------------
+
+
+def _renewed_stream(ingress: Ingress, link: str | None, revoke: str | None = None) -> tuple[list[str], str]:
+    """A WebSocket opened on a token that ends in 2 s, ``link`` put in the feed at once (and
+    ``revoke`` revoked after 3 s): what the app pushed 3 s in, and why the stream then closed."""
+    opened_on = assertion(expires_in=2, jti="tok-first")
+
+    async def go() -> tuple[list[str], str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(opened_on)) as ws,
+        ):
+            received = await _messages(ws, 1)
+            if link is not None:
+                ingress.feed.renew(link)
+            await asyncio.sleep(3)  # past the first token's exp
+            if revoke is not None:
+                ingress.feed.revoke_token(revoke)
+            if not ws.closed:
+                await ws.send_str("still here")
+            message = await asyncio.wait_for(ws.receive(), GENEROUS_SECONDS)
+            if message.type is not WSMsgType.TEXT:  # closed already
+                return received, str(message.extra or "")
+            return [*received, message.data], (await _closed(ws))[1]
+
+    return asyncio.run(go())
+
+
+def test_a_websocket_renewed_in_place_stays_open_past_its_tokens_exp_until_the_new_ones(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    received, why = _renewed_stream(ingress, renewal_link("tok-first", expires_in=5, jti="tok-second"))
+
+    assert received == ["hello from the app", "got still here"]
+    assert sandbox.state.ws_received == ["still here"]
+    assert why == "expired"  # at the second token's exp
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        renewal_link("tok-first", scope="read"),
+        renewal_link("tok-first", sandbox="sbx-other"),
+        renewal_link("tok-first", tenant="globex"),
+        renewal_link("tok-other"),
+        renewal_link("tok-first", seed=bytes(32)),
+        assertion(jti="tok-second"),  # an assertion is not a link
+    ],
+    ids=[
+        "another-scope",
+        "another-sandbox",
+        "another-tenant",
+        "another-session",
+        "not-signed-by-us",
+        "an-assertion",
+    ],
+)
+def test_a_link_that_does_not_continue_the_streams_session_leaves_it_to_end_at_exp(
+    ingress: Ingress, sandbox: Sandbox, link: str
+) -> None:
+    received, why = _renewed_stream(ingress, link)
+
+    assert received == ["hello from the app"]
+    assert why == "expired"
+    assert sandbox.state.ws_received == []
+
+
+@pytest.mark.parametrize("revoked", ["tok-first", "tok-second"])
+def test_revoking_either_token_of_a_renewed_session_closes_its_stream(
+    ingress: Ingress, sandbox: Sandbox, revoked: str
+) -> None:
+    _, why = _renewed_stream(
+        ingress, renewal_link("tok-first", expires_in=600, jti="tok-second"), revoke=revoked
+    )
+
+    assert why == "revoked"
+    assert sandbox.state.ws_received in ([], ["still here"])  # the send may beat the next poll

@@ -326,8 +326,11 @@ def test_data_plane_functions_run_their_handlers_in_128_mb(
     assert (PROJECT_ROOT / code_uri / (handler.split(".")[0] + ".py")).is_file()
 
 
+RENEWALS_ONLY = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["renewals"]}}
+
+
 @pytest.mark.parametrize("logical_id", DATA_PLANE_FUNCTIONS)
-def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_for_preview_signing(
+def test_data_plane_functions_may_only_query_keys_and_revocations_record_renewals_and_decrypt_for_signing(
     resources: Mapping[str, Any], logical_id: str
 ) -> None:
     role = resources[resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
@@ -353,6 +356,8 @@ def test_data_plane_functions_may_only_query_keys_and_revocations_and_decrypt_fo
     verifier = [  # only the authorizer verifies tokens (the exchange sets cookies from its context)
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["SigningKeysTable", "Arn"]}, None),
         ("Allow", "dynamodb:Query", {"Fn::GetAtt": ["RevocationsTable", "Arn"]}, None),
+        # ... and records a renewal in place's link, in the renewals partition of that table only.
+        ("Allow", "dynamodb:PutItem", {"Fn::GetAtt": ["RevocationsTable", "Arn"]}, RENEWALS_ONLY),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, SIGNING_CONTEXT),
         ("Allow", "kms:Decrypt", {"Fn::GetAtt": ["SigningKeyMasterKey", "Arn"]}, ORIGIN_KEY_CONTEXT),
     ]

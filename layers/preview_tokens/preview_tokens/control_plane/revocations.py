@@ -16,6 +16,13 @@ revocation is in force within about ``refresh_seconds`` + one request. When the 
 read for longer than ``max_staleness_seconds``, :meth:`RevocationView.check` raises
 :class:`RevocationsUnavailableError` (fail closed: 503), and the next successful refresh
 recovers. Standard library only: this is on the authorizer's hot path (``aws_json``, not boto3).
+
+The same table holds a second feed, ``feed = "renewals"`` (:data:`RENEWALS`): one entry per
+renewal in place (sort key ``<epoch ms>#<previous jti>``, attribute ``link``: the signed renewal
+link of :mod:`preview_tokens.data_plane.origin_assertion`, expiring with the new token). The
+exchange's authorizer appends to it (:meth:`RevocationFeed.record_renewal`; its IAM policy allows
+that partition only); the fleet ingress reads it beside the revocations
+(:meth:`RevocationFeed.renewal_links_since`) to keep streams open across a renewal.
 """
 
 from __future__ import annotations
@@ -25,12 +32,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
 from preview_tokens.keys.tokens import MAX_TTL_SECONDS, PreviewClaims
 
 FEED = "revocations"
+RENEWALS = "renewals"
 OVERLAP_MS = 30_000
 FEED_TIMEOUT_SECONDS = 1.0
 EDGE_KEY_PREFIXES = {"jti": "rv.", "sandbox": "rs.", "tenant": "rt.", "credential": "rc."}
@@ -114,12 +122,42 @@ class RevocationFeed:
 
     def entries_since(self, since_ms: int | None, now: int) -> list[Revocation]:
         """Entries recorded after ``since_ms`` (all when ``None``) that can still match a live token."""
+        try:
+            return [Revocation.from_item(item) for item in self._query(FEED, since_ms, now)]
+        except (KeyError, TypeError, ValueError) as error:
+            raise RevocationFeedError(f"malformed feed item: {type(error).__name__}") from None
+
+    def renewal_links_since(self, since_ms: int | None, now: int) -> list[str]:
+        """The renewal links recorded after ``since_ms`` (all when ``None``) whose new token is live."""
+        try:
+            return [str(item["link"]["S"]) for item in self._query(RENEWALS, since_ms, now)]
+        except (KeyError, TypeError) as error:
+            raise RevocationFeedError(f"malformed renewal item: {type(error).__name__}") from None
+
+    def record_renewal(self, link: str, previous_token_id: str, expires_at: int, now: float) -> None:
+        """Append a renewal link (the exchange's authorizer). Raises :class:`RevocationFeedError`."""
+        item = {
+            "feed": {"S": RENEWALS},
+            "entry": {"S": f"{int(now * 1000):013d}#{previous_token_id}"},
+            "link": {"S": link},
+            "expires_at": {"N": str(expires_at)},
+        }
+        try:
+            self._client_for_feed().call("PutItem", {"TableName": self._table, "Item": item})
+        except AwsServiceError as error:
+            raise RevocationFeedError(error.code) from None
+
+    def _client_for_feed(self) -> AwsJsonClient:
         client = self._client = self._client or AwsJsonClient(
             "dynamodb",
             connect_timeout_seconds=FEED_TIMEOUT_SECONDS,
             read_timeout_seconds=FEED_TIMEOUT_SECONDS,
         )
-        values: dict[str, object] = {":feed": {"S": FEED}, ":now": {"N": str(now)}}
+        return client
+
+    def _query(self, feed: str, since_ms: int | None, now: int) -> list[Mapping[str, Any]]:
+        client = self._client_for_feed()
+        values: dict[str, object] = {":feed": {"S": feed}, ":now": {"N": str(now)}}
         condition = "#feed = :feed"
         names = {"#feed": "feed"}
         if since_ms is not None:
@@ -134,25 +172,30 @@ class RevocationFeed:
             "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
-        entries: list[Revocation] = []
+        items: list[Mapping[str, Any]] = []
         try:
             while True:
                 page = client.call("Query", request)
-                items = page.get("Items", [])
-                if not isinstance(items, list):
+                found = page.get("Items", [])
+                if not isinstance(found, list):
                     raise RevocationFeedError("Query answered without Items")
-                entries.extend(Revocation.from_item(item) for item in items)
+                items.extend(found)
                 if "LastEvaluatedKey" not in page:
-                    return entries
+                    return items
                 request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except AwsServiceError as error:
             raise RevocationFeedError(error.code) from None
-        except (KeyError, TypeError, ValueError) as error:
-            raise RevocationFeedError(f"malformed feed item: {type(error).__name__}") from None
 
 
 class RevocationSource(Protocol):
     def entries_since(self, since_ms: int | None, now: int) -> list[Revocation]: ...
+
+
+@runtime_checkable
+class RenewalSource(Protocol):
+    """A feed that also carries renewal links (:class:`RevocationFeed`)."""
+
+    def renewal_links_since(self, since_ms: int | None, now: int) -> list[str]: ...
 
 
 class RevocationView:

@@ -207,10 +207,11 @@ def is_data_plane_cookie(set_cookie: str) -> bool:
 class PreviewCookies:
     session_token: str | None
     session_ends_at: int | None
+    origin_assertion: str | None = None
 
 
 def split_preview_cookies(cookie_header: str) -> PreviewCookies:
-    """The session and its end marker from a Cookie header (the last of each wins)."""
+    """The session, its end marker and its origin assertion from a Cookie header (the last of each wins)."""
     values: dict[str, str] = {}
     for part in cookie_header.split(";"):
         name, _, value = part.strip().partition("=")
@@ -220,6 +221,7 @@ def split_preview_cookies(cookie_header: str) -> PreviewCookies:
     return PreviewCookies(
         session_token=values.get(SESSION_COOKIE) or None,
         session_ends_at=int(ends_at) if ends_at.isdigit() and len(ends_at) < 16 else None,
+        origin_assertion=values.get(ORIGIN_ASSERTION_COOKIE) or None,
     )
 
 
@@ -271,6 +273,13 @@ class PreviewGate:
         if self._assertions is None:
             return ""
         return self._assertions.assertion_for(claims)
+
+    def renewal_link(self, claims: PreviewClaims, previous_assertion: str) -> tuple[str, str] | None:
+        """``(link, previous jti)`` when ``previous_assertion`` is a live assertion of another token of
+        the same session's sandbox, tenant and scope (:meth:`OriginAssertionSigner.renewal_link`)."""
+        if self._assertions is None:
+            return None
+        return self._assertions.renewal_link(claims, previous_assertion, self._clock())
 
 
 class HostMismatchError(InvalidTokenError):

@@ -36,7 +36,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from preview_tokens.control_plane.revocations import RevocationsUnavailableError, TokenRevokedError
+from preview_tokens.control_plane.revocations import (
+    RevocationFeedError,
+    RevocationsUnavailableError,
+    TokenRevokedError,
+)
 from preview_tokens.data_plane.access import (
     ORIGIN_ASSERTION_COOKIE,
     SESSION_COOKIE,
@@ -51,6 +55,7 @@ from preview_tokens.data_plane.access import (
 )
 from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
 from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
+from preview_tokens.observability import logger
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"
@@ -184,18 +189,63 @@ CONTEXT_SANDBOX = "sandbox_id"
 CONTEXT_RETRY_AFTER = "retry_after"
 
 
-def exchange_context(gate: PreviewGate, token: str | None, host: str) -> dict[str, str]:
-    """What the exchange route's authorizer hands the exchange: a grant, or the denial's reason."""
+RenewalRecorder = Callable[[str, str, int, float], None]
+"""``(link, previous jti, new exp, now)`` into the renewals feed
+(:meth:`~preview_tokens.control_plane.revocations.RevocationFeed.record_renewal`)."""
+
+
+def exchange_context(
+    gate: PreviewGate,
+    token: str | None,
+    host: str,
+    cookie_header: str = "",
+    record_renewal: RenewalRecorder | None = None,
+) -> dict[str, str]:
+    """What the exchange route's authorizer hands the exchange: a grant, or the denial's reason.
+
+    A grant to a browser that still holds another live token's origin assertion for the same
+    sandbox, tenant and scope (a renewal in place: the helper's hidden frame shares the visible
+    preview's cookie jar) also records a renewal link, so the fleet keeps that token's streams open
+    until the new ``exp``. Recording is best effort: when it fails the grant stands and those streams
+    end at the previous token's ``exp``, as without renewal."""
     outcome = verify_exchange_token(gate, token, host)
     if isinstance(outcome, ExchangeDenied):
         return denial_context(outcome)
     claims, assertion = outcome
+    previous = split_preview_cookies(cookie_header).origin_assertion if cookie_header else None
+    if previous and record_renewal is not None:
+        _link_renewal(gate, claims, previous, record_renewal)
     return {
         CONTEXT_TOKEN: token or "",
         CONTEXT_CLAIMS: json.dumps(claims.to_payload(), separators=(",", ":"), sort_keys=True),
         CONTEXT_ASSERTION: assertion,
         CONTEXT_SANDBOX: claims.sandbox_id,
     }
+
+
+def _link_renewal(
+    gate: PreviewGate, claims: PreviewClaims, previous: str, record_renewal: RenewalRecorder
+) -> None:
+    try:
+        linked = gate.renewal_link(claims, previous)
+        if linked is None:
+            return
+        link, previous_token_id = linked
+        record_renewal(link, previous_token_id, claims.expires_at, time.time())
+    except (SigningKeyUnavailableError, RevocationFeedError) as error:
+        logger.warning(
+            "renewal link not recorded: the previous token's streams end at its exp",
+            extra={"error_type": type(error).__name__, "sandbox_id": claims.sandbox_id},
+        )
+        return
+    logger.info(
+        "renewal linked",
+        extra={
+            "sandbox_id": claims.sandbox_id,
+            "token_id": claims.token_id,
+            "previous_token_id": previous_token_id,
+        },
+    )
 
 
 def denial_context(denied: ExchangeDenied) -> dict[str, str]:

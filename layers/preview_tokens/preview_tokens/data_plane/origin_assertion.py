@@ -23,6 +23,15 @@ its sender a 403 from the fleet). Without such a cookie (the ``X-Preview-Token``
 client that drops cookies) the authorizer signs once per token and remembers it. Either way the
 already-seen path stays a few dictionary lookups (README "Performance").
 
+Renewal links: when the exchange verifies a new token while the browser still holds the previous
+token's assertion (``__Host-mp_origin``) for the same sandbox, tenant and scope, it signs a link
+(:meth:`OriginAssertionSigner.renewal_link`): the new token's assertion claims plus ``prev`` (the
+previous ``jti``) under the header ``typ`` :data:`RENEWAL_TYPE`. The fleet ingress reads it from
+the revocation table and keeps the previous token's streams open until the new ``exp``
+(:mod:`preview_tokens.data_plane.renewals`). The presented assertion is checked by signing its
+header and payload again with its key and comparing (Ed25519 signatures are deterministic): no
+public-key code on the data plane.
+
 Keys: 32 random bytes from KMS ``GenerateDataKey`` are the Ed25519 private key (its seed). Only
 the ciphertext (encryption context ``{"purpose": "origin-assertion-signing", "kid": ...}``) and
 the public key are stored, in the signing-keys table under the key set ``origin-assertion``;
@@ -60,6 +69,8 @@ ALGORITHM = "EdDSA"
 ORIGIN_KEY_SET = "origin-assertion"
 ORIGIN_KEY_PURPOSE = "origin-assertion-signing"
 ORIGIN_KEY_BYTES = 32
+RENEWAL_TYPE = "preview-renewal"
+"""A renewal link's header ``typ`` (``preview_origin.verifier.RENEWAL_TYPE``)."""
 _SIGNATURE_SEGMENT = re.compile(r"[A-Za-z0-9_-]{86}")  # 64 bytes, unpadded base64url
 
 
@@ -80,9 +91,15 @@ def _segment(document: Mapping[str, object]) -> str:
     return b64url(json.dumps(document, separators=(",", ":"), sort_keys=True).encode())
 
 
-def header_segment(kid: str) -> str:
-    """The protected header of every assertion signed with ``kid``."""
-    return _segment({"alg": ALGORITHM, "kid": kid, "typ": "JWT"})
+def _decoded(segment: str) -> Any:
+    """The JSON in a base64url segment (raises ``ValueError``)."""
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def header_segment(kid: str, typ: str = "JWT") -> str:
+    """The protected header of every assertion (or, ``typ`` :data:`RENEWAL_TYPE`, renewal link)
+    signed with ``kid``."""
+    return _segment({"alg": ALGORITHM, "kid": kid, "typ": typ})
 
 
 def assertion_claims(
@@ -195,7 +212,8 @@ class OriginAssertionSigner:
         self._max_entries = max_entries
         self._memo: OrderedDict[str, _TokenAssertion] = OrderedDict()
         self._ring: KeyRing | None = None
-        self._headers: frozenset[str] = frozenset()
+        self._headers: dict[str, str] = {}
+        """The header segment of each active key's assertions -> its ``kid``."""
         self._private_keys: dict[str, Ed25519PrivateKey] = {}
 
     def assertion_for(self, claims: PreviewClaims, presented: str | None = None) -> str:
@@ -204,12 +222,7 @@ class OriginAssertionSigner:
         Raises :class:`~preview_tokens.keys.signing_keys.SigningKeyUnavailableError` when the origin
         keys cannot be read, or none exists.
         """
-        ring = self._keys.key_ring()
-        if ring is not self._ring:
-            self._memo.clear()
-            self._private_keys.clear()
-            self._headers = frozenset(header_segment(kid) for kid in ring.secrets_by_kid)
-            self._ring = ring
+        ring = self._current_ring()
         entry = self._memo.get(claims.token_id)
         if entry is None:
             ancestors = None if self._frame_ancestors is None else self._frame_ancestors(claims.tenant_id)
@@ -224,6 +237,16 @@ class OriginAssertionSigner:
             entry.signed = self._sign(ring, entry.payload)
         return entry.signed
 
+    def _current_ring(self) -> KeyRing:
+        """The keys now; what was computed with other keys is dropped when they changed."""
+        ring = self._keys.key_ring()
+        if ring is not self._ring:
+            self._memo.clear()
+            self._private_keys.clear()
+            self._headers = {header_segment(kid): kid for kid in ring.secrets_by_kid}
+            self._ring = ring
+        return ring
+
     def _is_assertion_of(self, presented: str, payload: str) -> bool:
         header, _, rest = presented.partition(".")
         presented_payload, _, signature = rest.partition(".")
@@ -233,15 +256,67 @@ class OriginAssertionSigner:
             and _SIGNATURE_SEGMENT.fullmatch(signature) is not None
         )
 
+    def renewal_link(self, claims: PreviewClaims, presented: str, now: float) -> tuple[str, str] | None:
+        """``(link, previous jti)`` when ``presented`` (the browser's ``__Host-mp_origin``) is a live
+        assertion of ours, of another token for the same sandbox, tenant and scope as ``claims``
+        (verified, not yet expired); else ``None``. Call after :meth:`assertion_for` for ``claims``.
+
+        Raises as :meth:`assertion_for` when the origin keys cannot be read."""
+        ring = self._current_ring()
+        header, _, rest = presented.partition(".")
+        payload, _, signature = rest.partition(".")
+        kid = self._headers.get(header)
+        if kid is None or _SIGNATURE_SEGMENT.fullmatch(signature) is None:
+            return None
+        secret = ring.secrets_by_kid.get(kid)
+        if secret is None:
+            return None
+        expected = self._signature(kid, secret, f"{header}.{payload}")
+        if not secrets.compare_digest(expected, signature):
+            return None
+        try:
+            previous = _decoded(payload)
+        except ValueError:
+            return None
+        if not isinstance(previous, dict):
+            return None
+        exp, previous_id = previous.get("exp"), previous.get("jti")
+        if (
+            previous.get("aud") != self._audience
+            or previous.get("sub") != claims.sandbox_id
+            or previous.get("tid") != claims.tenant_id
+            or previous.get("scope") != claims.scope.value
+            or type(exp) is not int
+            or exp <= now
+            or not isinstance(previous_id, str)
+            or not previous_id
+            or previous_id == claims.token_id
+        ):
+            return None
+        entry = self._memo.get(claims.token_id)
+        if entry is not None:  # the very claims the new cookie's assertion carries
+            document = {**_decoded(entry.payload), "prev": previous_id}
+        else:
+            ancestors = None if self._frame_ancestors is None else self._frame_ancestors(claims.tenant_id)
+            document = {**assertion_claims(claims, self._audience, ancestors), "prev": previous_id}
+        current = ring.current
+        if current is None:
+            raise NoSigningKeyError("no active origin assertion key")
+        signing_input = f"{header_segment(current.kid, RENEWAL_TYPE)}.{_segment(document)}"
+        return f"{signing_input}.{self._signature(current.kid, current.secret, signing_input)}", previous_id
+
     def _sign(self, ring: KeyRing, payload: str) -> str:
         current = ring.current
         if current is None:
             raise NoSigningKeyError("no active origin assertion key")
-        key = self._private_keys.get(current.kid)
+        signing_input = f"{header_segment(current.kid)}.{payload}"
+        return f"{signing_input}.{self._signature(current.kid, current.secret, signing_input)}"
+
+    def _signature(self, kid: str, secret: bytes, signing_input: str) -> str:
+        key = self._private_keys.get(kid)
         if key is None:
             try:
-                key = self._private_keys[current.kid] = ed25519_private_key(current.secret)
+                key = self._private_keys[kid] = ed25519_private_key(secret)
             except ValueError:
                 raise SigningKeyUnavailableError("origin assertion key is not an Ed25519 key") from None
-        signing_input = f"{header_segment(current.kid)}.{payload}"
-        return f"{signing_input}.{b64url(key.sign(signing_input.encode('ascii')))}"
+        return b64url(key.sign(signing_input.encode("ascii")))

@@ -9,6 +9,7 @@ from preview_tokens.control_plane.sandboxes import SandboxRepository
 from preview_tokens.control_plane.tenants import TenantRepository
 from preview_tokens.control_plane.token_records import FirstUseRecorder
 from preview_tokens.data_plane.access import PreviewGate
+from preview_tokens.data_plane.exchange import RenewalRecorder
 from preview_tokens.data_plane.origin_assertion import (
     ORIGIN_KEY_SET,
     OriginAssertionSigner,
@@ -53,6 +54,12 @@ def preview_gate() -> PreviewGate:
         on_staleness=report_revocation_staleness,
     )
     return PreviewGate(keys, settings.input_path_prefix, assertions=assertions, revocations=revocations)
+
+
+@cache
+def renewal_recorder() -> RenewalRecorder:
+    """Where the exchange's authorizer records renewal links: the revocation table's renewals feed."""
+    return RevocationFeed(data_plane_settings().revocations.table).record_renewal
 
 
 @cache
