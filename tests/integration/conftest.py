@@ -33,6 +33,7 @@ def clear_cold_start_caches() -> None:
     wiring.preview_gate.cache_clear()
     wiring.frame_ancestors.cache_clear()
     wiring.first_use_recorder.cache_clear()
+    wiring.renewal_recorder.cache_clear()
 
 
 @pytest.fixture

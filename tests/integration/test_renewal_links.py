@@ -12,11 +12,14 @@ import json
 import time
 from typing import Any
 
+import pytest
 from preview_tokens.control_plane.revocations import RevocationFeed, RevocationFeedError
 from preview_tokens.data_plane.exchange import exchange_context
 from preview_tokens.data_plane.wiring import preview_gate
 
+from tests.integration.conftest import clear_cold_start_caches
 from tests.integration.test_exchange_authorizer import context_of
+from tests.integration.test_metrics import counts
 from tests.support.deployment import SANDBOX, Deployment, fleet_verifier
 from tests.support.events import load_event, set_header
 from tests.support.preview_tokens import host_of, token_for
@@ -91,3 +94,27 @@ def test_a_renewal_whose_link_cannot_be_recorded_is_granted_all_the_same(deploym
     assert context["token"] == token  # the grant stands: the old token's streams end at its exp
     assert "reason" not in context
     assert links(deployment) == []
+
+
+def test_each_renewal_counts_whether_its_link_was_recorded(
+    deployment: Deployment, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = exchanged(token_for(deployment))
+    capsys.readouterr()
+    exchanged(token_for(deployment), f"__Host-mp_origin={first['origin_assertion']}")
+    exchanged(token_for(deployment))  # a first open: nothing to count
+    second = exchanged(token_for(deployment))
+
+    def table_unreachable(*args: object) -> None:
+        raise RevocationFeedError("ConnectionError")
+
+    monkeypatch.setattr(RevocationFeed, "record_renewal", table_unreachable)
+    clear_cold_start_caches()
+    exchanged(token_for(deployment), f"__Host-mp_origin={second['origin_assertion']}")
+
+    renewals = [metric for metric in counts(capsys.readouterr().out) if metric[0] == "RenewalLinks"]
+
+    assert renewals == [
+        ("RenewalLinks", {"Outcome": "recorded"}),
+        ("RenewalLinks", {"Outcome": "not_recorded"}),
+    ]

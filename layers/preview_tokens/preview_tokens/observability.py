@@ -67,6 +67,7 @@ DENIALS = "Denials"  # dimension Reason
 REVOCATIONS = "Revocations"  # dimension Kind
 KEY_REFRESH_FAILURES = "KeyRefreshFailures"
 REVOCATION_VIEW_STALENESS = "RevocationViewStaleness"  # seconds since the view last refreshed
+RENEWAL_LINKS = "RenewalLinks"  # dimension Outcome: recorded, not_recorded
 
 
 def _emit(name: str, unit: MetricUnit, value: float, dimension: tuple[str, str] | None) -> None:

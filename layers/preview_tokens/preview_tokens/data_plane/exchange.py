@@ -55,7 +55,7 @@ from preview_tokens.data_plane.access import (
 )
 from preview_tokens.keys.signing_keys import RETRY_MAX_SECONDS, SigningKeyUnavailableError
 from preview_tokens.keys.tokens import ExpiredTokenError, InvalidTokenError, PreviewClaims
-from preview_tokens.observability import logger
+from preview_tokens.observability import RENEWAL_LINKS, count, logger
 
 EXCHANGE_PATH = "/__preview/exchange"
 COOKIE_CHECK_PATH = "/__preview/cookie-check"
@@ -237,7 +237,9 @@ def _link_renewal(
             "renewal link not recorded: the previous token's streams end at its exp",
             extra={"error_type": type(error).__name__, "sandbox_id": claims.sandbox_id},
         )
+        count(RENEWAL_LINKS, ("Outcome", "not_recorded"))
         return
+    count(RENEWAL_LINKS, ("Outcome", "recorded"))
     logger.info(
         "renewal linked",
         extra={
