@@ -64,6 +64,7 @@ class IngressConfig:
     """Where each access-log line (compact JSON) goes, straight: the CLI's is its stderr, batched per
     turn of the event loop (:mod:`preview_ingress.access_log`). ``None``: the ``preview_ingress``
     logger at ``INFO``."""
+    _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for secret in (self.secret, self.next_secret or self.secret):
@@ -94,17 +95,16 @@ class IngressConfig:
             raise IngressConfigError("max_revocation_staleness_seconds must exceed the poll interval")
         if self.revocation_feed is None and not self.revocations_disabled:
             raise IngressConfigError("a revocation feed is required (or revocations_disabled=True)")
-        if self.upstream_ca_file is not None:
-            self.upstream_tls()  # a missing or unreadable bundle fails here, not on the first request
+        if self.upstream_ca_file is not None:  # a missing or unreadable bundle fails here, not on a request
+            try:
+                tls = ssl.create_default_context(cafile=self.upstream_ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise IngressConfigError(f"upstream_ca_file {self.upstream_ca_file}: {error}") from None
+            object.__setattr__(self, "_tls", tls)  # loaded once (frozen: set here only)
 
     def upstream_tls(self) -> ssl.SSLContext | None:
         """The TLS settings for ``https`` apps: ``None`` for the system's CAs, else ``upstream_ca_file``'s."""
-        if self.upstream_ca_file is None:
-            return None
-        try:
-            return ssl.create_default_context(cafile=self.upstream_ca_file)
-        except (OSError, ssl.SSLError) as error:
-            raise IngressConfigError(f"upstream_ca_file {self.upstream_ca_file}: {error}") from None
+        return self._tls
 
     def upstream_for(self, sandbox_id: str) -> str | None:
         """The base URL (no trailing slash) of the sandbox's app; ``None`` when it is not served here."""

@@ -414,6 +414,7 @@ class UpstreamPool:
     def __init__(
         self, max_idle: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
+        self._loop = asyncio.get_running_loop()
         self._idle: dict[Origin, list[_Connection]] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._open: set[_Connection] = set()
@@ -468,7 +469,7 @@ class UpstreamPool:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if connection._loop.time() - connection.idle_since >= IDLE_SECONDS:  # the sweep is late
+            if self._loop.time() - connection.idle_since >= IDLE_SECONDS:  # the sweep is late
                 connection.close_if_idle()
                 continue
             transport = connection.transport
@@ -477,7 +478,7 @@ class UpstreamPool:
         return None
 
     async def _connect(self, origin: Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         secure = origin.scheme == "https"
         if secure and self._ssl is None:
             self._ssl = ssl.create_default_context()  # the system's CAs, loaded once (milliseconds)
@@ -501,18 +502,17 @@ class UpstreamPool:
         if len(idle) >= self._max_idle:
             connection.close_if_idle()
             return
-        loop = connection._loop
-        connection.idle_since = loop.time()
+        connection.idle_since = self._loop.time()
         idle.append(connection)
         if self._sweep is None:
-            self._sweep = loop.call_later(IDLE_SECONDS, self._close_idle, loop)
+            self._sweep = self._loop.call_later(IDLE_SECONDS, self._close_idle)
 
-    def _close_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _close_idle(self) -> None:
         """Close the connections idle for :data:`IDLE_SECONDS`; come back when the next one will be.
 
         One timer for the pool, not one armed and cancelled per request."""
         self._sweep = None
-        now = loop.time()
+        now = self._loop.time()
         due: float | None = None
         for idle in self._idle.values():
             expired = [connection for connection in idle if now - connection.idle_since >= IDLE_SECONDS]
@@ -522,7 +522,7 @@ class UpstreamPool:
             for connection in idle:
                 due = min(due, connection.idle_since) if due is not None else connection.idle_since
         if due is not None:
-            self._sweep = loop.call_later(max(due + IDLE_SECONDS - now, 0.0), self._close_idle, loop)
+            self._sweep = self._loop.call_later(max(due + IDLE_SECONDS - now, 0.0), self._close_idle)
 
     def forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
