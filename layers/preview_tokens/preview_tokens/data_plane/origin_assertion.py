@@ -28,9 +28,9 @@ token's assertion (``__Host-mp_origin``) for the same sandbox, tenant and scope,
 (:meth:`OriginAssertionSigner.renewal_link`): the new token's assertion claims plus ``prev`` (the
 previous ``jti``) under the header ``typ`` :data:`RENEWAL_TYPE`. The fleet ingress reads it from
 the revocation table and keeps the previous token's streams open until the new ``exp``
-(:mod:`preview_tokens.data_plane.renewals`). The presented assertion is checked by signing its
-header and payload again with its key and comparing (Ed25519 signatures are deterministic): no
-public-key code on the data plane.
+(:meth:`preview_tokens.control_plane.revocations.RevocationFeed.record_renewal`). The presented
+assertion is checked by signing its header and payload again with its key and comparing (Ed25519
+signatures are deterministic): no public-key code on the data plane.
 
 Keys: 32 random bytes from KMS ``GenerateDataKey`` are the Ed25519 private key (its seed). Only
 the ciphertext (encryption context ``{"purpose": "origin-assertion-signing", "kid": ...}``) and
@@ -223,6 +223,16 @@ class OriginAssertionSigner:
         keys cannot be read, or none exists.
         """
         ring = self._current_ring()
+        entry = self._entry(claims)
+        if presented and (presented == entry.accepted or self._is_assertion_of(presented, entry.payload)):
+            entry.accepted = presented
+            return presented
+        if entry.signed is None:
+            entry.signed = self._sign(ring, entry.payload)
+        return entry.signed
+
+    def _entry(self, claims: PreviewClaims) -> _TokenAssertion:
+        """The token's memo entry (its assertion's payload), made on first sight."""
         entry = self._memo.get(claims.token_id)
         if entry is None:
             ancestors = None if self._frame_ancestors is None else self._frame_ancestors(claims.tenant_id)
@@ -230,12 +240,7 @@ class OriginAssertionSigner:
             self._memo[claims.token_id] = entry
             if len(self._memo) > self._max_entries:
                 self._memo.popitem(last=False)
-        if presented and (presented == entry.accepted or self._is_assertion_of(presented, entry.payload)):
-            entry.accepted = presented
-            return presented
-        if entry.signed is None:
-            entry.signed = self._sign(ring, entry.payload)
-        return entry.signed
+        return entry
 
     def _current_ring(self) -> KeyRing:
         """The keys now; what was computed with other keys is dropped when they changed."""
@@ -259,26 +264,12 @@ class OriginAssertionSigner:
     def renewal_link(self, claims: PreviewClaims, presented: str, now: float) -> tuple[str, str] | None:
         """``(link, previous jti)`` when ``presented`` (the browser's ``__Host-mp_origin``) is a live
         assertion of ours, of another token for the same sandbox, tenant and scope as ``claims``
-        (verified, not yet expired); else ``None``. Call after :meth:`assertion_for` for ``claims``.
+        (verified, not yet expired); else ``None``.
 
         Raises as :meth:`assertion_for` when the origin keys cannot be read."""
         ring = self._current_ring()
-        header, _, rest = presented.partition(".")
-        payload, _, signature = rest.partition(".")
-        kid = self._headers.get(header)
-        if kid is None or _SIGNATURE_SEGMENT.fullmatch(signature) is None:
-            return None
-        secret = ring.secrets_by_kid.get(kid)
-        if secret is None:
-            return None
-        expected = self._signature(kid, secret, f"{header}.{payload}")
-        if not secrets.compare_digest(expected, signature):
-            return None
-        try:
-            previous = _decoded(payload)
-        except ValueError:
-            return None
-        if not isinstance(previous, dict):
+        previous = self._claims_of_ours(ring, presented)
+        if previous is None:
             return None
         exp, previous_id = previous.get("exp"), previous.get("jti")
         if (
@@ -293,17 +284,30 @@ class OriginAssertionSigner:
             or previous_id == claims.token_id
         ):
             return None
-        entry = self._memo.get(claims.token_id)
-        if entry is not None:  # the very claims the new cookie's assertion carries
-            document = {**_decoded(entry.payload), "prev": previous_id}
-        else:
-            ancestors = None if self._frame_ancestors is None else self._frame_ancestors(claims.tenant_id)
-            document = {**assertion_claims(claims, self._audience, ancestors), "prev": previous_id}
+        # The very claims the new token's cookie assertion carries, plus the link.
+        document = {**_decoded(self._entry(claims).payload), "prev": previous_id}
         current = ring.current
         if current is None:
             raise NoSigningKeyError("no active origin assertion key")
         signing_input = f"{header_segment(current.kid, RENEWAL_TYPE)}.{_segment(document)}"
         return f"{signing_input}.{self._signature(current.kid, current.secret, signing_input)}", previous_id
+
+    def _claims_of_ours(self, ring: KeyRing, presented: str) -> dict[str, Any] | None:
+        """The claims of ``presented`` when one of ``ring``'s keys signed it: its header and payload
+        signed again and compared (Ed25519 is deterministic); else ``None``."""
+        header, _, rest = presented.partition(".")
+        payload, _, signature = rest.partition(".")
+        kid = self._headers.get(header)
+        secret = ring.secrets_by_kid.get(kid) if kid is not None else None
+        if kid is None or secret is None or _SIGNATURE_SEGMENT.fullmatch(signature) is None:
+            return None
+        if not secrets.compare_digest(self._signature(kid, secret, f"{header}.{payload}"), signature):
+            return None
+        try:
+            claims = _decoded(payload)
+        except ValueError:
+            return None
+        return claims if isinstance(claims, dict) else None
 
     def _sign(self, ring: KeyRing, payload: str) -> str:
         current = ring.current
