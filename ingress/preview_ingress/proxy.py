@@ -105,6 +105,9 @@ _NOTHING: frozenset[str] = frozenset()
 _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
 )
+RENEWAL_LOOKAHEAD_SECONDS = 1.0
+"""How long before a stream's ``exp`` the ingress reads the feed out of turn for its renewal (the
+embed helper starts one at least 2 s ahead, and counts the session as ended 1 s ahead)."""
 _CHUNK = 256 * 1024
 # The client's read buffer: large enough that a fast download is not paused every 64 KiB.
 _READ_BUFFER = 1 << 20
@@ -251,10 +254,19 @@ class IngressProxy:
     def recheck_streams(self) -> None:
         """End every stream whose token expired (and was not renewed) or was revoked (after each poll,
         and twice a second). At ``exp``, a stream whose session was renewed in place carries on under
-        the new token (a renewal link of the feed: same sandbox, tenant and scope)."""
+        the new token (a renewal link of the feed: same sandbox, tenant and scope). In the last
+        :data:`RENEWAL_LOOKAHEAD_SECONDS` before ``exp``, a stream with no renewal known has the feed
+        read once more, out of turn: a renewal completed by then keeps the stream whatever the poll
+        interval (the embed helper renews at least 2 s ahead; one completed later may find it closed)."""
         now = time.time()
         for stream in list(self._streams):
-            if now >= stream.assertion.expires_at:
+            ends = stream.assertion.expires_at
+            if (
+                now < ends <= now + RENEWAL_LOOKAHEAD_SECONDS
+                and self._watch.renewed(stream.assertion, ends) is None
+            ):
+                self._watch.poll_soon(written_by=ends - RENEWAL_LOOKAHEAD_SECONDS)
+            if now >= ends:
                 successor = self._watch.renewed(stream.assertion, now)
                 if successor is None:
                     stream.close("expired")

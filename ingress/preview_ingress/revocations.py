@@ -11,11 +11,14 @@ The same poll reads the renewal links (the table's ``renewals`` feed, when the f
 each one, verified with the origin keys, says a token's session continues under a newer token of
 the same sandbox, tenant and scope. :meth:`RevocationWatch.renewed` follows them for a stream at
 its token's ``exp``; a link that cannot be read or verified is skipped (the stream ends at ``exp``).
+A stream about to end with no link known asks for one more read first (:meth:`RevocationWatch.poll_soon`),
+so a renewal made late in a token's life is found whatever the poll interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -71,6 +74,10 @@ class RevocationWatch:
             _PolledElsewhere(), refresh_seconds=math.inf, max_staleness_seconds=math.inf, clock=clock
         )
         self._polled_at = -math.inf
+        self._read_from = -math.inf
+        """Wall time the last successful poll started reading: what it saw was written before."""
+        self._wake = asyncio.Event()
+        """Set by :meth:`poll_soon`: the poll loop reads the feed again without waiting its interval."""
         self._loaded_until_ms: int | None = None
         self.on_poll: Callable[[], None] = lambda: None
         """Called on the event loop after every successful poll (the ingress re-checks its streams)."""
@@ -116,11 +123,23 @@ class RevocationWatch:
         return current if current is not assertion and now < current.expires_at else None
 
     async def poll_forever(self) -> None:
+        """Poll every ``poll_seconds`` (or sooner, :meth:`poll_soon`), after a first :meth:`poll_once`
+        of the caller's (the ingress's start)."""
         if self._feed is None:
             return
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()  # a wish made during the poll below is for a poll after it
             await self.poll_once()
-            await asyncio.sleep(self._poll_seconds)
+
+    def poll_soon(self, written_by: float) -> None:
+        """Read the feed now, out of turn, unless a poll that started at or after wall time
+        ``written_by`` did already: the ingress asks shortly before a stream's ``exp`` when it knows
+        no renewal of the stream's token, so a link written up to then is followed whatever the poll
+        interval. The poll loop does the read (:meth:`poll_forever`), so polls never overlap."""
+        if self._feed is not None and self._read_from < written_by:
+            self._wake.set()
 
     async def poll_once(self) -> None:
         feed = self._feed
@@ -145,6 +164,7 @@ class RevocationWatch:
         # the next poll's worker thread reads it while this thread may replace it
         self._successors = {jti: next_ for jti, next_ in self._successors.items() if next_.expires_at > wall}
         self._loaded_until_ms = int(wall * 1000)
+        self._read_from = wall
         self._polled_at = self._clock()
         self.on_poll()
 

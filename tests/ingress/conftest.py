@@ -135,6 +135,8 @@ class MemoryFeed:
         self._entries: list[Revocation] = []
         self._links: list[tuple[int, str]] = []
         self._lock = threading.Lock()
+        self.reads = 0
+        """How many times the revocations were read (one per poll)."""
 
     def renew(self, link: str) -> None:
         with self._lock:
@@ -151,6 +153,7 @@ class MemoryFeed:
 
     def entries_since(self, since_ms: int | None, now: int) -> list[Revocation]:
         with self._lock:
+            self.reads += 1
             return [e for e in self._entries if since_ms is None or e.recorded_at_ms > since_ms]
 
 

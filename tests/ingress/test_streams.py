@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+from collections.abc import Callable
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from aiohttp import WSMsgType
 
 from tests.ingress.conftest import (
     PATTERN,
+    SANDBOX,
     TENANT_FA,
     Ingress,
     Sandbox,
@@ -270,10 +272,13 @@ def test_a_large_download_is_cut_at_the_assertions_exp_or_on_revocation(
 # --- renewal in place: the session's streams carry on under the new token -----------------------
 
 
-def _renewed_stream(ingress: Ingress, link: str | None, revoke: str | None = None) -> tuple[list[str], str]:
-    """A WebSocket opened on a token that ends in 2 s, ``link`` put in the feed at once (and
-    ``revoke`` revoked after 3 s): what the app pushed 3 s in, and why the stream then closed."""
-    opened_on = assertion(expires_in=2, jti="tok-first")
+def _renewed_stream(
+    ingress: Ingress, link: str | None, revoke: str | None = None, ends_in: int = 2
+) -> tuple[list[str], str]:
+    """A WebSocket opened on a token that ends in ``ends_in`` s, ``link`` put in the feed at once
+    (and ``revoke`` revoked 1 s after the token's end): what the app pushed then, and why the
+    stream then closed."""
+    opened_on = assertion(expires_in=ends_in, jti="tok-first")
 
     async def go() -> tuple[list[str], str]:
         async with (
@@ -283,7 +288,7 @@ def _renewed_stream(ingress: Ingress, link: str | None, revoke: str | None = Non
             received = await _messages(ws, 1)
             if link is not None:
                 ingress.feed.renew(link)
-            await asyncio.sleep(3)  # past the first token's exp
+            await asyncio.sleep(ends_in + 1)  # past the first token's exp
             if revoke is not None:
                 ingress.feed.revoke_token(revoke)
             if not ws.closed:
@@ -296,14 +301,37 @@ def _renewed_stream(ingress: Ingress, link: str | None, revoke: str | None = Non
     return asyncio.run(go())
 
 
+@pytest.mark.parametrize(
+    ("poll_seconds", "ends_in"),
+    [(0.2, 2), (5.0, 3)],
+    # polling every 5 s, the feed is read at the start and then only after the first token's end:
+    # the ingress reads it out of turn in the last second before the stream's exp
+    ids=["polled-often", "next-poll-after-exp"],
+)
 def test_a_websocket_renewed_in_place_stays_open_past_its_tokens_exp_until_the_new_ones(
-    ingress: Ingress, sandbox: Sandbox
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox, poll_seconds: float, ends_in: int
 ) -> None:
-    received, why = _renewed_stream(ingress, renewal_link("tok-first", expires_in=5, jti="tok-second"))
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, revocation_poll_seconds=poll_seconds)
+
+    received, why = _renewed_stream(
+        ingress, renewal_link("tok-first", expires_in=ends_in + 3, jti="tok-second"), ends_in=ends_in
+    )
 
     assert received == ["hello from the app", "got still here"]
     assert sandbox.state.ws_received == ["still here"]
     assert why == "expired"  # at the second token's exp
+
+
+def test_a_stream_ending_unrenewed_costs_one_read_of_the_feed_out_of_turn(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    slow = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, revocation_poll_seconds=5.0)
+    reads_before = slow.feed.reads
+
+    received, why = _renewed_stream(slow, None, ends_in=3)
+
+    assert (received, why) == (["hello from the app"], "expired")
+    assert slow.feed.reads - reads_before == 1  # not one per check in its last second
 
 
 @pytest.mark.parametrize(
