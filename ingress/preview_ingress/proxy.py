@@ -404,7 +404,8 @@ class IngressProxy:
 
     def _upstream_request_headers(self, request: ViewerRequestLike, authority: str) -> list[tuple[str, str]]:
         """The viewer's headers as the app gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
-        ``Host`` the app's own (or the viewer's, ``--preserve-host``), ``X-Forwarded-*`` ours."""
+        ``Host`` the app's own (or the viewer's, ``--preserve-host``) and an ``Origin`` of the preview
+        host's own pages the app's own (:func:`_as_the_apps_origin`), ``X-Forwarded-*`` ours."""
         viewer = request.headers
         named_by_connection = (
             {token.strip().lower() for value in viewer.getall("Connection") for token in value.split(",")}
@@ -412,7 +413,9 @@ class IngressProxy:
             else _NOTHING
         )
         viewer_host = viewer.get("Host", "")
-        headers = [("Host", viewer_host or authority if self._config.preserve_host else authority)]
+        proto = viewer.get("CloudFront-Forwarded-Proto", request.scheme)
+        preserve_host = self._config.preserve_host
+        headers = [("Host", viewer_host or authority if preserve_host else authority)]
         forwarded_for: list[str] = []
         for name, value in viewer.items():
             lower = name.lower()
@@ -426,19 +429,26 @@ class IngressProxy:
                 value = _without_preview_cookies(value)
                 if not value:
                     continue
+            elif lower == "origin" and not preserve_host:
+                value = _as_the_apps_origin(value, viewer_host, proto, authority)
             headers.append((name, value))
         if request.remote:
             forwarded_for.append(request.remote)
         headers.append(("X-Forwarded-For", ", ".join(forwarded_for)))
-        headers.append(("X-Forwarded-Proto", viewer.get("CloudFront-Forwarded-Proto", request.scheme)))
+        headers.append(("X-Forwarded-Proto", proto))
         headers.append(("X-Forwarded-Host", viewer_host))
         return headers
 
     def _response_headers(
-        self, upstream_headers: Iterable[tuple[str, str]], assertion: OriginAssertion
+        self,
+        upstream_headers: Iterable[tuple[str, str]],
+        assertion: OriginAssertion,
+        app: Origin | None = None,
     ) -> CIMultiDict[str]:
         """The app's headers as the viewer gets them: no hop-by-hop, no ``X-Frame-Options``, no
-        ``__Host-mp_*`` cookie, and one ``Content-Security-Policy`` with the tenant's ``frame-ancestors``."""
+        ``__Host-mp_*`` cookie, one ``Content-Security-Policy`` with the tenant's ``frame-ancestors``,
+        and a ``Location`` on ``app``'s own origin a path of the preview host
+        (:func:`_as_the_viewers_location`)."""
         items = list(upstream_headers)
         named_by_connection = {
             token.strip().lower()
@@ -457,6 +467,8 @@ class IngressProxy:
                 continue
             if lower == "set-cookie" and is_data_plane_cookie(value):
                 continue
+            if lower == "location" and app is not None:
+                value = _as_the_viewers_location(value, app)
             headers.add(name, value)
         headers["Content-Security-Policy"] = merge_frame_ancestors(policies, self._frame_ancestors(assertion))
         return headers
@@ -484,7 +496,7 @@ class IngressProxy:
         except UpstreamUnreachableError as error:
             return self._unreachable(log, assertion, str(error))
         try:
-            answer = self._response_headers(upstream.headers, assertion)
+            answer = self._response_headers(upstream.headers, assertion, self._origin_of(base))
             length = upstream.content_length
             if length is not None and length <= _SMALL_BODY and _has_body(request.method, upstream.status):
                 # A small body of known length: read it whole, answer headers and body in one write.
@@ -539,7 +551,7 @@ class IngressProxy:
         except UpstreamUnreachableError as error:
             return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
         try:
-            answer = self._response_headers(upstream.headers, assertion).items()
+            answer = self._response_headers(upstream.headers, assertion, self._origin_of(base)).items()
             length = upstream.content_length
             has_body = _has_body(request.method, upstream.status)
             if length is not None and length <= _SMALL_BODY and has_body:
@@ -828,6 +840,41 @@ def _relayable(code: int | None) -> int:
 
 def _has_body(method: str, status: int) -> bool:
     return method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def _as_the_apps_origin(origin: str, viewer_host: str, scheme: str, authority: str) -> str:
+    """A viewer's ``Origin`` as the app would get it on localhost.
+
+    The app gets its own ``Host`` (the upstream's ``authority``), so a page of the preview host
+    itself, the app's own page in the frame, comes as ``scheme://authority``, the origin it has on
+    localhost: an app that compares a WebSocket's or a form post's ``Origin`` with its ``Host``
+    (Tornado, Jupyter, Streamlit, code-server, Django, Rails) takes its own pages' requests, stock.
+    Any other ``Origin`` (another site, another sandbox's preview host, ``null``) reaches it as
+    sent, and it refuses what it would refuse on localhost."""
+    page_scheme, separator, page_host = origin.partition("://")
+    if (
+        separator
+        and viewer_host
+        and page_scheme.lower() in ("http", "https")
+        and page_host.lower() == viewer_host.lower()
+    ):
+        return f"{scheme}://{authority}"
+    return origin
+
+
+def _as_the_viewers_location(location: str, app: Origin) -> str:
+    """An app's absolute ``Location`` on its own origin (built from the ``Host`` it gets) as a path
+    of the preview host, relative so the viewer keeps its scheme (nginx's ``proxy_redirect
+    default``); any other ``Location`` as the app sent it."""
+    own = f"{app.scheme}://{app.authority}"
+    if location[: len(own)].lower() != own.lower():
+        return location
+    rest = location[len(own) :]
+    if rest.startswith("/"):
+        return rest
+    if rest == "" or rest[0] in "?#":
+        return "/" + rest
+    return location  # http://127.0.0.1:5173.evil.example/..: another host
 
 
 def _without_preview_cookies(cookie_header: str) -> str:

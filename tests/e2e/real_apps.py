@@ -113,7 +113,6 @@ def vite_app(workdir: Path, log_dir: Path) -> Iterator[RunningApp]:
 
 
 KERNEL_NAME = "sandbox-python"
-PREVIEW_ORIGINS = r"https?://[a-z0-9-]+\.sandboxes\.localhost(:[0-9]+)?"  # the local stack's preview hosts
 
 
 @contextmanager
@@ -141,11 +140,9 @@ def jupyter_app(workdir: Path, log_dir: Path) -> Iterator[RunningApp]:
         "--port-retries=0",
         f"--ServerApp.root_dir={home / 'notebooks'}",
         f"--ServerApp.extra_static_paths={json.dumps([str(JUPYTER_DIR / 'static')])}",
-        # The ingress, not Jupyter, is the access control. It forwards the upstream's Host
-        # (127.0.0.1:port) and the browser's Origin (the preview host): Jupyter refuses a kernel
-        # WebSocket whose Origin is not its Host unless the preview origins are allowed.
-        "--ServerApp.allow_remote_access=True",
-        f"--ServerApp.allow_origin_pat={PREVIEW_ORIGINS}",
+        # No allowed origins: Jupyter's own check (a kernel WebSocket's Origin is its Host) holds,
+        # as on localhost. The ingress sends the app its own Host and, for the preview host's own
+        # pages, its own Origin.
         "--IdentityProvider.token=",
         "--ServerApp.password=",
         "--ServerApp.disable_check_xsrf=True",

@@ -264,7 +264,14 @@ def sandbox_app(state: AppState) -> web.Application:
                 await peer.send_str(request.query.get("text", "pushed"))
         return web.Response(text="pushed")
 
+    async def redirect(request: web.Request) -> web.Response:
+        """A redirect as frameworks build it: absolute, on the Host the app got (``?to=`` a path),
+        or to ``?away=`` as given."""
+        target = request.query.get("away") or f"{request.scheme}://{request.host}{request.query['to']}"
+        return web.Response(status=302, headers={"Location": target})
+
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/redirect", redirect)
     app.router.add_route("*", "/echo{tail:.*}", echo)
     app.router.add_route("*", "/input{tail:.*}", echo)
     app.router.add_get("/cookies", with_our_cookies)

@@ -91,6 +91,62 @@ def test_the_app_sees_its_own_host_unless_the_viewers_is_preserved(
     assert kept["headers"]["Host"] == f"{SANDBOX}.preview.example"
 
 
+@pytest.mark.parametrize(
+    ("origin", "as_the_app_gets_it"),
+    [
+        (f"https://{SANDBOX}.preview.example", "http://{app}"),  # its own page: its own origin
+        (f"http://{SANDBOX}.PREVIEW.example", "http://{app}"),
+        ("https://sbx-other.preview.example", "https://sbx-other.preview.example"),  # another sandbox's
+        (f"https://{SANDBOX}.preview.example.evil.test", f"https://{SANDBOX}.preview.example.evil.test"),
+        ("https://embedder.example", "https://embedder.example"),
+        ("null", "null"),
+    ],
+    ids=["own-page", "own-page-any-case", "another-sandbox", "lookalike", "another-site", "opaque"],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_apps_own_pages_reach_it_with_its_own_origin_as_on_localhost(
+    ingress: Ingress, sandbox: Sandbox, origin: str, as_the_app_gets_it: str, method: str
+) -> None:
+    headers = cloudfront(assertion(), Host=f"{SANDBOX}.preview.example", Origin=origin)
+
+    seen = fetch(method, f"{ingress.url}/echo", headers, data=b"x=1" if method == "POST" else None).json()
+
+    app = sandbox.url.removeprefix("http://")
+    assert (seen["headers"]["Host"], seen["headers"]["Origin"]) == (app, as_the_app_gets_it.format(app=app))
+
+
+def test_with_the_viewers_host_preserved_the_origin_is_the_viewers_too(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    preserving = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, preserve_host=True)
+    own_page = f"https://{SANDBOX}.preview.example"
+    headers = cloudfront(assertion(), Host=f"{SANDBOX}.preview.example", Origin=own_page)
+
+    seen = fetch("GET", f"{preserving.url}/echo", headers).json()
+
+    assert seen["headers"]["Origin"] == own_page
+
+
+@pytest.mark.parametrize(
+    ("query", "location"),
+    [
+        ("to=/tree%3Fx%3D1", "/tree?x=1"),  # on the app's own origin: a path of the preview host
+        ("to=", "/"),
+        ("away=https://auth.example/login", "https://auth.example/login"),
+        ("away=http://{app}.evil.test/", "http://{app}.evil.test/"),
+    ],
+    ids=["own-origin", "own-origin-bare", "another-site", "lookalike"],
+)
+def test_a_redirect_the_app_builds_from_its_host_stays_on_the_preview_host(
+    ingress: Ingress, sandbox: Sandbox, query: str, location: str
+) -> None:
+    app = sandbox.url.removeprefix("http://")
+
+    answer = fetch("GET", f"{ingress.url}/redirect?{query.format(app=app)}", cloudfront(assertion()))
+
+    assert (answer.status, answer.headers["Location"]) == (302, location.format(app=app))
+
+
 def test_hop_by_hop_headers_stop_at_the_ingress(ingress: Ingress, sandbox: Sandbox) -> None:
     hop = {
         "Connection": "keep-alive, X-Per-Hop",
