@@ -90,10 +90,10 @@ built: $(VENV)/.synced-dev
 	test -d .aws-sam/build || $(MAKE) --no-print-directory template
 	$(VENV)/bin/pytest tests/built -q
 
-## e2e: two xdist workers, one test file at a time each, each its own local stack and Chromium
-## (about 5 instead of 9 minutes on 2 CPUs; see docs/development.md)
+## e2e: three xdist workers, one test file at a time each, each its own local stack and Chromium
+## (about 4.5 instead of 9 minutes on 2 CPUs: most tests wait on tokens' ends; see docs/development.md)
 e2e: $(VENV)/.synced-dev chromium desktop real-apps
-	$(VENV)/bin/pytest tests/e2e -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest tests/e2e -q -n 3 --dist loadfile
 
 ## real-apps: the third-party apps the e2e tests run as sandboxes (tests/apps/, docs/real-apps.md), from
 ## their locks only: Vite + React with `npm ci` (package-lock.json), Jupyter Server + ipykernel with
