@@ -13,7 +13,9 @@
   - ``ingress``: the request goes to the fleet ingress (``preview_ingress``, the real one, run
     in-process), as ``cf.selectRequestOriginById('fleet-ingress')`` sends it there
     (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/helper-functions-origin-modification.html),
-    with the origin's custom header ``X-Preview-Ingress-Secret`` added; a viewer's own header of
+    with the origin's custom header ``X-Preview-Ingress-Secret`` added (and, to either origin,
+    ``CloudFront-Forwarded-Proto``, which the template's origin request policy asks CloudFront
+    for: ``http`` here); a viewer's own header of
     that name is replaced, never passed ("Add custom headers to origin requests",
     https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/add-origin-custom-headers.html).
     The request target goes on byte for byte as the viewer sent it (no decoding, no re-encoding:
@@ -56,6 +58,7 @@ from preview_local.streams import is_websocket_upgrade, request_head
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 INGRESS_SECRET_HEADER = "X-Preview-Ingress-Secret"
+FORWARDED_PROTO_HEADER = "CloudFront-Forwarded-Proto"
 FLEET_INGRESS_ORIGIN_ID = "fleet-ingress"
 _CHUNK = 65536
 # Hop-by-hop fields (RFC 9110 7.6.1) are the proxy's own: it frames the request to the origin itself.
@@ -249,9 +252,15 @@ def new_request_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(42)).decode("ascii")
 
 
-def with_request_id(request: HttpRequest, request_id: str) -> HttpRequest:
-    headers = tuple((n, v) for n, v in request.headers if n.lower() != REQUEST_ID_HEADER.lower())
-    return dataclasses.replace(request, headers=(*headers, (REQUEST_ID_HEADER, request_id)))
+def as_sent_to_an_origin(request: HttpRequest, request_id: str) -> HttpRequest:
+    """The headers CloudFront adds to a request for either origin, a viewer's own of those names
+    replaced: the request id, and ``CloudFront-Forwarded-Proto`` (the template's origin request
+    policy adds it; the local front door serves ``http``)."""
+    ours = {REQUEST_ID_HEADER.lower(), FORWARDED_PROTO_HEADER.lower()}
+    headers = tuple((n, v) for n, v in request.headers if n.lower() not in ours)
+    return dataclasses.replace(
+        request, headers=(*headers, (REQUEST_ID_HEADER, request_id), (FORWARDED_PROTO_HEADER, "http"))
+    )
 
 
 def _with_response_header(first_bytes: bytes, name: str, value: str) -> bytes:
@@ -294,7 +303,7 @@ class FrontDoor:
         request_id = new_request_id()
         forwarded = tuple(
             (name, value)
-            for name, value in with_request_id(decision.request, request_id).headers
+            for name, value in as_sent_to_an_origin(decision.request, request_id).headers
             if name.lower() != INGRESS_SECRET_HEADER.lower()
         )
         forwarded += ((INGRESS_SECRET_HEADER, self.ingress_secret),)
@@ -311,7 +320,7 @@ class FrontDoor:
             if decision.route == "ingress":  # take_over relays these before their body is read
                 return HttpResponse.text(502, "local stack error: an ingress request was not relayed\n")
             request_id = new_request_id()
-            response = self.data_plane.handle(with_request_id(decision.request, request_id))
+            response = self.data_plane.handle(as_sent_to_an_origin(decision.request, request_id))
             reason = decision.reason or response.log_reason
             headers = tuple((n, v) for n, v in response.headers if n.lower() != REQUEST_ID_HEADER.lower())
             return dataclasses.replace(

@@ -115,6 +115,23 @@ def test_the_apps_own_pages_reach_it_with_its_own_origin_as_on_localhost(
     assert (seen["headers"]["Host"], seen["headers"]["Origin"]) == (app, as_the_app_gets_it.format(app=app))
 
 
+def test_the_app_is_told_the_viewers_scheme_from_cloudfront_not_the_ingress_leg(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    own_page = f"https://{SANDBOX}.preview.example"
+    headers = cloudfront(
+        assertion(),
+        Host=f"{SANDBOX}.preview.example",
+        Origin=own_page,
+        **{"CloudFront-Forwarded-Proto": "https"},
+    )
+
+    seen = fetch("GET", f"{ingress.url}/echo", headers).json()["headers"]
+
+    app = sandbox.url.removeprefix("http://")
+    assert (seen["X-Forwarded-Proto"], seen["Origin"]) == ("https", f"https://{app}")
+
+
 def test_with_the_viewers_host_preserved_the_origin_is_the_viewers_too(
     make_ingress: Callable[..., Ingress], sandbox: Sandbox
 ) -> None:

@@ -19,7 +19,6 @@ from tests.support.template import cloudformation, sam_template, substitute
 from tools.build_edge import SOURCE, TEMPLATE, deployed, with_source
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-ALL_VIEWER = "216adef6-5c7f-47e4-b989-5492eafa07d3"
 CLOUDFRONT_FUNCTION_MAX_BYTES = 10 * 1024
 Template = dict[str, Any]
 
@@ -83,9 +82,14 @@ def test_one_behaviour_runs_the_edge_function_uncached_with_every_viewer_header(
     assert "CacheBehaviors" not in config, "no path is routed by a cache behaviour: the function routes"
     assert behaviour["TargetOriginId"] == "preview-api"
     assert behaviour["CachePolicyId"] == CACHING_DISABLED
-    assert behaviour["OriginRequestPolicyId"] == ALL_VIEWER, (
-        "Host and the WebSocket handshake reach the ingress"
-    )
+    policy = resources[behaviour["OriginRequestPolicyId"]["Ref"]]["Properties"]["OriginRequestPolicyConfig"]
+    # AllViewer's, plus the viewer's scheme for the app's X-Forwarded-Proto
+    assert policy["HeadersConfig"] == {
+        "HeaderBehavior": "allViewerAndWhitelistCloudFront",
+        "Headers": ["CloudFront-Forwarded-Proto"],
+    }, "Host and the WebSocket handshake reach the ingress"
+    assert policy["CookiesConfig"] == {"CookieBehavior": "all"}
+    assert policy["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
     assert set(behaviour["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
     assert behaviour["FunctionAssociations"] == [
         {

@@ -489,7 +489,7 @@ def test_cloudfront_forwards_everything_uncached_to_the_regional_domain(resource
     assert behavior["TargetOriginId"] == origin["Id"]
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
     assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
-    assert behavior["OriginRequestPolicyId"] == "216adef6-5c7f-47e4-b989-5492eafa07d3"  # AllViewer
+    assert behavior["OriginRequestPolicyId"] == {"Ref": "PreviewOriginRequestPolicy"}  # AllViewer + proto
     assert set(behavior["AllowedMethods"]) == {"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"}
     assert behavior["FunctionAssociations"] == [
         {
