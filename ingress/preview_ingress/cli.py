@@ -67,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
         "--preserve-host", action="store_true", help="send the app the viewer's Host, not the upstream's"
     )
     cli.add_argument(
+        "--keep-app-cookies",
+        action="store_true",
+        help="relay the app's Set-Cookie as written, not made host-only and partitioned for the frame",
+    )
+    cli.add_argument(
         "--upstream-ca-file",
         help="PEM CAs the apps' https certificates are checked against (not the system's)",
     )
@@ -121,6 +126,7 @@ def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | No
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
         preserve_host=bool(args.preserve_host),
+        keep_app_cookies=bool(args.keep_app_cookies),
         upstream_ca_file=args.upstream_ca_file,
         access_log=access_log,
     )

@@ -52,9 +52,15 @@ class IngressConfig:
     upstream_pool_size: int = 256
     """Idle keep-alive connections kept per app (busy ones are not limited: a stream holds one)."""
     preserve_host: bool = False
-    """Send the app the ``Host`` the viewer used (the preview host) instead of the upstream's own. Off:
-    dev servers that guard their Host (Vite's ``allowedHosts``) work stock. On: apps that compare a
-    WebSocket's ``Origin`` with ``Host`` (Jupyter) work without an allowed-origin setting."""
+    """Send the app the ``Host`` the viewer used (the preview host), and its ``Origin`` as sent,
+    instead of the upstream's own. Off: dev servers that guard their Host (Vite's ``allowedHosts``)
+    and apps that compare ``Origin`` with ``Host`` (Jupyter, Streamlit) both work stock. On: for an
+    app that writes absolute URLs from ``Host`` into its pages."""
+    keep_app_cookies: bool = False
+    """Relay the app's ``Set-Cookie`` as it wrote it. Off (the default): each becomes a host-only,
+    partitioned cross-site cookie (``Secure; SameSite=None; Partitioned``, no ``Domain``), the only
+    kind a browser keeps in a frame on another site, so the app's sessions and CSRF cookies work
+    in the frame as on localhost, and no sandbox sets a cookie for another's host."""
     next_secret: str | None = field(default=None, repr=False)
     """Also accepted while CloudFront's origin header moves to it (a rotation without downtime)."""
     upstream_ca_file: str | None = None

@@ -465,8 +465,11 @@ class IngressProxy:
             if lower == "content-security-policy":
                 policies.append(value)
                 continue
-            if lower == "set-cookie" and is_data_plane_cookie(value):
-                continue
+            if lower == "set-cookie":
+                if is_data_plane_cookie(value):
+                    continue
+                if not self._config.keep_app_cookies:
+                    value = _for_the_frame(value)
             if lower == "location" and app is not None:
                 value = _as_the_viewers_location(value, app)
             headers.add(name, value)
@@ -875,6 +878,26 @@ def _as_the_viewers_location(location: str, app: Origin) -> str:
     if rest == "" or rest[0] in "?#":
         return "/" + rest
     return location  # http://127.0.0.1:5173.evil.example/..: another host
+
+
+_FRAME_COOKIE_ATTRIBUTES = "Secure; SameSite=None; Partitioned"
+_REPLACED_COOKIE_ATTRIBUTES = frozenset({"domain", "secure", "samesite", "partitioned"})
+
+
+def _for_the_frame(set_cookie: str) -> str:
+    """An app's cookie as one the browser keeps in a frame on another site: host-only (no
+    ``Domain``: the preview host alone, never another sandbox's) and partitioned by the embedding
+    site (CHIPS: ``Secure; SameSite=None; Partitioned``). A browser keeps no other kind in a
+    cross-site frame (Chromium drops a ``Lax`` cookie there, and an unpartitioned ``None`` one when
+    third-party cookies are blocked), and the preview is always in one. Its name, value, ``Path``,
+    ``Expires``, ``Max-Age`` and ``HttpOnly`` are the app's."""
+    pair, *attributes = set_cookie.split(";")
+    kept = [
+        attribute.strip()
+        for attribute in attributes
+        if attribute.strip() and attribute.split("=", 1)[0].strip().lower() not in _REPLACED_COOKIE_ATTRIBUTES
+    ]
+    return "; ".join([pair.strip(), *kept, _FRAME_COOKIE_ATTRIBUTES])
 
 
 def _without_preview_cookies(cookie_header: str) -> str:

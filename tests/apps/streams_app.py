@@ -11,6 +11,9 @@ and a 20 MB upload, each checked by its bytes.
 - ``GET /download`` ``DOWNLOAD_BYTES`` deterministic bytes (``pattern``), streamed in 1 MiB writes.
 - ``POST /upload`` reads the body as it comes and answers its length and SHA-256.
 - ``GET /status`` what the app did: events sent, uploads received (for the tests, on loopback).
+- ``GET /`` also sets a session cookie as web frameworks do by default (``SameSite=Lax``, host-only,
+  ``HttpOnly``), and ``GET /whoami`` answers the names of the cookies it got: whether the browser
+  kept the app's session in the frame.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 EVENTS = 5
+SESSION_COOKIE = "app_session"
 GAP_SECONDS = 0.2
 DOWNLOAD_BYTES = 100 * 1024 * 1024
 UPLOAD_LIMIT_BYTES = 64 * 1024 * 1024
@@ -131,7 +135,15 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/":
-            self._reply(200, PAGE.encode(), "text/html; charset=utf-8")
+            session = f"{SESSION_COOKIE}={random.randbytes(8).hex()}; Path=/; HttpOnly; SameSite=Lax"
+            self._reply(200, PAGE.encode(), "text/html; charset=utf-8", (("Set-Cookie", session),))
+        elif path == "/whoami":
+            names = sorted(
+                crumb.split("=", 1)[0].strip()
+                for crumb in (self.headers.get("Cookie") or "").split(";")
+                if crumb.strip()
+            )
+            self._reply(200, json.dumps({"cookies": names}).encode(), "application/json")
         elif path == "/status":
             self._reply(200, json.dumps(self.server.state.snapshot()).encode(), "application/json")
         elif path == "/events":
@@ -224,8 +236,12 @@ class Handler(BaseHTTPRequestHandler):
             yield self.rfile.read(size)
             self.rfile.readline()
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(
+        self, status: int, body: bytes, content_type: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")

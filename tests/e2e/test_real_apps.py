@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import ConsoleMessage, Frame, Page
 
-from tests.apps.streams_app import DOWNLOAD_BYTES, EVENTS, pattern_sha256
+from tests.apps.streams_app import DOWNLOAD_BYTES, EVENTS, SESSION_COOKIE, pattern_sha256
 from tests.e2e.conftest import _CREDENTIAL
 from tests.e2e.embed_page import VISIBLE_FRAME, visible_frame
 from tests.e2e.local_stack import LocalStack, fetch
@@ -362,6 +362,20 @@ def test_server_sent_events_arrive_one_by_one(
         f"event {n} of {EVENTS}" + (" last" if n == EVENTS else "") for n in range(1, EVENTS + 1)
     ]
     page.screenshot(path=artifacts / "real-apps-sse.png")
+
+
+@pytest.mark.parametrize("scope", ["read", "interact"])
+def test_the_apps_own_session_cookie_is_kept_in_the_cross_site_frame(
+    page: Page, apps_stack: LocalStack, embedder: str, scope: str
+) -> None:
+    # The app sets it as frameworks do by default (SameSite=Lax, HttpOnly): a browser keeps no such
+    # cookie in a frame on another site, so the ingress relays it partitioned for the frame.
+    frame = open_framed(page, apps_stack, embedder, STREAMS, scope).frame
+
+    seen = frame.evaluate("fetch('/whoami').then(reply => reply.json())")
+
+    assert SESSION_COOKIE in seen["cookies"], seen
+    assert not [name for name in seen["cookies"] if name.lower().startswith("__host-mp_")]
 
 
 def test_a_100_mb_download_arrives_intact(

@@ -270,8 +270,16 @@ def sandbox_app(state: AppState) -> web.Application:
         target = request.query.get("away") or f"{request.scheme}://{request.host}{request.query['to']}"
         return web.Response(status=302, headers={"Location": target})
 
+    async def set_cookies(request: web.Request) -> web.Response:
+        """Each ``?c=`` as a ``Set-Cookie`` of its own."""
+        response = web.Response(text="cookies set")
+        for cookie in request.query.getall("c"):
+            response.headers.add("Set-Cookie", cookie)
+        return response
+
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_get("/redirect", redirect)
+    app.router.add_get("/set-cookies", set_cookies)
     app.router.add_route("*", "/echo{tail:.*}", echo)
     app.router.add_route("*", "/input{tail:.*}", echo)
     app.router.add_get("/cookies", with_our_cookies)

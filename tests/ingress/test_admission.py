@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -333,9 +334,44 @@ def test_our_cookies_never_leave_an_app_response_whatever_its_status(
     answer = fetch("GET", f"{ingress.url}/cookies?status={status}", cloudfront(assertion()))
 
     assert answer.status == status
-    assert answer.headers.getall("Set-Cookie") == ["app_cookie=kept; Path=/"]
+    assert answer.headers.getall("Set-Cookie") == [
+        "app_cookie=kept; Path=/; Secure; SameSite=None; Partitioned"
+    ]
     assert "X-Frame-Options" not in answer.headers
     assert answer.headers["Content-Security-Policy"] == f"default-src 'self', frame-ancestors {TENANT_FA}"
+
+
+APP_COOKIES = [
+    ("sid=abc; Path=/; HttpOnly", "sid=abc; Path=/; HttpOnly; Secure; SameSite=None; Partitioned"),
+    (
+        "csrftoken=x; Domain=preview.example; Path=/; SameSite=Lax; Max-Age=60",
+        "csrftoken=x; Path=/; Max-Age=60; Secure; SameSite=None; Partitioned",
+    ),
+    (
+        "t=1; expires=Wed, 09 Jun 2027 10:18:14 GMT; secure; samesite=strict; domain=.other.example",
+        "t=1; expires=Wed, 09 Jun 2027 10:18:14 GMT; Secure; SameSite=None; Partitioned",
+    ),
+    ("p=1; Secure; SameSite=None; Partitioned", "p=1; Secure; SameSite=None; Partitioned"),
+]
+
+
+def test_an_apps_cookies_become_host_only_cookies_partitioned_for_the_frame(ingress: Ingress) -> None:
+    query = "&".join(f"c={quote(sent)}" for sent, _ in APP_COOKIES)
+
+    answer = fetch("GET", f"{ingress.url}/set-cookies?{query}", cloudfront(assertion()))
+
+    assert answer.headers.getall("Set-Cookie") == [relayed for _, relayed in APP_COOKIES]
+
+
+def test_with_keep_app_cookies_they_are_relayed_as_the_app_wrote_them(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    keeping = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, keep_app_cookies=True)
+    query = "&".join(f"c={quote(sent)}" for sent, _ in APP_COOKIES)
+
+    answer = fetch("GET", f"{keeping.url}/set-cookies?{query}", cloudfront(assertion()))
+
+    assert answer.headers.getall("Set-Cookie") == [sent for sent, _ in APP_COOKIES]
 
 
 def test_frame_ancestors_come_from_the_assertion_else_the_default(

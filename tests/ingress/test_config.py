@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from preview_ingress import IngressConfig, IngressConfigError
 from preview_ingress.aws_credentials import CredentialChainEnvironment
-from preview_ingress.cli import main
+from preview_ingress.cli import config_from, main, parser
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
 from tests.ingress.conftest import KID, SECRET, SEED, MemoryFeed, verifier
@@ -80,6 +80,30 @@ def test_the_command_line_without_a_secret_exits_2(
     # A refused start leaves the process's logging as it was (the command can be run in-process).
     assert logging.getLogger().handlers == handlers
     assert logging.logThreads is True
+
+
+@pytest.mark.parametrize(
+    ("flags", "preserve_host", "keep_app_cookies"),
+    [([], False, False), (["--preserve-host"], True, False), (["--keep-app-cookies"], False, True)],
+)
+def test_the_command_lines_relay_flags_reach_the_config(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    preserve_host: bool,
+    keep_app_cookies: bool,
+) -> None:
+    keys = tmp_path / "origin-keys.json"
+    keys.write_text(json.dumps(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))])))
+    monkeypatch.setenv("PREVIEW_INGRESS_SECRET", SECRET)
+    where = ["--upstream", "http://127.0.0.1:3000", "--sandbox", "sbx-one", "--jwks-file", str(keys)]
+
+    args = parser().parse_args(
+        [*where, "--audience", "https://ingress.fleet.example", "--no-revocations", *flags]
+    )
+    built = config_from(args)
+
+    assert (built.preserve_host, built.keep_app_cookies) == (preserve_host, keep_app_cookies)
 
 
 @pytest.fixture
