@@ -145,7 +145,6 @@ def jupyter_app(workdir: Path, log_dir: Path) -> Iterator[RunningApp]:
         # pages, its own Origin.
         "--IdentityProvider.token=",
         "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
         "--ServerApp.default_url=/static/cell.html",
         "--ServerApp.log_level=DEBUG",
@@ -164,12 +163,17 @@ def jupyter_app(workdir: Path, log_dir: Path) -> Iterator[RunningApp]:
         yield app
 
 
+OWNER_XSRF = {"Cookie": "_xsrf=owner", "X-XSRFToken": "owner"}
+"""What the sandbox's owner sends with a POST or DELETE on Jupyter itself: its XSRF check is on
+(a stock server), and it wants the same token in the cookie and the header."""
+
+
 def start_kernel(app: RunningApp) -> str:
     """A kernel started on the app itself (as the sandbox's owner would), its id."""
     reply = fetch(
         f"{app.url}/api/kernels",
         "POST",
-        {"Content-Type": "application/json"},
+        {"Content-Type": "application/json", **OWNER_XSRF},
         json.dumps({"name": KERNEL_NAME}).encode(),
     )
     assert reply.status == 201, reply.text

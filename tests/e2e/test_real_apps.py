@@ -38,6 +38,7 @@ from tests.e2e.conftest import _CREDENTIAL
 from tests.e2e.embed_page import VISIBLE_FRAME, visible_frame
 from tests.e2e.local_stack import LocalStack, fetch
 from tests.e2e.real_apps import (
+    OWNER_XSRF,
     RunningApp,
     embedding_server,
     embedding_url,
@@ -248,7 +249,7 @@ def _session_end(page: Page) -> float:
 def _fresh_kernel(jupyter: RunningApp) -> str:
     """Only one kernel on the server, new (its execution count at 0): the one the page connects to."""
     for kernel in fetch(f"{jupyter.url}/api/kernels").json():
-        assert fetch(f"{jupyter.url}/api/kernels/{kernel['id']}", "DELETE").status == 204
+        assert fetch(f"{jupyter.url}/api/kernels/{kernel['id']}", "DELETE", OWNER_XSRF).status == 204
     return start_kernel(jupyter)
 
 
