@@ -866,10 +866,14 @@ def _as_the_apps_origin(origin: str, viewer_host: str, scheme: str, authority: s
 
 
 def _as_the_viewers_location(location: str, app: Origin) -> str:
-    """An app's absolute ``Location`` on its own origin (built from the ``Host`` it gets) as a path
-    of the preview host, relative so the viewer keeps its scheme (nginx's ``proxy_redirect
+    """An app's absolute ``Location`` on its own ``Host`` (it builds them from the ``Host`` it gets,
+    with ``http`` or, behind a proxy it trusts, ``X-Forwarded-Proto``'s ``https``) as a path of
+    the preview host, relative so the viewer keeps its scheme (nginx's ``proxy_redirect
     default``); any other ``Location`` as the app sent it."""
-    own = f"{app.scheme}://{app.authority}"
+    scheme, separator, _ = location.partition("://")
+    if not separator or scheme.lower() not in ("http", "https"):
+        return location
+    own = f"{scheme}://{app.authority}"
     if location[: len(own)].lower() != own.lower():
         return location
     rest = location[len(own) :]

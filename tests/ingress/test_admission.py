@@ -150,10 +150,11 @@ def test_with_the_viewers_host_preserved_the_origin_is_the_viewers_too(
     [
         ("to=/tree%3Fx%3D1", "/tree?x=1"),  # on the app's own origin: a path of the preview host
         ("to=", "/"),
+        ("away=https://{app}/next", "/next"),  # built with X-Forwarded-Proto's scheme
         ("away=https://auth.example/login", "https://auth.example/login"),
         ("away=http://{app}.evil.test/", "http://{app}.evil.test/"),
     ],
-    ids=["own-origin", "own-origin-bare", "another-site", "lookalike"],
+    ids=["own-origin", "own-origin-bare", "own-host-https", "another-site", "lookalike"],
 )
 def test_a_redirect_the_app_builds_from_its_host_stays_on_the_preview_host(
     ingress: Ingress, sandbox: Sandbox, query: str, location: str
