@@ -21,13 +21,15 @@ the same way and register their streams alike. HTTP goes to the app over
 Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
 two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
 ``X-Preview-Scope`` (the verified scope, replacing any the viewer sent: an app such as a desktop
-may enforce ``read`` itself too, x11vnc ``-viewonly``); bodies
+may enforce ``read`` itself too, x11vnc ``-viewonly``); the app gets its own ``Host`` and, from
+the preview host's own pages, its own ``Origin``, as on localhost; bodies
 stream both ways (a ``Content-Length`` is kept, else chunked); connections to the app are pooled
 and kept alive. On every answer, whatever its status: no ``__Host-mp_*`` ``Set-Cookie``, no
 ``X-Frame-Options``, and ``Content-Security-Policy`` gets ``frame-ancestors`` from the
-assertion's ``fa`` (or the default). WebSockets relay both ways for ``interact``; for ``read``
-every data frame the viewer sends is dropped. Streams (WebSockets and response bodies still
-flowing) end at the assertion's ``exp``, and within one poll of a revocation.
+assertion's ``fa`` (or the default); the app's cookies are made host-only and partitioned for the
+frame, and a ``Location`` on its own ``Host`` becomes a path. WebSockets relay both ways for
+``interact``; for ``read`` every data frame the viewer sends is dropped. Streams (WebSockets and
+response bodies still flowing) end at the assertion's ``exp``, and within one poll of a revocation.
 
 On the fast path a ``Content-Length`` body of :data:`_SPLICED_BODY` or more, on plain TCP both
 ways (Linux), goes from the app's socket to the viewer's by ``splice(2)`` once its head is sent
