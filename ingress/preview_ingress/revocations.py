@@ -74,8 +74,6 @@ class RevocationWatch:
             _PolledElsewhere(), refresh_seconds=math.inf, max_staleness_seconds=math.inf, clock=clock
         )
         self._polled_at = -math.inf
-        self._read_from = -math.inf
-        """Wall time the last successful poll started reading: what it saw was written before."""
         self._wake = asyncio.Event()
         """Set by :meth:`poll_soon`: the poll loop reads the feed again without waiting its interval."""
         self._loaded_until_ms: int | None = None
@@ -138,7 +136,8 @@ class RevocationWatch:
         ``written_by`` did already: the ingress asks shortly before a stream's ``exp`` when it knows
         no renewal of the stream's token, so a link written up to then is followed whatever the poll
         interval. The poll loop does the read (:meth:`poll_forever`), so polls never overlap."""
-        if self._feed is not None and self._read_from < written_by:
+        read_from = self._loaded_until_ms  # when the last successful poll read the feed, in ms
+        if self._feed is not None and (read_from is None or read_from < written_by * 1000):
             self._wake.set()
 
     async def poll_once(self) -> None:
@@ -164,7 +163,6 @@ class RevocationWatch:
         # the next poll's worker thread reads it while this thread may replace it
         self._successors = {jti: next_ for jti, next_ in self._successors.items() if next_.expires_at > wall}
         self._loaded_until_ms = int(wall * 1000)
-        self._read_from = wall
         self._polled_at = self._clock()
         self.on_poll()
 
