@@ -113,6 +113,13 @@ def test_for_60_s_the_same_document_keeps_working_across_15_s_tokens(
     assert frame.evaluate(MARKER) == "set in the first document", "the same document all along"
     assert frame.locator("#keys").input_value() == typed, "the form's state survived"
     assert page.get_attribute(VISIBLE_FRAME, "src") == src
+    # A renewal may be in flight as the minute ends (its hidden frame then still there): once it is
+    # done, no hidden renewal frame is left behind.
+    page.wait_for_function(
+        "() => ['preview-renewing', 'preview-renewed'].map("
+        "(name) => window.__events.filter((e) => e.name === name).length).every((n, _, all) => n === all[0])",
+        timeout=TIMEOUT_MS,
+    )
     assert page.locator("#preview iframe").count() == 1, "no hidden renewal frame is left behind"
     # Every keystroke reached the sandbox, none was refused, across at least three token ends.
     assert frame.locator("#input-status").get_attribute("data-refused") is None
