@@ -31,10 +31,10 @@ frame, and a ``Location`` on its own ``Host`` becomes a path. WebSockets relay b
 ``interact``; for ``read`` every data frame the viewer sends is dropped. Streams (WebSockets and
 response bodies still flowing) end at the assertion's ``exp``, and within one poll of a revocation.
 
-On the fast path a ``Content-Length`` body of :data:`_SPLICED_BODY` or more, on plain TCP both
-ways (Linux), goes from the app's socket to the viewer's by ``splice(2)`` once its head is sent
-(:mod:`preview_ingress.splice`): the kernel moves the pages, the ingress no longer copies them in
-and out. The same stream registration, end and log line as any body.
+On the fast path a ``Content-Length`` body of :data:`_RELAYED_BODY` or more, on plain TCP both
+ways, goes from the app's socket to the viewer's through one reused buffer once its head is sent
+(:mod:`preview_ingress.socket_relay`): no Python object per chunk, no transport's queue. The same
+stream registration, end and log line as any body.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ from preview_tokens.data_plane.denial_page import content_security_policy, denia
 from preview_tokens.data_plane.frame_ancestors import merge_frame_ancestors
 from yarl import URL
 
-from preview_ingress import access_log, splice
+from preview_ingress import access_log, socket_relay
 from preview_ingress.config import SANDBOX_LABEL, SECRET_HEADER, IngressConfig
 from preview_ingress.metrics import IngressMetrics
 from preview_ingress.revocations import UNAVAILABLE, RevocationWatch
-from preview_ingress.splice import SourceEndedError
+from preview_ingress.socket_relay import SourceEndedError
 from preview_ingress.upstream import (
     Origin,
     UpstreamBodyError,
@@ -114,9 +114,9 @@ _CHUNK = 256 * 1024
 # The client's read buffer: large enough that a fast download is not paused every 64 KiB.
 _READ_BUFFER = 1 << 20
 _SMALL_BODY = 64 * 1024
-# A Content-Length body from this size on is spliced (splice.py): below it the set-up (a pipe, two
-# dup'd fds, a flush) costs more than the copies it saves.
-_SPLICED_BODY = 1 << 20
+# A Content-Length body from this size on goes by the socket relay (socket_relay.py): below it the
+# set-up (two dup'd fds, a buffer, a flush) costs more than the transports' copy.
+_RELAYED_BODY = 1 << 20
 _MAX_VERIFIED = 4096
 _Copy = Callable[[Callable[[int], None]], Awaitable[None]]
 """How a response body goes to the viewer: ``copy(sent)`` calls ``sent(n)`` as bytes go."""
@@ -595,7 +595,7 @@ class IngressProxy:
                     viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
                     await viewer.drain()
 
-                copy = _splicing(upstream, viewer) if (length or 0) >= _SPLICED_BODY else None
+                copy = _relaying(upstream, viewer) if (length or 0) >= _RELAYED_BODY else None
                 why = await self._stream_body(copy or _copying(upstream, write), assertion, log)
             if why is None:
                 if chunked:
@@ -801,24 +801,24 @@ def _copying(upstream: UpstreamResponse, write: Callable[[bytes], Awaitable[None
     return copy
 
 
-def _splicing(upstream: UpstreamResponse, viewer: ViewerConnection) -> _Copy | None:
-    """The rest of a ``Content-Length`` body moved socket to socket by the kernel
-    (:mod:`preview_ingress.splice`), or ``None`` where that cannot be (not Linux, TLS, a failed exchange)."""
-    if not splice.AVAILABLE or viewer.transport is None:
+def _relaying(upstream: UpstreamResponse, viewer: ViewerConnection) -> _Copy | None:
+    """The rest of a ``Content-Length`` body moved socket to socket (:mod:`preview_ingress.socket_relay`),
+    or ``None`` where that cannot be (TLS on either side, a failed exchange)."""
+    if not socket_relay.AVAILABLE or viewer.transport is None:
         return None
-    sink = splice.plain_socket(viewer.transport)
+    sink = socket_relay.plain_socket(viewer.transport)
     source = upstream.body_socket()
     if sink is None or source is None:
         return None
 
     async def copy(sent: Callable[[int], None]) -> None:
         received, to_come = upstream.hand_over_body()
-        relay = splice.SpliceRelay(source, sink)
+        relay = socket_relay.SocketRelay(source, sink)
         try:
             if received:
                 sent(len(received))
                 viewer.write(received)
-            await viewer.flushed()  # nothing of ours may follow the spliced bytes
+            await viewer.flushed()  # nothing of ours may follow the relayed bytes
             await relay.move(to_come, sent)
         finally:
             relay.close()

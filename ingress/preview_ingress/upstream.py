@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from preview_ingress.flow import WriteFlow
-from preview_ingress.splice import plain_socket
+from preview_ingress.socket_relay import plain_socket
 
 IDLE_SECONDS = 4.0
 MAX_HEAD_BYTES = 256 * 1024
@@ -87,7 +87,8 @@ class UpstreamResponse:
 
     def body_socket(self) -> socket.socket | None:
         """The socket the rest of a ``Content-Length`` body is still to come on, for a relay that
-        moves it itself (:mod:`preview_ingress.splice`); ``None`` if it is TLS, or the exchange failed."""
+        moves it itself (:mod:`preview_ingress.socket_relay`); ``None`` if it is TLS, or the exchange
+        failed."""
         return self._connection.body_socket()
 
     def hand_over_body(self) -> tuple[bytes, int]:

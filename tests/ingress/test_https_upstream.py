@@ -32,7 +32,7 @@ from tests.ingress.conftest import (
 from tests.ingress.test_admission import fetch
 from tests.support.certificates import self_signed_certificate
 
-LARGE_BYTES = 3 * 1024 * 1024 + 17  # past the size the relay splices on plain TCP
+LARGE_BYTES = 3 * 1024 * 1024 + 17  # past the size the socket relay takes on plain TCP
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
-"""Which connections the zero-copy relay may take: plain TCP only, never TLS.
+"""Which connections the socket relay may take: plain TCP only, never TLS.
 
-Spliced bytes go as they are on the socket. On a TLS connection those are records, so a body
-spliced from an ``https`` app would reach the viewer encrypted; :func:`plain_socket` must refuse
+The relay moves bytes as they are on the socket. On a TLS connection those are records, so a body
+relayed from an ``https`` app would reach the viewer encrypted; :func:`plain_socket` must refuse
 such a transport on both event loops the ingress runs on (uvloop in the CLI, asyncio elsewhere).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from preview_ingress.splice import plain_socket
+from preview_ingress.socket_relay import plain_socket
 
 from tests.support.certificates import self_signed_certificate
 
@@ -54,7 +54,7 @@ async def _connected(
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_a_tls_connection_is_never_spliced_on_either_side(tmp_path: Path, loop: str) -> None:
+def test_a_tls_connection_is_never_relayed_on_either_side(tmp_path: Path, loop: str) -> None:
     cert, key = self_signed_certificate(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
@@ -65,6 +65,6 @@ def test_a_tls_connection_is_never_spliced_on_either_side(tmp_path: Path, loop: 
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_a_plain_tcp_connection_may_be_spliced_on_both_sides(loop: str) -> None:
+def test_a_plain_tcp_connection_may_be_relayed_on_both_sides(loop: str) -> None:
     with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
         assert runner.run(_connected(None, None)) == (True, True)

@@ -1,16 +1,24 @@
-"""Zero-copy relay of a large response body: the app's socket -> a pipe -> the viewer's socket.
+"""The relay of a large response body: the app's socket -> one reused buffer -> the viewer's socket.
 
-Relayed through Python, each byte of a download is copied twice by the kernel (``recv`` into the
-ingress, ``send`` out of it) and the ingress cost about as much CPU per MB as the client and the
-app together (``make bench``). With ``splice(2)`` (Linux) the kernel moves references to the
-received pages into a pipe and from the pipe into the viewer's socket: no copy through the ingress.
+Relayed through the transports, each chunk of a download became a new ``bytes`` object read by the
+app's transport, queued and written by the viewer's: the ingress cost about as much CPU per MB as
+the client and the app together (``make bench``). Here the rest of a ``Content-Length`` body is
+read straight off the app's socket into one buffer (:data:`BUFFER_BYTES`, allocated once per body)
+and written from it to the viewer's socket, in a loop that waits on the event loop only when
+neither side can move: two system calls per buffer and no Python object per chunk.
 
-Only the bytes of a ``Content-Length`` body still on the app's socket go this way, and only on
-plain TCP both ways (TLS bytes must be decrypted and encrypted by the process). The caller hands
-over both sockets with nothing buffered: the app's transport paused (libuv stops reading its fd, so
-no byte of the body reaches Python meanwhile) and the viewer's write buffer empty (nothing of ours
-is written meanwhile: one request is answered at a time), so no byte is reordered. The viewer's
-transport keeps reading: a pipelined request is parsed and waits, as during any body.
+It replaced a ``splice(2)`` relay (app socket -> pipe -> viewer socket, no copy through the
+process), which spent less of the ingress's own CPU per MB but made the other two ends pay more:
+spliced pages stay the app's until the viewer has read them, so the app writes into fresh memory
+and the viewer reads memory long out of cache. Measured head to head on the same machine
+(``make bench``, ingress/README.md): the copy moved a download faster, with the CPUs shared and with
+the ingress on a CPU of its own.
+
+Only plain TCP both ways (TLS bytes must be decrypted and encrypted by the transports). The caller
+hands over both sockets with nothing buffered: the app's transport paused (its event loop stops
+reading the fd, so no byte of the body reaches Python meanwhile) and the viewer's write buffer empty
+(nothing of ours is written meanwhile: one request is answered at a time), so no byte is reordered.
+The viewer's transport keeps reading: a pipelined request is parsed and waits, as during any body.
 
 Readiness is awaited on duplicates of the two fds (``loop.add_reader`` / ``add_writer``; uvloop
 refuses a transport's own fd, and a duplicate is an epoll registration of its own), so the relay
@@ -22,19 +30,15 @@ closes them, whatever the transports do meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import socket
-import sys
 from collections.abc import Callable
 from typing import Final
 
-_PIPE_BYTES: Final = 1 << 20
-"""The pipe's capacity asked for (``F_SETPIPE_SZ``; the default is 64 KiB): fewer system calls a MB."""
-_FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
-_F_SETPIPE_SZ: Final = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-AVAILABLE: Final = sys.platform == "linux" and hasattr(os, "splice")
+BUFFER_BYTES: Final = 256 * 1024
+"""Read and written in one go. Measured against 64 KiB to 1 MiB (``make bench``, ingress/README.md):
+smaller costs more system calls a MB, larger leaves the copy out of the CPU's cache."""
+AVAILABLE: Final = hasattr(os, "readv") and hasattr(os, "dup")
 
 
 class SourceEndedError(Exception):
@@ -51,21 +55,18 @@ def plain_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
     return sock  # type: ignore[no-any-return]
 
 
-class SpliceRelay:
-    """A pipe, and duplicates of the app's socket (``source``) and the viewer's (``sink``) taken at
-    once, so the relay holds both sockets whatever their transports do meanwhile. :meth:`close` it."""
+class SocketRelay:
+    """Duplicates of the app's socket (``source``) and the viewer's (``sink``) taken at once, so
+    the relay holds both sockets whatever their transports do meanwhile. :meth:`close` it."""
 
     def __init__(self, source: socket.socket, sink: socket.socket) -> None:
         self._fds: list[int] = []
         try:
             self._source = self._own(os.dup(source.fileno()))
             self._sink = self._own(os.dup(sink.fileno()))
-            self._read_end, self._write_end = (self._own(fd) for fd in os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         except BaseException:
             self.close()
             raise
-        with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: the default
-            fcntl.fcntl(self._write_end, _F_SETPIPE_SZ, _PIPE_BYTES)
 
     def _own(self, fd: int) -> int:
         self._fds.append(fd)
@@ -77,17 +78,20 @@ class SpliceRelay:
 
     async def move(self, length: int, moved: Callable[[int], None]) -> None:
         """Move ``length`` bytes from the app's socket to the viewer's; ``moved(n)`` as bytes reach
-        the viewer's socket. Raises :class:`SourceEndedError` when the app's socket ends or fails
-        first and ``ConnectionResetError`` when the viewer's fails."""
+        the viewer's socket. Never reads past ``length`` (the app's next answer stays on its socket).
+        Raises :class:`SourceEndedError` when the app's socket ends or fails first and
+        ``ConnectionResetError`` when the viewer's fails."""
         loop = asyncio.get_running_loop()
+        buffer = memoryview(bytearray(min(length, BUFFER_BYTES)))
+        size = len(buffer)
         to_come = length  # still on the app's socket
-        in_pipe = 0
-        while to_come or in_pipe:
+        start = end = 0  # buffer[start:end]: read, not yet written
+        while to_come or end > start:
             progressed = False
-            if to_come:
+            if to_come and end < size:
                 try:
-                    n = os.splice(self._source, self._write_end, min(to_come, _PIPE_BYTES), flags=_FLAGS)
-                except BlockingIOError:  # nothing received yet, or the pipe is full
+                    n = os.readv(self._source, [buffer[end : min(size, end + to_come)]])
+                except BlockingIOError:  # nothing received yet
                     n = -1
                 except OSError as error:
                     raise SourceEndedError(f"reading from the app failed ({error.strerror})") from None
@@ -95,21 +99,23 @@ class SpliceRelay:
                     raise SourceEndedError("the app closed the connection mid-answer")
                 if n > 0:
                     to_come -= n
-                    in_pipe += n
+                    end += n
                     progressed = True
-            if in_pipe:
+            if end > start:
                 try:
-                    n = os.splice(self._read_end, self._sink, in_pipe, flags=_FLAGS)
+                    n = os.write(self._sink, buffer[start:end])
                 except BlockingIOError:  # the viewer's socket buffer is full
                     n = 0
                 except OSError as error:
                     raise ConnectionResetError(f"writing to the viewer failed ({error.strerror})") from None
                 if n > 0:
-                    in_pipe -= n
+                    start += n
                     moved(n)
                     progressed = True
+                    if start == end:
+                        start = end = 0
             if not progressed:
-                if in_pipe:
+                if end > start:
                     await _ready(loop, self._sink, writable=True)
                 else:
                     await _ready(loop, self._source, writable=False)
