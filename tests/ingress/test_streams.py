@@ -47,7 +47,16 @@ def test_server_sent_events_arrive_one_by_one(ingress: Ingress, sandbox: Sandbox
     assert asyncio.run(go()) == (b"data: first\n\n", b"data: second\n\n")
 
 
-def test_a_100_mb_download_arrives_intact(ingress: Ingress, sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_100_mb_download_arrives_intact(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, loop: str
+) -> None:
+    # The CLI runs on uvloop; where uvloop is not installed the ingress runs on asyncio's loop, and
+    # a large body's socket relay waits on either loop's readiness.
+    if loop == "asyncio":
+        monkeypatch.setattr("preview_ingress.server.new_event_loop", asyncio.new_event_loop)
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX)
+
     async def go() -> tuple[str, int, str | None]:
         digest = hashlib.sha256()
         received = 0
