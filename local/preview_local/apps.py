@@ -10,6 +10,12 @@ An ``https`` app is checked against the system's CAs; a dev server with a certif
 (mkcert's, a self-signed one) is checked against that CA instead with
 ``PREVIEW_LOCAL_APP_CA_FILE=/path/ca.pem`` or ``--app-ca-file`` (a PEM bundle; a self-signed
 certificate is its own CA). The check is never skipped: an app it fails gets the 502 page.
+
+By default each app gets its own ``Host`` (``127.0.0.1:5173``) and the preview host in
+``X-Forwarded-Host``, as on localhost. An app that builds its checks on ``X-Forwarded-Host``
+(Rails: its host authorization and its form posts' ``Origin`` check) is named in
+``PREVIEW_LOCAL_PRESERVE_HOST="sbx-rails,..."`` or ``--app-preserve-host sbx-rails``: its ingress
+then runs with ``--preserve-host`` (the viewer's ``Host`` and ``Origin`` as sent).
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from __future__ import annotations
 import os
 import re
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 APPS_ENV = "PREVIEW_LOCAL_APPS"
 APP_CA_FILE_ENV = "PREVIEW_LOCAL_APP_CA_FILE"
+PRESERVE_HOST_ENV = "PREVIEW_LOCAL_PRESERVE_HOST"
 _SANDBOX_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -52,6 +59,18 @@ def parse_apps(specs: Iterable[str]) -> dict[str, str]:
             host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
             apps[sandbox_id] = f"{parts.scheme}://{host}:{port}"
     return apps
+
+
+def preserve_host_ids(specs: Iterable[str], apps: Mapping[str, str]) -> frozenset[str]:
+    """The app ids (comma-separated in each of ``specs``) whose ingress keeps the viewer's ``Host``.
+    Raises :class:`AppSpecError` for an id that names none of ``apps``."""
+    ids = frozenset(entry.strip() for spec in specs for entry in spec.split(",") if entry.strip())
+    unknown = sorted(ids - set(apps))
+    if unknown:
+        raise AppSpecError(
+            f"--app-preserve-host {', '.join(unknown)}: not an app of this stack (name it with --app ID=URL)"
+        )
+    return ids
 
 
 def app_ca_file(path: str | None) -> str | None:

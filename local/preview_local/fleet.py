@@ -36,6 +36,8 @@ class FleetSettings:
     """What CloudFront's origin custom header carries: a new one at every start."""
     upstream_ca_file: str | None = None
     """The CAs ``https`` apps are checked against (``--app-ca-file``); ``None``: the system's."""
+    preserve_host: frozenset[str] = frozenset()
+    """The apps whose ingress keeps the viewer's ``Host`` and ``Origin`` (``--app-preserve-host``)."""
 
 
 INGRESS_LOGGER = "preview_ingress"
@@ -86,6 +88,7 @@ class LocalFleet:
             input_path_prefix=self.settings.input_path_prefix,
             default_frame_ancestors=self.settings.frame_ancestors,
             upstream_ca_file=self.settings.upstream_ca_file,
+            preserve_host=sandbox_id in self.settings.preserve_host,
         )
         running = start_in_thread(config)
         self._running[sandbox_id] = running

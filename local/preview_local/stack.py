@@ -32,7 +32,15 @@ from preview_tokens.operator.operator_cli import EDGE_STORE_FILE
 from preview_tokens.settings import RevocationSettings
 
 from preview_local import invocations
-from preview_local.apps import APP_CA_FILE_ENV, APPS_ENV, AppSpecError, app_ca_file, parse_apps
+from preview_local.apps import (
+    APP_CA_FILE_ENV,
+    APPS_ENV,
+    PRESERVE_HOST_ENV,
+    AppSpecError,
+    app_ca_file,
+    parse_apps,
+    preserve_host_ids,
+)
 from preview_local.aws_resources import ensure_resources
 from preview_local.cfn_template import project_template
 from preview_local.demo_app import DemoEmbeddingApp, SandboxChoice
@@ -121,6 +129,9 @@ def local_only_environment(port: int) -> dict[str, str]:
     }
 
 
+_PRESERVED = ", gets the viewer's Host"
+
+
 @dataclass(frozen=True)
 class DemoInfo:
     """What a developer (and the e2e tests) need to use the running stack: ``demo.json``."""
@@ -140,6 +151,8 @@ class DemoInfo:
     """Sandbox id -> that ingress's admin port (``/healthz``, Prometheus ``/metrics``)."""
     app_ca_file: str | None = None
     """The CAs the apps' ``https`` certificates are checked against (``--app-ca-file``)."""
+    preserve_host: frozenset[str] = frozenset()
+    """The apps whose ingress keeps the viewer's ``Host`` (``--app-preserve-host``)."""
 
     @property
     def api_url(self) -> str:
@@ -178,6 +191,7 @@ class DemoInfo:
             "ingress_ports": dict(self.ingress),
             "ingress_admin_ports": dict(self.ingress_admin),
             "app_ca_file": self.app_ca_file,
+            "preserve_host": sorted(self.preserve_host),
         }
 
     def _app_lines(self) -> list[str]:
@@ -185,7 +199,8 @@ class DemoInfo:
         if not self.apps:
             return [f"  your own apps          {APPS_ENV}='sbx-app=http://127.0.0.1:5173' make run"]
         lines = [
-            f"  app {sandbox_id} ({url})  open {self.api_url}/?sandbox={sandbox_id}"
+            f"  app {sandbox_id} ({url}{_PRESERVED if sandbox_id in self.preserve_host else ''})"
+            f"  open {self.api_url}/?sandbox={sandbox_id}"
             for sandbox_id, url in self.apps.items()
         ]
         if self.app_ca_file:
@@ -268,6 +283,7 @@ def run(
     stop: threading.Event,
     apps: Mapping[str, str] | None = None,
     app_ca_file: str | None = None,
+    preserve_host: frozenset[str] = frozenset(),
 ) -> None:
     with ExitStack() as running:
         try:
@@ -320,6 +336,7 @@ def run(
                 input_path_prefix=input_path_prefix,
                 frame_ancestors=deployment.parameters["FrameAncestors"],
                 upstream_ca_file=app_ca_file,
+                preserve_host=preserve_host,
             ),
             default_upstream=demo_app_url,
         ).start(served_apps)
@@ -373,6 +390,7 @@ def run(
             ingress={sandbox_id: fleet.port(sandbox_id) or 0 for sandbox_id in served_apps},
             ingress_admin={sandbox_id: fleet.admin_port(sandbox_id) or 0 for sandbox_id in served_apps},
             app_ca_file=app_ca_file,
+            preserve_host=preserve_host,
         )
         demo_path = state.write_json(DEMO_FILE, info.as_json())
         events = ready_events(
@@ -428,7 +446,8 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         "the mint API, the data plane behind a local CloudFront and the fleet ingress, the demo pages.",
         epilog="Also: `preview-local invoke <LogicalId> <event|->` invokes one function in-process "
         f"against the running stack. Environment: PORT (default {DEFAULT_PORT}), {APPS_ENV} "
-        f"(id=URL,...), {APP_CA_FILE_ENV} (as --app-ca-file), PREVIEW_LOCAL_STATE_DIR (default .local). "
+        f"(id=URL,...), {APP_CA_FILE_ENV} (as --app-ca-file), {PRESERVE_HOST_ENV} (id,..., as "
+        "--app-preserve-host), PREVIEW_LOCAL_STATE_DIR (default .local). "
         "See docs/local-stack.md.",
     )
     parser.add_argument(
@@ -446,6 +465,15 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         help="check https apps' certificates against the CAs in this PEM file instead of the system's "
         f"(a dev server's mkcert or self-signed certificate); default ${APP_CA_FILE_ENV}",
     )
+    parser.add_argument(
+        "--app-preserve-host",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="send app ID the viewer's Host and Origin as they are (its ingress with --preserve-host), "
+        "for an app whose checks use X-Forwarded-Host, as Rails' do; repeatable; default "
+        f"${PRESERVE_HOST_ENV} (id,...)",
+    )
     return parser.parse_args(argv)
 
 
@@ -458,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         apps = parse_apps([os.environ.get(APPS_ENV, ""), *arguments.app])
         ca_file = app_ca_file(arguments.app_ca_file or os.environ.get(APP_CA_FILE_ENV, "").strip())
+        preserve_host = preserve_host_ids(
+            [os.environ.get(PRESERVE_HOST_ENV, ""), *arguments.app_preserve_host], apps
+        )
     except AppSpecError as error:
         print(f"preview-local: {error}", file=sys.stderr)
         return 2
@@ -475,5 +506,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    run(_port(os.environ), LocalState.from_env(os.environ), stop, apps, ca_file)
+    run(_port(os.environ), LocalState.from_env(os.environ), stop, apps, ca_file, preserve_host)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from preview_local.apps import AppSpecError, parse_apps
+from preview_local.apps import AppSpecError, parse_apps, preserve_host_ids
 
 
 def test_apps_from_the_environment_and_flags_name_a_sandbox_and_its_base_url() -> None:
@@ -43,3 +43,17 @@ def test_nothing_configured_is_no_app() -> None:
 def test_an_entry_that_names_no_sandbox_or_no_usable_url_is_refused_with_the_entry_named(spec: str) -> None:
     with pytest.raises(AppSpecError, match=r"ID=URL|app URL"):
         parse_apps([spec])
+
+
+APPS = {"sbx-vite": "http://127.0.0.1:5173", "sbx-rails": "http://127.0.0.1:3001"}
+
+
+def test_the_apps_that_keep_the_viewers_host_come_from_the_environment_and_flags() -> None:
+    assert preserve_host_ids(["sbx-rails", ""], APPS) == {"sbx-rails"}
+    assert preserve_host_ids([" sbx-rails , sbx-vite", "sbx-rails"], APPS) == {"sbx-rails", "sbx-vite"}
+    assert preserve_host_ids(["", " , "], APPS) == frozenset()
+
+
+def test_keeping_the_host_of_an_app_the_stack_does_not_front_is_refused_with_the_id_named() -> None:
+    with pytest.raises(AppSpecError, match="sbx-typo: not an app of this stack"):
+        preserve_host_ids(["sbx-rails,sbx-typo"], APPS)

@@ -55,3 +55,22 @@ def test_help_names_the_app_ca_file(capsys: pytest.CaptureFixture[str]) -> None:
     shown = capsys.readouterr().out
     assert "--app-ca-file" in shown
     assert "PREVIEW_LOCAL_APP_CA_FILE" in shown
+
+
+def test_keeping_the_host_of_an_app_not_named_stops_the_command_before_it_starts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREVIEW_LOCAL_APPS", raising=False)
+    monkeypatch.delenv("PREVIEW_LOCAL_PRESERVE_HOST", raising=False)
+
+    assert main(["--app", "sbx-app=http://127.0.0.1:5173", "--app-preserve-host", "sbx-other"]) == 2
+    assert "preview-local: --app-preserve-host sbx-other: not an app" in capsys.readouterr().err
+
+
+def test_help_names_the_preserve_host_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    shown = capsys.readouterr().out
+    assert "--app-preserve-host" in shown
+    assert "PREVIEW_LOCAL_PRESERVE_HOST" in shown
