@@ -404,10 +404,11 @@ class IngressProxy:
 
     # ---- HTTP ------------------------------------------------------------------------------
 
-    def _upstream_request_headers(self, request: ViewerRequestLike, authority: str) -> list[tuple[str, str]]:
-        """The viewer's headers as the app gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
+    def _upstream_request_headers(self, request: ViewerRequestLike, app: Origin) -> list[tuple[str, str]]:
+        """The viewer's headers as ``app`` gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
         ``Host`` the app's own (or the viewer's, ``--preserve-host``) and an ``Origin`` of the preview
         host's own pages the app's own (:func:`_as_the_apps_origin`), ``X-Forwarded-*`` ours."""
+        authority = app.authority
         viewer = request.headers
         named_by_connection = (
             {token.strip().lower() for value in viewer.getall("Connection") for token in value.split(",")}
@@ -432,7 +433,7 @@ class IngressProxy:
                 if not value:
                     continue
             elif lower == "origin" and not preserve_host:
-                value = _as_the_apps_origin(value, viewer_host, proto, authority)
+                value = _as_the_apps_origin(value, viewer_host, app)
             headers.append((name, value))
         if request.remote:
             forwarded_for.append(request.remote)
@@ -643,7 +644,7 @@ class IngressProxy:
         """The request to the app (its headers rewritten, the verified scope added); its answer's head."""
         assert self._upstreams is not None
         origin = self._origin_of(base)
-        headers = self._upstream_request_headers(request, origin.authority)
+        headers = self._upstream_request_headers(request, origin)
         headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
         return await self._upstreams.request(origin, request.method, request.raw_path, headers, body)
 
@@ -699,7 +700,7 @@ class IngressProxy:
         target = target.with_scheme("wss" if target.scheme == "https" else "ws")
         headers = CIMultiDict(
             (name, value)
-            for name, value in self._upstream_request_headers(request, origin.authority)
+            for name, value in self._upstream_request_headers(request, origin)
             if name.lower() not in _WS_HANDSHAKE
         )
         headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header
@@ -847,15 +848,17 @@ def _has_body(method: str, status: int) -> bool:
     return method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
-def _as_the_apps_origin(origin: str, viewer_host: str, scheme: str, authority: str) -> str:
+def _as_the_apps_origin(origin: str, viewer_host: str, app: Origin) -> str:
     """A viewer's ``Origin`` as the app would get it on localhost.
 
-    The app gets its own ``Host`` (the upstream's ``authority``), so a page of the preview host
-    itself, the app's own page in the frame, comes as ``scheme://authority``, the origin it has on
-    localhost: an app that compares a WebSocket's or a form post's ``Origin`` with its ``Host``
-    (Tornado, Jupyter, Streamlit, code-server, Django, Rails) takes its own pages' requests, stock.
-    Any other ``Origin`` (another site, another sandbox's preview host, ``null``) reaches it as
-    sent, and it refuses what it would refuse on localhost."""
+    The app gets its own ``Host`` (``app``'s authority), so a page of the preview host itself, the
+    app's own page in the frame, comes as ``app``'s own origin (``http://127.0.0.1:8000``), what its
+    pages send on localhost, whatever the viewer's scheme: an app that compares a WebSocket's or a
+    form post's ``Origin`` with its ``Host`` (Tornado, Jupyter, Streamlit, code-server) or with its
+    own scheme and ``Host`` (Django, stock: it does not trust ``X-Forwarded-Proto``) takes its own
+    pages' requests. An app whose checks go by ``X-Forwarded-Host`` (Rails) needs ``--preserve-host``,
+    where the ``Origin`` goes as sent. Any other ``Origin`` (another site, another sandbox's preview
+    host, ``null``) reaches it as sent, and it refuses what it would refuse on localhost."""
     page_scheme, separator, page_host = origin.partition("://")
     if (
         separator
@@ -863,7 +866,7 @@ def _as_the_apps_origin(origin: str, viewer_host: str, scheme: str, authority: s
         and page_scheme.lower() in ("http", "https")
         and page_host.lower() == viewer_host.lower()
     ):
-        return f"{scheme}://{authority}"
+        return f"{app.scheme}://{app.authority}"
     return origin
 
 
