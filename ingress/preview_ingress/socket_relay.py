@@ -38,6 +38,9 @@ from typing import Final
 BUFFER_BYTES: Final = 256 * 1024
 """Read and written in one go. Measured against 64 KiB to 1 MiB (``make bench``, ingress/README.md):
 smaller costs more system calls a MB, larger leaves the copy out of the CPU's cache."""
+YIELD_EVERY_BYTES: Final = 4 * 1024 * 1024
+"""While both sockets keep up, the relay gives the event loop a turn after this many bytes: other
+viewers' requests are answered meanwhile, and a stream's end (``exp``, a revocation) takes effect."""
 AVAILABLE: Final = hasattr(os, "readv") and hasattr(os, "dup")
 
 
@@ -86,6 +89,7 @@ class SocketRelay:
         size = len(buffer)
         to_come = length  # still on the app's socket
         start = end = 0  # buffer[start:end]: read, not yet written
+        until_turn = YIELD_EVERY_BYTES
         while to_come or end > start:
             progressed = False
             if to_come and end < size:
@@ -114,6 +118,10 @@ class SocketRelay:
                     progressed = True
                     if start == end:
                         start = end = 0
+                    until_turn -= n
+                    if until_turn <= 0:  # neither side made us wait lately: the loop's turn
+                        until_turn = YIELD_EVERY_BYTES
+                        await asyncio.sleep(0)
             if not progressed:
                 if end > start:
                     await _ready(loop, self._sink, writable=True)

@@ -1,4 +1,5 @@
-"""Which connections the socket relay may take: plain TCP only, never TLS.
+"""The socket relay: which connections it may take (plain TCP only, never TLS), and that it shares
+the event loop when neither end makes it wait.
 
 The relay moves bytes as they are on the socket. On a TLS connection those are records, so a body
 relayed from an ``https`` app would reach the viewer encrypted; :func:`plain_socket` must refuse
@@ -8,13 +9,14 @@ such a transport on both event loops the ingress runs on (uvloop in the CLI, asy
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import uvloop
-from preview_ingress.socket_relay import plain_socket
+from preview_ingress.socket_relay import YIELD_EVERY_BYTES, SocketRelay, plain_socket
 
 from tests.support.certificates import self_signed_certificate
 
@@ -68,3 +70,79 @@ def test_a_tls_connection_is_never_relayed_on_either_side(tmp_path: Path, loop: 
 def test_a_plain_tcp_connection_may_be_relayed_on_both_sides(loop: str) -> None:
     with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
         assert runner.run(_connected(None, None)) == (True, True)
+
+
+# ---- turns of the loop ---------------------------------------------------------------------------
+#
+# The socket relay shares the event loop when neither end makes it wait.
+#
+# Over a network the viewer's socket fills and the relay waits on the loop often. When both ends keep
+# up with it (loopback, a fast app and a fast reader) it would otherwise move a whole body in one go:
+# other viewers' requests on the same ingress would wait for it, and a stream's end at ``exp`` or on
+# a revocation (a cancellation, which lands only where the relay awaits) would wait too. Here both
+# ends never block: the app's side is ``/dev/zero`` and the viewer's ``/dev/null``.
+
+BODY = 64 * YIELD_EVERY_BYTES
+
+
+class _Fd:
+    """A file descriptor where the relay expects a socket (it only asks for ``fileno()``)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+@pytest.fixture
+def relay() -> Iterator[SocketRelay]:
+    zero, null = os.open("/dev/zero", os.O_RDONLY), os.open("/dev/null", os.O_WRONLY)
+    made = SocketRelay(_Fd(zero), _Fd(null))  # type: ignore[arg-type]  # duplicates both
+    os.close(zero)
+    os.close(null)
+    yield made
+    made.close()
+
+
+def test_other_work_runs_while_a_body_is_relayed_without_waits(relay: SocketRelay) -> None:
+    async def go() -> tuple[int, int]:
+        moved = 0
+
+        def count(n: int) -> None:
+            nonlocal moved
+            moved += n
+
+        relaying = asyncio.create_task(relay.move(BODY, count))
+        await asyncio.sleep(0)  # the relay starts
+        seen_meanwhile = moved  # another request's turn: the body is not over
+        await relaying
+        return seen_meanwhile, moved
+
+    seen_meanwhile, moved = asyncio.run(go())
+
+    assert 0 < seen_meanwhile < BODY
+    assert moved == BODY
+
+
+def test_a_relay_without_waits_ends_when_its_stream_is_ended(relay: SocketRelay) -> None:
+    async def go() -> tuple[bool, int]:
+        moved = 0
+
+        def count(n: int) -> None:
+            nonlocal moved
+            moved += n
+
+        relaying = asyncio.create_task(relay.move(BODY, count))
+        await asyncio.sleep(0)
+        relaying.cancel()  # what the stream registry does at exp or on a revocation
+        try:
+            await relaying
+        except asyncio.CancelledError:
+            return True, moved
+        return False, moved
+
+    cancelled, moved = asyncio.run(go())
+
+    assert cancelled
+    assert moved < BODY
