@@ -54,8 +54,9 @@ class IngressConfig:
     preserve_host: bool = False
     """Send the app the ``Host`` the viewer used (the preview host), and its ``Origin`` as sent,
     instead of the upstream's own. Off: dev servers that guard their Host (Vite's ``allowedHosts``)
-    and apps that compare ``Origin`` with ``Host`` (Jupyter, Streamlit) both work stock. On: for an
-    app that writes absolute URLs from ``Host`` into its pages."""
+    and apps that compare ``Origin`` with ``Host`` (Jupyter, Streamlit, Django) both work stock. On:
+    for an app that writes absolute URLs from ``Host`` into its pages, or whose checks go by
+    ``X-Forwarded-Host`` (Rails: its host authorization and form-post ``Origin`` check)."""
     keep_app_cookies: bool = False
     """Relay the app's ``Set-Cookie`` as it wrote it. Off (the default): each becomes a host-only,
     partitioned cross-site cookie (``Secure; SameSite=None; Partitioned``, no ``Domain``), the only

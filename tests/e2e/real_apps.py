@@ -12,18 +12,18 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from preview_local.cfn_template import PROJECT_ROOT
 
 from tests.e2e.local_stack import fetch, free_port
+from tests.support.http_server import answer, serving
 
 APPS_DIR = PROJECT_ROOT / "tests" / "apps"
 VITE_DIR = APPS_DIR / "vite-react"
@@ -208,12 +208,7 @@ class _EmbeddingPage(BaseHTTPRequestHandler):
         query = parse_qs(urlsplit(self.path).query)
         source, label = query.get("src", ["about:blank"])[0], query.get("label", [""])[0]
         body = (EMBEDDING_PAGE % (html.escape(label), html.escape(source, quote=True))).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, body, "text/html; charset=utf-8", ("Cache-Control", "no-store"))
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the URL carries a preview token, and no log line may."""
@@ -222,14 +217,8 @@ class _EmbeddingPage(BaseHTTPRequestHandler):
 @contextmanager
 def embedding_server() -> Iterator[str]:
     """The embedding page's base URL (``http://127.0.0.1:<port>``), served from a thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmbeddingPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_EmbeddingPage) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
 
 
 def embedding_url(base_url: str, preview_url: str, label: str = "") -> str:

@@ -11,10 +11,7 @@ with ``--preserve-host`` and the app gets the viewer's ``Host`` and ``Origin`` a
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import pytest
 from preview_local.apps import PRESERVE_HOST_ENV
 
 from tests.e2e.local_stack import LocalStack, fetch
+from tests.support.http_server import answer, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -33,28 +31,10 @@ class _Echo(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         seen = {name: self.headers.get(name) for name in ("Host", "X-Forwarded-Host", "Origin")}
-        body = json.dumps(seen).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, json.dumps(seen).encode(), "application/json")
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-@contextmanager
-def echo_app() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _seen(stack: LocalStack, sandbox_id: str) -> dict[str, Any]:
@@ -70,7 +50,8 @@ def _seen(stack: LocalStack, sandbox_id: str) -> dict[str, Any]:
 
 
 def test_an_app_gets_its_own_host_by_default_and_the_viewers_when_named_to_keep_it(tmp_path: Path) -> None:
-    with echo_app() as app:
+    with serving(_Echo) as server:
+        app = f"http://127.0.0.1:{server.server_port}"
         stack = LocalStack.start(
             tmp_path, environment={PRESERVE_HOST_ENV: VIEWERS_HOST}, apps={OWN_HOST: app, VIEWERS_HOST: app}
         )

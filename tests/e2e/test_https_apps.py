@@ -9,10 +9,9 @@ app whose certificate fails it gets the 502 page, and never a request.
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from preview_local.apps import APP_CA_FILE_ENV
 
 from tests.e2e.local_stack import LocalStack, fetch
 from tests.support.certificates import self_signed_certificate
+from tests.support.http_server import answer, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +29,7 @@ TRUSTED, UNTRUSTED = "sbx-tls", "sbx-tls-other"
 class _Page(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.paths.append(self.path)  # type: ignore[attr-defined]
-        body = f"served over https: {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer(self, f"served over https: {self.path}".encode(), "text/plain; charset=utf-8")
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -48,18 +43,10 @@ def https_app(directory: Path) -> Iterator[tuple[str, Path, list[str]]]:
     certificate, key = self_signed_certificate(directory)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(certificate, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    server.socket = tls.wrap_socket(server.socket, server_side=True)
     paths: list[str] = []
-    server.paths = paths  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", certificate, paths
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(_Page, tls) as server:
+        server.paths = paths  # type: ignore[attr-defined]
+        yield f"https://127.0.0.1:{server.server_port}", certificate, paths
 
 
 def test_an_https_app_is_served_when_its_ca_is_given_and_refused_when_its_certificate_fails(

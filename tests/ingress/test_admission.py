@@ -357,23 +357,19 @@ APP_COOKIES = [
 ]
 
 
-def test_an_apps_cookies_become_host_only_cookies_partitioned_for_the_frame(ingress: Ingress) -> None:
+@pytest.mark.parametrize(
+    "keep_app_cookies", [False, True], ids=["partitioned-for-the-frame", "with-keep-app-cookies-as-written"]
+)
+def test_an_apps_cookies_become_host_only_cookies_partitioned_for_the_frame_unless_kept(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox, keep_app_cookies: bool
+) -> None:
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, keep_app_cookies=keep_app_cookies)
     query = "&".join(f"c={quote(sent)}" for sent, _ in APP_COOKIES)
 
     answer = fetch("GET", f"{ingress.url}/set-cookies?{query}", cloudfront(assertion()))
 
-    assert answer.headers.getall("Set-Cookie") == [relayed for _, relayed in APP_COOKIES]
-
-
-def test_with_keep_app_cookies_they_are_relayed_as_the_app_wrote_them(
-    make_ingress: Callable[..., Ingress], sandbox: Sandbox
-) -> None:
-    keeping = make_ingress(upstream=sandbox.url, sandbox_id=SANDBOX, keep_app_cookies=True)
-    query = "&".join(f"c={quote(sent)}" for sent, _ in APP_COOKIES)
-
-    answer = fetch("GET", f"{keeping.url}/set-cookies?{query}", cloudfront(assertion()))
-
-    assert answer.headers.getall("Set-Cookie") == [sent for sent, _ in APP_COOKIES]
+    expected = [sent if keep_app_cookies else relayed for sent, relayed in APP_COOKIES]
+    assert answer.headers.getall("Set-Cookie") == expected
 
 
 def test_frame_ancestors_come_from_the_assertion_else_the_default(

@@ -105,19 +105,24 @@ def relay() -> Iterator[SocketRelay]:
     made.close()
 
 
+class _Moved:
+    """What the relay reports as moved (its ``moved`` callback)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def __call__(self, n: int) -> None:
+        self.bytes += n
+
+
 def test_other_work_runs_while_a_body_is_relayed_without_waits(relay: SocketRelay) -> None:
     async def go() -> tuple[int, int]:
-        moved = 0
-
-        def count(n: int) -> None:
-            nonlocal moved
-            moved += n
-
-        relaying = asyncio.create_task(relay.move(BODY, count))
+        moved = _Moved()
+        relaying = asyncio.create_task(relay.move(BODY, moved))
         await asyncio.sleep(0)  # the relay starts
-        seen_meanwhile = moved  # another request's turn: the body is not over
+        seen_meanwhile = moved.bytes  # another request's turn: the body is not over
         await relaying
-        return seen_meanwhile, moved
+        return seen_meanwhile, moved.bytes
 
     seen_meanwhile, moved = asyncio.run(go())
 
@@ -127,20 +132,15 @@ def test_other_work_runs_while_a_body_is_relayed_without_waits(relay: SocketRela
 
 def test_a_relay_without_waits_ends_when_its_stream_is_ended(relay: SocketRelay) -> None:
     async def go() -> tuple[bool, int]:
-        moved = 0
-
-        def count(n: int) -> None:
-            nonlocal moved
-            moved += n
-
-        relaying = asyncio.create_task(relay.move(BODY, count))
+        moved = _Moved()
+        relaying = asyncio.create_task(relay.move(BODY, moved))
         await asyncio.sleep(0)
         relaying.cancel()  # what the stream registry does at exp or on a revocation
         try:
             await relaying
         except asyncio.CancelledError:
-            return True, moved
-        return False, moved
+            return True, moved.bytes
+        return False, moved.bytes
 
     cancelled, moved = asyncio.run(go())
 

@@ -48,13 +48,19 @@ def test_an_app_ca_file_that_cannot_be_used_stops_the_command_before_it_starts(
     assert f"preview-local: the app CA file {ca_file}:" in capsys.readouterr().err
 
 
-def test_help_names_the_app_ca_file(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("option", "variable"),
+    [("--app-ca-file", "PREVIEW_LOCAL_APP_CA_FILE"), ("--app-preserve-host", "PREVIEW_LOCAL_PRESERVE_HOST")],
+)
+def test_help_names_each_app_option_and_its_variable(
+    option: str, variable: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
 
     shown = capsys.readouterr().out
-    assert "--app-ca-file" in shown
-    assert "PREVIEW_LOCAL_APP_CA_FILE" in shown
+    assert option in shown
+    assert variable in shown
 
 
 def test_keeping_the_host_of_an_app_not_named_stops_the_command_before_it_starts(
@@ -65,12 +71,3 @@ def test_keeping_the_host_of_an_app_not_named_stops_the_command_before_it_starts
 
     assert main(["--app", "sbx-app=http://127.0.0.1:5173", "--app-preserve-host", "sbx-other"]) == 2
     assert "preview-local: --app-preserve-host sbx-other: not an app" in capsys.readouterr().err
-
-
-def test_help_names_the_preserve_host_option(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["--help"])
-
-    shown = capsys.readouterr().out
-    assert "--app-preserve-host" in shown
-    assert "PREVIEW_LOCAL_PRESERVE_HOST" in shown
