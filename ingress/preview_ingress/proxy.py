@@ -13,10 +13,11 @@ Admission, in order (any failure answers the styled denial page, never the app):
    the input path prefix however it is spelled (:func:`~preview_tokens.data_plane.access.read_scope_allows`).
 
 Two ways in, one rule: a body-less request comes from :class:`~preview_ingress.viewer.ViewerConnection`
-(:meth:`IngressProxy.relay_simple`, written straight to the socket), anything else from aiohttp's
-server (:meth:`IngressProxy.handle`); both admit with :meth:`IngressProxy._admit`, rewrite headers
-the same way and register their streams alike. HTTP goes to the app over
-:class:`~preview_ingress.upstream.UpstreamPool`, WebSockets over aiohttp's client.
+(:meth:`IngressProxy.answer_now` or :meth:`IngressProxy.relay_simple`, written straight to the
+socket), anything else from aiohttp's server (:meth:`IngressProxy.handle`); all admit with
+:meth:`IngressProxy._admit`'s steps, rewrite headers the same way and register their streams alike.
+HTTP goes to the app over :class:`~preview_ingress.upstream.UpstreamPool`, WebSockets over
+aiohttp's client.
 
 Relay: the method, path and query exactly as received, the headers minus hop-by-hop ones, our
 two credentials and every ``__Host-mp_*`` cookie, plus ``X-Forwarded-For/-Proto/-Host`` and
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -77,6 +79,8 @@ from preview_ingress.upstream import (
 )
 from preview_ingress.viewer import ViewerConnection, ViewerRequest, response_head
 
+logger = logging.getLogger("preview_ingress")
+
 ASSERTION_HEADER = "X-Preview-Assertion"
 SCOPE_HEADER = "X-Preview-Scope"
 REQUEST_ID_HEADER = "X-Amz-Cf-Id"
@@ -103,6 +107,46 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     TOKEN_ID_HEADER.lower(),
 }
 _DROPPED_FROM_ANSWERS = HOP_BY_HOP | {"x-frame-options"}
+# What becomes of a header on its way through, by its name: decided once per spelling of a name
+# (``Accept``, ``accept``) and remembered, up to _MAX_HEADER_NAMES spellings (a hostile viewer's
+# made-up names are decided afresh past that). Sentinels, compared by identity.
+_FORWARD, _DROP, _FORWARDED_FOR, _COOKIE, _ORIGIN = "forward", "drop", "forwarded-for", "cookie", "origin"
+_CONNECTION, _POLICY, _SET_COOKIE, _LOCATION = "connection", "policy", "set-cookie", "location"
+_MAX_HEADER_NAMES = 1024
+_REQUEST_HEADER_ACTIONS: dict[str, str] = {}
+_RESPONSE_HEADER_ACTIONS: dict[str, str] = {}
+
+
+def _request_header_action(name: str) -> str:
+    """What becomes of a viewer's header named ``name`` on its way to the app."""
+    lower = name.lower()
+    if lower in _NOT_FORWARDED:
+        action = _DROP
+    elif lower.startswith("x-forwarded-"):
+        action = _FORWARDED_FOR if lower == "x-forwarded-for" else _DROP
+    else:
+        action = {"cookie": _COOKIE, "origin": _ORIGIN}.get(lower, _FORWARD)
+    if len(_REQUEST_HEADER_ACTIONS) < _MAX_HEADER_NAMES:
+        _REQUEST_HEADER_ACTIONS[name] = action
+    return action
+
+
+def _response_header_action(name: str) -> str:
+    """What becomes of an app's header named ``name`` on its way to the viewer."""
+    lower = name.lower()
+    if lower == "connection":
+        action = _CONNECTION
+    elif lower in _DROPPED_FROM_ANSWERS:
+        action = _DROP
+    else:
+        action = {"content-security-policy": _POLICY, "set-cookie": _SET_COOKIE, "location": _LOCATION}.get(
+            lower, _FORWARD
+        )
+    if len(_RESPONSE_HEADER_ACTIONS) < _MAX_HEADER_NAMES:
+        _RESPONSE_HEADER_ACTIONS[name] = action
+    return action
+
+
 _NOTHING: frozenset[str] = frozenset()
 _WS_HANDSHAKE = frozenset(
     {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"}
@@ -206,6 +250,17 @@ class _Log:
         )
 
 
+@dataclass(slots=True)
+class _Simple:
+    """A body-less request off the viewer's fast path, admitted: what answering it takes."""
+
+    viewer: ViewerConnection
+    request: ViewerRequest
+    assertion: OriginAssertion
+    origin: Origin
+    log: _Log
+
+
 class IngressProxy:
     def __init__(self, config: IngressConfig, watch: RevocationWatch, metrics: IngressMetrics) -> None:
         self._config = config
@@ -305,6 +360,20 @@ class IngressProxy:
         return await self._relay_http(request, base, assertion, log)
 
     async def _admit(self, request: ViewerRequestLike, path: str) -> OriginAssertion:
+        presented, sandbox_id = self._presented(request)
+        assertion = self._verified_before(presented, sandbox_id)
+        if assertion is None:
+            assertion = await self._verify(presented, sandbox_id)
+        return self._authorized(request, path, assertion)
+
+    def _admit_now(self, request: ViewerRequestLike, path: str) -> OriginAssertion | None:
+        """:meth:`_admit` when nothing needs waiting for; ``None``: the assertion is to be verified first."""
+        presented, sandbox_id = self._presented(request)
+        assertion = self._verified_before(presented, sandbox_id)
+        return None if assertion is None else self._authorized(request, path, assertion)
+
+    def _presented(self, request: ViewerRequestLike) -> tuple[str | None, str]:
+        """The assertion presented with our secret, and the sandbox it must be for."""
         presented = request.headers.getall(SECRET_HEADER, [])
         if len(presented) != 1 or not self._is_secret(presented[0].encode("latin-1")):
             raise RefusedError(DenialReason.INVALID_TOKEN, "secret")
@@ -314,7 +383,12 @@ class IngressProxy:
         assertions = request.headers.getall(ASSERTION_HEADER, [])
         if len(assertions) > 1:
             raise RefusedError(DenialReason.INVALID_TOKEN, "assertion_malformed")
-        assertion = await self._verify(assertions[0] if assertions else None, sandbox_id)
+        return (assertions[0] if assertions else None), sandbox_id
+
+    def _authorized(
+        self, request: ViewerRequestLike, path: str, assertion: OriginAssertion
+    ) -> OriginAssertion:
+        """``assertion`` if it names the viewer's session, is live and its scope allows the request."""
         if not names_session(assertion, request.headers.getall(TOKEN_ID_HEADER, [])):
             raise RefusedError(DenialReason.INVALID_TOKEN, "assertion_other_session", assertion)
         why = self._watch.why_refused(assertion)
@@ -349,12 +423,18 @@ class IngressProxy:
         label = request.headers.get("Host", "").split(".", 1)[0].split(":", 1)[0].lower()
         return label if SANDBOX_LABEL.match(label) else None
 
-    async def _verify(self, presented: str | None, sandbox_id: str) -> OriginAssertion:
-        now = time.time()
+    def _verified_before(self, presented: str | None, sandbox_id: str) -> OriginAssertion | None:
+        """``presented`` as verified for ``sandbox_id`` within :data:`_VERIFIED_TTL_SECONDS`, unexpired."""
         if presented:
             known = self._verified.get((presented, sandbox_id))
-            if known is not None and now < known[1] and now < known[0].expires_at:
-                return known[0]
+            if known is not None:
+                now = time.time()
+                if now < known[1] and now < known[0].expires_at:
+                    return known[0]
+        return None
+
+    async def _verify(self, presented: str | None, sandbox_id: str) -> OriginAssertion:
+        now = time.time()
         try:
             # First sight of an assertion: an Ed25519 verify, and maybe a JWKS fetch (blocking I/O).
             assertion = await asyncio.to_thread(self._config.verifier.verify, presented, sandbox_id)
@@ -420,20 +500,25 @@ class IngressProxy:
         preserve_host = self._config.preserve_host
         headers = [("Host", viewer_host or authority if preserve_host else authority)]
         forwarded_for: list[str] = []
+        actions = _REQUEST_HEADER_ACTIONS
         for name, value in viewer.items():
-            lower = name.lower()
-            if lower in _NOT_FORWARDED or lower in named_by_connection:
+            action = actions.get(name)
+            if action is None:
+                action = _request_header_action(name)
+            if named_by_connection and name.lower() in named_by_connection:
                 continue
-            if lower.startswith("x-forwarded-"):
-                if lower == "x-forwarded-for":
-                    forwarded_for.append(value)
-                continue
-            if lower == "cookie":
-                value = _without_preview_cookies(value)
-                if not value:
+            if action is not _FORWARD:
+                if action is _DROP:
                     continue
-            elif lower == "origin" and not preserve_host:
-                value = _as_the_apps_origin(value, viewer_host, app)
+                if action is _FORWARDED_FOR:
+                    forwarded_for.append(value)
+                    continue
+                if action is _COOKIE:
+                    value = _without_preview_cookies(value)
+                    if not value:
+                        continue
+                elif action is _ORIGIN and not preserve_host:
+                    value = _as_the_apps_origin(value, viewer_host, app)
             headers.append((name, value))
         if request.remote:
             forwarded_for.append(request.remote)
@@ -448,35 +533,52 @@ class IngressProxy:
         assertion: OriginAssertion,
         app: Origin | None = None,
     ) -> CIMultiDict[str]:
+        """:meth:`_answer_headers` for aiohttp's response."""
+        return CIMultiDict(self._answer_headers(upstream_headers, assertion, app))
+
+    def _answer_headers(
+        self,
+        upstream_headers: Iterable[tuple[str, str]],
+        assertion: OriginAssertion,
+        app: Origin | None = None,
+    ) -> list[tuple[str, str]]:
         """The app's headers as the viewer gets them: no hop-by-hop, no ``X-Frame-Options``, no
         ``__Host-mp_*`` cookie, one ``Content-Security-Policy`` with the tenant's ``frame-ancestors``,
         and a ``Location`` on ``app``'s own origin a path of the preview host
         (:func:`_as_the_viewers_location`)."""
-        items = list(upstream_headers)
+        actions = _RESPONSE_HEADER_ACTIONS
+        named = [
+            (name, value, actions.get(name) or _response_header_action(name))
+            for name, value in upstream_headers
+        ]
         named_by_connection = {
             token.strip().lower()
-            for name, value in items
-            if name.lower() == "connection"
+            for _, value, action in named
+            if action is _CONNECTION
             for token in value.split(",")
         }
         policies: list[str] = []
-        headers: CIMultiDict[str] = CIMultiDict()
-        for name, value in items:
-            lower = name.lower()
-            if lower in _DROPPED_FROM_ANSWERS or lower in named_by_connection:
+        headers: list[tuple[str, str]] = []
+        for name, value, action in named:
+            if named_by_connection and name.lower() in named_by_connection:
                 continue
-            if lower == "content-security-policy":
-                policies.append(value)
-                continue
-            if lower == "set-cookie":
-                if is_data_plane_cookie(value):
+            if action is not _FORWARD:
+                if action is _DROP or action is _CONNECTION:
                     continue
-                if not self._config.keep_app_cookies:
-                    value = _for_the_frame(value)
-            if lower == "location" and app is not None:
-                value = _as_the_viewers_location(value, app)
-            headers.add(name, value)
-        headers["Content-Security-Policy"] = merge_frame_ancestors(policies, self._frame_ancestors(assertion))
+                if action is _POLICY:
+                    policies.append(value)
+                    continue
+                if action is _SET_COOKIE:
+                    if is_data_plane_cookie(value):
+                        continue
+                    if not self._config.keep_app_cookies:
+                        value = _for_the_frame(value)
+                elif action is _LOCATION and app is not None:
+                    value = _as_the_viewers_location(value, app)
+            headers.append((name, value))
+        headers.append(
+            ("Content-Security-Policy", merge_frame_ancestors(policies, self._frame_ancestors(assertion)))
+        )
         return headers
 
     def _base(self, assertion: OriginAssertion) -> str:
@@ -556,8 +658,69 @@ class IngressProxy:
             upstream = await self._send_upstream(request, base, assertion)
         except UpstreamUnreachableError as error:
             return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
+        return await self._answer_simple(
+            _Simple(viewer, request, assertion, self._origin_of(base), log), upstream
+        )
+
+    def answer_now(self, viewer: ViewerConnection, request: ViewerRequest) -> bool:
+        """Start relaying a body-less request with no task of its own, when only the app is waited
+        for: its assertion verified before, an idle connection to its app at hand. The answer is
+        written from the app connection's callback (:meth:`_answered_now`) when it has no body or a
+        small one already whole; any other answer goes on in a task (:meth:`_answer_simple`), and a
+        request whose connection failed before an answer is relayed again by :meth:`relay_simple`.
+        ``False``: nothing started (a denial, a first sight, no idle connection): the caller runs
+        :meth:`relay_simple`. Saves a task and its wake-ups per small GET (``make bench``)."""
+        path = request.raw_path.split("?", 1)[0]
+        log = _Log("request", request.method, path, _request_id(request))
         try:
-            answer = self._response_headers(upstream.headers, assertion, self._origin_of(base)).items()
+            assertion = self._admit_now(request, path)
+            if assertion is None:
+                return False
+            origin = self._origin_of(self._base(assertion))
+        except RefusedError:
+            return False  # relay_simple answers it with the denial page
+        headers = self._upstream_request_headers(request, origin)
+        headers.append((SCOPE_HEADER, assertion.scope))
+
+        simple = _Simple(viewer, request, assertion, origin, log)
+
+        def answered(answer: UpstreamResponse | UpstreamUnreachableError) -> None:
+            self._answered_now(simple, answer)
+
+        assert self._upstreams is not None
+        if not self._upstreams.send_now(origin, request.method, request.raw_path, headers, answered):
+            return False
+        log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
+        return True
+
+    def _answered_now(self, simple: _Simple, answer: UpstreamResponse | UpstreamUnreachableError) -> None:
+        viewer, request = simple.viewer, simple.request
+        if isinstance(answer, UpstreamUnreachableError):
+            viewer.answer_on_task(self.relay_simple(viewer, request))  # once more, as UpstreamPool.request
+            return
+        upstream = answer
+        has_body = _has_body(request.method, upstream.status)
+        length = upstream.content_length
+        body = upstream.whole() if has_body and length is not None and length <= _SMALL_BODY else None
+        if has_body and body is None:
+            viewer.answer_on_task(self._answer_simple(simple, upstream))
+            return
+        keep_alive = False
+        try:
+            keep_alive = self._write_whole(simple, upstream, body)
+        except ConnectionError:  # the viewer went away meanwhile
+            pass
+        except Exception:
+            logger.exception("the fast path failed on a request; its connection is closed")
+        finally:
+            upstream.release()
+        viewer.answered(keep_alive)
+
+    async def _answer_simple(self, simple: _Simple, upstream: UpstreamResponse) -> bool:
+        """Relay the app's answer to the viewer; ``False``: close the connection."""
+        viewer, request, assertion, log = simple.viewer, simple.request, simple.assertion, simple.log
+        keep_alive = request.keep_alive
+        try:
             length = upstream.content_length
             has_body = _has_body(request.method, upstream.status)
             if length is not None and length <= _SMALL_BODY and has_body:
@@ -565,19 +728,11 @@ class IngressProxy:
                     body = await upstream.read()
                 except UpstreamBodyError as error:
                     return self._unreachable_simple(viewer, log, assertion, str(error), keep_alive)
-                head = response_head(
-                    upstream.status,
-                    upstream.reason,
-                    answer,
-                    content_length=len(body),
-                    chunked=False,
-                    keep_alive=keep_alive,
-                )
-                viewer.write(head + body)
-                log.fields["bytes_out"] = len(body)
-                self._logged(log, "http", upstream.status)
-                return keep_alive
-            chunked = has_body and length is None
+                return self._write_whole(simple, upstream, body)
+            if not has_body:
+                return self._write_whole(simple, upstream, None)
+            answer = self._answer_headers(upstream.headers, assertion, simple.origin)
+            chunked = length is None
             viewer.write(
                 response_head(
                     upstream.status,
@@ -588,16 +743,14 @@ class IngressProxy:
                     keep_alive=keep_alive,
                 )
             )
-            why: str | None = None
-            if has_body:
-                viewer.set_write_buffer(_READ_BUFFER)
+            viewer.set_write_buffer(_READ_BUFFER)
 
-                async def write(chunk: bytes) -> None:
-                    viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                    await viewer.drain()
+            async def write(chunk: bytes) -> None:
+                viewer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await viewer.drain()
 
-                copy = _relaying(upstream, viewer) if (length or 0) >= _RELAYED_BODY else None
-                why = await self._stream_body(copy or _copying(upstream, write), assertion, log)
+            copy = _relaying(upstream, viewer) if (length or 0) >= _RELAYED_BODY else None
+            why = await self._stream_body(copy or _copying(upstream, write), assertion, log)
             if why is None:
                 if chunked:
                     viewer.write(b"0\r\n\r\n")
@@ -607,6 +760,26 @@ class IngressProxy:
             return keep_alive
         finally:
             upstream.release()
+
+    def _write_whole(self, simple: _Simple, upstream: UpstreamResponse, body: bytes | None) -> bool:
+        """The answer in one write: its head and its ``body`` (``None``: an answer without one)."""
+        request = simple.request
+        answer = self._answer_headers(upstream.headers, simple.assertion, simple.origin)
+        head = response_head(
+            upstream.status,
+            upstream.reason,
+            answer,
+            content_length=upstream.content_length if body is None else len(body),
+            chunked=False,
+            keep_alive=request.keep_alive,
+        )
+        if body is None:
+            simple.viewer.write(head)
+        else:
+            simple.viewer.write(head + body)
+            simple.log.fields["bytes_out"] = len(body)
+        self._logged(simple.log, "http", upstream.status)
+        return request.keep_alive
 
     def _write_denial(
         self,

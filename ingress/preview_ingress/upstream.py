@@ -20,7 +20,7 @@ import asyncio
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -66,6 +66,10 @@ class Origin:
         return cls(parts.scheme, parts.hostname, port, parts.netloc)
 
 
+AnswerCallback = Callable[["UpstreamResponse | UpstreamUnreachableError"], None]
+"""What :meth:`UpstreamPool.send_now` calls once the answer's head is in (or none will come)."""
+
+
 class UpstreamResponse:
     """An answer's head, and its body as it arrives (:meth:`chunks`, :meth:`read`)."""
 
@@ -84,6 +88,10 @@ class UpstreamResponse:
         if whole is not None:  # a small answer usually arrives with its head
             return whole
         return b"".join([chunk async for chunk in self._connection.body_chunks()])
+
+    def whole(self) -> bytes | None:
+        """The body, if all of it is in; else ``None`` (:meth:`read` waits for it)."""
+        return self._connection.whole_body()
 
     def body_socket(self) -> socket.socket | None:
         """The socket the rest of a ``Content-Length`` body is still to come on, for a relay that
@@ -117,7 +125,12 @@ class _Connection(WriteFlow):
         """When the connection went back to the pool (the loop's clock)."""
         self._parser: httptools.HttpResponseParser | None = None
         self._loop = asyncio.get_running_loop()
+        self._head_pending = False
+        """An exchange waits for its answer's head (status line and headers)."""
         self._head: asyncio.Future[None] | None = None
+        """:meth:`exchange`'s wait for the head."""
+        self._on_head: AnswerCallback | None = None
+        """:meth:`send`'s callback for the head."""
         self._waiter: asyncio.Future[None] | None = None
         self._body: deque[bytes] = deque()
         self._buffered = 0
@@ -152,7 +165,7 @@ class _Connection(WriteFlow):
         if self._unparsed_body is not None:
             self._take_body(data)
             return
-        if self._head is not None and not self._head.done():
+        if self._head_pending:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:  # a hostile or broken app: never buffered without end
                 self._fail(f"the app's answer head is over {MAX_HEAD_BYTES} bytes")
@@ -164,11 +177,13 @@ class _Connection(WriteFlow):
             self._fail(f"the app's answer is not HTTP/1.1 ({error})")
             self._close()
             return
-        if self._complete or self._error is not None or self._head is None or not self._head.done():
+        if self._head_pending:
             return
-        if self.content_length is not None and not self._informational:
+        if not self._complete and self._error is None and self.content_length is not None:
             # The rest of a body of known length is taken as it comes: no parser, no copy.
             self._unparsed_body = self.content_length - self._parsed_body
+        if self._on_head is not None:
+            self._head_arrived(None)
 
     def _take_body(self, data: bytes) -> None:
         remaining = self._unparsed_body
@@ -191,7 +206,7 @@ class _Connection(WriteFlow):
         self._pool.forget(self)
         if self._parser is None:
             return
-        if self._head is not None and not self._head.done():
+        if self._head_pending:
             self._fail("the app closed the connection before answering")
         elif not self._complete:
             if self._until_close and self._error is None:
@@ -215,7 +230,6 @@ class _Connection(WriteFlow):
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
-        assert self._head is not None
         status = self._parser.get_status_code()
         if status < 200:  # 100 Continue, 103 Early Hints: not relayed; the answer follows
             self._informational = True
@@ -240,7 +254,8 @@ class _Connection(WriteFlow):
             self._complete = True
         else:
             self._until_close = not framed
-        if not self._head.done():
+        self._head_pending = False
+        if self._head is not None and not self._head.done():
             self._head.set_result(None)
 
     def on_body(self, body: bytes) -> None:
@@ -263,13 +278,17 @@ class _Connection(WriteFlow):
 
     # ---- one exchange ----------------------------------------------------------------------
 
+    def _begin(self, no_body: bool) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_pending = True
+        self._head_bytes = 0
+        self._no_body = no_body
+
     async def exchange(
         self, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool, no_body: bool
     ) -> UpstreamResponse:
-        self._parser = httptools.HttpResponseParser(self)
+        self._begin(no_body)
         self._head = self._loop.create_future()
-        self._head_bytes = 0
-        self._no_body = no_body
         assert self.transport is not None
         if body is None:
             self.transport.write(head)
@@ -277,6 +296,23 @@ class _Connection(WriteFlow):
             self._sender = asyncio.ensure_future(self._send_body(head, body, chunked))
         await self._head
         return UpstreamResponse(self)
+
+    def send(self, head: bytes, no_body: bool, on_head: AnswerCallback) -> None:
+        """:meth:`exchange` for a request without a body, with no task waiting: ``on_head`` gets the
+        answer (its head in, its body maybe whole) or, the connection closed already, why none came."""
+        self._begin(no_body)
+        self._on_head = on_head
+        assert self.transport is not None
+        self.transport.write(head)
+
+    def _head_arrived(self, error: UpstreamUnreachableError | None) -> None:
+        on_head, self._on_head = self._on_head, None
+        assert on_head is not None
+        if error is None:
+            on_head(UpstreamResponse(self))
+        else:
+            self.finish_exchange()
+            on_head(error)
 
     async def _send_body(self, head: bytes, body: AsyncIterator[bytes], chunked: bool) -> None:
         assert self.transport is not None
@@ -362,7 +398,9 @@ class _Connection(WriteFlow):
             self._sender.cancel()
         self._sender = None
         self._parser = None
+        self._head_pending = False
         self._head = None
+        self._on_head = None
         self._waiter = None
         self._complete = False
         self._error = None
@@ -384,8 +422,13 @@ class _Connection(WriteFlow):
     # ---- internals -------------------------------------------------------------------------
 
     def _fail(self, why: str) -> None:
-        if self._head is not None and not self._head.done():
-            self._head.set_exception(UpstreamUnreachableError(why))
+        if self._head_pending:
+            self._head_pending = False
+            if self._head is not None and not self._head.done():
+                self._head.set_exception(UpstreamUnreachableError(why))
+            elif self._on_head is not None:
+                self._head_arrived(UpstreamUnreachableError(why))
+                return
         elif self._error is None:
             self._error = UpstreamBodyError(why)
         self._wake()
@@ -435,18 +478,7 @@ class UpstreamPool:
 
         ``headers`` are sent as given, with ``Host``; a body goes with its ``Content-Length`` when
         ``headers`` carry one, else chunked. Raises :class:`UpstreamUnreachableError`."""
-        lines = [f"{method} {target} HTTP/1.1\r\n"]
-        chunked = body is not None
-        for name, value in headers:
-            if "\n" in value or "\r" in value:
-                raise ValueError(f"a line break in the value of {name}")
-            if chunked and name.lower() == "content-length":
-                chunked = False
-            lines.append(f"{name}: {value}\r\n")
-        if chunked:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("utf-8", "surrogateescape")
+        head, chunked = _request_head(method, target, headers, body is not None)
         no_body = method == "HEAD"
         connection = self._idle_connection(origin)
         if connection is not None and body is None:
@@ -465,6 +497,24 @@ class UpstreamPool:
         except BaseException:
             connection.finish_exchange()
             raise
+
+    def send_now(
+        self,
+        origin: Origin,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[str, str]],
+        on_head: AnswerCallback,
+    ) -> bool:
+        """:meth:`request` for a request without a body, on an idle connection, with no task waiting:
+        ``on_head`` gets the answer, or the :class:`UpstreamUnreachableError` (the caller may try
+        once more with :meth:`request`, as :meth:`request` does on a reused connection closed under
+        it). ``False``: no idle connection, nothing sent."""
+        connection = self._idle_connection(origin)
+        if connection is None:
+            return False
+        connection.send(_request_head(method, target, headers, False)[0], method == "HEAD", on_head)
+        return True
 
     def _idle_connection(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
@@ -539,3 +589,21 @@ class UpstreamPool:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+
+
+def _request_head(
+    method: str, target: str, headers: Sequence[tuple[str, str]], body: bool
+) -> tuple[bytes, bool]:
+    """A request's head, and whether its body goes chunked (a body, no ``Content-Length``)."""
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    chunked = body
+    for name, value in headers:
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"a line break in the value of {name}")
+        if chunked and name.lower() == "content-length":
+            chunked = False
+        lines.append(f"{name}: {value}\r\n")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape"), chunked

@@ -1,8 +1,11 @@
 """The viewer side of the ingress: body-less HTTP/1.1 requests served straight off the socket.
 
 Almost everything a preview loads is a ``GET`` of a subresource: no body, no upgrade. Those are
-parsed with httptools and relayed by :meth:`IngressProxy.relay_simple` without aiohttp's request
-and response objects, which were half the ingress's CPU per request (``make bench``). Anything
+parsed with httptools and relayed without aiohttp's request and response objects, which were half
+the ingress's CPU per request (``make bench``): by :meth:`IngressProxy.answer_now` with no task at
+all when only the app's answer is waited for (an assertion seen before, an idle connection to the
+app, an answer with no body or a small one), else by :meth:`IngressProxy.relay_simple` on a task
+that answers the connection's queue. Anything
 else (a request with a body, a WebSocket or other upgrade, ``Expect``) is aiohttp's: the connection
 is handed over to aiohttp's server with that request's bytes as they were received, and stays
 there. So uploads, streaming request bodies and WebSockets run on aiohttp as before.
@@ -19,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -40,6 +43,9 @@ _LINGER_SECONDS = 2.0
 _ANOTHER_PATH: Final = frozenset({"transfer-encoding", "upgrade", "expect"})
 _FRAMING: Final = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 _HAND_OVER: Final = "hand over"
+# Whether a header name (as spelled) is one of _FRAMING: remembered for the names answers carry.
+_FRAMING_NAMES: dict[str, bool] = {}
+_MAX_FRAMING_NAMES = 1024
 
 
 @dataclass(slots=True)
@@ -66,6 +72,9 @@ class ViewerConnection(WriteFlow):
         """The bytes of the request being parsed (and after): what aiohttp gets on a hand-over."""
         self._queue: deque[ViewerRequest | int | str] = deque()
         self._serving: asyncio.Task[None] | None = None
+        """The task answering the queue, if one is."""
+        self._answering = False
+        """A request is being answered with no task (:meth:`IngressProxy.answer_now`)."""
         self._handing_over = False
         self._discarding = False
         self._broken = False
@@ -107,8 +116,8 @@ class ViewerConnection(WriteFlow):
                 self._queue.append(431)
         if not self._queue:
             return
-        if self._serving is None:
-            self._serving = self._loop.create_task(self._serve())
+        if self._serving is None and not self._answering:
+            self._answer_next()
         elif len(self._received) > MAX_HEAD_BYTES and not self._reading_paused and self.transport is not None:
             # More waits behind the request being answered (pipelined, or a body for aiohttp):
             # the kernel holds the rest. Not paused otherwise: a pause costs two syscalls a request.
@@ -174,8 +183,45 @@ class ViewerConnection(WriteFlow):
 
     # ---- answering -------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    def _answer_next(self) -> None:
+        """Answer the first request queued: with no task where the proxy can, else on the task that
+        answers the queue."""
+        item = self._queue.popleft()
+        if isinstance(item, ViewerRequest) and not self.closed:
+            self._answering = True
+            try:
+                if self._proxy.answer_now(self, item):
+                    return
+            except Exception:  # as _serve: never out into the transport's callback (the app's, maybe)
+                logger.exception("the fast path failed on a request; its connection is closed")
+                self.close()
+                return
+            self._answering = False
+        self._queue.appendleft(item)
+        self._serving = self._loop.create_task(self._serve())
+
+    def answered(self, keep_alive: bool) -> None:
+        """The request :meth:`IngressProxy.answer_now` took is answered: on to the next, or close."""
+        self._answering = False
+        if not keep_alive or self.closed:
+            self.close()
+        elif self._queue:
+            self._answer_next()
+        elif self.transport is not None:
+            self._idle_since = self._loop.time()
+            self._resume_reading()
+
+    def answer_on_task(self, answering: Coroutine[Any, Any, bool]) -> None:
+        """The request :meth:`IngressProxy.answer_now` took goes on in a task: ``answering`` (its
+        answer: ``False`` to close), then the rest of the queue."""
+        self._answering = False
+        self._serving = self._loop.create_task(self._serve(answering))
+
+    async def _serve(self, answering: Coroutine[Any, Any, bool] | None = None) -> None:
         try:
+            if answering is not None and (not await answering or self.closed):
+                self.close()
+                return
             while self._queue and not self.closed:
                 item = self._queue.popleft()
                 if item == _HAND_OVER:
@@ -287,8 +333,14 @@ def response_head(
 ) -> bytes:
     """An HTTP/1.1 response head: ``headers`` minus any framing, then ours."""
     lines = [f"HTTP/1.1 {status} {reason}\r\n"]
+    framing_names = _FRAMING_NAMES
     for name, value in headers:
-        if name.lower() in _FRAMING or "\n" in value or "\r" in value:
+        framing = framing_names.get(name)
+        if framing is None:
+            framing = name.lower() in _FRAMING
+            if len(framing_names) < _MAX_FRAMING_NAMES:
+                framing_names[name] = framing
+        if framing or "\n" in value or "\r" in value:
             continue
         lines.append(f"{name}: {value}\r\n")
     if content_length is not None:

@@ -192,6 +192,9 @@ class _Relayed:
         self.requests.append(request.raw_path)
         return True
 
+    def answer_now(self, viewer: ViewerConnection, request: ViewerRequest) -> bool:
+        return False
+
 
 def test_a_head_too_large_that_arrives_in_one_read_gets_431_and_is_never_relayed() -> None:
     """A loaded ingress can read a whole request at once (the kernel holds it): the limit still holds."""
@@ -302,6 +305,98 @@ def test_an_app_that_closes_idle_connections_still_answers_every_request(
 
     assert first[:2] == second[:2] == (200, b"ok")
     assert connections == 2
+
+
+_ANSWERS = {
+    b"/small": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"/head": b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+    b"/204": b"HTTP/1.1 204 No Content\r\n\r\n",
+    b"/304": b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n',
+    b"/large": b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"L" * 200_000,
+    b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+}
+
+
+def test_answers_of_every_kind_on_a_warm_connection_are_relayed_as_the_first(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    """After the first request (its assertion verified, a connection to the app kept) a request is
+    answered with no task of its own when the answer has no body or a small whole one, and goes on
+    in a task otherwise: every kind arrives as the app sent it, on the one connection to the app."""
+    connections = 0
+
+    async def answer_by_path(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                target = (await _read_head(reader)).split(b" ", 2)[1]
+                writer.write(_ANSWERS[target])
+                await writer.drain()
+
+    ingress = make_ingress(upstream=raw_app(answer_by_path), sandbox_id=SANDBOX)
+    headers = cloudfront(assertion())
+    viewer = _connection(ingress)
+    answers = []
+    try:
+        for method, path in [
+            ("GET", "/small"),
+            ("GET", "/small"),
+            ("HEAD", "/head"),
+            ("GET", "/204"),
+            ("GET", "/304"),
+            ("GET", "/large"),
+            ("GET", "/chunked"),
+            ("GET", "/small"),
+        ]:
+            viewer.request(method, path, headers=headers)
+            answer = viewer.getresponse()
+            answers.append((answer.status, answer.getheader("Content-Length"), answer.read()))
+    finally:
+        viewer.close()
+
+    assert answers == [
+        (200, "2", b"ok"),
+        (200, "2", b"ok"),
+        (200, "1000", b""),
+        (204, None, b""),
+        (304, None, b""),
+        (200, "200000", b"L" * 200_000),
+        (200, None, b"hello"),
+        (200, "2", b"ok"),
+    ]
+    assert connections == 1
+
+
+def test_a_request_the_app_drops_on_a_reused_connection_is_sent_once_more_on_a_new_one(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    """An app may close a kept-alive connection as a request arrives on it (its keep-alive timer
+    firing): a body-less request that got no answer goes once more, on a new connection, as
+    browsers do."""
+    seen: list[tuple[int, bytes]] = []
+
+    async def answer_first_drop_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = len({number for number, _ in seen}) + 1
+        seen.append((connection, (await _read_head(reader)).split(b" ", 2)[1]))
+        writer.write(_ANSWERS[b"/small"])
+        await writer.drain()
+        seen.append((connection, (await _read_head(reader)).split(b" ", 2)[1]))  # then closed, unanswered
+
+    ingress = make_ingress(upstream=raw_app(answer_first_drop_second), sandbox_id=SANDBOX)
+    headers = cloudfront(assertion())
+    viewer = _connection(ingress)
+    try:
+        statuses = []
+        for path in ("/small", "/again"):
+            viewer.request("GET", path, headers=headers)
+            answer = viewer.getresponse()
+            statuses.append((answer.status, answer.read()))
+    finally:
+        viewer.close()
+
+    assert statuses == [(200, b"ok"), (200, b"ok")]
+    assert seen == [(1, b"/small"), (1, b"/again"), (2, b"/again")]
 
 
 def test_a_body_delimited_by_the_end_of_the_connection_arrives_whole(
