@@ -696,7 +696,10 @@ class IngressProxy:
     def _answered_now(self, simple: _Simple, answer: UpstreamResponse | UpstreamUnreachableError) -> None:
         viewer, request = simple.viewer, simple.request
         if isinstance(answer, UpstreamUnreachableError):
-            viewer.answer_on_task(self.relay_simple(viewer, request))  # once more, as UpstreamPool.request
+            if viewer.gone:  # nobody to answer (the ingress closing, say): not sent again
+                viewer.answered(False)
+            else:
+                viewer.answer_on_task(self.relay_simple(viewer, request))  # once more, as the pool does
             return
         upstream = answer
         has_body = _has_body(request.method, upstream.status)

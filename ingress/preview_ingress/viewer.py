@@ -298,9 +298,15 @@ class ViewerConnection(WriteFlow):
                 return
         self._idle_timer = self._loop.call_later(wait, self._close_if_idle)
 
+    @property
+    def gone(self) -> bool:
+        """Closed, or closing: nothing more can be written to the viewer."""
+        return self.closed or self.transport is None or self.transport.is_closing()
+
     def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None or self.transport.is_closing():
+        if self.gone:
             raise ConnectionResetError("the viewer went away")
+        assert self.transport is not None
         self.transport.write(data)
 
     def set_write_buffer(self, high: int) -> None:
