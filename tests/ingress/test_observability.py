@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from preview_ingress.access_log import LoopBatchedHandler
+from preview_ingress.access_log import FLUSH_SECONDS, MAX_BUFFERED_LINES, LoopBatchedHandler, encode
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
 from tests.ingress.conftest import (
@@ -158,6 +158,64 @@ def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order() -> None
 
         log.warning("no loop running")  # another thread, or before and after the loop: at once
         assert stream.writes[-1] == "no loop running\n"
+    finally:
+        log.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"event": "request", "method": "GET", "path": '/a b/\u00e9"\\\n', "request_id": None},
+        {"duration_ms": 0.1, "status": 200, "bytes_out": 13, "renewals": 2, "denied": "read_only"},
+        {"ok": True, "no": False, "big": 10**20, "tiny": 1e-7, "nan": float("nan"), "list": [1, "x"]},
+        {"nested": {"a": [None, 1.5]}, "\u2603": "\ud83d\ude00"},
+    ],
+)
+def test_a_line_is_the_compact_json_of_json_dumps(line: dict[str, object]) -> None:
+    assert encode(line) == json.dumps(line, separators=(",", ":"))
+
+
+def test_a_value_json_cannot_hold_fails_the_line_as_json_dumps_does() -> None:
+    with pytest.raises(TypeError):
+        encode({"value": object()})
+
+
+def test_access_lines_wait_a_moment_and_go_together_a_record_or_a_full_buffer_at_once() -> None:
+    stream = _Recorded()
+    handler = LoopBatchedHandler(stream)
+    log = logging.getLogger("preview_ingress.test_buffered")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+
+        async def lines() -> dict[str, list[str]]:
+            seen: dict[str, list[str]] = {}
+            handler.write_line("request 1")
+            handler.write_line("request 2")
+            for _ in range(3):
+                await asyncio.sleep(0)  # turns of the loop: access lines still wait
+            seen["a few turns later"] = list(stream.writes)
+            await asyncio.sleep(FLUSH_SECONDS * 5)  # a bound on waiting, not a claim about speed
+            seen["after the flush time"] = list(stream.writes)
+            handler.write_line("request 3")
+            log.warning("a record")  # takes the access line before it along, at the end of the turn
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            seen["after a record"] = list(stream.writes)
+            for number in range(MAX_BUFFERED_LINES):
+                handler.write_line(f"burst {number}")
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            seen["after a full buffer"] = list(stream.writes)
+            return seen
+
+        seen = asyncio.run(lines())
+
+        assert seen["a few turns later"] == []
+        assert seen["after the flush time"] == ["request 1\nrequest 2\n"]
+        assert seen["after a record"][1:] == ["request 3\na record\n"]
+        burst = "".join(f"burst {number}\n" for number in range(MAX_BUFFERED_LINES))
+        assert seen["after a full buffer"][2:] == [burst]
     finally:
         log.removeHandler(handler)
 
