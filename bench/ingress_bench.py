@@ -331,13 +331,15 @@ def main() -> None:
 
 def _report(setup: str, results: _Results) -> None:
     print(f"  {setup}:")
-    small_ratio = statistics.median(via / base for base, via in results.small)
-    large_ratio = statistics.median(via / base for base, via in results.large)
+    small_ratios = [via / base for base, via in results.small]
+    large_ratios = [via / base for base, via in results.large]
+    small_ratio, large_ratio = statistics.median(small_ratios), statistics.median(large_ratios)
     print(
         f"    small GETs, {CONCURRENCY} concurrent: "
         f"direct {statistics.median(b for b, _ in results.small):,.0f} req/s, "
         f"ingress {statistics.median(v for _, v in results.small):,.0f} req/s, "
-        f"ratio {_shown(small_ratio)} (target >= {TARGET_SMALL}: {_verdict(small_ratio, TARGET_SMALL)})"
+        f"ratio {_shown(small_ratio)} (target >= {TARGET_SMALL}: {_verdict(small_ratio, TARGET_SMALL)}; "
+        f"rounds {_spread(small_ratios)})"
     )
     requests = SMALL_REQUESTS + CONCURRENCY * WARMUP  # the warm-up's are in the CPU time too
     cpu = results.small_cpu
@@ -349,7 +351,8 @@ def _report(setup: str, results: _Results) -> None:
     print(
         f"    100 MB download: direct {statistics.median(b for b, _ in results.large) / 1e6:,.0f} MB/s, "
         f"ingress {statistics.median(v for _, v in results.large) / 1e6:,.0f} MB/s, "
-        f"ratio {_shown(large_ratio)} (target >= {TARGET_DOWNLOAD}: {_verdict(large_ratio, TARGET_DOWNLOAD)})"
+        f"ratio {_shown(large_ratio)} (target >= {TARGET_DOWNLOAD}: "
+        f"{_verdict(large_ratio, TARGET_DOWNLOAD)}; rounds {_spread(large_ratios)})"
     )
     megabytes = DOWNLOADS * DOWNLOAD_BYTES / 1e6
     cpu = results.large_cpu
@@ -363,6 +366,11 @@ def _report(setup: str, results: _Results) -> None:
 def _shown(ratio: float) -> str:
     """``ratio`` to two decimals, rounded down: 0.797 reads 0.79 beside its "MISSED", not 0.80."""
     return f"{math.floor(ratio * 100) / 100:.2f}"
+
+
+def _spread(ratios: list[float]) -> str:
+    """The lowest and highest of the rounds' ratios: how far one round's figure strays."""
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
 def _verdict(ratio: float, target: float) -> str:
