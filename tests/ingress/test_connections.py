@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import http.client
 import json
+import random
 import socket
 import threading
 import time
@@ -397,6 +398,93 @@ def test_a_request_the_app_drops_on_a_reused_connection_is_sent_once_more_on_a_n
 
     assert statuses == [(200, b"ok"), (200, b"ok")]
     assert seen == [(1, b"/small"), (1, b"/again"), (2, b"/again")]
+
+
+def _soak_answer(kind: str, number: int) -> bytes:
+    body = b"%s%08d" % (kind.encode(), number) * {"mid": 9_000, "big": 120_000}.get(kind, 1)
+    if kind == "head":
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+    if kind in ("204", "304"):
+        return b"HTTP/1.1 %s X\r\n\r\n" % kind.encode()
+    if kind == "chunked":
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+            len(body),
+            body,
+        )
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+async def _soak_viewer(port: int, head_lines: str, seed: int) -> list[str]:
+    """Pipelined batches of requests of every kind on one connection; what came back wrong."""
+    draw = random.Random(seed)
+    kinds = ["small", "head", "204", "304", "mid", "big", "chunked"]
+    wrong: list[str] = []
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for batch_number in range(25):
+        batch = [
+            (draw.choice(kinds), seed * 1000 + batch_number * 10 + i)
+            for i in range(draw.choice([1, 1, 2, 4]))
+        ]
+        requests = [f"{'HEAD' if kind == 'head' else 'GET'} /{kind}/{number}" for kind, number in batch]
+        writer.write("".join(f"{line} HTTP/1.1\r\n{head_lines}\r\n" for line in requests).encode())
+        for kind, number in batch:
+            expected = _soak_answer(kind, number)
+            if kind == "chunked":  # the ingress passes a chunked body on as chunks of its own
+                head, _, body = (await reader.readuntil(b"0\r\n\r\n")).partition(b"\r\n\r\n")
+                got = head + b"\r\n\r\n" + body
+                expected_body = expected.partition(b"\r\n\r\n")[2].split(b"\r\n")[1]
+                if not (got.startswith(b"HTTP/1.1 200 ") and expected_body in got):
+                    wrong.append(f"{kind} {number}")
+                continue
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                0,
+            )
+            body = b"" if kind == "head" else await reader.readexactly(length)
+            status = expected.split(b" ", 2)[1]
+            if head.split(b" ", 2)[1] != status or body != expected.partition(b"\r\n\r\n")[2]:
+                wrong.append(f"{kind} {number}: {head.split(b' ', 2)[1]!r}")
+    writer.close()
+    return wrong
+
+
+def test_many_viewers_pipelining_answers_of_every_kind_each_get_their_own_whole(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    """A soak of both ways of answering (with and without a task) and the socket relay: 16 viewers
+    send batches of pipelined requests (small, HEAD, 204, 304, 81 KB, 1 MB, chunked) while the app
+    closes a kept-alive connection now and then, after an answer or instead of one (as a keep-alive
+    timer firing). Every viewer gets every answer, its own, whole and in order."""
+    draw = random.Random(13)
+
+    async def answer_then_maybe_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = 0
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                kind, number = (await _read_head(reader)).split(b" ", 2)[1].decode().split("/")[1:]
+                if answered and draw.random() < 0.03:
+                    return  # dropped on a reused connection: the ingress sends it once more
+                writer.write(_soak_answer(kind, int(number)))
+                await writer.drain()
+                answered += 1
+                if draw.random() < 0.05:
+                    return
+
+    ingress = make_ingress(upstream=raw_app(answer_then_maybe_close), sandbox_id=SANDBOX)
+    head_lines = _head_lines()
+
+    async def all_viewers() -> list[str]:
+        wrong = await asyncio.gather(
+            *(_soak_viewer(ingress.running.port, head_lines, seed) for seed in range(16))
+        )
+        return [what for each in wrong for what in each]
+
+    assert asyncio.run(asyncio.wait_for(all_viewers(), GENEROUS_SECONDS * 4)) == []
 
 
 def test_a_body_delimited_by_the_end_of_the_connection_arrives_whole(
