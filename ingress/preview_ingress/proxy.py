@@ -237,16 +237,9 @@ class _Log:
     fields: dict[str, Any] = field(default_factory=dict)
 
     def write(self, sink: Callable[[str], None] | None) -> None:
-        access_log.write(
-            {
-                "event": self.kind,
-                "method": self.method,
-                "path": self.path,
-                "request_id": self.request_id,
-                "duration_ms": round((time.monotonic() - self.started) * 1000, 1),
-                **self.fields,
-            },
-            sink,
+        duration_ms = round((time.monotonic() - self.started) * 1000, 1)
+        access_log.write_request(
+            self.kind, self.method, self.path, self.request_id, duration_ms, self.fields, sink
         )
 
 

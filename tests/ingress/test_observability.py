@@ -16,7 +16,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from preview_ingress.access_log import FLUSH_SECONDS, MAX_BUFFERED_LINES, LoopBatchedHandler, encode
+from preview_ingress.access_log import (
+    FLUSH_SECONDS,
+    MAX_BUFFERED_LINES,
+    LoopBatchedHandler,
+    encode,
+    write_request,
+)
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
 from tests.ingress.conftest import (
@@ -173,6 +179,27 @@ def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order() -> None
 )
 def test_a_line_is_the_compact_json_of_json_dumps(line: dict[str, object]) -> None:
     assert encode(line) == json.dumps(line, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("request_id", "duration_ms", "fields"),
+    [
+        (None, 0.4, {"sandbox": "sbx-a", "scope": "read", "token_id": "t1", "bytes_out": 13, "status": 200}),
+        ("Cf-Id==\u00e9", 1234.5, {"status": 403, "denied": "read_only"}),
+        (None, 0.0, {}),
+        ("x", 2.0, {"closed": "expired", "renewals": 2, "to_app": 0, "dropped": None}),
+        ("x", 2.0, {"ok": True, "ratio": 0.5, "nested": {"a": [1]}}),  # not a request's: the encoder's
+        ("x", float("nan"), {'path"quoted': "a\\b\n\u2603"}),
+    ],
+)
+def test_a_request_line_is_the_compact_json_of_json_dumps(
+    request_id: str | None, duration_ms: float, fields: dict[str, object]
+) -> None:
+    lines: list[str] = []
+    path = '/p\u00e4th/"quoted"\\?q'
+    write_request("request", "GET", path, request_id, duration_ms, fields, lines.append)
+    line = {"event": "request", "method": "GET", "path": path, "request_id": request_id}
+    assert lines == [json.dumps({**line, "duration_ms": duration_ms, **fields}, separators=(",", ":"))]
 
 
 def test_a_value_json_cannot_hold_fails_the_line_as_json_dumps_does() -> None:
