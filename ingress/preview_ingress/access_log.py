@@ -53,14 +53,6 @@ MAX_BUFFERED_LINES = 256
 """Access lines written at once when this many wait (about 80 KB), whatever their age."""
 
 
-def write(line: Mapping[str, Any], sink: Callable[[str], None] | None) -> None:
-    """One access-log line, ``line`` as compact JSON: to ``sink``, else to the logger."""
-    if sink is not None:
-        sink(encode(line))
-    elif logger.isEnabledFor(logging.INFO):
-        logger.info(encode(line))
-
-
 def write_request(
     event: str,
     method: str,
@@ -70,8 +62,9 @@ def write_request(
     fields: Mapping[str, Any],
     sink: Callable[[str], None] | None,
 ) -> None:
-    """:func:`write` of ``{"event": event, "method": method, "path": path, "request_id": request_id,
-    "duration_ms": duration_ms, **fields}``, the line of every request and stream."""
+    """The line of a request or stream, ``{"event": event, "method": method, "path": path,
+    "request_id": request_id, "duration_ms": duration_ms, **fields}`` as compact JSON
+    (:func:`encode`'s text): to ``sink``, else to the logger."""
     if sink is None and not logger.isEnabledFor(logging.INFO):
         return
     text = _request_line(event, method, path, request_id, duration_ms, fields)
