@@ -369,6 +369,39 @@ def test_answers_of_every_kind_on_a_warm_connection_are_relayed_as_the_first(
     assert connections == 1
 
 
+def test_a_viewer_gone_before_its_answer_leaves_the_app_connection_to_the_next_request(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
+) -> None:
+    """A viewer that hangs up while its (small) answer is on the way: the answer is dropped, and the
+    connection to the app, its answer read whole, serves the next viewer."""
+    connections = 0
+
+    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                if b" /slow " in await _read_head(reader):
+                    await asyncio.sleep(0.3)
+                writer.write(_ANSWERS[b"/small"])
+                await writer.drain()
+
+    ingress = make_ingress(upstream=raw_app(slow_then_fast), sandbox_id=SANDBOX)
+    head_lines = _head_lines()
+    assert _responses(
+        _raw(ingress.running.port, f"GET /small HTTP/1.1\r\nConnection: close\r\n{head_lines}\r\n".encode())
+    ) == [(200, b"ok")]
+    with socket.create_connection(("127.0.0.1", ingress.running.port)) as gone:
+        gone.sendall(f"GET /slow HTTP/1.1\r\n{head_lines}\r\n".encode())
+    time.sleep(0.6)  # the slow answer came back meanwhile, to nobody
+    after = _raw(
+        ingress.running.port, f"GET /small HTTP/1.1\r\nConnection: close\r\n{head_lines}\r\n".encode()
+    )
+
+    assert _responses(after) == [(200, b"ok")]
+    assert connections == 1
+
+
 def test_a_request_the_app_drops_on_a_reused_connection_is_sent_once_more_on_a_new_one(
     make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
 ) -> None:
