@@ -67,6 +67,13 @@ def parser() -> argparse.ArgumentParser:
         "--preserve-host", action="store_true", help="send the app the viewer's Host, not the upstream's"
     )
     cli.add_argument(
+        "--preserve-host-for",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="--preserve-host for the sandboxes whose id matches (fnmatch, e.g. 'rails-*'; repeatable)",
+    )
+    cli.add_argument(
         "--keep-app-cookies",
         action="store_true",
         help="relay the app's Set-Cookie as written, not made host-only and partitioned for the frame",
@@ -126,6 +133,7 @@ def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | No
         default_frame_ancestors=args.default_frame_ancestors,
         revocation_poll_seconds=args.revocation_poll_seconds,
         preserve_host=bool(args.preserve_host),
+        preserve_host_for=tuple(args.preserve_host_for),
         keep_app_cookies=bool(args.keep_app_cookies),
         upstream_ca_file=args.upstream_ca_file,
         access_log=access_log,

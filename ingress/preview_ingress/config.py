@@ -12,6 +12,7 @@ import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from preview_origin.verifier import OriginAssertionVerifier
@@ -57,6 +58,9 @@ class IngressConfig:
     and apps that compare ``Origin`` with ``Host`` (Jupyter, Streamlit, Django) both work stock. On:
     for an app that writes absolute URLs from ``Host`` into its pages, or whose checks go by
     ``X-Forwarded-Host`` (Rails: its host authorization and form-post ``Origin`` check)."""
+    preserve_host_for: tuple[str, ...] = ()
+    """:attr:`preserve_host` for the sandboxes whose id matches one of these patterns (``fnmatch``,
+    case-sensitive: ``rails-*``): a shared ingress whose apps differ (Rails beside Vite)."""
     keep_app_cookies: bool = False
     """Relay the app's ``Set-Cookie`` as it wrote it. Off (the default): each becomes a host-only,
     partitioned cross-site cookie (``Secure; SameSite=None; Partitioned``, no ``Domain``), the only
@@ -68,8 +72,8 @@ class IngressConfig:
     """A PEM bundle of the CAs the apps' ``https`` certificates are checked against, instead of the
     system's (an app with a certificate of the fleet's own CA). Never unchecked."""
     access_log: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
-    """Where each access-log line (compact JSON) goes, straight: the CLI's is its stderr, batched per
-    turn of the event loop (:mod:`preview_ingress.access_log`). ``None``: the ``preview_ingress``
+    """Where each access-log line (compact JSON) goes, straight: the CLI's is its stderr, buffered up
+    to 0.1 s (:mod:`preview_ingress.access_log`). ``None``: the ``preview_ingress``
     logger at ``INFO``."""
     _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -94,6 +98,8 @@ class IngressConfig:
             if "{sandbox}" not in self.upstream_template:
                 raise IngressConfigError("upstream_template must contain {sandbox}")
             _check_base_url(self.upstream_template.replace("{sandbox}", "sbx"), "upstream_template")
+        if any(not pattern for pattern in self.preserve_host_for):
+            raise IngressConfigError("a preserve_host_for pattern is empty")
         if not self.input_path_prefix.startswith("/"):
             raise IngressConfigError("input_path_prefix must start with /")
         if not 0 < self.revocation_poll_seconds <= MAX_POLL_SECONDS:
@@ -112,6 +118,13 @@ class IngressConfig:
     def upstream_tls(self) -> ssl.SSLContext | None:
         """The TLS settings for ``https`` apps: ``None`` for the system's CAs, else ``upstream_ca_file``'s."""
         return self._tls
+
+    def preserves_host(self, sandbox_id: str) -> bool:
+        """Whether the sandbox's app gets the viewer's ``Host`` and ``Origin`` (:attr:`preserve_host`,
+        :attr:`preserve_host_for`)."""
+        return self.preserve_host or any(
+            fnmatchcase(sandbox_id, pattern) for pattern in self.preserve_host_for
+        )
 
     def upstream_for(self, sandbox_id: str) -> str | None:
         """The base URL (no trailing slash) of the sandbox's app; ``None`` when it is not served here."""

@@ -269,6 +269,8 @@ class IngressProxy:
         self._session: aiohttp.ClientSession | None = None
         self._upstreams: UpstreamPool | None = None
         self._origins: dict[str, Origin] = {}
+        self._preserving: dict[str, bool] = {}
+        """Whether each sandbox's app gets the viewer's Host (IngressConfig.preserves_host), remembered."""
         self.viewer_connections: set[ViewerConnection] = set()
         watch.on_poll = self.recheck_streams
 
@@ -477,7 +479,9 @@ class IngressProxy:
 
     # ---- HTTP ------------------------------------------------------------------------------
 
-    def _upstream_request_headers(self, request: ViewerRequestLike, app: Origin) -> list[tuple[str, str]]:
+    def _upstream_request_headers(
+        self, request: ViewerRequestLike, app: Origin, sandbox_id: str
+    ) -> list[tuple[str, str]]:
         """The viewer's headers as ``app`` gets them: ours, hop-by-hop and ``X-Forwarded-*`` dropped,
         ``Host`` the app's own (or the viewer's, ``--preserve-host``) and an ``Origin`` of the preview
         host's own pages the app's own (:func:`_as_the_apps_origin`), ``X-Forwarded-*`` ours."""
@@ -490,7 +494,7 @@ class IngressProxy:
         )
         viewer_host = viewer.get("Host", "")
         proto = viewer.get("CloudFront-Forwarded-Proto", request.scheme)
-        preserve_host = self._config.preserve_host
+        preserve_host = self._preserves_host(sandbox_id)
         headers = [("Host", viewer_host or authority if preserve_host else authority)]
         forwarded_for: list[str] = []
         actions = _REQUEST_HEADER_ACTIONS
@@ -573,6 +577,15 @@ class IngressProxy:
             ("Content-Security-Policy", merge_frame_ancestors(policies, self._frame_ancestors(assertion)))
         )
         return headers
+
+    def _preserves_host(self, sandbox_id: str) -> bool:
+        preserves = self._preserving.get(sandbox_id)
+        if preserves is None:
+            preserves = self._config.preserves_host(sandbox_id)
+            if len(self._preserving) >= _MAX_VERIFIED:
+                self._preserving.clear()
+            self._preserving[sandbox_id] = preserves
+        return preserves
 
     def _base(self, assertion: OriginAssertion) -> str:
         base = self._config.upstream_for(assertion.sandbox_id)
@@ -672,7 +685,7 @@ class IngressProxy:
             origin = self._origin_of(self._base(assertion))
         except RefusedError:
             return False  # relay_simple answers it with the denial page
-        headers = self._upstream_request_headers(request, origin)
+        headers = self._upstream_request_headers(request, origin, assertion.sandbox_id)
         headers.append((SCOPE_HEADER, assertion.scope))
 
         simple = _Simple(viewer, request, assertion, origin, log)
@@ -813,7 +826,7 @@ class IngressProxy:
         """The request to the app (its headers rewritten, the verified scope added); its answer's head."""
         assert self._upstreams is not None
         origin = self._origin_of(base)
-        headers = self._upstream_request_headers(request, origin)
+        headers = self._upstream_request_headers(request, origin, assertion.sandbox_id)
         headers.append((SCOPE_HEADER, assertion.scope))  # the verified scope, never the viewer's own header
         return await self._upstreams.request(origin, request.method, request.raw_path, headers, body)
 
@@ -869,7 +882,7 @@ class IngressProxy:
         target = target.with_scheme("wss" if target.scheme == "https" else "ws")
         headers = CIMultiDict(
             (name, value)
-            for name, value in self._upstream_request_headers(request, origin)
+            for name, value in self._upstream_request_headers(request, origin, assertion.sandbox_id)
             if name.lower() not in _WS_HANDSHAKE
         )
         headers[SCOPE_HEADER] = assertion.scope  # the verified scope, never the viewer's own header

@@ -92,6 +92,27 @@ def test_the_app_sees_its_own_host_unless_the_viewers_is_preserved(
     assert kept["headers"]["Host"] == f"{SANDBOX}.preview.example"
 
 
+def test_a_shared_ingress_preserves_the_viewers_host_for_the_sandboxes_named_only(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    """Rails beside Vite behind one ingress: the sandboxes whose id matches ``preserve_host_for`` get
+    the viewer's Host and Origin, the others their own."""
+    shared = make_ingress(upstream_resolver=lambda sandbox_id: sandbox.url, preserve_host_for=("sbx-rails*",))
+
+    def seen_by_the_app(sandbox_id: str) -> tuple[str, str]:
+        host = f"{sandbox_id}.preview.example"
+        headers = cloudfront(assertion(sandbox=sandbox_id), Host=host, Origin=f"https://{host}")
+        seen = fetch("GET", f"{shared.url}/echo", headers).json()["headers"]
+        return seen["Host"], seen["Origin"]
+
+    app = sandbox.url.removeprefix("http://")
+    assert seen_by_the_app("sbx-rails-7") == (
+        "sbx-rails-7.preview.example",
+        "https://sbx-rails-7.preview.example",
+    )
+    assert seen_by_the_app("sbx-vite-7") == (app, sandbox.url)
+
+
 @pytest.mark.parametrize(
     ("origin", "as_the_app_gets_it"),
     [

@@ -106,6 +106,30 @@ def test_the_command_lines_relay_flags_reach_the_config(
     assert (built.preserve_host, built.keep_app_cookies) == (preserve_host, keep_app_cookies)
 
 
+def test_the_command_line_names_the_sandboxes_that_keep_the_viewers_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "origin-keys.json"
+    keys.write_text(json.dumps(origin_jwks([PublishedOriginKey(KID, public_key_of(SEED))])))
+    monkeypatch.setenv("PREVIEW_INGRESS_SECRET", SECRET)
+    shared = ["--upstream-template", "http://{sandbox}.internal:8080", "--jwks-file", str(keys)]
+    shared += ["--audience", "https://ingress.fleet.example", "--no-revocations"]
+
+    built = config_from(
+        parser().parse_args([*shared, "--preserve-host-for", "rails-*", "--preserve-host-for", "sbx-legacy"])
+    )
+
+    assert built.preserve_host_for == ("rails-*", "sbx-legacy")
+    assert [built.preserves_host(name) for name in ("rails-1", "sbx-legacy", "sbx-legacy-2", "vite-1")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    with pytest.raises(IngressConfigError, match="pattern is empty"):
+        config_from(parser().parse_args([*shared, "--preserve-host-for", ""]))
+
+
 @pytest.fixture
 def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Nothing of this machine's AWS setup, and no instance metadata lookups."""
