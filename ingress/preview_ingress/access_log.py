@@ -67,7 +67,17 @@ def write_request(
     (:func:`encode`'s text): to ``sink``, else to the logger."""
     if sink is None and not logger.isEnabledFor(logging.INFO):
         return
-    text = _request_line(event, method, path, request_id, duration_ms, fields)
+    fields_text = _fields_json(fields)
+    if fields_text is None:  # a bool, a float, anything else: as the encoder writes it
+        line = {"event": event, "method": method, "path": path, "request_id": request_id}
+        text = encode({**line, "duration_ms": duration_ms, **fields})
+    else:
+        duration = float.__repr__(duration_ms) if math.isfinite(duration_ms) else json.dumps(duration_ms)
+        text = (
+            f'{{"event":{_quoted(event)},"method":{_quoted(method)},"path":{_quoted(path)},'
+            f'"request_id":{"null" if request_id is None else _quoted(request_id)},'
+            f'"duration_ms":{duration}{fields_text}}}'
+        )
     if sink is not None:
         sink(text)
     else:
@@ -78,18 +88,12 @@ _quoted = json.encoder.encode_basestring_ascii
 _QUOTED_KEYS: dict[str, str] = {}
 
 
-def _request_line(
-    event: str,
-    method: str,
-    path: str,
-    request_id: str | None,
-    duration_ms: float,
-    fields: Mapping[str, Any],
-) -> str:
-    """:func:`encode`'s text of the line, built straight for the values a request's fields hold
-    (strings, integers, ``None``): 0.7 µs a line in a loop, not the encoder's 2.5, and about 8,400
-    fewer instructions per small GET (cachegrind). Any other value: the encoder, the same text."""
-    rest = []
+def _fields_json(fields: Mapping[str, Any]) -> str | None:
+    """``fields`` as :func:`encode` writes them inside a line (each preceded by a comma), built
+    straight for the values a request's fields hold (strings, integers, ``None``): 0.7 µs a line
+    in a loop, not the encoder's 2.5, and about 8,400 fewer instructions per small GET
+    (cachegrind). ``None`` for any other value: the caller leaves the line to the encoder."""
+    parts = []
     for key, value in fields.items():
         kind = type(value)
         if kind is str:
@@ -98,22 +102,15 @@ def _request_line(
             encoded = int.__repr__(value)
         elif value is None:
             encoded = "null"
-        else:  # a bool, a float, anything else: as the encoder writes it
-            line = {"event": event, "method": method, "path": path, "request_id": request_id}
-            return encode({**line, "duration_ms": duration_ms, **fields})
+        else:
+            return None
         quoted_key = _QUOTED_KEYS.get(key)
         if quoted_key is None:
             quoted_key = _quoted(key) + ":"
             if len(_QUOTED_KEYS) < 256:
                 _QUOTED_KEYS[key] = quoted_key
-        rest.append(quoted_key + encoded)
-    duration = float.__repr__(duration_ms) if math.isfinite(duration_ms) else json.dumps(duration_ms)
-    head = (
-        f'{{"event":{_quoted(event)},"method":{_quoted(method)},"path":{_quoted(path)},'
-        f'"request_id":{"null" if request_id is None else _quoted(request_id)},'
-        f'"duration_ms":{duration}'
-    )
-    return f"{head},{','.join(rest)}}}" if rest else head + "}"
+        parts.append("," + quoted_key + encoded)
+    return "".join(parts)
 
 
 def log_to(stream: TextIO) -> LoopBatchedHandler:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -143,29 +143,36 @@ class _Recorded(io.StringIO):
         return super().write(text)
 
 
-def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order() -> None:
+@pytest.fixture
+def batched() -> Iterator[tuple[_Recorded, LoopBatchedHandler, logging.Logger]]:
+    """A logger of its own whose one handler is a :class:`LoopBatchedHandler` on a recorded stream."""
     stream = _Recorded()
     handler = LoopBatchedHandler(stream)
     log = logging.getLogger("preview_ingress.test_batched")
     log.addHandler(handler)
     log.propagate = False
-    try:
+    yield stream, handler, log
+    log.removeHandler(handler)
 
-        async def three_requests_in_one_turn() -> list[str]:
-            for number in (1, 2, 3):
-                log.warning("request %d", number)
-            written_before_the_turn_ends = list(stream.writes)
-            await asyncio.sleep(0)  # the loop turns
-            await asyncio.sleep(0)
-            return written_before_the_turn_ends
 
-        assert asyncio.run(three_requests_in_one_turn()) == []
-        assert stream.writes == ["request 1\nrequest 2\nrequest 3\n"]
+def test_the_access_log_writes_a_turn_of_the_loop_at_once_and_in_order(
+    batched: tuple[_Recorded, LoopBatchedHandler, logging.Logger],
+) -> None:
+    stream, _, log = batched
 
-        log.warning("no loop running")  # another thread, or before and after the loop: at once
-        assert stream.writes[-1] == "no loop running\n"
-    finally:
-        log.removeHandler(handler)
+    async def three_requests_in_one_turn() -> list[str]:
+        for number in (1, 2, 3):
+            log.warning("request %d", number)
+        written_before_the_turn_ends = list(stream.writes)
+        await asyncio.sleep(0)  # the loop turns
+        await asyncio.sleep(0)
+        return written_before_the_turn_ends
+
+    assert asyncio.run(three_requests_in_one_turn()) == []
+    assert stream.writes == ["request 1\nrequest 2\nrequest 3\n"]
+
+    log.warning("no loop running")  # another thread, or before and after the loop: at once
+    assert stream.writes[-1] == "no loop running\n"
 
 
 @pytest.mark.parametrize(
@@ -207,44 +214,39 @@ def test_a_value_json_cannot_hold_fails_the_line_as_json_dumps_does() -> None:
         encode({"value": object()})
 
 
-def test_access_lines_wait_a_moment_and_go_together_a_record_or_a_full_buffer_at_once() -> None:
-    stream = _Recorded()
-    handler = LoopBatchedHandler(stream)
-    log = logging.getLogger("preview_ingress.test_buffered")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
+def test_access_lines_wait_a_moment_and_go_together_a_record_or_a_full_buffer_at_once(
+    batched: tuple[_Recorded, LoopBatchedHandler, logging.Logger],
+) -> None:
+    stream, handler, log = batched
 
-        async def lines() -> dict[str, list[str]]:
-            seen: dict[str, list[str]] = {}
-            handler.write_line("request 1")
-            handler.write_line("request 2")
-            for _ in range(3):
-                await asyncio.sleep(0)  # turns of the loop: access lines still wait
-            seen["a few turns later"] = list(stream.writes)
-            await asyncio.sleep(FLUSH_SECONDS * 5)  # a bound on waiting, not a claim about speed
-            seen["after the flush time"] = list(stream.writes)
-            handler.write_line("request 3")
-            log.warning("a record")  # takes the access line before it along, at the end of the turn
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            seen["after a record"] = list(stream.writes)
-            for number in range(MAX_BUFFERED_LINES):
-                handler.write_line(f"burst {number}")
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            seen["after a full buffer"] = list(stream.writes)
-            return seen
+    async def lines() -> dict[str, list[str]]:
+        seen: dict[str, list[str]] = {}
+        handler.write_line("request 1")
+        handler.write_line("request 2")
+        for _ in range(3):
+            await asyncio.sleep(0)  # turns of the loop: access lines still wait
+        seen["a few turns later"] = list(stream.writes)
+        await asyncio.sleep(FLUSH_SECONDS * 5)  # a bound on waiting, not a claim about speed
+        seen["after the flush time"] = list(stream.writes)
+        handler.write_line("request 3")
+        log.warning("a record")  # takes the access line before it along, at the end of the turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen["after a record"] = list(stream.writes)
+        for number in range(MAX_BUFFERED_LINES):
+            handler.write_line(f"burst {number}")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        seen["after a full buffer"] = list(stream.writes)
+        return seen
 
-        seen = asyncio.run(lines())
+    seen = asyncio.run(lines())
 
-        assert seen["a few turns later"] == []
-        assert seen["after the flush time"] == ["request 1\nrequest 2\n"]
-        assert seen["after a record"][1:] == ["request 3\na record\n"]
-        burst = "".join(f"burst {number}\n" for number in range(MAX_BUFFERED_LINES))
-        assert seen["after a full buffer"][2:] == [burst]
-    finally:
-        log.removeHandler(handler)
+    assert seen["a few turns later"] == []
+    assert seen["after the flush time"] == ["request 1\nrequest 2\n"]
+    assert seen["after a record"][1:] == ["request 3\na record\n"]
+    burst = "".join(f"burst {number}\n" for number in range(MAX_BUFFERED_LINES))
+    assert seen["after a full buffer"][2:] == [burst]
 
 
 def test_a_line_logged_as_the_loop_stops_is_written_at_exit() -> None:
