@@ -34,6 +34,17 @@ $(VENV)/.synced-dev: pyproject.toml uv.lock | $(UV)
 	$(SYNC) --group dev --extra operator
 	touch $@ $(VENV)/.synced-local
 
+# The fleet ingress as `uvx --from ./ingress` installs it: its wheel, the per-request modules
+# compiled by mypyc (ingress/setup.py), unpacked where the ingress's tests and make bench import it
+# from (ahead of the environment's editable, pure Python copy). The e2e suite runs the pure one.
+COMPILED_INGRESS := .local/ingress-compiled
+WITH_COMPILED_INGRESS := PYTHONPATH=$(COMPILED_INGRESS)/site PREVIEW_INGRESS_UNDER_TEST=compiled
+$(COMPILED_INGRESS)/.built: $(wildcard ingress/preview_ingress/*.py) ingress/setup.py ingress/pyproject.toml | $(UV)
+	rm -rf $(COMPILED_INGRESS)
+	$(UV) build --quiet --python python3.11 --wheel ingress --out-dir $(COMPILED_INGRESS)/wheel
+	python3.11 -m zipfile -e $(COMPILED_INGRESS)/wheel/*.whl $(COMPILED_INGRESS)/site
+	touch $@
+
 ## run: the whole system locally (mint API, data plane, demo pages) on 127.0.0.1:$(PORT)
 ## (the desktop sandbox when its Debian packages are present; otherwise it prints `make desktop`)
 run: $(VENV)/.synced-local
@@ -53,11 +64,14 @@ typecheck: $(VENV)/.synced-dev
 unit: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/unit -q
 
-## integration: the handlers against moto and the real ingress, on up to 4 CPUs (pytest-xdist)
-integration: $(VENV)/.synced-dev node
-	$(VENV)/bin/pytest tests/integration tests/ingress -q -n auto --maxprocesses 4
+## integration: the handlers against moto, and the fleet ingress as users install it (its wheel,
+## compiled by mypyc), on up to 4 CPUs (pytest-xdist)
+integration: $(VENV)/.synced-dev node $(COMPILED_INGRESS)/.built
+	$(VENV)/bin/pytest tests/integration -q -n auto --maxprocesses 4
+	$(WITH_COMPILED_INGRESS) $(VENV)/bin/pytest tests/ingress -q -n auto --maxprocesses 4
 
-## ingress: the fleet ingress's tests (real aiohttp apps behind the real ingress, loopback only)
+## ingress: the fleet ingress's tests on its source as it is (pure Python, no build; real aiohttp
+## apps behind the real ingress, loopback only)
 ingress: $(VENV)/.synced-dev
 	$(VENV)/bin/pytest tests/ingress -q
 
@@ -137,11 +151,11 @@ desktop:
 ## mint's round trips and cold start (ratios against baselines measured in the same run), cost
 ## per 1,000 page loads and concurrency from measured durations, the fleet ingress against the app
 ## direct, and the Vite app's page load through the local stack against the app direct (chromium)
-bench: $(VENV)/.synced-dev node chromium real-apps
+bench: $(VENV)/.synced-dev node chromium real-apps $(COMPILED_INGRESS)/.built
 	$(PY) -m bench.authorizer_bench
 	$(PY) -m bench.edge_bench
 	$(PY) -m bench.control_bench
-	$(PY) -m bench.ingress_bench
+	$(WITH_COMPILED_INGRESS) $(PY) -m bench.ingress_bench
 	$(PY) -m bench.apps_bench
 
 ## openapi: regenerate docs/openapi.json from the code

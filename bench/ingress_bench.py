@@ -3,8 +3,9 @@
 Run with ``make bench`` (``python -m bench.ingress_bench``). Three processes on loopback: an
 aiohttp app (``/small``: a 13-byte body; ``/download``: 100 MB streamed), the real ingress in
 front of it (``preview_ingress.serve``: secret, assertion, revocation view, scope, header
-rewriting, streaming relay), and this client. Interleaved rounds, each measuring the app direct
-and then through the ingress:
+rewriting, streaming relay; the wheel users install, compiled by mypyc, which ``make bench`` puts
+ahead of the environment's pure Python copy; the heading says which ran), and this client.
+Interleaved rounds, each measuring the app direct and then through the ingress:
 
 * SMALL GETs: ``CONCURRENCY`` clients on keep-alive connections, ``SMALL_REQUESTS`` requests;
   requests per second through the ingress / direct (target ≥ 0.5);
@@ -316,9 +317,12 @@ def main() -> None:
         with _ingress_on_a_cpu_of_its_own(*pids) as pinned_ok:
             pinned = _rounds(direct, ingress, through, pids) if pinned_ok else None
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    from preview_ingress import compiled
+
+    form = "compiled by mypyc, as its wheel installs" if compiled() else "pure Python"
     print(
-        f"fleet ingress vs the app direct (3 processes on loopback, medians of {ROUNDS} interleaved rounds; "
-        f"load average {load} on {os.cpu_count()} CPUs)"
+        f"fleet ingress ({form}) vs the app direct (3 processes on loopback, medians of {ROUNDS} "
+        f"interleaved rounds; load average {load} on {os.cpu_count()} CPUs)"
     )
     _report("the three processes sharing the CPUs (judged)", shared)
     if pinned is not None:

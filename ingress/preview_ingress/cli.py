@@ -26,6 +26,7 @@ from preview_origin.verifier import HttpJwks, OriginAssertionVerifier, StaticJwk
 from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, RevocationFeed
 from preview_tokens.keys.aws_json import AwsJsonClient
 
+from preview_ingress import compiled
 from preview_ingress.access_log import LoopBatchedHandler, install
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def started(port: int, admin_port: int) -> None:
         logging.getLogger("preview_ingress").info(
-            json.dumps({"event": "listening", "port": port, "admin_port": admin_port})
+            json.dumps({"event": "listening", "port": port, "admin_port": admin_port, "compiled": compiled()})
         )
 
     async def run() -> None:

@@ -604,7 +604,7 @@ class IngressProxy:
     async def _relay_http(
         self, request: web.Request, base: str, assertion: OriginAssertion, log: _Log
     ) -> web.StreamResponse:
-        body = _counted(request.content, log) if request.body_exists else None
+        body = _CountedBody(request.content, log) if request.body_exists else None
         try:
             upstream = await self._send_upstream(request, base, assertion, body)
         except UpstreamUnreachableError as error:
@@ -1011,12 +1011,24 @@ def _relaying(upstream: UpstreamResponse, viewer: ViewerConnection) -> _Copy | N
     return copy
 
 
-async def _counted(content: aiohttp.StreamReader, log: _Log) -> AsyncIterator[bytes]:
-    received = 0
-    async for chunk in content.iter_chunked(_CHUNK):
-        received += len(chunk)
-        log.fields["bytes_in"] = received
-        yield chunk
+class _CountedBody:
+    """A viewer's request body as it arrives, its size so far in the log line's ``bytes_in``."""
+
+    def __init__(self, content: aiohttp.StreamReader, log: _Log) -> None:
+        self._content = content
+        self._log = log
+        self._received = 0
+
+    def __aiter__(self) -> _CountedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._content.read(_CHUNK)
+        if not chunk:
+            raise StopAsyncIteration
+        self._received += len(chunk)
+        self._log.fields["bytes_in"] = self._received
+        return chunk
 
 
 def _relayable(code: int | None) -> int:

@@ -70,6 +70,22 @@ AnswerCallback = Callable[["UpstreamResponse | UpstreamUnreachableError"], None]
 """What :meth:`UpstreamPool.send_now` calls once the answer's head is in (or none will come)."""
 
 
+class _BodyChunks:
+    """An answer's body as it arrives: an async iterator (not a generator, which mypyc cannot compile)."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    def __aiter__(self) -> _BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._connection.next_chunk()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
 class UpstreamResponse:
     """An answer's head, and its body as it arrives (:meth:`chunks`, :meth:`read`)."""
 
@@ -81,13 +97,16 @@ class UpstreamResponse:
         self.content_length = connection.content_length
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._connection.body_chunks()
+        return _BodyChunks(self._connection)
 
     async def read(self) -> bytes:
         whole = self._connection.whole_body()
         if whole is not None:  # a small answer usually arrives with its head
             return whole
-        return b"".join([chunk async for chunk in self._connection.body_chunks()])
+        chunks = []
+        while (chunk := await self._connection.next_chunk()) is not None:
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def whole(self) -> bytes | None:
         """The body, if all of it is in; else ``None`` (:meth:`read` waits for it)."""
@@ -335,7 +354,8 @@ class _Connection(WriteFlow):
             self._fail(f"the viewer's body broke off ({type(error).__name__})")
             self._close()
 
-    async def body_chunks(self) -> AsyncIterator[bytes]:
+    async def next_chunk(self) -> bytes | None:
+        """What has arrived of the body since the last call (waiting for some), ``None`` at its end."""
         while True:
             if self._body:
                 chunk = self._body.popleft() if len(self._body) == 1 else b"".join(self._body)
@@ -344,17 +364,16 @@ class _Connection(WriteFlow):
                 if self._reading_paused and self._buffered <= _LOW_WATER and self.transport is not None:
                     self._reading_paused = False
                     self.transport.resume_reading()
-                yield chunk
-            elif self._complete:
-                return
-            elif self._error is not None:
+                return chunk
+            if self._complete:
+                return None
+            if self._error is not None:
                 raise UpstreamBodyError(str(self._error))
-            else:
-                self._waiter = self._loop.create_future()
-                await self._waiter
+            self._waiter = self._loop.create_future()
+            await self._waiter
 
     def whole_body(self) -> bytes | None:
-        """The body, taken, if all of it has arrived; else ``None`` (read it with :meth:`body_chunks`)."""
+        """The body, taken, if all of it has arrived; else ``None`` (read it with :meth:`next_chunk`)."""
         if not self._complete or self._error is not None:
             return None
         whole = b"".join(self._body)

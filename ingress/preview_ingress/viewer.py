@@ -24,15 +24,12 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from preview_ingress.flow import WriteFlow
-
-if TYPE_CHECKING:
-    from preview_ingress.proxy import IngressProxy
 
 logger = logging.getLogger("preview_ingress")
 
@@ -60,10 +57,20 @@ class ViewerRequest:
     scheme: str = "http"
 
 
+class Relay(Protocol):
+    """What a viewer's connection asks of the proxy behind it (:class:`.proxy.IngressProxy`)."""
+
+    viewer_connections: set[ViewerConnection]
+
+    def answer_now(self, viewer: ViewerConnection, request: ViewerRequest) -> bool: ...
+
+    async def relay_simple(self, viewer: ViewerConnection, request: ViewerRequest) -> bool: ...
+
+
 class ViewerConnection(WriteFlow):
     """One connection from CloudFront (or a viewer): the fast path, or handed over to aiohttp."""
 
-    def __init__(self, proxy: IngressProxy, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(self, proxy: Relay, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
         self._proxy = proxy
         self._aiohttp_protocol = aiohttp_protocol
         self._loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import ssl
 import threading
 import time
@@ -18,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import preview_ingress
 import pytest
 from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from preview_ingress import IngressConfig, RunningIngress, start_in_thread
+from preview_ingress import IngressConfig, RunningIngress, compiled, start_in_thread
 from preview_origin.verifier import OriginAssertionVerifier, StaticJwks
 from preview_tokens.control_plane.revocations import Revocation, RevocationKind
 from preview_tokens.data_plane.origin_assertion import (
@@ -32,6 +34,21 @@ from preview_tokens.data_plane.origin_assertion import (
     origin_jwks,
     public_key_of,
 )
+
+
+def pytest_report_header() -> str:
+    form = "compiled by mypyc" if compiled() else "pure Python"
+    return f"preview_ingress: {form}, from {os.path.dirname(preview_ingress.__file__ or '')}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # make test runs this suite against the wheel users install (Makefile: WITH_COMPILED_INGRESS):
+    # were the pure package imported instead, every test would pass and say nothing of the wheel.
+    if os.environ.get("PREVIEW_INGRESS_UNDER_TEST") == "compiled" and not compiled():
+        raise pytest.UsageError(
+            f"the compiled ingress was asked for, but {preview_ingress.__file__} has pure Python modules"
+        )
+
 
 SECRET = "cloudfront-only-0123456789abcdef"
 AUDIENCE = "https://ingress.fleet.example"

@@ -203,7 +203,7 @@ def test_a_head_too_large_that_arrives_in_one_read_gets_431_and_is_never_relayed
 
     async def one_read() -> tuple[bytes, list[str]]:
         proxy, transport = _Relayed(), _Recorded()
-        viewer = ViewerConnection(proxy, asyncio.Protocol)  # type: ignore[arg-type]
+        viewer = ViewerConnection(proxy, asyncio.Protocol)
         viewer.connection_made(transport)
         viewer.data_received(huge)
         await asyncio.sleep(0.05)
