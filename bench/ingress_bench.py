@@ -122,7 +122,7 @@ def serve_upstream() -> None:
 
 def serve_ingress(upstream: str) -> None:
     from preview_ingress import IngressConfig, serve
-    from preview_ingress.access_log import log_to
+    from preview_ingress.log_handler import log_to
     from preview_ingress.server import run
 
     # The access log as the CLI writes it (one JSON line per request), to /dev/null instead of

@@ -28,6 +28,7 @@ COMPILED = [
     "preview_ingress/proxy.py",
     "preview_ingress/upstream.py",
     "preview_ingress/viewer.py",
+    "preview_ingress/access_log.py",
     "preview_ingress/flow.py",
     "preview_ingress/metrics.py",
 ]

@@ -27,9 +27,9 @@ from preview_tokens.control_plane.revocations import FEED_TIMEOUT_SECONDS, Revoc
 from preview_tokens.keys.aws_json import AwsJsonClient
 
 from preview_ingress import compiled
-from preview_ingress.access_log import LoopBatchedHandler, install
 from preview_ingress.aws_credentials import CredentialChainEnvironment
 from preview_ingress.config import IngressConfig, IngressConfigError
+from preview_ingress.log_handler import LoopBatchedHandler, install
 from preview_ingress.server import run as run_on_ingress_loop
 from preview_ingress.server import serve
 

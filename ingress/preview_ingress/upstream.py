@@ -56,6 +56,9 @@ class Origin:
     port: int
     authority: str
     """``host[:port]`` as the base URL spells it: the ``Host`` the app gets."""
+    url: str
+    """``scheme://authority``: what its connections are pooled under (a str keeps its hash; this
+    dataclass would hash its four fields in Python on every request)."""
 
     @classmethod
     def of(cls, base_url: str) -> Origin:
@@ -63,7 +66,7 @@ class Origin:
         if parts.scheme not in ("http", "https") or parts.hostname is None:
             raise ValueError(f"not an http(s) origin: {base_url!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.netloc)
+        return cls(parts.scheme, parts.hostname, port, parts.netloc, f"{parts.scheme}://{parts.netloc}")
 
 
 AnswerCallback = Callable[["UpstreamResponse | UpstreamUnreachableError"], None]
@@ -478,7 +481,8 @@ class UpstreamPool:
         self, max_idle: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle: dict[str, list[_Connection]] = {}
+        """Idle connections by :attr:`Origin.url`."""
         self._sweep: asyncio.TimerHandle | None = None
         self._open: set[_Connection] = set()
         self._max_idle = max_idle
@@ -536,7 +540,7 @@ class UpstreamPool:
         return True
 
     def _idle_connection(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
+        idle = self._idle.get(origin.url)
         while idle:
             connection = idle.pop()
             if self._loop.time() - connection.idle_since >= IDLE_SECONDS:  # the sweep is late
@@ -568,7 +572,7 @@ class UpstreamPool:
         return connection
 
     def put_back(self, connection: _Connection) -> None:
-        idle = self._idle.setdefault(connection.origin, [])
+        idle = self._idle.setdefault(connection.origin.url, [])
         if len(idle) >= self._max_idle:
             connection.close_if_idle()
             return
@@ -596,7 +600,7 @@ class UpstreamPool:
 
     def forget(self, connection: _Connection) -> None:
         self._open.discard(connection)
-        idle = self._idle.get(connection.origin)
+        idle = self._idle.get(connection.origin.url)
         if idle and connection in idle:
             idle.remove(connection)
 

@@ -16,13 +16,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from preview_ingress.access_log import (
-    FLUSH_SECONDS,
-    MAX_BUFFERED_LINES,
-    LoopBatchedHandler,
-    encode,
-    write_request,
-)
+from preview_ingress.access_log import encode, write_request
+from preview_ingress.log_handler import FLUSH_SECONDS, MAX_BUFFERED_LINES, LoopBatchedHandler
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
 from tests.ingress.conftest import (
@@ -252,7 +247,7 @@ def test_access_lines_wait_a_moment_and_go_together_a_record_or_a_full_buffer_at
 def test_a_line_logged_as_the_loop_stops_is_written_at_exit() -> None:
     program = """
 import asyncio, logging, sys
-from preview_ingress.access_log import log_to
+from preview_ingress.log_handler import log_to
 log_to(sys.stdout)
 loop = asyncio.new_event_loop()
 def last_request():

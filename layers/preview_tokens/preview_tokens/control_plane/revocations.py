@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from preview_tokens.keys.aws_json import AwsJsonClient, AwsServiceError
 from preview_tokens.keys.tokens import MAX_TTL_SECONDS, PreviewClaims
@@ -49,6 +49,11 @@ class RevocationKind(StrEnum):
     SANDBOX = "sandbox"
     TENANT = "tenant"
     CREDENTIAL = "credential"
+
+
+_SANDBOX: Final = RevocationKind.SANDBOX.value
+_TENANT: Final = RevocationKind.TENANT.value
+_CREDENTIAL: Final = RevocationKind.CREDENTIAL.value
 
 
 class TokenRevokedError(Exception):
@@ -222,11 +227,9 @@ class RevocationView:
         self._refreshed_at = -math.inf
         self._loaded_until_ms: int | None = None
         self._tokens: dict[str, int] = {}
-        self._markers: dict[RevocationKind, dict[str, int]] = {
-            RevocationKind.SANDBOX: {},
-            RevocationKind.TENANT: {},
-            RevocationKind.CREDENTIAL: {},
-        }
+        # Keyed by the kind's value, a plain str: looked up on every request, and a StrEnum member
+        # hashes in Python (Enum.__hash__) where a str's hash is computed once and kept.
+        self._markers: dict[str, dict[str, int]] = {_SANDBOX: {}, _TENANT: {}, _CREDENTIAL: {}}
 
     def check(self, claims: PreviewClaims) -> None:
         """Raise :class:`TokenRevokedError` if revoked, :class:`RevocationsUnavailableError` if unknowable."""
@@ -249,14 +252,14 @@ class RevocationView:
         if token_id in self._tokens:
             return "token revoked"
         markers = self._markers
-        not_before = markers[RevocationKind.SANDBOX].get(sandbox_id)
+        not_before = markers[_SANDBOX].get(sandbox_id)
         if not_before is not None and issued_at < not_before:
             return "sandbox revoked"
-        not_before = markers[RevocationKind.TENANT].get(tenant_id)
+        not_before = markers[_TENANT].get(tenant_id)
         if not_before is not None and issued_at < not_before:
             return "tenant revoked"
         if credential_id:
-            not_before = markers[RevocationKind.CREDENTIAL].get(credential_id)
+            not_before = markers[_CREDENTIAL].get(credential_id)
             if not_before is not None and issued_at < not_before:
                 return "credential revoked"
         return None
@@ -296,7 +299,7 @@ class RevocationView:
             if entry.kind is RevocationKind.TOKEN:
                 self._tokens[entry.subject] = entry.value
             else:
-                markers = self._markers[entry.kind]
+                markers = self._markers[entry.kind.value]
                 markers[entry.subject] = max(entry.value, markers.get(entry.subject, 0))
         self._tokens = {jti: exp for jti, exp in self._tokens.items() if exp > now}
         for kind, markers in self._markers.items():
