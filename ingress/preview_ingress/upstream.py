@@ -43,6 +43,10 @@ class UpstreamUnreachableError(Exception):
     """No answer's head from the app: refused, timed out, reset, or not HTTP."""
 
 
+class _PastTheAnswerError(Exception):
+    """The app wrote more after its answer, in the same read (raised to stop the parser there)."""
+
+
 class UpstreamBodyError(Exception):
     """The app broke off (or sent garbage) after the head: the body is cut short."""
 
@@ -196,9 +200,11 @@ class _Connection(WriteFlow):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
-            self._fail(f"the app's answer is not HTTP/1.1 ({error})")
-            self._close()
-            return
+            if not isinstance(error.__context__, _PastTheAnswerError):
+                self._fail(f"the app's answer is not HTTP/1.1 ({error})")
+                self._close()
+                return
+            self._keep_alive = False  # what came past the answer is dropped; the connection closes after it
         if self._head_pending:
             return
         if not self._complete and self._error is None and self.content_length is not None:
@@ -241,6 +247,8 @@ class _Connection(WriteFlow):
     # ---- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self._complete:  # a second answer in the read that ended this one: no request asked for it
+            raise _PastTheAnswerError
         self._reason_bytes = b""
         self._header_bytes = []
 

@@ -538,6 +538,46 @@ def test_a_body_delimited_by_the_end_of_the_connection_arrives_whole(
     assert (status, received) == (200, body)
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_bytes_past_the_end_of_an_answer_never_reach_a_viewer(
+    make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str], answer: bytes
+) -> None:
+    """An app that writes a second answer no request asked for, in the same write as the first: the
+    first viewer gets its own answer only, and the next request goes on a new connection, never
+    answered with the stray one."""
+    stray = b"HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/\r\nContent-Length: 5\r\n\r\nstray"
+    connections = 0
+
+    async def answer_with_a_stray_answer_behind(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        nonlocal connections
+        connections += 1
+        await _read_head(reader)
+        writer.write(answer + stray)
+        await writer.drain()
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            await _read_head(reader)  # the connection is not reused: this never comes
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nreused")
+            await writer.drain()
+            await asyncio.sleep(5)
+
+    ingress = make_ingress(upstream=raw_app(answer_with_a_stray_answer_behind), sandbox_id=SANDBOX)
+
+    first = _get(ingress, "/first")
+    second = _get(ingress, "/second")
+
+    assert first[:2] == second[:2] == (200, b"ok")
+    assert ("Location" in first[2], "Location" in second[2], connections) == (False, False, 2)
+
+
 def test_an_early_hints_answer_is_skipped_and_the_final_one_relayed(
     make_ingress: Callable[..., Ingress], raw_app: Callable[[Answerer], str]
 ) -> None:
