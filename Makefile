@@ -67,8 +67,7 @@ unit: $(VENV)/.synced-dev
 ## integration: the handlers against moto, and the fleet ingress as users install it (its wheel,
 ## compiled by mypyc), on up to 4 CPUs (pytest-xdist)
 integration: $(VENV)/.synced-dev node $(COMPILED_INGRESS)/.built
-	$(VENV)/bin/pytest tests/integration -q -n auto --maxprocesses 4
-	$(WITH_COMPILED_INGRESS) $(VENV)/bin/pytest tests/ingress -q -n auto --maxprocesses 4
+	$(WITH_COMPILED_INGRESS) $(VENV)/bin/pytest tests/integration tests/ingress -q -n auto --maxprocesses 4
 
 ## ingress: the fleet ingress's tests on its source as it is (pure Python, no build; real aiohttp
 ## apps behind the real ingress, loopback only)
