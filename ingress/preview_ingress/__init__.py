@@ -12,15 +12,8 @@ ingress/README.md.
     running.stop()
 """
 
-from importlib.machinery import ExtensionFileLoader
-
-from preview_ingress import proxy
+from preview_ingress.build import compiled
 from preview_ingress.config import IngressConfig, IngressConfigError
 from preview_ingress.server import RunningIngress, serve, start_in_thread
 
 __all__ = ["IngressConfig", "IngressConfigError", "RunningIngress", "compiled", "serve", "start_in_thread"]
-
-
-def compiled() -> bool:
-    """Whether the per-request modules run compiled by mypyc (a wheel built with a C compiler: setup.py)."""
-    return isinstance(proxy.__loader__, ExtensionFileLoader)

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
+from preview_ingress.build import compiled
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # No ``*_created`` series: a counter's start time is the process's, which the scrape already knows.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -50,6 +52,12 @@ class IngressMetrics:
             registry=self.registry,
         )
         staleness_gauge.set_function(staleness)
+        compiled_gauge = Gauge(
+            "preview_ingress_compiled",
+            "1 when the per-request modules run compiled by mypyc, 0 when pure Python (no C compiler)",
+            registry=self.registry,
+        )
+        compiled_gauge.set(1 if compiled() else 0)
 
     def count_request(self, route: str, status: int) -> None:
         counts = self._requests.counts

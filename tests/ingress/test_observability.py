@@ -89,6 +89,7 @@ def test_metrics_count_requests_denials_and_streams(ingress: Ingress, sandbox: S
     assert samples["preview_ingress_streams_opened_total"] == 1.0
     assert samples['preview_ingress_streams_closed_total{why="ended"}'] == 1.0
     assert 0 <= samples["preview_ingress_revocation_feed_staleness_seconds"] < 10
+    assert samples["preview_ingress_compiled"] == (1.0 if compiled() else 0.0)
 
 
 def _samples(text: str) -> dict[str, float]:
