@@ -191,8 +191,11 @@ async function handler(event) {
     var ends = cookie(request.cookies, SESSION_ENDS);
     decision = { reason: /^[0-9]{1,15}$/.test(ends) && Number(ends) <= now ? 'expired' : 'no_token' };
   } else {
-    // A segment that is not base64url fails in verdict, so the characters need no other check.
-    var parts = token.indexOf('mp_') === 0 && token.length <= 4096 ? token.slice(3).split('.') : [];
+    // Three segments; one that is not base64url fails in verdict, so the characters need no other check.
+    var dot = token.indexOf('.'), dot2 = token.indexOf('.', dot + 1);
+    var three = dot > 0 && dot2 > 0 && token.indexOf('.', dot2 + 1) < 0;
+    var parts = three && token.indexOf('mp_') === 0 && token.length <= 4096
+      ? [token.slice(3, dot), token.slice(dot + 1, dot2), token.slice(dot2 + 1)] : [];
     var stored = null;
     // The key under the header segment its tokens start with (edge_store.signing_key_entries: the
     // header mint writes, HS256), so no header is decoded; else by the kid the header names.

@@ -215,6 +215,10 @@ def _cookies_and_garbage() -> list[dict[str, Any]]:
         case("prefix only", "mp_", allowed=False, reason=INVALID),
         case("a JWT without the mp_ prefix", valid.removeprefix("mp_"), allowed=False, reason=INVALID),
         case("four segments", valid + ".x", allowed=False, reason=INVALID),
+        case("a trailing dot: four segments, the last empty", valid + ".", allowed=False, reason=INVALID),
+        case("two segments", valid[: valid.rindex(".")], allowed=False, reason=INVALID),
+        case("an empty header segment", "mp_" + valid[valid.index(".") :], allowed=False, reason=INVALID),
+        case("a dot in the prefix", "mp." + valid.removeprefix("mp_"), allowed=False, reason=INVALID),
         case("another cookie only", None, cookie="theme=dark", allowed=False, reason="no_token"),
         case(
             "session ended marker, no session",
