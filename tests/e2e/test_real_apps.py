@@ -274,6 +274,8 @@ def test_jupyter_with_interact_runs_a_cell_and_prints(
     frame.locator("#code").fill(f"print('{marker}'); print(6 * 7)")
     frame.locator("#run").click()
     frame.locator("#prompt[data-status=ok]").wait_for(timeout=TIMEOUT_MS)
+    # The kernel's reply and its output come on two channels, in either order.
+    frame.locator("#output[data-lines='2']").wait_for(timeout=TIMEOUT_MS)
 
     assert frame.locator("#output").inner_text().split() == [marker, "42"]
     assert frame.locator("#prompt").inner_text() == "In [1]:"
@@ -318,6 +320,7 @@ def test_jupyter_with_read_shows_the_notebook_and_runs_nothing(
         direct.locator("#run").click()
         direct.locator("#prompt[data-status=ok]").wait_for(timeout=TIMEOUT_MS)
         assert direct.locator("#prompt").inner_text() == "In [1]:", "the viewer's cell ran before it"
+        direct.locator("#output[data-lines='1']").wait_for(timeout=TIMEOUT_MS)  # before the reply or after
         assert direct.locator("#output").inner_text().strip() == probe
     finally:
         direct.context.close()
