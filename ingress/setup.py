@@ -20,6 +20,7 @@ import tempfile
 from typing import Any
 
 from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 
 # The modules every relayed request runs through. Not the CLI, the configuration, the revocation
@@ -66,6 +67,18 @@ class _OptionalBuildExt(build_ext):
             )
 
 
+class _Wheel(bdist_wheel):
+    """Tagged for the interpreter and platform it was compiled on, or ``py3-none-any`` when nothing
+    was compiled: the pure package then installs anywhere, as it can."""
+
+    def run(self) -> None:
+        self.run_command("build")  # the compiler's outcome decides the tag; run once, not again below
+        if not self.get_finalized_command("build_ext").extensions:
+            self.root_is_pure = True
+            self.distribution.ext_modules = []  # else the files would install as platform-specific
+        super().run()
+
+
 # Every build compiles and packs in a directory of its own: setuptools would otherwise reuse ./build,
 # and ship an extension module left there by an earlier build (of a module no longer compiled).
 # (mypyc writes its C files to ./build, all of them anew each time: setuptools wants them relative.)
@@ -95,6 +108,6 @@ def _extensions() -> list[Any]:
 
 setup(
     ext_modules=_extensions(),
-    cmdclass={"build_ext": _OptionalBuildExt},
+    cmdclass={"build_ext": _OptionalBuildExt, "bdist_wheel": _Wheel},
     options={"build": {"build_base": os.path.join(BUILD_DIR, "setuptools")}},
 )
