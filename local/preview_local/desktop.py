@@ -123,7 +123,7 @@ class DesktopSandbox:
                 [sys.executable, "-m", "preview_local.desktop_app", str(desktop.log_path)], output, env
             )
             for scope in (Scope.READ, Scope.INTERACT):
-                rfb_port, bridge_port = _free_port(), _free_port()
+                rfb_port = _free_port()
                 view_only = ["-viewonly"] if scope is Scope.READ else []
                 x11vnc = desktop._spawn(
                     ["x11vnc", "-display", desktop.display, "-rfbport", str(rfb_port), "-localhost", "-nopw",
@@ -132,9 +132,16 @@ class DesktopSandbox:
                     env,
                 )  # fmt: skip
                 _wait_for_port(rfb_port, x11vnc, "x11vnc")
-                bridge = desktop._spawn(
-                    ["websockify", f"127.0.0.1:{bridge_port}", f"127.0.0.1:{rfb_port}"], output, env
-                )
+                # The bridge's listening socket is bound here and handed over (websockify --inetd):
+                # no port for another process to take between the choice and the listen.
+                with socket.create_server(("127.0.0.1", 0)) as listening:
+                    bridge_port = listening.getsockname()[1]
+                    bridge = desktop._spawn(
+                        ["websockify", "--inetd", f"127.0.0.1:{rfb_port}"],
+                        output,
+                        env,
+                        stdin=listening.fileno(),
+                    )
                 _wait_for_port(bridge_port, bridge, "websockify")
                 desktop.bridge_ports[scope] = bridge_port
                 desktop.rfb_ports[scope] = rfb_port
@@ -146,9 +153,16 @@ class DesktopSandbox:
         return desktop
 
     def _spawn(
-        self, argv: list[str], output: BinaryIO, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+        self,
+        argv: list[str],
+        output: BinaryIO,
+        env: dict[str, str],
+        pass_fds: tuple[int, ...] = (),
+        stdin: int | None = None,
     ) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(argv, stdout=output, stderr=output, env=env, pass_fds=pass_fds)  # noqa: S603 - fixed argv
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv, stdin=stdin, stdout=output, stderr=output, env=env, pass_fds=pass_fds
+        )
         self.processes.append(process)
         return process
 
