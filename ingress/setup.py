@@ -72,7 +72,8 @@ class _Wheel(bdist_wheel):
     was compiled: the pure package then installs anywhere, as it can."""
 
     def run(self) -> None:
-        self.run_command("build")  # the compiler's outcome decides the tag; run once, not again below
+        if not self.skip_build:
+            self.run_command("build")  # the compiler's outcome decides the tag; run once, not again below
         if not self.get_finalized_command("build_ext").extensions:
             self.root_is_pure = True
             self.distribution.ext_modules = []  # else the files would install as platform-specific
