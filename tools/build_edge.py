@@ -2,9 +2,9 @@
 
 The JavaScript lives in its own file (linted by eye, run by node in the tests); the template
 carries it as the ``FunctionCode: !Sub |`` block of ``PreviewEdge``, where CloudFormation fills
-``${InputPathPrefix}``: verbatim but for its whole-line ``//`` comments (:func:`deployed`), since
-CloudFront's 10 KB limit on a function counts them. ``--check`` exits 1 when the template's copy
-differs (the test ``tests/integration/test_edge_template.py`` fails then too).
+``${InputPathPrefix}``: verbatim but for its whole-line ``//`` comments and each line's indentation
+(:func:`deployed`), since CloudFront's 10 KB limit on a function counts them. ``--check`` exits 1
+when the template's copy differs (the test ``tests/integration/test_edge_template.py`` fails then too).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ INDENT = " " * 8
 
 
 def deployed(source: str) -> str:
-    """``source`` as the function deploys: without the lines that are only a ``//`` comment."""
-    return "".join(line for line in source.splitlines(keepends=True) if not line.lstrip().startswith("//"))
+    """``source`` as the function deploys: without the lines that are only a ``//`` comment, and
+    each line without its indentation (no string or regular expression of it spans lines)."""
+    lines = (line.lstrip(" ") for line in source.splitlines(keepends=True))
+    return "".join(line for line in lines if not line.startswith("//"))
 
 
 def with_source(template: str, source: str) -> str:

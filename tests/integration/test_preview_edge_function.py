@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from preview_local.edge import PreviewEdge
+from preview_local.edge import EDGE_HEADERS, PreviewEdge
 from preview_local.http_messages import HttpRequest
 from preview_tokens.data_plane.access import NFKC_LOOKALIKES
 from preview_tokens.data_plane.edge_store import signing_key_entries, signing_key_entry
@@ -163,6 +163,19 @@ def test_a_denial_with_a_proven_sandbox_names_it(tmp_path: Path) -> None:
 
     assert result["headers"]["x-preview-denial"] == {"value": "expired"}
     assert result["headers"]["x-preview-denial-sandbox"] == {"value": "sbx-a"}
+
+
+@pytest.mark.parametrize(
+    ("uri", "cookie"), [("/app.js", SESSION), ("/app.js", ""), ("/__preview/denied", "")]
+)
+def test_no_header_the_edge_sets_comes_from_the_viewer(uri: str, cookie: str, tmp_path: Path) -> None:
+    """Every one of the mirror's ``EDGE_HEADERS``, sent by the viewer: allowed, denied and reserved."""
+    forged = {name: "forged" for name in EDGE_HEADERS}
+    event = viewer_request("GET", HOST, uri, cookie, headers=forged, raw_query="")
+
+    (result,) = run([event], tmp_path)
+
+    assert [n for n in EDGE_HEADERS if result["headers"].get(n) == {"value": "forged"}] == []
 
 
 def test_a_client_cannot_send_its_own_denial_reason(tmp_path: Path) -> None:
