@@ -14,10 +14,13 @@ share a ``kid`` or a stored key), because CloudFront does not document that a fu
 scope survives between requests; the floor verifies the same tokens in the same order. The warm
 figure (one session repeated, what a page load's subresources look like when the scope is kept) is
 printed beneath it, not judged. Medians of block means, the four measures interleaved in each
-round, after a warm-up. The KeyValueStore is an in-memory promise here, holding what the operator
-commands write (``edge_store.signing_key_entries``: each key under ``key.<kid>`` and under its
-tokens' header segment, ``hs.``); CloudFront's is a local read at the edge location. The script
-reports, it does not fail.
+round, after a warm-up; in each of :data:`PROCESSES` node processes, and the process with the
+median ratio is the one reported (the JIT's and the collector's timing differ from one process to
+the next: single processes of the same code measured from 1.14 to 1.61). The KeyValueStore is an
+in-memory promise here, holding what the operator commands write
+(``edge_store.signing_key_entries``: each key under ``key.<kid>`` and under its tokens' header
+segment, ``hs.``); CloudFront's is a local read at the edge location. The script reports, it does
+not fail.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from preview_tokens.keys.tokens import PreviewClaims, Scope, sign_preview_token
 
 TARGET_FUNCTION_VS_FLOOR = 1.5  # issue 13 (the retired stream verifier measured 3.47x)
 ROUNDS = 15
+PROCESSES = 5  # node processes, each its own rounds: the median one is reported
 BLOCK = 2000  # requests per block; the cache-miss blocks carry BLOCK distinct sessions
 KIDS = ("kbench-1", "kbench-2", "kbench-3")  # rotated: consecutive requests never share a key
 HOST_SUFFIX = ".sandboxes.bench.test"
@@ -198,25 +202,20 @@ def main() -> int:
     pool, kvs = sessions(now)
     script = NODE_BENCH.replace("%(code)s", _IMPORT.sub(r"const \1 = __modules['\2'];", function_code()))
     started = time.monotonic()
-    completed = subprocess.run(
-        [node, "-e", script],
-        input=json.dumps(
-            {
-                "kvs": kvs,
-                "sessions": pool,
-                "now": now,
-                "event": json.dumps(subresource_event()),
-                "rounds": ROUNDS,
-            }
-        ),
-        capture_output=True,
-        text=True,
-        check=False,
+    stdin = json.dumps(
+        {"kvs": kvs, "sessions": pool, "now": now, "event": json.dumps(subresource_event()), "rounds": ROUNDS}
     )
-    if completed.returncode != 0:
-        print(f"edge bench failed:\n{completed.stderr}")
-        return 1
-    result = json.loads(completed.stdout)
+    results = []
+    for _ in range(PROCESSES):
+        completed = subprocess.run(
+            [node, "-e", script], input=stdin, capture_output=True, text=True, check=False
+        )
+        if completed.returncode != 0:
+            print(f"edge bench failed:\n{completed.stderr}")
+            return 1
+        results.append(json.loads(completed.stdout))
+    ratios = sorted((median(r["missFunctions"]) / median(r["missFloors"]), i) for i, r in enumerate(results))
+    result = results[ratios[len(ratios) // 2][1]]
     miss_floor_us = median(result["missFloors"]) / 1000
     miss_us = median(result["missFunctions"]) / 1000
     warm_floor_us = median(result["warmFloors"]) / 1000
@@ -242,6 +241,11 @@ def main() -> int:
     print(
         f"each: one subresource to the ingress; medians of {ROUNDS} interleaved blocks of {BLOCK} "
         f"({BLOCK} distinct sessions, {len(KIDS)} signing keys in turn, in the judged blocks)"
+    )
+    print(
+        f"judged in {PROCESSES} node processes: "
+        + ", ".join(f"{math.ceil(r * 100) / 100:.2f}x" for r, _ in ratios)
+        + " (the median process is shown)"
     )
     print(
         f"price per request: one CloudFront Function invocation, ${PRICE_PER_MILLION_USD:.2f} per million "
