@@ -9,6 +9,7 @@ them only when the document is asked for. This keeps the cold start within its b
 """
 
 import base64
+import json
 from functools import cache
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -145,6 +146,7 @@ def mint_preview_token(id: str) -> Response[dict[str, str]]:
 )
 def revoke_preview_token() -> Response[dict[str, Any]]:
     caller = mint_service().credentials.authenticate(_authorization())
+    caller.require_previews_write("revocation")
     token = token_to_revoke(_body(), _content_type())
     token_lifecycle().revoke_token(caller, token, _request_id())
     observability.count(observability.REVOCATIONS, ("Kind", "token"))
@@ -161,8 +163,9 @@ def revoke_preview_token() -> Response[dict[str, Any]]:
     tags=["preview tokens"],
 )
 def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
-    _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
+    caller.require_previews_write("lifecycle call")
+    _no_body()
     token_lifecycle().revoke_sandbox_tokens(caller, id, _request_id())
     observability.count(observability.REVOCATIONS, ("Kind", "sandbox"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
@@ -183,8 +186,9 @@ def revoke_sandbox_preview_tokens(id: str) -> Response[str]:
     tags=["preview tokens"],
 )
 def revoke_sandbox_preview_token(id: str, token_id: str) -> Response[str]:
-    _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
+    caller.require_previews_write("lifecycle call")
+    _no_body()
     token_lifecycle().revoke_sandbox_token(caller, id, token_id, _request_id())
     observability.count(observability.REVOCATIONS, ("Kind", "token"))
     return empty_response(HTTPStatus.NO_CONTENT, _request_id())
@@ -200,8 +204,9 @@ def revoke_sandbox_preview_token(id: str, token_id: str) -> Response[str]:
     tags=["preview tokens"],
 )
 def list_sandbox_preview_tokens(id: str) -> Response[dict[str, Any]]:
-    _no_body()
     caller = mint_service().credentials.authenticate(_authorization())
+    caller.require_previews_write("lifecycle call")
+    _no_body()
     tokens = token_lifecycle().live_tokens(caller, id)
     return json_response(HTTPStatus.OK, {"tokens": tokens}, _request_id())
 
@@ -289,10 +294,53 @@ def build_openapi() -> dict[str, Any]:
             else:
                 response.pop("content", None)
     origin_keys_operation = document["paths"][ORIGIN_KEYS_PATH]["get"]
-    origin_keys_operation["responses"]["503"]["content"] = reference(api_models.ErrorResponse)
+    for status, response in origin_keys_operation["responses"].items():
+        if status.startswith(("4", "5")):
+            response["content"] = reference(api_models.ErrorResponse)
     origin_keys_operation["security"] = []  # public: the fleet fetches it without a credential
     origin_keys_operation["responses"].pop("422", None)  # it takes no input to validate
+    _declare_response_headers(document)
+    _drop_unreferenced_schemas(document)
     return document
+
+
+_RESPONSE_HEADERS = {
+    "X-Request-Id": ("The request's id, also in every error body's request_id", {"type": "string"}),
+    "Cache-Control": ("no-store (the origin keys: public, with a max-age)", {"type": "string"}),
+    "WWW-Authenticate": ('Bearer realm="preview-tokens"', {"type": "string"}),
+    "Retry-After": ("Seconds to wait before retrying", {"type": "integer", "minimum": 0}),
+}
+_HEADERS_BY_STATUS = {"401": ("WWW-Authenticate",), "429": ("Retry-After",), "503": ("Retry-After",)}
+
+
+def _declare_response_headers(document: dict[str, Any]) -> None:
+    """The headers a client reads: ``X-Request-Id`` and ``Cache-Control`` on every answer,
+    ``WWW-Authenticate`` on a 401, ``Retry-After`` on a 429 and a 503."""
+    document["components"]["headers"] = {
+        name: {"description": description, "schema": schema}
+        for name, (description, schema) in _RESPONSE_HEADERS.items()
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, response in operation["responses"].items():
+                names = ("X-Request-Id", "Cache-Control", *_HEADERS_BY_STATUS.get(status, ()))
+                response["headers"] = {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+def _drop_unreferenced_schemas(document: dict[str, Any]) -> None:
+    """Only the schemas a response or request refers to, directly or through another schema (the
+    resolver adds its own validation-error schemas, which no answer of this API has)."""
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    wanted: set[str] = set()
+    pending: list[Any] = [document["paths"]]
+    while pending:
+        text = json.dumps(pending.pop())
+        for name, schema in schemas.items():
+            if name not in wanted and f'"#/components/schemas/{name}"' in text:
+                wanted.add(name)
+                pending.append(schema)
+    for name in set(schemas) - wanted:
+        del schemas[name]
 
 
 @app.exception_handler(PreviewError)  # type: ignore[untyped-decorator]

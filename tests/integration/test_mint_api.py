@@ -230,6 +230,16 @@ def test_a_key_without_previews_write_is_403(deployment: Deployment) -> None:
     assert_error(mint_with(deployment.api_key_without_scope), 403, "forbidden")
 
 
+@pytest.mark.parametrize("body", ['{"scope": "x"}', '{"x": 1}', "[]", "not json"])
+def test_a_key_without_previews_write_is_403_whatever_its_body(deployment: Deployment, body: str) -> None:
+    assert_error(mint_with(deployment.api_key_without_scope, body), 403, "forbidden")
+
+
+@pytest.mark.parametrize("body", [" ", "\n", "\t \r\n"])
+def test_a_body_of_whitespace_is_not_an_absent_body(deployment: Deployment, body: str) -> None:
+    assert_error(mint_with(deployment.api_key, body), 400, "invalid_request")
+
+
 def test_a_key_of_a_disabled_tenant_is_403(deployment: Deployment) -> None:
     deployment.tenants.put(TENANT, "Acme", status="disabled")
     assert_error(mint_with(deployment.api_key), 403, "forbidden")
@@ -369,6 +379,33 @@ def test_an_invalid_jwt_is_401(idp: IdentityProvider, make_token: Any) -> None:
 
 def test_a_jwt_without_previews_write_is_403(idp: IdentityProvider) -> None:
     assert_error(mint_with(idp.token(scope="openid profile")), 403, "forbidden")
+
+
+@pytest.mark.parametrize("subject", [None, "", 7])
+def test_a_jwt_without_a_subject_string_is_401(idp: IdentityProvider, subject: object) -> None:
+    token = idp.token(extra={"sub": subject})
+    if subject is None:  # absent, not null
+        claims = jwt.decode(token, options={"verify_signature": False})
+        del claims["sub"]
+        token = jwt.encode(claims, idp.rsa_key, algorithm="RS256", headers={"kid": "rs256"})
+    assert_error(mint_with(token), 401, "unauthorized")
+
+
+def test_a_jwt_whose_sub_is_an_api_key_id_is_not_that_key(
+    deployment: Deployment, idp: IdentityProvider
+) -> None:
+    """An identity provider's ``sub`` is any string; one equal to an API key's id neither passes
+    for that key in the list nor ends with it when the key is revoked with its tokens."""
+    from tests.integration.test_token_lifecycle import allowed, list_tokens, operator_lifecycle
+
+    response = mint_with(idp.token(extra={"sub": deployment.api_key_id}))
+    assert response.status == 200, response.body
+    token = response.json()["token"]
+
+    listed = list_tokens(deployment.api_key).json()["tokens"]
+    assert [entry["created_by"] for entry in listed] == [f"jwt:{deployment.api_key_id}"]
+    assert operator_lifecycle().revoke_api_key(TENANT, deployment.api_key_id, True, "cli-test")
+    assert allowed(token)
 
 
 def test_a_jwt_for_an_unregistered_tenant_is_403(idp: IdentityProvider) -> None:

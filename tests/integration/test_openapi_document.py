@@ -54,3 +54,23 @@ def test_revoking_one_token_and_the_body_limits_are_documented() -> None:
             assert "413" in operation["responses"]
             if "requestBody" in operation:
                 assert "415" in operation["responses"]
+
+
+def test_every_error_answer_has_the_error_shape_and_the_headers_a_client_reads() -> None:
+    document = mint_api.build_openapi()
+    for methods in document["paths"].values():
+        for operation in methods.values():
+            for status, response in operation["responses"].items():
+                headers = set(response["headers"])
+                assert {"X-Request-Id", "Cache-Control"} <= headers
+                if status.startswith(("4", "5")):
+                    assert "ErrorResponse" in json.dumps(response["content"]), (operation["summary"], status)
+                if status == "401":
+                    assert "WWW-Authenticate" in headers
+                if status in ("429", "503"):
+                    assert "Retry-After" in headers
+    text = json.dumps(document)
+    for name in document["components"]["headers"]:
+        assert f'"#/components/headers/{name}"' in text
+    for name in document["components"]["schemas"]:
+        assert f'"#/components/schemas/{name}"' in text, f"{name} is declared and never used"

@@ -59,7 +59,7 @@ class RevokeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    token: Annotated[str, Field(min_length=1, description="The preview token (mp_...) to revoke")]
+    token: Annotated[str, Field(description="The preview token (mp_...) to revoke")]
 
 
 class LiveToken(BaseModel):

@@ -3,8 +3,8 @@
 One item per event in ``AuditTable`` (partition ``tenant_id``, sort key ``at`` = ISO time +
 event + a random suffix, so a tenant's trail reads in time order), removed by DynamoDB TTL
 (``purge_at``) after the configured retention. An entry holds ids only: tenant, sandbox, the
-token's ``jti``, scope and ``exp``, the minting credential's id (an API key's ``key_id`` or a
-JWT's ``sub``), who acted, the request id, and for a first use the embedding page's origin
+token's ``jti``, scope and ``exp``, the minting credential's id (an API key's ``key_id`` or
+``jwt:`` + a JWT's ``sub``), who acted, the request id, and for a first use the embedding page's origin
 (scheme, host and port only). Never a token, a key or a cookie: nothing here is a credential.
 
 Standard library only (the exchange writes first uses without boto3); the items are
@@ -64,7 +64,7 @@ class AuditEntry:
     scope: str | None = None
     token_expires_at: int | None = None
     credential_id: str | None = None
-    """The credential that minted the token (an API key's ``key_id`` or a JWT ``sub``)."""
+    """The credential that minted the token (an API key's ``key_id``, or ``jwt:`` + a JWT's ``sub``)."""
     origin: str | None = None
     revoked: str | None = None
     """For a revocation: what was revoked (``token``, ``sandbox``, ``tenant``, ``credential``)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from preview_tokens.control_plane.api_keys import API_KEY_PREFIX, ApiKey, ApiKeyRepository
+from preview_tokens.control_plane.api_keys import API_KEY_PREFIX, PREVIEWS_WRITE, ApiKey, ApiKeyRepository
 from preview_tokens.control_plane.tenants import Tenant, TenantRepository
 from preview_tokens.errors import ForbiddenError, ServiceUnavailableError, UnauthorizedError
 from preview_tokens.observability import logger
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 JWT_ALGORITHMS = ["RS256", "ES256"]
 MAX_CREDENTIAL_LENGTH = 8192
+JWT_CREDENTIAL_PREFIX = "jwt:"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,16 @@ class Caller:
     scopes: frozenset[str]
     credential: Literal["api_key", "jwt"]
     credential_id: str = ""
-    """Who is calling: the API key's ``key_id``, or the JWT's ``sub`` (audit trail, token ``cid``)."""
+    """Who is calling: the API key's ``key_id``, or ``jwt:`` + the JWT's ``sub`` (audit trail, token
+    ``cid``, the list's ``created_by``). The prefix keeps the two apart: an identity provider's
+    ``sub`` may be any string, an API key's id among them, and revoking that key with its tokens
+    must not end the tokens a JWT with that ``sub`` minted."""
+
+    def require_previews_write(self, operation: str) -> None:
+        """403 unless the credential may mint and manage previews; checked before the body is read."""
+        if PREVIEWS_WRITE not in self.scopes:
+            logger.info(f"{operation} refused", extra={"reason": "missing previews:write"})
+            raise ForbiddenError("This credential lacks the previews:write scope.")
 
 
 def bearer_credential(authorization: str | None) -> str:
@@ -114,7 +124,7 @@ class CredentialVerifier:
                 algorithms=JWT_ALGORITHMS,
                 audience=self._jwt.audience,
                 issuer=self._jwt.issuer,
-                options={"require": ["exp", "iss", "aud"]},
+                options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except JwksUnavailableError as error:
             logger.warning("jwks unreachable", extra={"error_type": str(error)})
@@ -126,8 +136,11 @@ class CredentialVerifier:
         if not isinstance(tenant_id, str) or not tenant_id:
             logger.info("credential rejected", extra={"reason": "jwt has no tenant claim"})
             raise ForbiddenError()
-        subject = claims.get("sub")
-        return Caller(tenant_id, _jwt_scopes(claims), "jwt", subject if isinstance(subject, str) else "")
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            logger.info("credential rejected", extra={"reason": "jwt sub is not a non-empty string"})
+            raise UnauthorizedError()
+        return Caller(tenant_id, _jwt_scopes(claims), "jwt", JWT_CREDENTIAL_PREFIX + subject)
 
 
 def is_api_key(credential: str) -> bool:

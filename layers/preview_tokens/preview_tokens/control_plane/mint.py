@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Any
 
 from preview_tokens.control_plane.api_keys import (
-    PREVIEWS_WRITE,
     ApiKey,
     ApiKeyRepository,
     api_key_from_item,
@@ -310,9 +309,7 @@ class PreviewMinter:
     def mint(
         self, caller: Caller, tenant: Tenant, sandbox: Sandbox | None, request: MintBody, request_id: str
     ) -> MintedToken:
-        if PREVIEWS_WRITE not in caller.scopes:
-            logger.info("mint refused", extra={"reason": "missing previews:write"})
-            raise ForbiddenError("This credential lacks the previews:write scope.")
+        caller.require_previews_write("mint")
         if sandbox is None or sandbox.tenant_id != caller.tenant_id or sandbox.status != RUNNING:
             raise SandboxNotFoundError()
         try:
@@ -427,6 +424,7 @@ class MintService:
             if tenant is not None:
                 self.tenants.remember(tenant)
         active = require_active(tenant)
+        caller.require_previews_write("mint")
         request = MintBody.from_body(body, content_type)
         try:
             return self.minter.mint(caller, active, reads.sandbox, request, request_id)

@@ -82,11 +82,12 @@ def check_media_type(content_type: str | None) -> None:
 def parse_json_object(
     body: str | None, content_type: str | None = None, fields: Collection[str] | None = None
 ) -> dict[str, object] | None:
-    """The body's JSON object; ``None`` for an absent or blank body.
+    """The body's JSON object; ``None`` for an absent or empty body (whitespace alone is a body,
+    and not a JSON object: it is checked like any other).
 
     ``fields``: the names the operation takes; any other is a 400 (``None``: not checked here).
     """
-    if body is None or not body.strip():
+    if body is None or body == "":
         return None
     if _body_size(body) > MAX_BODY_BYTES:
         raise RequestTooLargeError()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from preview_tokens.control_plane.api_keys import PREVIEWS_WRITE, ApiKeyRepository
+from preview_tokens.control_plane.api_keys import ApiKeyRepository
 from preview_tokens.control_plane.audit import OPERATOR, AuditEntry, AuditEvent
 from preview_tokens.control_plane.credentials import Caller
 from preview_tokens.control_plane.request_body import parse_json_object
@@ -33,7 +33,6 @@ from preview_tokens.control_plane.sandboxes import DELETED, RUNNING, Sandbox, Sa
 from preview_tokens.control_plane.tenants import DISABLED, TenantRepository
 from preview_tokens.control_plane.token_records import CREDENTIAL_INDEX, TokenRecord, iso
 from preview_tokens.errors import (
-    ForbiddenError,
     InvalidRequestError,
     SandboxNotFoundError,
     ServiceUnavailableError,
@@ -89,7 +88,7 @@ class TokenLifecycle:
 
     def revoke_token(self, caller: Caller, token: str, request_id: str) -> None:
         """Revoke the caller's own live token; anything else is silently a no-op (RFC 7009)."""
-        _require_previews_write(caller)
+        caller.require_previews_write("lifecycle call")
         if self._signing_keys is None:
             raise ServiceUnavailableError()
         try:
@@ -254,7 +253,7 @@ class TokenLifecycle:
 
     def _callers_sandbox(self, caller: Caller, sandbox_id: str) -> Sandbox:
         """The caller's running sandbox, or ``sandbox_not_found`` exactly as for minting."""
-        _require_previews_write(caller)
+        caller.require_previews_write("lifecycle call")
         sandbox = SandboxRepository(self.tables.sandboxes, self.client).find_in_tenant(
             caller.tenant_id, sandbox_id
         )
@@ -362,12 +361,6 @@ class TokenLifecycle:
                     )
 
 
-def _require_previews_write(caller: Caller) -> None:
-    if PREVIEWS_WRITE not in caller.scopes:
-        logger.info("lifecycle call refused", extra={"reason": "missing previews:write"})
-        raise ForbiddenError("This credential lacks the previews:write scope.")
-
-
 def token_to_revoke(body: str | None, content_type: str | None = None) -> str:
     """The ``token`` of a revocation body (:class:`preview_tokens.control_plane.api_models.RevokeRequest`),
     read by the API's one strict parser (:mod:`request_body`): ``{"token": "mp_..."}`` and nothing else."""
@@ -376,7 +369,7 @@ def token_to_revoke(body: str | None, content_type: str | None = None) -> str:
     except InvalidRequestError as error:
         raise TokenRequestError(error.message) from None
     token = document.get("token") if document is not None else None
-    if not isinstance(token, str) or not token:
+    if not isinstance(token, str):
         raise TokenRequestError()
     return token
 
