@@ -107,6 +107,8 @@ function readAllows(request) {
   if (method !== 'GET' && method !== 'HEAD' && READ.indexOf(method.toUpperCase()) < 0) return false;
   if (!overridesRead(headers['x-http-method-override']) || !overridesRead(headers['x-method-override'])
     || !overridesRead(headers['x-http-method'])) return false;
+  // Origin form without a fragment only (access.read_scope_allows): a server may cut a path at '#'.
+  if (uri.charCodeAt(0) !== 47 || uri.indexOf('#') >= 0) return false;
   // A plain path's segments are pieces of it: without the prefix's first, none is input.
   if (FIRST !== null && PLAIN.test(uri) && uri.toLowerCase().indexOf(FIRST) < 0) return true;
   var path = segments(uri);

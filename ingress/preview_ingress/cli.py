@@ -59,7 +59,12 @@ def parser() -> argparse.ArgumentParser:
     feed.add_argument(
         "--no-revocations", action="store_true", help="nothing is revoked before exp (experiments only)"
     )
-    cli.add_argument("--revocation-poll-seconds", type=float, default=2.0)
+    cli.add_argument(
+        "--revocation-poll-seconds",
+        type=float,
+        default=2.0,
+        help="how often the revocation feed is read (default 2, at most 5)",
+    )
     cli.add_argument("--input-path-prefix", default="/input", help="refused to read scope (InputPathPrefix)")
     cli.add_argument(
         "--default-frame-ancestors", default="'none'", help="when an assertion carries no fa claim"
@@ -83,11 +88,26 @@ def parser() -> argparse.ArgumentParser:
         "--upstream-ca-file",
         help="PEM CAs the apps' https certificates are checked against (not the system's)",
     )
-    cli.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server; reachability is the network's job
-    cli.add_argument("--port", type=int, default=8080)
-    cli.add_argument("--admin-host", default="127.0.0.1")
-    cli.add_argument("--admin-port", type=int, default=9090)
+    cli.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a server; reachability is the network's job
+        help="the address the proxy listens on (default: all)",
+    )
+    cli.add_argument("--port", type=_port, default=8080, help="the proxy's port (default 8080)")
+    cli.add_argument("--admin-host", default="127.0.0.1", help="the admin port's address (default 127.0.0.1)")
+    cli.add_argument("--admin-port", type=_port, default=9090, help="/healthz and /metrics (default 9090)")
     return cli
+
+
+def _port(value: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, not {port}")
+    return port
 
 
 def _secrets(args: argparse.Namespace) -> list[str]:
@@ -142,7 +162,10 @@ def config_from(args: argparse.Namespace, access_log: Callable[[str], None] | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    command = parser()
+    args = command.parse_args(argv)
+    if args.port == args.admin_port != 0:
+        command.error(f"--port and --admin-port are both {args.port}")
     lines = LoopBatchedHandler(sys.stderr)
     try:
         config = config_from(args, lines.write_line)
@@ -165,7 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(config, args.host, args.port, args.admin_port, started, admin_host=args.admin_host)
 
-    run_on_ingress_loop(run())
+    try:
+        run_on_ingress_loop(run())
+    except OSError as error:  # a port in use, an address not on this host
+        print(f"preview-ingress: cannot listen: {error.strerror or error}", file=sys.stderr)
+        return 2
     logging.getLogger("preview_ingress").info(json.dumps({"event": "stopped"}))
     return 0
 

@@ -105,6 +105,7 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     SECRET_HEADER.lower(),
     ASSERTION_HEADER.lower(),
     TOKEN_ID_HEADER.lower(),
+    SCOPE_HEADER.lower(),  # the verified scope is added; a viewer's own never passes
 }
 _DROPPED_FROM_ANSWERS = HOP_BY_HOP | {"x-frame-options"}
 # What becomes of a header on its way through, by its name: decided once per spelling of a name
@@ -191,6 +192,14 @@ class ViewerRequestLike(Protocol):
     def remote(self) -> str | None: ...
     @property
     def scheme(self) -> str: ...
+
+
+def _sends_a_body(headers: CIMultiDictProxy[str]) -> bool:
+    """Whether the viewer sends a body: nothing a ``read`` viewer sends reaches the app, on a GET
+    (or any read method) as on a WebSocket."""
+    if "Transfer-Encoding" in headers:
+        return True
+    return any(length.strip() != "0" for length in headers.getall("Content-Length", []))
 
 
 class RefusedError(Exception):
@@ -393,7 +402,7 @@ class IngressProxy:
             raise RefusedError(DenialReason.REVOKED, "revoked", assertion)
         if assertion.scope == "read":
             overrides = tuple(v for name in METHOD_OVERRIDE_HEADERS for v in request.headers.getall(name, []))
-            if not self._read_allows(request.method, path, overrides):
+            if not self._read_allows(request.method, path, overrides) or _sends_a_body(request.headers):
                 raise RefusedError(DenialReason.READ_ONLY, "read_only", assertion)
         return assertion
 

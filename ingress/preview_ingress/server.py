@@ -107,10 +107,19 @@ class _Ingress:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         staleness = self.watch.staleness_seconds()
-        healthy = staleness <= self._config.max_revocation_staleness_seconds
+        keys = await asyncio.get_running_loop().run_in_executor(None, self._config.verifier.keys_available)
+        status = (
+            "revocations_unavailable"
+            if staleness > self._config.max_revocation_staleness_seconds
+            else "ok"
+            if keys
+            else "origin_keys_unavailable"
+        )
+        healthy = status == "ok"
         body = {
-            "status": "ok" if healthy else "revocations_unavailable",
+            "status": status,
             "revocation_feed_staleness_seconds": round(staleness, 3) if staleness != float("inf") else None,
+            "origin_keys_available": keys,
             "open_streams": self.proxy.open_streams,
         }
         return web.Response(

@@ -111,6 +111,10 @@ class KeySource(Protocol):
         """The public key ``kid``, or None if the data plane does not publish it."""
         ...
 
+    def available(self) -> bool:
+        """Whether assertions can be verified now: a key set is at hand, not too stale (health checks)."""
+        ...
+
 
 def _no_duplicate_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document: dict[str, Any] = {}
@@ -173,6 +177,9 @@ class StaticJwks:
     def key(self, kid: str) -> Ed25519PublicKey | None:
         return self._keys.get(kid)
 
+    def available(self) -> bool:
+        return bool(self._keys)
+
 
 def _fetch_json(url: str, timeout_seconds: float) -> object:
     if not url.startswith(("https://", "http://")):
@@ -230,6 +237,15 @@ class HttpJwks:
                 raise JwksUnavailableError()
             return self._keys.get(kid)
 
+    def available(self) -> bool:
+        """A usable key set, fetched now if there is none or it is due (at most every
+        ``min_refetch_seconds``): what a health check reports before any assertion arrives."""
+        with self._lock:
+            now = self._clock()
+            if self._keys is None or now - self._fetched_at >= self._cache_seconds:
+                self._refresh(now)
+            return bool(self._keys) and now - self._fetched_at < self._max_stale_seconds
+
     def _refresh(self, now: float) -> None:
         if self._attempted_at is not None and now - self._attempted_at < self._min_refetch_seconds:
             return
@@ -258,6 +274,10 @@ class OriginAssertionVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._clock = clock
+
+    def keys_available(self) -> bool:
+        """Whether the origin keys are at hand (a fetch may block for its timeout: not on the loop)."""
+        return self._keys.available()
 
     def verify(self, assertion: str | None, sandbox_id: str) -> OriginAssertion:
         """The assertion's claims if it is valid now for ``sandbox_id``; else raises."""

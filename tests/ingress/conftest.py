@@ -194,6 +194,7 @@ def sandbox_app(state: AppState) -> web.Application:
             "method": request.method,
             "path": request.raw_path,
             "headers": {name: value for name, value in request.headers.items()},
+            "scope_headers": request.headers.getall("X-Preview-Scope", []),
             "body_length": len(body),
             "peer": request.transport.get_extra_info("peername")[1] if request.transport else None,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -307,7 +308,47 @@ def test_the_app_is_told_the_verified_scope_never_the_viewers(ingress: Ingress, 
         "GET", f"{ingress.url}/echo", cloudfront(assertion(scope="read"), **{"X-Preview-Scope": "interact"})
     )
 
-    assert answer.json()["headers"]["X-Preview-Scope"] == "read"
+    assert answer.json()["scope_headers"] == ["read"]
+
+
+def raw_request(ingress: Ingress, head: str) -> bytes:
+    """The answer's status line to ``head`` sent as is: targets no HTTP client sends."""
+    port = int(ingress.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head.encode("latin-1"))
+        return connection.makefile("rb").readline()
+
+
+@pytest.mark.parametrize(
+    "target", ["/input#x", "/input#/../echo", "/echo#x", "http://sbx-one.preview.example/input", "*"]
+)
+def test_read_scope_refuses_a_fragment_or_a_target_not_in_origin_form(
+    ingress: Ingress, sandbox: Sandbox, target: str
+) -> None:
+    """A server may read ``/input#x`` as ``/input``, and an absolute-form target by its path."""
+    headers = "".join(f"{name}: {value}\r\n" for name, value in cloudfront(assertion(scope="read")).items())
+    status = raw_request(
+        ingress, f"GET {target} HTTP/1.1\r\nHost: sbx-one\r\n{headers}Connection: close\r\n\r\n"
+    )
+
+    assert status.split()[1] in (b"400", b"403")
+    assert sandbox.state.requests == []
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+@pytest.mark.parametrize(
+    "framing", ["Content-Length: 5\r\n\r\nhello", "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"]
+)
+def test_nothing_a_read_viewer_sends_in_a_body_reaches_the_app(
+    ingress: Ingress, sandbox: Sandbox, method: str, framing: str
+) -> None:
+    headers = "".join(f"{name}: {value}\r\n" for name, value in cloudfront(assertion(scope="read")).items())
+    status = raw_request(
+        ingress, f"{method} /echo HTTP/1.1\r\nHost: sbx-one\r\n{headers}Connection: close\r\n{framing}"
+    )
+
+    assert status.split()[1] == b"403"
+    assert sandbox.state.requests == []
 
 
 def test_read_scope_blocks_a_method_override(ingress: Ingress, sandbox: Sandbox) -> None:

@@ -83,6 +83,26 @@ def test_the_command_line_without_a_secret_exits_2(
 
 
 @pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        (["--port", "99999"], "a port is 0-65535, not 99999"),
+        (["--admin-port", "-1"], "a port is 0-65535, not -1"),
+        (["--port", "http"], "not a port number"),
+        (["--port", "9090", "--admin-port", "9090"], "--port and --admin-port are both 9090"),
+    ],
+)
+def test_a_port_that_cannot_be_is_refused_before_anything_starts(
+    ports: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--upstream", "http://127.0.0.1:3000", "--sandbox", "sbx-one", "--jwks-url", "http://x/"]
+    with pytest.raises(SystemExit) as exit_status:
+        main([*where, "--audience", "https://ingress.fleet.example", "--no-revocations", *ports])
+
+    assert exit_status.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("flags", "preserve_host", "keep_app_cookies"),
     [([], False, False), (["--preserve-host"], True, False), (["--keep-app-cookies"], False, True)],
 )

@@ -19,6 +19,7 @@ import pytest
 from preview_ingress import compiled
 from preview_ingress.access_log import encode, write_request
 from preview_ingress.log_handler import FLUSH_SECONDS, MAX_BUFFERED_LINES, LoopBatchedHandler
+from preview_origin.verifier import HttpJwks, OriginAssertionVerifier
 from preview_tokens.data_plane.origin_assertion import PublishedOriginKey, origin_jwks, public_key_of
 
 from tests.ingress.conftest import (
@@ -106,6 +107,23 @@ def test_healthz_is_ok_while_the_revocation_feed_is_fresh(ingress: Ingress) -> N
 
     assert health.status == 200
     assert health.json()["status"] == "ok"
+
+
+def test_healthz_is_503_while_the_origin_keys_cannot_be_fetched(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    """Every assertion would be refused (503): a load balancer must stop sending this instance traffic."""
+    unreachable = OriginAssertionVerifier(
+        HttpJwks("http://127.0.0.1:9/origin-keys", timeout_seconds=1), AUDIENCE
+    )
+    ingress = make_ingress(upstream=sandbox.url, sandbox_id="sbx-one", verifier=unreachable)
+
+    health = fetch("GET", f"{ingress.admin}/healthz")
+
+    assert health.status == 503
+    assert health.json()["status"] == "origin_keys_unavailable"
+    assert health.json()["origin_keys_available"] is False
+    assert fetch("GET", f"{ingress.url}/echo", cloudfront(assertion())).status == 503
 
 
 class FailingFeed:

@@ -383,6 +383,13 @@ LOOKALIKES: list[tuple[str, str, bool]] = [
     ("full-width reverse solidus", "/static/x\uff3c..\uff3c..\uff3cinput/stream", False),
     ("full-width semicolon", "/input\uff1bx/stream", False),
     ("full-width dots away from the input path", "/static/\uff0e\uff0e/stream", True),
+    # A server may cut the path at a '#' (issue 13's black-box review): a read request has none
+    ("a fragment", "/input/stream#x", False),
+    ("a fragment cutting dot segments off", "/input/stream#/../../static", False),
+    ("a fragment away from the input path", "/static#x", False),
+    ("an encoded number sign", "/static/a%23b", True),
+    ("absolute form", "http://sbx-a.sandboxes.example.com/input/stream", False),
+    ("asterisk form", "*", False),
 ]
 
 

@@ -182,8 +182,14 @@ def is_under_prefix(segments: Sequence[str | None], prefix: Sequence[str | None]
 def read_scope_allows(
     method: str, path: str, method_overrides: Sequence[str], input_prefix: Sequence[str | None]
 ) -> bool:
-    """May a ``read`` token make this request? (``input_prefix`` from :func:`input_path_segments`)."""
+    """May a ``read`` token make this request? (``input_prefix`` from :func:`input_path_segments`).
+
+    Only an origin-form path without a ``#``: a browser sends neither an absolute-form target
+    (``http://host/input``) nor a fragment, and a server may read either as the path before it
+    (``/input#/../x`` as ``/input``), where the segments here would not see the input path."""
     if method.upper() not in READ_METHODS:
+        return False
+    if not path.startswith("/") or "#" in path:
         return False
     if any(value.strip().upper() not in READ_METHODS for value in method_overrides):
         return False
