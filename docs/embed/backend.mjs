@@ -73,7 +73,7 @@ function reply(res, status, body, contentType) {
     "Content-Type": contentType,
     "Content-Length": Buffer.byteLength(body),
     "Cache-Control": "no-store",
-    "Content-Security-Policy": `default-src 'self'; frame-src ${settings.frameSrc}; base-uri 'none'; form-action 'none'`,
+    "Content-Security-Policy": `default-src 'self'; img-src 'self' data:; frame-src ${settings.frameSrc}; base-uri 'none'; form-action 'none'`,
   });
   res.end(body);
 }

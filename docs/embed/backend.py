@@ -116,7 +116,10 @@ class Backend(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
-        policy = f"default-src 'self'; frame-src {SETTINGS.frame_src}; base-uri 'none'; form-action 'none'"
+        policy = (
+            f"default-src 'self'; img-src 'self' data:; frame-src {SETTINGS.frame_src}; "
+            "base-uri 'none'; form-action 'none'"
+        )
         self.send_header("Content-Security-Policy", policy)
         self.end_headers()
         self.wfile.write(body)

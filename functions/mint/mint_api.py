@@ -103,6 +103,10 @@ def _no_body() -> None:
 
 
 def _authorization() -> str | None:
+    """The one ``Authorization`` header; two or more are no credential (401), not the last one."""
+    sent = app.current_event.multi_value_headers or {}
+    if sum(len(values or ()) for name, values in sent.items() if name.lower() == "authorization") > 1:
+        return None
     authorization: str | None = app.current_event.headers.get("Authorization")
     return authorization
 

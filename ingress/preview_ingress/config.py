@@ -100,6 +100,12 @@ class IngressConfig:
             _check_base_url(self.upstream_template.replace("{sandbox}", "sbx"), "upstream_template")
         if any(not pattern for pattern in self.preserve_host_for):
             raise IngressConfigError("a preserve_host_for pattern is empty")
+        if not self.default_frame_ancestors.strip() or any(
+            c in self.default_frame_ancestors for c in ";,\r\n"
+        ):
+            raise IngressConfigError(
+                "default_frame_ancestors (--default-frame-ancestors) is one CSP source list: no ';' or ','"
+            )
         if not self.input_path_prefix.startswith("/"):
             raise IngressConfigError("input_path_prefix must start with /")
         if not 0 < self.revocation_poll_seconds <= MAX_POLL_SECONDS:

@@ -935,7 +935,9 @@ class IngressProxy:
             for task in (to_viewer, to_app):
                 task.cancel()
             await asyncio.gather(to_viewer, to_app, return_exceptions=True)
-            if why != "ended":
+            if why == "shutdown":  # the ingress stops (a deploy): the session is fine, reconnect elsewhere
+                await viewer.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=why.encode())
+            elif why != "ended":  # revoked, expired: the session ends
                 await viewer.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=why.encode())
             elif to_viewer in done:  # the app closed: the viewer gets its code (not its reason)
                 await viewer.close(code=_relayable(app.close_code))

@@ -171,7 +171,8 @@ class DemoInfo:
             "tenant_id": DEMO_TENANT,
             "other_tenant_id": OTHER_TENANT,
             "sandbox_id": self.seed.sandbox_id,
-            "sandbox_ids": list(SANDBOXES[DEMO_TENANT]),
+            # the demo tenant's sandboxes: the seeded ones, then the developer's apps
+            "sandbox_ids": list(dict.fromkeys([*SANDBOXES[DEMO_TENANT], *self.apps])),
             "other_tenant_sandbox_id": self.seed.other_tenant_sandbox_id,
             "rate_limited_tenant_id": RATE_LIMITED_TENANT,
             "rate_limited_sandbox_id": self.seed.rate_limited_sandbox_id,
@@ -456,7 +457,9 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
         default=[],
         metavar="ID=URL",
         help="serve the app at URL (e.g. a dev server on http://127.0.0.1:5173) as sandbox ID of the "
-        "demo tenant, through the edge, the exchange and the fleet ingress; repeatable",
+        "demo tenant, through the edge, the exchange and the fleet ingress; only the URL's scheme, host "
+        "and port are used (a path or query, as in a printed http://localhost:8888/lab?token=..., is "
+        "dropped: the viewer's path is forwarded as sent); repeatable",
     )
     parser.add_argument(
         "--app-ca-file",

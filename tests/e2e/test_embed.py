@@ -49,6 +49,8 @@ def test_a_page_with_only_the_helper_and_the_example_backend_shows_the_preview(
 ) -> None:
     kind, url = backend
     sandbox_id = stack.demo["sandbox_ids"][0]
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     open_embedding_page(page, url)
     wait_for_sandbox(page, sandbox_id)
 
@@ -62,6 +64,7 @@ def test_a_page_with_only_the_helper_and_the_example_backend_shows_the_preview(
     assert events(page, "preview-minted")[0]["scope"] == "read"
     assert events(page, "preview-error") == []
     assert stack.origin_status(sandbox_id)["credential_seen"] is False
+    assert not [error for error in errors if "Content Security Policy" in error], errors
     page.screenshot(path=artifacts / f"embed-example-{kind}-backend.png")
 
 

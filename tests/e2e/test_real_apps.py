@@ -135,6 +135,8 @@ def test_the_stack_registers_each_app_as_a_sandbox(
     apps_stack: LocalStack, apps: dict[str, RunningApp]
 ) -> None:
     assert apps_stack.demo["apps"] == {key: app.url for key, app in apps.items()}
+    # an example backend that lets its page preview the demo tenant's sandboxes offers the apps too
+    assert set(apps) <= set(apps_stack.demo["sandbox_ids"])
 
 
 # --- Vite + React -------------------------------------------------------------------------------

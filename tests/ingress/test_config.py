@@ -42,6 +42,9 @@ def config(**overrides: Any) -> IngressConfig:
         ({"upstream": None, "sandbox_id": None, "upstream_template": "http://fixed.internal"}, "{sandbox}"),
         ({"revocation_poll_seconds": 6}, "revocation_poll_seconds"),
         ({"revocation_feed": None}, "revocation feed is required"),
+        ({"default_frame_ancestors": "'self'; script-src *"}, "one CSP source list"),
+        ({"default_frame_ancestors": "https://a.example, https://b.example"}, "one CSP source list"),
+        ({"default_frame_ancestors": " "}, "one CSP source list"),
     ],
 )
 def test_a_configuration_that_cannot_work_is_refused(overrides: dict[str, Any], message: str) -> None:

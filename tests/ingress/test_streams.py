@@ -216,6 +216,25 @@ def test_a_revoked_token_loses_its_websocket_and_then_its_http_within_a_poll(
     assert "Preview revoked" in page
 
 
+def test_an_ingress_that_stops_closes_its_websockets_as_going_away(
+    ingress: Ingress, sandbox: Sandbox
+) -> None:
+    """1001, not the 1008 of a session that ended: the viewer's session is fine, another ingress serves it."""
+
+    async def go() -> tuple[int | None, str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"{ingress.url}/ws", headers=cloudfront(assertion())) as ws,
+        ):
+            await _messages(ws, 1)
+            stopping = asyncio.get_running_loop().run_in_executor(None, ingress.running.stop)
+            _, why = await _closed(ws)
+            await stopping
+            return ws.close_code, why
+
+    assert asyncio.run(go()) == (1001, "shutdown")
+
+
 def test_a_websocket_is_closed_at_the_assertions_exp(ingress: Ingress, sandbox: Sandbox) -> None:
     async def go() -> tuple[WSMsgType, str]:
         async with (

@@ -220,6 +220,18 @@ def test_an_unknown_api_key_is_401(deployment: Deployment) -> None:
     assert_error(mint_with("msk_" + "A" * 43), 401, "unauthorized")
 
 
+@pytest.mark.parametrize("order", ["key first", "junk first"])
+def test_two_authorization_headers_are_no_credential(deployment: Deployment, order: str) -> None:
+    """Neither the first nor the last wins: two readers of the request could disagree on who asks."""
+    sent = [f"Bearer {deployment.api_key}", "Bearer msk_junk"]
+    if order == "junk first":
+        sent.reverse()
+    event = set_header(load_event("mint_read", credential=deployment.api_key), "Authorization", sent[-1])
+    event["multiValueHeaders"]["Authorization"] = sent
+
+    assert_error(mint(event), 401, "unauthorized")
+
+
 def test_a_revoked_api_key_is_401(deployment: Deployment) -> None:
     assert mint_with(deployment.api_key).status == 200
     assert deployment.api_keys.revoke(TENANT, deployment.api_key_id)
