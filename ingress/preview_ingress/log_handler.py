@@ -11,6 +11,7 @@ weak references to its handlers, which a native class cannot have.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TextIO
 
@@ -35,8 +36,23 @@ def install(handler: LoopBatchedHandler) -> LoopBatchedHandler:
     logging.logMultiprocessing = False
     logging._srcfile = None
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_library_record_as_a_line)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     return handler
+
+
+def _library_record_as_a_line(record: logging.LogRecord) -> bool:
+    """A record of aiohttp or asyncio (aiohttp's "Error handling request", with a traceback whose
+    frames hold the viewer's bytes) becomes one JSON line with its logger, level and exception type:
+    the log stays one JSON object per line, and nothing a viewer sent is written."""
+    if not record.name.startswith(("aiohttp", "asyncio")):
+        return True
+    line: dict[str, str] = {"event": "library_log", "logger": record.name, "level": record.levelname}
+    if record.exc_info and record.exc_info[0] is not None:
+        line["error_type"] = record.exc_info[0].__name__
+    record.msg, record.args = json.dumps(line), None
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
+    return True
 
 
 class LoopBatchedHandler(logging.StreamHandler[TextIO]):

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +286,12 @@ loop.close()
     assert ran.stderr == ""
 
 
+def raw_answer(port: int, request: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode("latin-1"))
+        return connection.makefile("rb").readline()
+
+
 def test_the_command_logs_each_request_on_stderr_between_listening_and_stopped(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -306,19 +313,29 @@ def test_the_command_logs_each_request_on_stderr_between_listening_and_stopped(
             for n in range(3)
         ]
         refused = fetch("GET", f"{url}/echo", cloudfront(token, secret="wrong-secret-wrong-secret"))
+        headers = "".join(f"{name}: {value}\r\n" for name, value in cloudfront(token).items())
+        malformed = raw_answer(
+            listening["port"],
+            f"POST /echo HTTP/1.1\r\nHost: x\r\n{headers}Transfer-Encoding: xchunked\r\n\r\n"
+            "viewer-body-bytes",
+        )
         process.send_signal(signal.SIGTERM)
         rest = process.stderr.read()
 
     # "compiled": which form runs (the wheel's mypyc modules under make test, the source under make ingress)
     assert (listening["event"], listening["compiled"]) == ("listening", compiled())
     assert (answers, refused.status) == ([200, 200, 200], 403)
-    lines = [json.loads(line) for line in rest.splitlines()]
+    assert malformed.startswith(b"HTTP/1.0 400")
+    lines = [json.loads(line) for line in rest.splitlines()]  # every line one JSON object
     assert [(line["event"], line.get("request_id"), line.get("status")) for line in lines] == [
         ("request", "cf-cli-0", 200),
         ("request", "cf-cli-1", 200),
         ("request", "cf-cli-2", 200),
         ("request", None, 403),
+        ("library_log", None, None),  # aiohttp's "Error handling request": its type, not its traceback
         ("stopped", None, None),
     ]
+    assert lines[4]["error_type"] == "BadHttpMessage"
+    assert "viewer-body-bytes" not in rest
     assert SECRET not in rest
     assert token.rsplit(".", 1)[1] not in rest
