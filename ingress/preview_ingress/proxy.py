@@ -194,6 +194,12 @@ class ViewerRequestLike(Protocol):
     def scheme(self) -> str: ...
 
 
+def _name_the_session(log: _Log, assertion: OriginAssertion | None) -> None:
+    """A refusal after the assertion verified (read_only, revoked) names its session in the log line."""
+    if assertion is not None:
+        log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
+
+
 def _sends_a_body(headers: CIMultiDictProxy[str]) -> bool:
     """Whether the viewer sends a body: nothing a ``read`` viewer sends reaches the app, on a GET
     (or any read method) as on a WebSocket."""
@@ -356,6 +362,7 @@ class IngressProxy:
             base = self._base(assertion)
         except RefusedError as refused:
             self._metrics.denials.labels(reason=refused.cause).inc()
+            _name_the_session(log, refused.assertion)
             response = self._denial(refused.reason, refused.assertion)
             return self._finish(log, "websocket" if websocket else "http", response, denied=refused.cause)
         log.fields.update(sandbox=assertion.sandbox_id, scope=assertion.scope, token_id=assertion.token_id)
@@ -424,7 +431,10 @@ class IngressProxy:
     def _sandbox_of(self, request: ViewerRequestLike) -> str | None:
         if self._config.sandbox_id is not None:
             return self._config.sandbox_id
-        label = request.headers.get("Host", "").split(".", 1)[0].split(":", 1)[0].lower()
+        hosts = request.headers.getall("Host", [])
+        if len(hosts) != 1:  # RFC 9112 §3.2: a request with more than one Host is a 400
+            return None
+        label = hosts[0].split(".", 1)[0].split(":", 1)[0].lower()
         return label if SANDBOX_LABEL.match(label) else None
 
     def _verified_before(self, presented: str | None, sandbox_id: str) -> OriginAssertion | None:
@@ -665,6 +675,7 @@ class IngressProxy:
             base = self._base(assertion)
         except RefusedError as refused:
             self._metrics.denials.labels(reason=refused.cause).inc()
+            _name_the_session(log, refused.assertion)
             self._write_denial(viewer, refused.reason, refused.assertion, keep_alive)
             self._logged(log, "http", _DENIAL_STATUS.get(refused.reason, 403), denied=refused.cause)
             return keep_alive

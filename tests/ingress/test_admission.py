@@ -351,6 +351,19 @@ def test_nothing_a_read_viewer_sends_in_a_body_reaches_the_app(
     assert sandbox.state.requests == []
 
 
+def test_a_request_with_two_hosts_names_no_sandbox(
+    make_ingress: Callable[..., Ingress], sandbox: Sandbox
+) -> None:
+    shared = make_ingress(upstream_resolver={SANDBOX: sandbox.url}.get)
+    headers = "".join(f"{name}: {value}\r\n" for name, value in cloudfront(assertion()).items())
+    two_hosts = f"Host: {SANDBOX}.preview.example\r\nHost: {SANDBOX}.preview.example\r\n"
+
+    status = raw_request(shared, f"GET /echo HTTP/1.1\r\n{two_hosts}{headers}Connection: close\r\n\r\n")
+
+    assert status.split()[1] in (b"400", b"403")
+    assert sandbox.state.requests == []
+
+
 def test_read_scope_blocks_a_method_override(ingress: Ingress, sandbox: Sandbox) -> None:
     headers = cloudfront(assertion(scope="read"), **{"X-HTTP-Method-Override": "DELETE"})
 

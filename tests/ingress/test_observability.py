@@ -55,6 +55,9 @@ def test_one_log_line_per_request_with_the_request_id_and_no_credential(
     assert lines[0]["path"] == "/echo"
     assert (lines[0]["sandbox"], lines[0]["scope"]) == ("sbx-one", "read")
     assert (lines[1]["denied"], lines[2]["denied"]) == ("read_only", "secret")
+    # a refusal after the assertion verified names its session; one before it cannot
+    assert (lines[1]["sandbox"], lines[1]["token_id"]) == ("sbx-one", lines[0]["token_id"])
+    assert "token_id" not in lines[2]
     logged = caplog.text
     assert SECRET not in logged
     assert token not in logged
