@@ -1,7 +1,7 @@
 // PreviewEdge, viewer request (docs/architecture.md); `make edge` copies it into template.yaml.
 // Mirror: local/preview_local/edge.py.
-import crypto from 'crypto';
 import cf from 'cloudfront';
+import crypto from 'crypto';
 
 var kvs = cf.kvs();
 var OURS = /^__host-mp_/i;

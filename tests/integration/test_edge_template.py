@@ -125,12 +125,16 @@ def test_the_ingress_origin_gets_the_secret_header_from_secrets_manager(resource
     ingress = origin(resources, "fleet-ingress")
 
     assert ingress["DomainName"] == {"Ref": "IngressOriginDomain"}
-    assert ingress["OriginCustomHeaders"] == [
-        {
-            "HeaderName": "X-Preview-Ingress-Secret",
-            "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${IngressOriginSecretId}:SecretString}}"},
-        }
-    ]
+    (header,) = ingress["OriginCustomHeaders"]
+    assert header["HeaderName"] == "X-Preview-Ingress-Secret"
+    # CloudFormation re-reads a secret only when the resource changes: a rotation names the new version
+    condition, versioned, current = header["HeaderValue"]["Fn::If"]
+    assert condition == "HasIngressSecretVersion"
+    assert versioned == {
+        "Fn::Sub": "{{resolve:secretsmanager:${IngressOriginSecretId}:SecretString:::"
+        "${IngressOriginSecretVersionId}}}"
+    }
+    assert current == {"Fn::Sub": "{{resolve:secretsmanager:${IngressOriginSecretId}:SecretString}}"}
     condition, vpc, public = ingress["CustomOriginConfig"]["Fn::If"]
     assert condition == "UseIngressVpcOrigin"
     assert vpc == {"Ref": "AWS::NoValue"}
@@ -157,3 +161,24 @@ def test_cloudfront_without_an_ingress_domain_is_refused_at_deploy_time() -> Non
     assert rule["Assertions"][0]["Assert"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "IngressOriginDomain"}, ""]}]
     }
+
+
+def test_one_certificate_without_the_other_is_refused_at_deploy_time() -> None:
+    """CloudFront exists only with both (HasCloudFront): one alone would deploy no preview, silently."""
+    rule = sam_template()["Rules"]["BothCertificatesOrNeither"]
+
+    preview_unset = {"Fn::Equals": [{"Ref": "PreviewCertificateArn"}, ""]}
+    cloudfront_unset = {"Fn::Equals": [{"Ref": "CloudFrontCertificateArn"}, ""]}
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Or": [
+            {"Fn::And": [preview_unset, cloudfront_unset]},
+            {"Fn::And": [{"Fn::Not": [preview_unset]}, {"Fn::Not": [cloudfront_unset]}]},
+        ]
+    }
+
+
+def test_the_deployed_function_imports_the_cloudfront_module_on_its_first_line(template: Template) -> None:
+    """AWS: "include the following statement in the first line of the function code" (origin modification)."""
+    code = template["Resources"]["PreviewEdge"]["Properties"]["FunctionCode"]["Fn::Sub"]
+
+    assert code.splitlines()[0] == "import cf from 'cloudfront';"
