@@ -211,3 +211,18 @@ def test_every_checkov_skip_in_the_template_says_why() -> None:
     skips = re.findall(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?", text)
     assert skips
     assert [check for check, reason in skips if len(reason.strip()) < 20] == []
+
+
+def test_every_function_logs_to_a_log_group_of_the_stack_that_expires_and_is_encrypted(
+    resources: dict[str, Any],
+) -> None:
+    """Not the /aws/lambda/... group Lambda would make on first use: never expiring, not encrypted
+    with the stack's key, left behind by `sam delete`."""
+    functions = {name: r for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"}
+    assert functions
+    for name, function in functions.items():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        log_group = resources[group]
+        assert log_group["Type"] == "AWS::Logs::LogGroup", name
+        assert log_group["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}
+        assert encrypted_with_data_key(log_group)
