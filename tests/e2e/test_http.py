@@ -69,6 +69,17 @@ def test_a_route_the_template_does_not_declare_gets_the_templates_gateway_respon
     assert reply.json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/__preview/nothing-here"), ("POST", "/?mt=mp_x")])
+def test_a_preview_request_with_no_route_gets_the_denial_page_with_frame_ancestors(
+    stack: LocalStack, method: str, path: str
+) -> None:
+    reply = fetch(f"{stack.preview_origin(stack.demo['sandbox_id'])}{path}", method=method)
+
+    assert reply.status == 403
+    assert '"reason": "no_token"' in reply.text
+    assert "frame-ancestors" in reply.headers["Content-Security-Policy"]
+
+
 def test_opening_a_preview_url_redirects_without_mt_and_sets_a_host_only_session_cookie(
     stack: LocalStack,
 ) -> None:

@@ -170,10 +170,13 @@ def headers_of(response: Mapping[str, Any], frame_ancestors: str) -> dict[str, s
     return headers
 
 
-def test_an_exchange_without_x_preview_token_gets_the_static_no_token_page(
-    template: Template, api: Mapping[str, Any]
+@pytest.mark.parametrize("response_type", ["UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN"])
+def test_an_exchange_without_x_preview_token_or_a_route_gets_the_static_no_token_page(
+    template: Template, api: Mapping[str, Any], response_type: str
 ) -> None:
-    response = gateway_response(template, api, "UNAUTHORIZED")
+    """No X-Preview-Token (the authorizer never runs), or no route (an unknown /__preview/ path, a
+    POST with ?mt=): the denial page with the tenant's frame-ancestors, not API Gateway's JSON."""
+    response = gateway_response(template, api, response_type)
 
     assert response["statusCode"] == "403"
     assert set(response["responseTemplates"]) == {"text/html", "application/json"}
@@ -212,6 +215,7 @@ def test_an_origin_that_fails_or_times_out_yields_the_sandbox_not_responding_pag
     "response_type",
     [
         "UNAUTHORIZED",
+        "MISSING_AUTHENTICATION_TOKEN",
         "AUTHORIZER_FAILURE",
         "AUTHORIZER_CONFIGURATION_ERROR",
         "INTEGRATION_FAILURE",
@@ -238,6 +242,7 @@ def test_denial_pages_carry_the_exchange_security_headers_and_stay_frameable(
 def test_every_other_gateway_response_keeps_api_gateway_defaults(api: Mapping[str, Any]) -> None:
     assert set(api["x-amazon-apigateway-gateway-responses"]) == {
         "UNAUTHORIZED",
+        "MISSING_AUTHENTICATION_TOKEN",
         "AUTHORIZER_FAILURE",
         "AUTHORIZER_CONFIGURATION_ERROR",
         "INTEGRATION_FAILURE",
