@@ -108,13 +108,10 @@ class _Ingress:
     async def _healthz(self, request: web.Request) -> web.Response:
         staleness = self.watch.staleness_seconds()
         keys = await asyncio.get_running_loop().run_in_executor(None, self._config.verifier.keys_available)
-        status = (
-            "revocations_unavailable"
-            if staleness > self._config.max_revocation_staleness_seconds
-            else "ok"
-            if keys
-            else "origin_keys_unavailable"
-        )
+        if staleness > self._config.max_revocation_staleness_seconds:
+            status = "revocations_unavailable"
+        else:
+            status = "ok" if keys else "origin_keys_unavailable"
         healthy = status == "ok"
         body = {
             "status": status,

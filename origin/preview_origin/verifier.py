@@ -230,21 +230,31 @@ class HttpJwks:
 
     def key(self, kid: str) -> Ed25519PublicKey | None:
         with self._lock:
-            now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self._cache_seconds or kid not in self._keys:
-                self._refresh(now)
-            if self._keys is None or now - self._fetched_at >= self._max_stale_seconds:
-                raise JwksUnavailableError()
-            return self._keys.get(kid)
+            keys = self._usable_keys(kid)
+        if keys is None:
+            raise JwksUnavailableError()
+        return keys.get(kid)
 
     def available(self) -> bool:
         """A usable key set, fetched now if there is none or it is due (at most every
         ``min_refetch_seconds``): what a health check reports before any assertion arrives."""
         with self._lock:
-            now = self._clock()
-            if self._keys is None or now - self._fetched_at >= self._cache_seconds:
-                self._refresh(now)
-            return bool(self._keys) and now - self._fetched_at < self._max_stale_seconds
+            return bool(self._usable_keys())
+
+    def _usable_keys(self, wanted_kid: str | None = None) -> dict[str, Ed25519PublicKey] | None:
+        """The key set, fetched again when due or when it lacks ``wanted_kid``; ``None`` when there
+        is none or the last good one is older than ``max_stale_seconds``. Under the lock."""
+        now = self._clock()
+        keys = self._keys
+        if (
+            keys is None
+            or now - self._fetched_at >= self._cache_seconds
+            or (wanted_kid is not None and wanted_kid not in keys)
+        ):
+            self._refresh(now)
+        if self._keys is None or now - self._fetched_at >= self._max_stale_seconds:
+            return None
+        return self._keys
 
     def _refresh(self, now: float) -> None:
         if self._attempted_at is not None and now - self._attempted_at < self._min_refetch_seconds:

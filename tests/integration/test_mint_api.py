@@ -18,6 +18,7 @@ from preview_tokens.data_plane.wiring import preview_gate
 from preview_tokens.keys.signing_keys import ACTIVE, StoredSigningKey, encryption_context
 
 from tests.integration.conftest import clear_cold_start_caches
+from tests.integration.test_token_lifecycle import allowed, list_tokens, operator_lifecycle
 from tests.support.deployment import OTHER_SANDBOX, PREVIEW_DOMAIN, SANDBOX, TENANT, Deployment
 from tests.support.events import for_sandbox, lambda_context, load_event, set_header, with_body
 from tests.support.jwks import AUDIENCE, ISSUER, TENANT_CLAIM, IdentityProvider, identity_provider
@@ -408,8 +409,6 @@ def test_a_jwt_whose_sub_is_an_api_key_id_is_not_that_key(
 ) -> None:
     """An identity provider's ``sub`` is any string; one equal to an API key's id neither passes
     for that key in the list nor ends with it when the key is revoked with its tokens."""
-    from tests.integration.test_token_lifecycle import allowed, list_tokens, operator_lifecycle
-
     response = mint_with(idp.token(extra={"sub": deployment.api_key_id}))
     assert response.status == 200, response.body
     token = response.json()["token"]
